@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SQL regression suite: runs each pg_test/sql/NAME.sql with psql in a fresh database of a running
+# cluster and compares what a psql user sees with pg_test/expected/NAME.out.
+# Usage: pg_test/run_sql.sh PORT [NAME...]    MIGRATE_ACCEPT=1 rewrites the expected files.
+set -uo pipefail
+cd "$(dirname "$0")"
+port=$1; shift
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  for f in sql/*.sql; do names+=("$(basename "$f" .sql)"); done
+fi
+mkdir -p results
+passed=0 failed=0
+for name in "${names[@]}"; do
+  db="regress_$name"
+  psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+    -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+  # VERBOSITY=verbose prints each error's SQLSTATE; LOCATION lines name source lines and change
+  # with the code, so they are dropped.
+  PGOPTIONS="-c client_min_messages=notice" \
+  psql -X -a -q -h 127.0.0.1 -p "$port" -U postgres -d "$db" \
+    -v VERBOSITY=verbose -v SHOW_CONTEXT=errors -f "sql/$name.sql" 2>&1 \
+    | grep -v '^LOCATION:  ' > "results/$name.out"
+  if [ "${MIGRATE_ACCEPT:-0}" = 1 ]; then cp "results/$name.out" "expected/$name.out"; fi
+  if diff -u "expected/$name.out" "results/$name.out" > "results/$name.diff"; then
+    echo "ok   sql/$name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL sql/$name"
+    cat "results/$name.diff"
+    failed=$((failed + 1))
+  fi
+done
+echo "sql: $passed passed, $failed failed"
+[ "$failed" = 0 ]

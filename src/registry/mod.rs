@@ -1,0 +1,10 @@
+//! The migration registry: versions, checksums, and applying/rolling back migrations in the
+//! caller's transaction.
+
+mod api;
+pub mod catalog;
+pub mod checksum;
+mod execute;
+pub mod options;
+pub mod plan;
+pub mod version;

@@ -1,0 +1,84 @@
+-- The migration registry: tables, the append-only event log, the history view, status(),
+-- privileges and pg_dump registration. Everything is schema-qualified; this runs inside
+-- CREATE EXTENSION with search_path = migrate.
+
+-- Who may run migrations: members of migrate_admin (plus superusers and the extension owner).
+-- Roles are cluster-wide, so a second database's CREATE EXTENSION reuses the role.
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
+                   WHERE rolname OPERATOR(pg_catalog.=) 'migrate_admin') THEN
+        CREATE ROLE migrate_admin NOLOGIN;
+    END IF;
+END
+$do$;
+
+CREATE SEQUENCE migrate.run_id_seq;
+CREATE SEQUENCE migrate.event_id_seq;
+
+CREATE TABLE migrate.migrations (
+    version            text PRIMARY KEY,
+    -- natural-order key (see src/registry/version.rs); unique, so 001 and 1 cannot coexist
+    sort_key           bytea NOT NULL UNIQUE,
+    name               text,
+    up_sql             text NOT NULL,
+    down_sql           text,
+    checksum           text NOT NULL,
+    checksum_algorithm text NOT NULL DEFAULT 'sha256',
+    transactional      boolean NOT NULL DEFAULT true,
+    requires           text[] NOT NULL DEFAULT '{}',
+    added_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    added_by           name NOT NULL,
+    state              text NOT NULL DEFAULT 'pending'
+        CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'applied', 'baselined'])),
+    applied_at         timestamptz,
+    applied_by         name,
+    applied_checksum   text,
+    duration           interval,
+    run_id             bigint
+);
+COMMENT ON TABLE migrate.migrations IS
+    'Registered migrations and their state; written only by the migrate.* functions.';
+
+CREATE TABLE migrate.events (
+    id             bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.event_id_seq'),
+    run_id         bigint NOT NULL,
+    version        text,
+    action         text NOT NULL,
+    started_at     timestamptz NOT NULL,
+    finished_at    timestamptz,
+    role           name NOT NULL,
+    client_addr    inet,
+    error_sqlstate text,
+    error_message  text,
+    detail         text
+);
+COMMENT ON TABLE migrate.events IS
+    'Append-only log of every registry action; read it through migrate.history.';
+
+-- Append-only even for the owner: history is evidence.
+CREATE FUNCTION migrate.events_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    RAISE EXCEPTION 'migrate.events is append-only'
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'The migration history cannot be changed or deleted.';
+END
+$fn$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON migrate.events
+    FOR EACH ROW EXECUTE FUNCTION migrate.events_append_only();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON migrate.events
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.events_append_only();
+
+CREATE VIEW migrate.history AS
+SELECT e.id, e.run_id, e.version, e.action, e.started_at, e.finished_at,
+       e.finished_at OPERATOR(pg_catalog.-) e.started_at AS duration,
+       e.role, e.client_addr, e.error_sqlstate, e.error_message, e.detail
+FROM migrate.events e;
+COMMENT ON VIEW migrate.history IS 'The append-only event log of the migration registry.';
+
+-- pg_dump keeps the registry's rows and sequence positions.
+SELECT pg_catalog.pg_extension_config_dump('migrate.migrations', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.events', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.event_id_seq', '');

@@ -1,0 +1,29 @@
+-- Runs after every function is created: status(), then privileges.
+
+CREATE FUNCTION migrate.status()
+RETURNS TABLE (version text, name text, state text, applied_at timestamptz, applied_by name,
+               duration interval, checksum_ok boolean, transactional boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT m.version, m.name, m.state, m.applied_at, m.applied_by, m.duration,
+           m.checksum OPERATOR(pg_catalog.=) migrate.checksum(m.up_sql)
+             AND (m.applied_checksum IS NULL
+                  OR m.applied_checksum OPERATOR(pg_catalog.=) m.checksum),
+           m.transactional
+    FROM migrate.migrations m
+    ORDER BY m.sort_key;
+END;
+COMMENT ON FUNCTION migrate.status() IS
+    'Every registered migration in version order with its state and checksum health.';
+
+-- Nobody but the owner writes the registry; migrate_admin reads it and calls the API, whose
+-- bookkeeping runs as the owner (see src/pg/security.rs).
+REVOKE ALL ON ALL TABLES IN SCHEMA migrate FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA migrate FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA migrate FROM PUBLIC;
+GRANT USAGE ON SCHEMA migrate TO migrate_admin;
+GRANT SELECT ON migrate.migrations, migrate.events, migrate.history TO migrate_admin;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA migrate TO migrate_admin;
+-- Computing a checksum reveals nothing: anyone may.
+GRANT USAGE ON SCHEMA migrate TO PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.checksum(text) TO PUBLIC;
