@@ -16,7 +16,12 @@ pub struct UserError {
 
 impl UserError {
     pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), detail: None, hint: None }
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -59,7 +64,9 @@ impl<T> OrRaise<T> for Result<T> {
 
 /// Formats a raw SQLSTATE integer as its five characters (PostgreSQL's unpack_sql_state).
 pub fn sqlstate_text(code: i32) -> String {
-    (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
+    (0..5)
+        .map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -68,7 +75,13 @@ mod tests {
 
     #[test]
     fn sqlstate_round_trip() {
-        assert_eq!(sqlstate_text(PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION as i32), "23505");
-        assert_eq!(sqlstate_text(PgSqlErrorCode::ERRCODE_SYNTAX_ERROR as i32), "42601");
+        assert_eq!(
+            sqlstate_text(PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION as i32),
+            "23505"
+        );
+        assert_eq!(
+            sqlstate_text(PgSqlErrorCode::ERRCODE_SYNTAX_ERROR as i32),
+            "42601"
+        );
     }
 }

@@ -14,7 +14,11 @@ pub mod registry;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("sql/registry.sql", name = "registry_schema", bootstrap);
-extension_sql_file!("sql/registry_finalize.sql", name = "registry_finalize", finalize);
+extension_sql_file!(
+    "sql/registry_finalize.sql",
+    name = "registry_finalize",
+    finalize
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
@@ -29,8 +33,7 @@ fn checksum(sql: &str) -> String {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
-mod tests;
+mod in_server_tests;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -43,7 +43,11 @@ thread_local! {
 unsafe extern "C-unwind" fn record_error_site(_arg: *mut std::ffi::c_void) {
     // SAFETY: these read the error being raised, which is what context callbacks are for.
     let (code, position, internal) = unsafe {
-        (pg_sys::geterrcode(), pg_sys::geterrposition(), pg_sys::getinternalerrposition())
+        (
+            pg_sys::geterrcode(),
+            pg_sys::geterrposition(),
+            pg_sys::getinternalerrposition(),
+        )
     };
     let (statement_start, statement) = RUNNING.get();
     // Syntax errors from our own parse of the whole script carry a plain position; errors from
@@ -55,7 +59,11 @@ unsafe extern "C-unwind" fn record_error_site(_arg: *mut std::ffi::c_void) {
     } else {
         0
     };
-    LAST_SITE.set(ErrorSite { sqlstate: code, position, statement });
+    LAST_SITE.set(ErrorSite {
+        sqlstate: code,
+        position,
+        statement,
+    });
 }
 
 /// Pushes [`record_error_site`] on the error context stack for as long as it lives, and pops it
@@ -115,7 +123,10 @@ fn split(script: &str) -> Vec<Statement> {
                 0 => script.len(),
                 len => start + len as usize,
             };
-            out.push(Statement { text: script[start..end].to_string(), offset: start });
+            out.push(Statement {
+                text: script[start..end].to_string(),
+                offset: start,
+            });
         }
     }
     out
@@ -142,12 +153,18 @@ pub fn run(script: &str) {
         // SAFETY: SPI is connected; read_only = false gives each statement a fresh snapshot.
         let rc = unsafe { pg_sys::SPI_execute(c_text.as_ptr(), false, 0) };
         if rc == pg_sys::SPI_ERROR_TRANSACTION {
-            LAST_SITE.set(ErrorSite { sqlstate: 0, position: 0, statement: RUNNING.get().1 });
+            LAST_SITE.set(ErrorSite {
+                sqlstate: 0,
+                position: 0,
+                statement: RUNNING.get().1,
+            });
             crate::error::UserError::new(
                 PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
                 "transaction control statements are not allowed in a migration script",
             )
-            .hint("Remove BEGIN/COMMIT/ROLLBACK: each migration already runs in its own transaction.")
+            .hint(
+                "Remove BEGIN/COMMIT/ROLLBACK: each migration already runs in its own transaction.",
+            )
             .raise();
         } else if rc < 0 {
             error!("migrate: SPI_execute failed with code {rc}");

@@ -9,12 +9,16 @@ use pgrx::PgTryBuilder;
 /// Runs `f` in a subtransaction. On success the subtransaction is released (its work becomes
 /// part of the caller's transaction); on any error it is rolled back and the error returned, so
 /// the caller can report it with more context and nothing `f` did remains.
-pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, CaughtError> {
+pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, Box<CaughtError>> {
     // SAFETY: we read the current memory context and resource owner to restore them after the
     // subtransaction ends, as PL/pgSQL's exec_stmt_block does.
     // Kept as addresses so the catch handler stays UnwindSafe.
-    let (memory_context, resource_owner) =
-        unsafe { (pg_sys::CurrentMemoryContext as usize, pg_sys::CurrentResourceOwner as usize) };
+    let (memory_context, resource_owner) = unsafe {
+        (
+            pg_sys::CurrentMemoryContext as usize,
+            pg_sys::CurrentResourceOwner as usize,
+        )
+    };
     let restore = move || unsafe {
         // SAFETY: both were valid when saved and outlive the subtransaction.
         pg_sys::MemoryContextSwitchTo(memory_context as pg_sys::MemoryContext);
@@ -41,7 +45,7 @@ pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, CaughtError> {
             pg_sys::RollbackAndReleaseCurrentSubTransaction();
         }
         restore();
-        Err(error)
+        Err(Box::new(error))
     })
     .execute()
 }

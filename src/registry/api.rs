@@ -23,7 +23,9 @@ fn null_argument(argument: &str, function: &str) -> UserError {
         PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
         format!("{argument} must not be NULL"),
     )
-    .hint(format!("Pass a value for {argument} to migrate.{function}()."))
+    .hint(format!(
+        "Pass a value for {argument} to migrate.{function}()."
+    ))
 }
 
 /// Validates a version argument: not NULL, not empty, only letters, digits, `.`, `_`, `-`.
@@ -151,7 +153,11 @@ fn add_migration(
     for (sql, direction) in [(Some(up_sql), Direction::Up), (down_sql, Direction::Down)] {
         let Some(sql) = sql else { continue };
         if execute::check_syntax(version, direction, sql)? == 0 {
-            let which = if direction == Direction::Up { "up_sql" } else { "down_sql" };
+            let which = if direction == Direction::Up {
+                "up_sql"
+            } else {
+                "down_sql"
+            };
             return Err(UserError::new(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("{which} of migration {version} contains no SQL statement"),
@@ -178,13 +184,19 @@ fn add_migration(
                 other.version
             ),
         )
-        .hint(format!("Use the spelling \"{}\", or choose another version.", other.version)));
+        .hint(format!(
+            "Use the spelling \"{}\", or choose another version.",
+            other.version
+        )));
     }
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
     if let Some(cycle) = plan::find_cycle(&entries, version, &opts.requires) {
         return Err(UserError::new(
             PgSqlErrorCode::ERRCODE_INVALID_RECURSION,
-            format!("migration {version} would create a dependency cycle: {}", cycle.join(" -> ")),
+            format!(
+                "migration {version} would create a dependency cycle: {}",
+                cycle.join(" -> ")
+            ),
         )
         .hint("Remove one of the requirements in the cycle."));
     }
@@ -223,10 +235,13 @@ fn add_migration(
                     PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     format!("migration {version} is already applied and its options differ"),
                 )
-                .hint("Applied migrations are immutable: keep the options they were applied with."));
+                .hint(
+                    "Applied migrations are immutable: keep the options they were applied with.",
+                ));
             }
             if m.name.as_deref() == name
-                && m.down_sql.as_deref().map(checksum::normalise) == down_sql.map(checksum::normalise)
+                && m.down_sql.as_deref().map(checksum::normalise)
+                    == down_sql.map(checksum::normalise)
             {
                 return Ok("unchanged");
             }
@@ -272,15 +287,23 @@ fn same_definition(m: &Migration, def: &catalog::Definition<'_>) -> bool {
 /// Applies pending migrations in version order up to `target` (default: all), atomically in the
 /// caller's transaction. Returns one row per migration applied.
 #[pg_extern(volatile)]
-fn apply(target: default!(Option<&str>, "NULL")) -> TableIterator<
+fn apply(
+    target: default!(Option<&str>, "NULL"),
+) -> TableIterator<
     'static,
-    (name!(version, String), name!(name, Option<String>), name!(duration, Interval)),
+    (
+        name!(version, String),
+        name!(name, Option<String>),
+        name!(duration, Interval),
+    ),
 > {
     TableIterator::new(apply_pending(target).or_raise())
 }
 
 fn apply_pending(target: Option<&str>) -> Result<Vec<StepRow>> {
-    let target = target.map(|t| checked_version(Some(t), "target", "apply")).transpose()?;
+    let target = target
+        .map(|t| checked_version(Some(t), "target", "apply"))
+        .transpose()?;
     catalog::lock_registry();
     let all = catalog::load_all(true);
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
@@ -318,9 +341,15 @@ fn apply_pending(target: Option<&str>) -> Result<Vec<StepRow>> {
 
 /// Rolls back the newest `steps` applied migrations, newest first, atomically.
 #[pg_extern(volatile)]
-fn rollback(steps: default!(Option<i32>, "1")) -> TableIterator<
+fn rollback(
+    steps: default!(Option<i32>, "1"),
+) -> TableIterator<
     'static,
-    (name!(version, String), name!(name, Option<String>), name!(duration, Interval)),
+    (
+        name!(version, String),
+        name!(name, Option<String>),
+        name!(duration, Interval),
+    ),
 > {
     let rows = (|| {
         let steps = steps.ok_or_else(|| null_argument("steps", "rollback"))?;
@@ -338,11 +367,18 @@ fn rollback(steps: default!(Option<i32>, "1")) -> TableIterator<
 
 /// Rolls back every applied migration newer than `target`, newest first, atomically.
 #[pg_extern(volatile)]
-fn rollback_to(target: Option<&str>) -> TableIterator<
+fn rollback_to(
+    target: Option<&str>,
+) -> TableIterator<
     'static,
-    (name!(version, String), name!(name, Option<String>), name!(duration, Interval)),
+    (
+        name!(version, String),
+        name!(name, Option<String>),
+        name!(duration, Interval),
+    ),
 > {
-    let rows = checked_version(target, "target", "rollback_to").and_then(|t| roll_back(None, Some(t)));
+    let rows =
+        checked_version(target, "target", "rollback_to").and_then(|t| roll_back(None, Some(t)));
     TableIterator::new(rows.or_raise())
 }
 
@@ -360,7 +396,10 @@ fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
     let mut out = Vec::with_capacity(chosen.len());
     for (&i, executor) in chosen.iter().zip(roles) {
         let m = &all[i];
-        let down = m.down_sql.as_deref().expect("planner refuses irreversible migrations");
+        let down = m
+            .down_sql
+            .as_deref()
+            .expect("planner refuses irreversible migrations");
         let started = catalog::clock_now();
         let duration = execute::run_step(m, Direction::Down, down, executor, || {
             catalog::mark_pending(&m.version);
@@ -414,7 +453,11 @@ fn baseline(version: Option<&str>) -> i32 {
 #[pg_extern(stable)]
 fn validate() -> TableIterator<
     'static,
-    (name!(version, String), name!(problem, String), name!(detail, String)),
+    (
+        name!(version, String),
+        name!(problem, String),
+        name!(detail, String),
+    ),
 > {
     let all = catalog::load_all(false);
     let mut rows = Vec::new();
@@ -424,13 +467,18 @@ fn validate() -> TableIterator<
             rows.push((
                 m.version.clone(),
                 "checksum_mismatch".to_string(),
-                format!("stored checksum sha256:{} but the up script hashes to sha256:{actual}", m.checksum),
+                format!(
+                    "stored checksum sha256:{} but the up script hashes to sha256:{actual}",
+                    m.checksum
+                ),
             ));
         } else if let Some(applied) = m.applied_checksum.as_ref().filter(|a| **a != actual) {
             rows.push((
                 m.version.clone(),
                 "checksum_mismatch".to_string(),
-                format!("applied with sha256:{applied} but the up script now hashes to sha256:{actual}"),
+                format!(
+                    "applied with sha256:{applied} but the up script now hashes to sha256:{actual}"
+                ),
             ));
         }
     }

@@ -10,7 +10,7 @@ use crate::pg::security::as_registry_owner;
 
 /// Key of the transaction-scoped advisory lock that serialises registry changes in a database
 /// (the bytes of "migrate" as a number, so it is recognisable in pg_locks).
-pub const REGISTRY_LOCK_KEY: i64 = 0x6d69_6772_6174_65;
+pub const REGISTRY_LOCK_KEY: i64 = 0x006d_6967_7261_7465;
 
 /// One row of `migrate.migrations`.
 #[derive(Debug, Clone)]
@@ -154,15 +154,19 @@ pub fn amend(version: &str, name: Option<&str>, down_sql: Option<&str>) {
 
 /// The current time from the server's clock (not the transaction start).
 pub fn clock_now() -> TimestampWithTimeZone {
-    spi(Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()"))
-        .expect("clock_timestamp() is never NULL")
+    spi(Spi::get_one::<TimestampWithTimeZone>(
+        "SELECT pg_catalog.clock_timestamp()",
+    ))
+    .expect("clock_timestamp() is never NULL")
 }
 
 /// A new run id, shared by the events of one API call.
 pub fn next_run_id() -> i64 {
     as_registry_owner(|| {
-        spi(Spi::get_one::<i64>("SELECT pg_catalog.nextval('migrate.run_id_seq')"))
-            .expect("nextval is never NULL")
+        spi(Spi::get_one::<i64>(
+            "SELECT pg_catalog.nextval('migrate.run_id_seq')",
+        ))
+        .expect("nextval is never NULL")
     })
 }
 
@@ -180,7 +184,13 @@ pub fn mark_applied(
                applied_checksum = checksum, run_id = $4, \
                duration = pg_catalog.clock_timestamp() - $5 \
              WHERE version = $1 RETURNING duration",
-            &[version.into(), state.into(), applied_by.into(), run_id.into(), started.into()],
+            &[
+                version.into(),
+                state.into(),
+                applied_by.into(),
+                run_id.into(),
+                started.into(),
+            ],
         ))
         .expect("the migration row exists")
     })

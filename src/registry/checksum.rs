@@ -8,7 +8,9 @@ pub const ALGORITHM: &str = "sha256";
 
 /// The text that is hashed: no leading BOM, `\r\n` as `\n`.
 pub fn normalise(sql: &str) -> String {
-    sql.strip_prefix('\u{feff}').unwrap_or(sql).replace("\r\n", "\n")
+    sql.strip_prefix('\u{feff}')
+        .unwrap_or(sql)
+        .replace("\r\n", "\n")
 }
 
 /// Lower-case hex SHA-256 of the normalised text.
@@ -37,10 +39,16 @@ mod tests {
     #[test]
     fn line_endings_and_bom_do_not_matter() {
         let lf = "CREATE TABLE t (id int);\nSELECT 1;\n";
-        assert_eq!(checksum(lf), checksum("CREATE TABLE t (id int);\r\nSELECT 1;\r\n"));
+        assert_eq!(
+            checksum(lf),
+            checksum("CREATE TABLE t (id int);\r\nSELECT 1;\r\n")
+        );
         assert_eq!(checksum(lf), checksum(&format!("\u{feff}{lf}")));
         // Only a leading BOM is dropped, and a lone CR is content.
-        assert_ne!(checksum(lf), checksum("CREATE TABLE t (id int);\rSELECT 1;\r"));
+        assert_ne!(
+            checksum(lf),
+            checksum("CREATE TABLE t (id int);\rSELECT 1;\r")
+        );
         assert_ne!(checksum(lf), checksum(&format!("{lf}\u{feff}")));
     }
 }

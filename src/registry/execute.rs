@@ -85,12 +85,18 @@ pub fn check_syntax(version: &str, direction: Direction, sql: &str) -> Result<us
         let site = script::last_error_site();
         let mut e = UserError::new(
             code,
-            format!("{} script of migration {version} does not parse: {message}", direction.label()),
+            format!(
+                "{} script of migration {version} does not parse: {message}",
+                direction.label()
+            ),
         );
         let mut details: Vec<String> = Vec::new();
         if site.position > 0 {
             let (line, column) = script::line_and_column(sql, site.position);
-            details.push(format!("At line {line}, column {column}: {}", line_text(sql, line)));
+            details.push(format!(
+                "At line {line}, column {column}: {}",
+                line_text(sql, line)
+            ));
         }
         details.extend(detail);
         if !details.is_empty() {
@@ -100,8 +106,8 @@ pub fn check_syntax(version: &str, direction: Direction, sql: &str) -> Result<us
     })
 }
 
-fn parts(caught: CaughtError) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
-    let report = match &caught {
+fn parts(caught: Box<CaughtError>) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
+    let report = match caught.as_ref() {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
         CaughtError::RustPanic { ereport, .. } => ereport,
     };
@@ -117,14 +123,20 @@ fn line_text(sql: &str, line: usize) -> String {
     sql.lines().nth(line - 1).unwrap_or("").trim().to_string()
 }
 
-fn describe_failure(m: &Migration, direction: Direction, sql: &str, caught: CaughtError) -> UserError {
+fn describe_failure(
+    m: &Migration,
+    direction: Direction,
+    sql: &str,
+    caught: Box<CaughtError>,
+) -> UserError {
     let (code, message, detail, hint) = parts(caught);
     let site = script::last_error_site();
     let mut details = Vec::new();
     let location = if site.position > 0 {
         Some(script::line_and_column(sql, site.position))
     } else {
-        site.statement.map(|(_, start)| script::line_and_column(sql, start + 1))
+        site.statement
+            .map(|(_, start)| script::line_and_column(sql, start + 1))
     };
     match (site.statement, location) {
         (Some((index, _)), Some((line, column))) => details.push(format!(
@@ -142,7 +154,10 @@ fn describe_failure(m: &Migration, direction: Direction, sql: &str, caught: Caug
     }
     // pgrx reports non-standard SQLSTATEs (RAISE ... USING ERRCODE) as XX000: keep the original.
     if site.sqlstate != 0 && site.sqlstate != code as i32 {
-        details.push(format!("Original SQLSTATE: {}", sqlstate_text(site.sqlstate)));
+        details.push(format!(
+            "Original SQLSTATE: {}",
+            sqlstate_text(site.sqlstate)
+        ));
     }
     details.extend(detail);
     let hint = hint.unwrap_or_else(|| {
@@ -160,7 +175,11 @@ fn describe_failure(m: &Migration, direction: Direction, sql: &str, caught: Caug
     });
     let mut e = UserError::new(
         code,
-        format!("migration {} failed ({}): {message}", m.version, direction.label()),
+        format!(
+            "migration {} failed ({}): {message}",
+            m.version,
+            direction.label()
+        ),
     )
     .hint(hint);
     if !details.is_empty() {

@@ -19,7 +19,10 @@ pub struct Options {
 pub enum OptionsProblem {
     NotAnObject,
     UnknownKey(String),
-    WrongType { key: &'static str, expected: &'static str },
+    WrongType {
+        key: &'static str,
+        expected: &'static str,
+    },
     BadRequirement(String),
     DirectiveConflict,
 }
@@ -48,13 +51,14 @@ pub const NO_TRANSACTION_DIRECTIVE: &str = "-- migrate:no-transaction";
 
 /// True when the script has `-- migrate:no-transaction` on a line of its own.
 pub fn has_no_transaction_directive(sql: &str) -> bool {
-    sql.lines().any(|line| line.trim() == NO_TRANSACTION_DIRECTIVE)
+    sql.lines()
+        .any(|line| line.trim() == NO_TRANSACTION_DIRECTIVE)
 }
 
 /// Parses the options object and merges the script's directive into it.
 pub fn parse(options: &Value, up_sql: &str) -> Result<Options, OptionsProblem> {
     let map = match options {
-        Value::Null => return Ok(merge(None, Vec::new(), up_sql)?),
+        Value::Null => return merge(None, Vec::new(), up_sql),
         Value::Object(map) => map,
         _ => return Err(OptionsProblem::NotAnObject),
     };
@@ -79,8 +83,7 @@ pub fn parse(options: &Value, up_sql: &str) -> Result<Options, OptionsProblem> {
                         key: "requires",
                         expected: "an array of version strings",
                     })?;
-                    version::check(v)
-                        .map_err(|_| OptionsProblem::BadRequirement(v.to_string()))?;
+                    version::check(v).map_err(|_| OptionsProblem::BadRequirement(v.to_string()))?;
                     if !requires.iter().any(|r: &String| r == v) {
                         requires.push(v.to_string());
                     }
@@ -115,7 +118,13 @@ mod tests {
     #[test]
     fn defaults() {
         let o = parse(&json!({}), "SELECT 1").unwrap();
-        assert_eq!(o, Options { transactional: true, requires: vec![] });
+        assert_eq!(
+            o,
+            Options {
+                transactional: true,
+                requires: vec![]
+            }
+        );
         assert_eq!(parse(&Value::Null, "SELECT 1").unwrap(), o);
     }
 
@@ -123,14 +132,26 @@ mod tests {
     fn directive_and_option() {
         let sql = "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);";
         assert!(!parse(&json!({}), sql).unwrap().transactional);
-        assert!(!parse(&json!({"transaction": false}), "SELECT 1").unwrap().transactional);
+        assert!(
+            !parse(&json!({"transaction": false}), "SELECT 1")
+                .unwrap()
+                .transactional
+        );
         assert_eq!(
             parse(&json!({"transaction": true}), sql),
             Err(OptionsProblem::DirectiveConflict)
         );
         // Only a line of its own counts, not a mention inside other text.
-        assert!(parse(&json!({}), "SELECT '-- migrate:no-transaction'").unwrap().transactional);
-        assert!(!parse(&json!({}), "  -- migrate:no-transaction  \r\nVACUUM t;").unwrap().transactional);
+        assert!(
+            parse(&json!({}), "SELECT '-- migrate:no-transaction'")
+                .unwrap()
+                .transactional
+        );
+        assert!(
+            !parse(&json!({}), "  -- migrate:no-transaction  \r\nVACUUM t;")
+                .unwrap()
+                .transactional
+        );
     }
 
     #[test]
@@ -144,15 +165,24 @@ mod tests {
         assert_eq!(parse(&json!([]), "x"), Err(OptionsProblem::NotAnObject));
         assert!(matches!(
             parse(&json!({"transaction": "no"}), "x"),
-            Err(OptionsProblem::WrongType { key: "transaction", .. })
+            Err(OptionsProblem::WrongType {
+                key: "transaction",
+                ..
+            })
         ));
         assert!(matches!(
             parse(&json!({"requires": "1"}), "x"),
-            Err(OptionsProblem::WrongType { key: "requires", .. })
+            Err(OptionsProblem::WrongType {
+                key: "requires",
+                ..
+            })
         ));
         assert!(matches!(
             parse(&json!({"requires": [1]}), "x"),
-            Err(OptionsProblem::WrongType { key: "requires", .. })
+            Err(OptionsProblem::WrongType {
+                key: "requires",
+                ..
+            })
         ));
         assert_eq!(
             parse(&json!({"requires": ["a b"]}), "x"),

@@ -21,14 +21,35 @@ pub struct Entry {
 #[derive(Debug, PartialEq, Eq)]
 pub enum PlanError {
     UnknownTarget(String),
-    OutOfOrder { version: String, newest_applied: String },
-    NonTransactional { version: String },
-    MissingRequirement { version: String, requires: String },
-    RequirementNotReady { version: String, requires: String },
-    TooManySteps { requested: i64, applied: usize },
-    Irreversible { version: String },
-    StillRequired { version: String, required_by: String },
-    AlreadyApplied { version: String },
+    OutOfOrder {
+        version: String,
+        newest_applied: String,
+    },
+    NonTransactional {
+        version: String,
+    },
+    MissingRequirement {
+        version: String,
+        requires: String,
+    },
+    RequirementNotReady {
+        version: String,
+        requires: String,
+    },
+    TooManySteps {
+        requested: i64,
+        applied: usize,
+    },
+    Irreversible {
+        version: String,
+    },
+    StillRequired {
+        version: String,
+        required_by: String,
+    },
+    AlreadyApplied {
+        version: String,
+    },
 }
 
 /// Sorts entries in natural version order.
@@ -37,7 +58,9 @@ pub fn sort(entries: &mut [Entry]) {
 }
 
 fn find<'a>(entries: &'a [Entry], v: &str) -> Option<&'a Entry> {
-    entries.iter().find(|e| version::compare(&e.version, v) == Ordering::Equal)
+    entries
+        .iter()
+        .find(|e| version::compare(&e.version, v) == Ordering::Equal)
 }
 
 fn newest_applied(entries: &[Entry]) -> Option<&Entry> {
@@ -86,7 +109,9 @@ pub fn apply(
         }
     }
     if let Some(&i) = chosen.iter().find(|&&i| !entries[i].transactional) {
-        return Err(PlanError::NonTransactional { version: entries[i].version.clone() });
+        return Err(PlanError::NonTransactional {
+            version: entries[i].version.clone(),
+        });
     }
 
     // A requirement is met if it is applied or runs earlier in this same plan.
@@ -123,11 +148,17 @@ pub fn rollback(
     target: Option<&str>,
 ) -> Result<Vec<usize>, PlanError> {
     check_target(entries, target)?;
-    let applied: Vec<usize> = (0..entries.len()).rev().filter(|&i| entries[i].applied).collect();
+    let applied: Vec<usize> = (0..entries.len())
+        .rev()
+        .filter(|&i| entries[i].applied)
+        .collect();
     let chosen: Vec<usize> = match (steps, target) {
         (Some(n), _) => {
             if n as usize > applied.len() {
-                return Err(PlanError::TooManySteps { requested: n, applied: applied.len() });
+                return Err(PlanError::TooManySteps {
+                    requested: n,
+                    applied: applied.len(),
+                });
             }
             applied[..n as usize].to_vec()
         }
@@ -137,15 +168,21 @@ pub fn rollback(
             .collect(),
         (None, None) => Vec::new(),
     };
-    let leaving: HashSet<String> =
-        chosen.iter().map(|&i| version::identity_key(&entries[i].version)).collect();
+    let leaving: HashSet<String> = chosen
+        .iter()
+        .map(|&i| version::identity_key(&entries[i].version))
+        .collect();
     for &i in &chosen {
         let e = &entries[i];
         if !e.transactional {
-            return Err(PlanError::NonTransactional { version: e.version.clone() });
+            return Err(PlanError::NonTransactional {
+                version: e.version.clone(),
+            });
         }
         if !e.reversible {
-            return Err(PlanError::Irreversible { version: e.version.clone() });
+            return Err(PlanError::Irreversible {
+                version: e.version.clone(),
+            });
         }
         // Something that stays applied must not depend on what leaves.
         let key = version::identity_key(&e.version);
@@ -168,7 +205,9 @@ pub fn rollback(
 pub fn baseline(entries: &[Entry], target: &str) -> Result<Vec<usize>, PlanError> {
     check_target(entries, Some(target))?;
     if let Some(e) = newest_applied(entries) {
-        return Err(PlanError::AlreadyApplied { version: e.version.clone() });
+        return Err(PlanError::AlreadyApplied {
+            version: e.version.clone(),
+        });
     }
     Ok((0..entries.len())
         .filter(|&i| version::compare(&entries[i].version, target) != Ordering::Greater)
@@ -193,7 +232,11 @@ pub fn find_cycle(entries: &[Entry], start: &str, requires: &[String]) -> Option
         path: &mut Vec<String>,
         seen: &mut HashSet<String>,
     ) -> bool {
-        for next in graph.get(&version::identity_key(node)).into_iter().flatten() {
+        for next in graph
+            .get(&version::identity_key(node))
+            .into_iter()
+            .flatten()
+        {
             path.push(next.clone());
             let key = version::identity_key(next);
             if key == target {
@@ -286,10 +329,19 @@ mod tests {
     fn apply_in_natural_order_up_to_target() {
         let mut es = vec![e("10", false), e("2", false), e("1", true)];
         sort(&mut es);
-        assert_eq!(versions(&es, &apply(&es, None, false).unwrap()), ["2", "10"]);
+        assert_eq!(
+            versions(&es, &apply(&es, None, false).unwrap()),
+            ["2", "10"]
+        );
         assert_eq!(versions(&es, &apply(&es, Some("2"), false).unwrap()), ["2"]);
-        assert_eq!(versions(&es, &apply(&es, Some("02"), false).unwrap()), ["2"]);
-        assert_eq!(apply(&es, Some("3"), false), Err(PlanError::UnknownTarget("3".into())));
+        assert_eq!(
+            versions(&es, &apply(&es, Some("02"), false).unwrap()),
+            ["2"]
+        );
+        assert_eq!(
+            apply(&es, Some("3"), false),
+            Err(PlanError::UnknownTarget("3".into()))
+        );
     }
 
     #[test]
@@ -297,7 +349,10 @@ mod tests {
         let es = vec![e("1", true), e("2", false), e("3", true)];
         assert_eq!(
             apply(&es, None, false),
-            Err(PlanError::OutOfOrder { version: "2".into(), newest_applied: "3".into() })
+            Err(PlanError::OutOfOrder {
+                version: "2".into(),
+                newest_applied: "3".into()
+            })
         );
         assert_eq!(versions(&es, &apply(&es, None, true).unwrap()), ["2"]);
     }
@@ -308,7 +363,9 @@ mod tests {
         es[1].transactional = false;
         assert_eq!(
             apply(&es, None, false),
-            Err(PlanError::NonTransactional { version: "2".into() })
+            Err(PlanError::NonTransactional {
+                version: "2".into()
+            })
         );
         assert_eq!(versions(&es, &apply(&es, Some("1"), false).unwrap()), ["1"]);
     }
@@ -321,28 +378,45 @@ mod tests {
         es[1].requires = vec!["3".into()];
         assert_eq!(
             apply(&es, None, false),
-            Err(PlanError::RequirementNotReady { version: "2".into(), requires: "3".into() })
+            Err(PlanError::RequirementNotReady {
+                version: "2".into(),
+                requires: "3".into()
+            })
         );
         es[1].requires = vec!["9".into()];
         assert_eq!(
             apply(&es, None, false),
-            Err(PlanError::MissingRequirement { version: "2".into(), requires: "9".into() })
+            Err(PlanError::MissingRequirement {
+                version: "2".into(),
+                requires: "9".into()
+            })
         );
     }
 
     #[test]
     fn rollback_rules() {
         let mut es = vec![e("1", true), e("2", true), e("3", true), e("4", false)];
-        assert_eq!(versions(&es, &rollback(&es, Some(2), None).unwrap()), ["3", "2"]);
-        assert_eq!(versions(&es, &rollback(&es, None, Some("1")).unwrap()), ["3", "2"]);
+        assert_eq!(
+            versions(&es, &rollback(&es, Some(2), None).unwrap()),
+            ["3", "2"]
+        );
+        assert_eq!(
+            versions(&es, &rollback(&es, None, Some("1")).unwrap()),
+            ["3", "2"]
+        );
         assert_eq!(
             rollback(&es, Some(4), None),
-            Err(PlanError::TooManySteps { requested: 4, applied: 3 })
+            Err(PlanError::TooManySteps {
+                requested: 4,
+                applied: 3
+            })
         );
         es[2].reversible = false;
         assert_eq!(
             rollback(&es, Some(1), None),
-            Err(PlanError::Irreversible { version: "3".into() })
+            Err(PlanError::Irreversible {
+                version: "3".into()
+            })
         );
         es[2].reversible = true;
         es[2].requires = vec!["1".into()];
@@ -350,22 +424,25 @@ mod tests {
             rollback(&es, None, Some("0")),
             Err(PlanError::UnknownTarget("0".into()))
         );
-        assert_eq!(versions(&es, &rollback(&es, Some(3), None).unwrap()), ["3", "2", "1"]);
+        assert_eq!(
+            versions(&es, &rollback(&es, Some(3), None).unwrap()),
+            ["3", "2", "1"]
+        );
         es[2].requires = vec!["2".into()];
         assert_eq!(
             rollback(&es, None, Some("1")).map(|v| v.len()),
             Ok(2),
             "both leave together"
         );
-        assert_eq!(
-            rollback(&es, None, Some("2")).map(|v| v.len()),
-            Ok(1),
-        );
+        assert_eq!(rollback(&es, None, Some("2")).map(|v| v.len()), Ok(1),);
         es.push(e("5", true));
         es[4].requires = vec!["2".into()];
         assert_eq!(
             rollback(&es, None, Some("1")),
-            Err(PlanError::StillRequired { version: "3".into(), required_by: "5".into() })
+            Err(PlanError::StillRequired {
+                version: "3".into(),
+                required_by: "5".into()
+            })
         );
     }
 
@@ -377,7 +454,10 @@ mod tests {
             find_cycle(&es, "2", &["1".into()]),
             Some(vec!["2".into(), "1".into(), "2".into()])
         );
-        assert_eq!(find_cycle(&es, "3", &["3".into()]), Some(vec!["3".into(), "3".into()]));
+        assert_eq!(
+            find_cycle(&es, "3", &["3".into()]),
+            Some(vec!["3".into(), "3".into()])
+        );
         assert_eq!(find_cycle(&es, "2", &[]), None);
         assert_eq!(find_cycle(&es, "3", &["1".into()]), None);
     }
@@ -387,7 +467,12 @@ mod tests {
         let es = vec![e("1", false), e("2", false), e("3", false)];
         assert_eq!(baseline(&es, "2").unwrap(), vec![0, 1]);
         let es = vec![e("1", true), e("2", false)];
-        assert_eq!(baseline(&es, "2"), Err(PlanError::AlreadyApplied { version: "1".into() }));
+        assert_eq!(
+            baseline(&es, "2"),
+            Err(PlanError::AlreadyApplied {
+                version: "1".into()
+            })
+        );
     }
 
     #[test]
@@ -396,7 +481,10 @@ mod tests {
         es[3].requires = vec!["9".into(), "5".into()];
         es.push(e("5", false));
         es[2].requires = vec!["2".into()];
-        let kinds: Vec<_> = problems(&es).iter().map(|p| (p.version.clone(), p.problem)).collect();
+        let kinds: Vec<_> = problems(&es)
+            .iter()
+            .map(|p| (p.version.clone(), p.problem))
+            .collect();
         assert_eq!(
             kinds,
             vec![

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Live-server suites for one PostgreSQL version: installs the extension, runs the SQL regression
+# files against a throwaway cluster, then the system tests (which start clusters of their own).
+# Usage: pg_test/run.sh 15|18
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/pg.sh
+version=$1
+port=$((55400 + version))
+dir=/tmp/migrate-regress-pg$version
+
+install_extension "$version"
+cluster_start "$version" "$dir" "$port"
+trap 'cluster_stop "$version" "$dir"' EXIT
+status=0
+pg_test/run_sql.sh "$port" || status=1
+cluster_stop "$version" "$dir"
+
+MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") \
+  cargo test --manifest-path pg_test/system/Cargo.toml -- --test-threads=2 || status=1
+exit $status

@@ -1,0 +1,48 @@
+//! In-server tests (`#[pg_test]`): behaviour that needs a backend but not a client's view.
+//! What a psql user sees is covered by the SQL regression suite in pg_test/sql.
+
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn apply_runs_in_callers_transaction() {
+        Spi::run("SELECT migrate.add('1', 'CREATE TABLE t1 (id int)', 'DROP TABLE t1')").unwrap();
+        Spi::run("SELECT migrate.add('2', 'ALTER TABLE t1 ADD COLUMN v text', 'ALTER TABLE t1 DROP COLUMN v')").unwrap();
+        let applied = Spi::get_one::<i64>("SELECT count(*) FROM migrate.apply()").unwrap();
+        assert_eq!(applied, Some(2));
+        let cols = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 't1'::regclass AND attnum > 0",
+        )
+        .unwrap();
+        assert_eq!(cols, Some(2));
+        let rolled =
+            Spi::get_one::<String>("SELECT string_agg(version, ',') FROM migrate.rollback(2)")
+                .unwrap();
+        assert_eq!(rolled.as_deref(), Some("2,1"));
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT to_regclass('t1') IS NULL").unwrap(),
+            Some(true)
+        );
+    }
+
+    #[pg_test(error = "migration 2 failed (up): division by zero")]
+    fn failed_migration_names_the_version() {
+        Spi::run("SELECT migrate.add('1', 'CREATE TABLE ok1 (id int)')").unwrap();
+        Spi::run("SELECT migrate.add('2', 'CREATE TABLE bad (id int); SELECT 1/0')").unwrap();
+        Spi::run("SELECT migrate.apply()").unwrap();
+    }
+
+    #[pg_test]
+    fn checksum_function_matches_rust() {
+        let sql = "CREATE TABLE x (id int);\r\n";
+        let from_sql =
+            Spi::get_one_with_args::<String>("SELECT migrate.checksum($1)", &[sql.into()])
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            from_sql,
+            crate::registry::checksum::checksum("CREATE TABLE x (id int);\n")
+        );
+    }
+}
