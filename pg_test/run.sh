@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
 version=$1
-port=$((55400 + version))
+port=$(free_port $((55400 + version)))
 dir=/tmp/migrate-regress-pg$version
 
 install_extension "$version"

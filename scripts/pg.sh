@@ -12,6 +12,13 @@ pg_config_for() {
   esac
 }
 
+# First port from $1 up that nothing listens on at 127.0.0.1.
+free_port() {
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  echo "$port"
+}
+
 pg_bindir_for() { "$(pg_config_for "$1")" --bindir; }
 
 as_postgres() {

@@ -435,13 +435,14 @@ mod tests {
             "both leave together"
         );
         assert_eq!(rollback(&es, None, Some("2")).map(|v| v.len()), Ok(1),);
-        es.push(e("5", true));
-        es[4].requires = vec!["2".into()];
+        // A migration that stays applied (an older one applied out of order) and requires a
+        // newer one that leaves: refused.
+        es[0].requires = vec!["3".into()];
         assert_eq!(
-            rollback(&es, None, Some("1")),
+            rollback(&es, None, Some("2")),
             Err(PlanError::StillRequired {
                 version: "3".into(),
-                required_by: "5".into()
+                required_by: "1".into()
             })
         );
     }
