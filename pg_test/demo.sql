@@ -22,9 +22,8 @@ SELECT version, name FROM migrate.rollback();
 SELECT version, state FROM migrate.status();
 
 -- 5. Applied migrations are immutable: editing one is refused (SQLSTATE 55000).
-\set VERBOSITY verbose
 SELECT migrate.add('20240101_01', 'CREATE TABLE users (id int PRIMARY KEY)', 'DROP TABLE users', 'create users');
-\set VERBOSITY default
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 -- 6. A broken migration names the version, statement, line and column, and changes nothing.
 SELECT migrate.add('20240104_01', E'ALTER TABLE users ADD COLUMN age int;\nUPDATE users SET age = nope;');
