@@ -1,11 +1,140 @@
 //! Every `migrate.*` setting, registered in one place.
 
+use std::ffi::{c_int, c_void};
+
+use pgrx::pg_sys;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 /// `migrate.allow_out_of_order`: let `apply()` run a pending migration whose version is older
 /// than the newest applied one (a branch merged late). Off by default: such a migration is
 /// refused so it is never silently skipped or silently run out of order.
 pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// `migrate.lock_timeout` (ms): the lock_timeout every guarded DDL runs with, unless the
+/// session's own is lower and non-zero. 0 leaves lock_timeout alone.
+pub static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
+/// `migrate.guard_min_rows`: tables estimated below this many rows are exempt from the
+/// size-dependent rules.
+pub static GUARD_MIN_ROWS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+
+/// `migrate.guard`: what the guard does with a violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GuardMode {
+    Off = 0,
+    Warn = 1,
+    Enforce = 2,
+}
+
+impl GuardMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardMode::Off => "off",
+            GuardMode::Warn => "warn",
+            GuardMode::Enforce => "enforce",
+        }
+    }
+}
+
+// PostgreSQL owns this variable through DefineCustomEnumVariable; we only read it.
+static mut GUARD_MODE: c_int = GuardMode::Enforce as c_int;
+
+struct EnumOptions([pg_sys::config_enum_entry; 4]);
+// SAFETY: immutable static data with 'static C strings, read by PostgreSQL only.
+unsafe impl Sync for EnumOptions {}
+
+static GUARD_OPTIONS: EnumOptions = EnumOptions([
+    pg_sys::config_enum_entry {
+        name: c"off".as_ptr(),
+        val: 0,
+        hidden: false,
+    },
+    pg_sys::config_enum_entry {
+        name: c"warn".as_ptr(),
+        val: 1,
+        hidden: false,
+    },
+    pg_sys::config_enum_entry {
+        name: c"enforce".as_ptr(),
+        val: 2,
+        hidden: false,
+    },
+    pg_sys::config_enum_entry {
+        name: std::ptr::null(),
+        val: 0,
+        hidden: false,
+    },
+]);
+
+pub fn guard_mode() -> GuardMode {
+    // SAFETY: a plain read of a backend-local int that PostgreSQL updates between statements.
+    match unsafe { GUARD_MODE } {
+        0 => GuardMode::Off,
+        1 => GuardMode::Warn,
+        _ => GuardMode::Enforce,
+    }
+}
+
+fn mode_name(value: c_int) -> &'static str {
+    match value {
+        0 => "off",
+        1 => "warn",
+        _ => "enforce",
+    }
+}
+
+/// True if the current user may weaken the guard: a superuser or a member of migrate_admin.
+pub fn may_weaken_guard() -> bool {
+    // SAFETY: catalog lookups, only called inside a transaction.
+    unsafe {
+        let user = pg_sys::GetUserId();
+        if pg_sys::superuser_arg(user) {
+            return true;
+        }
+        let admin = pg_sys::get_role_oid(c"migrate_admin".as_ptr(), true);
+        admin != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, admin)
+    }
+}
+
+/// Check hook of `migrate.guard`: lowering it from a session (SET, ALTER ROLE/DATABASE SET
+/// applied at login) needs superuser or migrate_admin, and every lowering is logged.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_guard_mode(
+    newval: *mut c_int,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL passes a valid pointer to the proposed value.
+    let (new, current) = unsafe { (*newval, GUARD_MODE) };
+    // The configuration file and the server command line are the administrator's.
+    let from_session = source >= pg_sys::GucSource::PGC_S_DATABASE;
+    // SAFETY: reads transaction state.
+    if new >= current || !from_session || !unsafe { pg_sys::IsTransactionState() } {
+        return true;
+    }
+    if !may_weaken_guard() {
+        // SAFETY: GUC_check_errcode/_errmsg_string are how check hooks report; the message is
+        // palloc'd as PostgreSQL expects.
+        unsafe {
+            pg_sys::GUC_check_errcode(
+                pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as c_int,
+            );
+            pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(
+                c"permission denied to lower migrate.guard: only superusers and members of migrate_admin may"
+                    .as_ptr(),
+            );
+        }
+        return false;
+    }
+    let role =
+        crate::pg::security::role_name(crate::pg::security::current_user()).unwrap_or_default();
+    pgrx::log!(
+        "migrate.guard lowered from {} to {} by role \"{role}\"",
+        mode_name(current),
+        mode_name(new)
+    );
+    true
+}
 
 /// Registers the settings; called from `_PG_init`.
 pub fn init() {
@@ -17,8 +146,53 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"migrate.lock_timeout",
+        c"lock_timeout for every DDL statement the guard sees (0: leave lock_timeout alone).",
+        c"A DDL stuck behind a long transaction gives up after this long instead of making every later query queue behind it. The session's own lock_timeout wins when it is lower and not 0.",
+        &LOCK_TIMEOUT_MS,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.guard_min_rows",
+        c"Tables estimated below this many rows are exempt from size-dependent guard rules.",
+        c"Estimates come from pg_class (the planner's view); nothing is counted and no lock is taken.",
+        &GUARD_MIN_ROWS,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // SAFETY: registers a backend-lifetime variable with static names and options.
+    unsafe {
+        pg_sys::DefineCustomEnumVariable(
+            c"migrate.guard".as_ptr(),
+            c"What the migration guard does with outage-causing DDL: off, warn or enforce."
+                .as_ptr(),
+            c"Lowering it needs superuser or membership in migrate_admin, and is logged.".as_ptr(),
+            &raw mut GUARD_MODE,
+            GuardMode::Enforce as c_int,
+            GUARD_OPTIONS.0.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            0,
+            Some(check_guard_mode),
+            None,
+            None,
+        );
+    }
 }
 
 pub fn allow_out_of_order() -> bool {
     ALLOW_OUT_OF_ORDER.get()
+}
+
+pub fn lock_timeout_ms() -> i32 {
+    LOCK_TIMEOUT_MS.get()
+}
+
+pub fn guard_min_rows() -> f64 {
+    GUARD_MIN_ROWS.get() as f64
 }

@@ -1,12 +1,14 @@
 //! `migrate`: safe schema migrations run by PostgreSQL itself.
 //!
 //! - [`registry`]: migrations in the database's own catalog, applied and rolled back atomically.
+//! - [`guard`]: event triggers that bound lock waits and stop outage-causing DDL.
 //! - [`pg`]: the small, fenced layer over server internals (roles, subtransactions, scripts).
 //! - [`gucs`]: every `migrate.*` setting.
 
 use pgrx::prelude::*;
 
 pub mod error;
+pub mod guard;
 pub mod gucs;
 pub mod pg;
 pub mod registry;
@@ -15,14 +17,16 @@ pub mod registry;
 
 extension_sql_file!("sql/registry.sql", name = "registry_schema", bootstrap);
 extension_sql_file!(
-    "sql/registry_finalize.sql",
-    name = "registry_finalize",
-    finalize
+    "sql/guard.sql",
+    name = "guard_schema",
+    requires = ["registry_schema"]
 );
+extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    guard::state::init();
 }
 
 /// SHA-256 (hex) of a migration script as the registry computes it: CRLF normalised to LF and

@@ -35,6 +35,8 @@ thread_local! {
     static LAST_SITE: Cell<ErrorSite> = const { Cell::new(ErrorSite { sqlstate: 0, position: 0, statement: None }) };
     /// Character offset of the running statement's text in the script, and the statement.
     static RUNNING: Cell<(usize, Option<(usize, usize)>)> = const { Cell::new((0, None)) };
+    /// Text of the migration statement running now, for the guard's log.
+    static CURRENT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Error-context callback: runs while an error (or notice) is being raised inside the script
@@ -102,6 +104,30 @@ pub fn last_error_site() -> ErrorSite {
     LAST_SITE.get()
 }
 
+/// The migration statement running now, if the registry is running one.
+pub fn current_statement() -> Option<String> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Parse trees of every statement in `script` (raw_parser output, in the current memory
+/// context); raises the syntax error, with its position recorded, if it does not parse.
+pub fn parse_trees(script: &str) -> Vec<*mut pg_sys::Node> {
+    let _recorder = SiteRecorder::push();
+    let c_script =
+        CString::new(script).unwrap_or_else(|_| error!("SQL must not contain NUL characters"));
+    // SAFETY: raw_parser returns a List of RawStmt; we return their statement nodes, which
+    // live in the current memory context.
+    unsafe {
+        let list = pg_sys::raw_parser(c_script.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        if list.is_null() {
+            return Vec::new();
+        }
+        (0..(*list).length as usize)
+            .map(|i| (*((*(*list).elements.add(i)).ptr_value as *const pg_sys::RawStmt)).stmt)
+            .collect()
+    }
+}
+
 /// Splits a script into statements with the server's raw parser; raises the parser's syntax
 /// error (position recorded) if it does not parse.
 fn split(script: &str) -> Vec<Statement> {
@@ -149,6 +175,12 @@ pub fn run(script: &str) {
         let char_offset = script[..statement.offset].chars().count();
         let token = statement.offset + first_token(&statement.text);
         RUNNING.set((char_offset, Some((i, script[..token].chars().count()))));
+        // PostgreSQL 15 starts a statement after the previous semicolon, 18 at its first token:
+        // log it from the first token on either way.
+        let logged = statement.text[first_token(&statement.text)..]
+            .trim_end()
+            .to_string();
+        CURRENT.with(|c| *c.borrow_mut() = Some(logged));
         let c_text = CString::new(statement.text.as_str()).expect("split from a NUL-free script");
         // SAFETY: SPI is connected; read_only = false gives each statement a fresh snapshot.
         let rc = unsafe { pg_sys::SPI_execute(c_text.as_ptr(), false, 0) };
@@ -170,14 +202,14 @@ pub fn run(script: &str) {
             error!("migrate: SPI_execute failed with code {rc}");
         }
     }
+    CURRENT.with(|c| *c.borrow_mut() = None);
     // SAFETY: matches the SPI_connect above.
     unsafe { pg_sys::SPI_finish() };
 }
 
-/// The number of statements in `script`; raises the syntax error if it does not parse.
-pub fn count_statements(script: &str) -> usize {
-    let _recorder = SiteRecorder::push();
-    split(script).len()
+/// Forgets the running statement (after a script failed half-way).
+pub fn clear_current_statement() {
+    CURRENT.with(|c| *c.borrow_mut() = None);
 }
 
 /// 1-based line and column of a 1-based character position in `text`.

@@ -7,7 +7,9 @@ use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgSqlErrorCode;
 
 use super::catalog::Migration;
+use super::options;
 use crate::error::{sqlstate_text, UserError};
+use crate::guard;
 use crate::pg::{script, security, subxact};
 
 /// Which script of a migration runs.
@@ -71,25 +73,42 @@ pub fn run_step<R>(
     role: pg_sys::Oid,
     bookkeeping: impl FnOnce() -> R,
 ) -> Result<R, UserError> {
-    subxact::run(|| {
+    // `-- migrate:allow RULE reason` lines permit guard rules for this step only.
+    for (rule, reason) in options::allow_directives(sql) {
+        guard::state::allow(&rule, &reason, true);
+    }
+    let result = subxact::run(|| {
         security::run_as(role, || script::run(sql));
         bookkeeping()
     })
-    .map_err(|caught| describe_failure(m, direction, sql, caught))
+    .map_err(|caught| describe_failure(m, direction, sql, caught));
+    guard::state::end_migration_scope();
+    script::clear_current_statement();
+    result
 }
 
-/// Checks that `sql` parses, in a subtransaction so a syntax error leaves nothing behind.
+/// Checks that a migration script parses and that its `-- migrate:allow` lines name real
+/// rules; returns how many statements it has.
 pub fn check_syntax(version: &str, direction: Direction, sql: &str) -> Result<usize, UserError> {
-    subxact::run(|| script::count_statements(sql)).map_err(|caught| {
+    for (rule, reason) in options::allow_directives(sql) {
+        guard::api::check_allow_directive(version, &rule, &reason)?;
+    }
+    let what = format!("{} script of migration {version}", direction.label());
+    parse(sql, &what).map(|trees| trees.len())
+}
+
+/// Parses SQL for `migrate.check()`.
+pub fn parse_for_check(sql: &str) -> Result<Vec<*mut pg_sys::Node>, UserError> {
+    parse(sql, "the SQL")
+}
+
+/// Parses `sql` in a subtransaction, so a syntax error leaves nothing behind and is reported
+/// with its line and column.
+fn parse(sql: &str, what: &str) -> Result<Vec<*mut pg_sys::Node>, UserError> {
+    subxact::run(|| script::parse_trees(sql)).map_err(|caught| {
         let (code, message, detail, hint) = parts(caught);
         let site = script::last_error_site();
-        let mut e = UserError::new(
-            code,
-            format!(
-                "{} script of migration {version} does not parse: {message}",
-                direction.label()
-            ),
-        );
+        let mut e = UserError::new(code, format!("{what} does not parse: {message}"));
         let mut details: Vec<String> = Vec::new();
         if site.position > 0 {
             let (line, column) = script::line_and_column(sql, site.position);
@@ -102,7 +121,7 @@ pub fn check_syntax(version: &str, direction: Direction, sql: &str) -> Result<us
         if !details.is_empty() {
             e = e.detail(details.join("\n"));
         }
-        e.hint(hint.unwrap_or_else(|| "Fix the SQL and call migrate.add() again.".into()))
+        e.hint(hint.unwrap_or_else(|| "Fix the SQL and try again.".into()))
     })
 }
 

@@ -5,6 +5,8 @@ mod api;
 pub mod catalog;
 pub mod checksum;
 mod execute;
+
+pub use execute::parse_for_check;
 pub mod options;
 pub mod plan;
 pub mod version;

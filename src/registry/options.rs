@@ -49,6 +49,22 @@ impl std::fmt::Display for OptionsProblem {
 /// The directive line that marks a script non-transactional.
 pub const NO_TRANSACTION_DIRECTIVE: &str = "-- migrate:no-transaction";
 
+/// The prefix of a line that permits one guard rule for the migration.
+pub const ALLOW_DIRECTIVE: &str = "-- migrate:allow";
+
+/// `(rule, reason)` of every `-- migrate:allow RULE reason` line.
+pub fn allow_directives(sql: &str) -> Vec<(String, String)> {
+    sql.lines()
+        .filter_map(|line| line.trim().strip_prefix(ALLOW_DIRECTIVE))
+        .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+        .map(|rest| {
+            let rest = rest.trim();
+            let (rule, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            (rule.to_string(), reason.trim().to_string())
+        })
+        .collect()
+}
+
 /// True when the script has `-- migrate:no-transaction` on a line of its own.
 pub fn has_no_transaction_directive(sql: &str) -> bool {
     sql.lines()
@@ -151,6 +167,21 @@ mod tests {
             !parse(&json!({}), "  -- migrate:no-transaction  \r\nVACUUM t;")
                 .unwrap()
                 .transactional
+        );
+    }
+
+    #[test]
+    fn allow_lines() {
+        let sql = "-- migrate:allow index_not_concurrent table is empty in prod\nCREATE INDEX i ON t (a);\n  -- migrate:allow set_not_null\n-- migrate:allowance x";
+        assert_eq!(
+            allow_directives(sql),
+            vec![
+                (
+                    "index_not_concurrent".to_string(),
+                    "table is empty in prod".to_string()
+                ),
+                ("set_not_null".to_string(), String::new()),
+            ]
         );
     }
 

@@ -1,4 +1,5 @@
--- Runs after every function is created: status(), then privileges.
+-- Runs after every function is created: status(), the rules view, the event triggers, then
+-- privileges.
 
 CREATE FUNCTION migrate.status()
 RETURNS TABLE (version text, name text, state text, applied_at timestamptz, applied_by name,
@@ -16,14 +17,28 @@ END;
 COMMENT ON FUNCTION migrate.status() IS
     'Every registered migration in version order with its state and checksum health.';
 
+CREATE VIEW migrate.rules AS SELECT * FROM migrate.rule_list();
+COMMENT ON VIEW migrate.rules IS
+    'The guard rules: what each detects, the lock and cost, the safe alternative, the versions.';
+
+CREATE EVENT TRIGGER migrate_guard_ddl_start ON ddl_command_start
+    EXECUTE FUNCTION migrate.guard_ddl_start();
+CREATE EVENT TRIGGER migrate_guard_ddl_end ON ddl_command_end
+    EXECUTE FUNCTION migrate.guard_ddl_end();
+CREATE EVENT TRIGGER migrate_guard_table_rewrite ON table_rewrite
+    EXECUTE FUNCTION migrate.guard_table_rewrite();
+
 -- Nobody but the owner writes the registry; migrate_admin reads it and calls the API, whose
 -- bookkeeping runs as the owner (see src/pg/security.rs).
 REVOKE ALL ON ALL TABLES IN SCHEMA migrate FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA migrate FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA migrate FROM PUBLIC;
 GRANT USAGE ON SCHEMA migrate TO migrate_admin;
-GRANT SELECT ON migrate.migrations, migrate.events, migrate.history TO migrate_admin;
+GRANT SELECT ON migrate.migrations, migrate.events, migrate.history, migrate.guard_log
+    TO migrate_admin;
 GRANT EXECUTE ON ALL ROUTINES IN SCHEMA migrate TO migrate_admin;
--- Computing a checksum reveals nothing: anyone may.
+-- Computing a checksum, reading the rules and linting SQL reveal nothing: anyone may.
 GRANT USAGE ON SCHEMA migrate TO PUBLIC;
-GRANT EXECUTE ON FUNCTION migrate.checksum(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.checksum(text), migrate.rule_list(), migrate.check(text)
+    TO PUBLIC;
+GRANT SELECT ON migrate.rules TO PUBLIC;

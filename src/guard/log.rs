@@ -1,0 +1,160 @@
+//! `migrate.guard_log`: every violation, warning and permitted override.
+//!
+//! Warnings and overrides are written in the statement's own transaction (if it rolls back, the
+//! DDL never happened either). A blocked statement aborts its transaction, so its row is written
+//! by a short-lived background worker in a transaction of its own; if no worker slot is free
+//! (`max_worker_processes`), the block is written to the server log instead.
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::pg::security::as_registry_owner;
+
+/// One guard_log row.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Entry {
+    pub action: String,
+    pub rule: String,
+    pub table_name: String,
+    pub statement: String,
+    pub message: String,
+    pub reason: Option<String>,
+    pub estimated_rows: f64,
+    pub mode: String,
+    pub role: String,
+}
+
+const INSERT: &str = "INSERT INTO migrate.guard_log \
+    (action, rule, table_name, statement, message, reason, estimated_rows, mode, role, client_addr) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::inet)";
+
+fn insert(e: &Entry, client_addr: Option<String>) {
+    Spi::run_with_args(
+        INSERT,
+        &[
+            e.action.as_str().into(),
+            e.rule.as_str().into(),
+            e.table_name.as_str().into(),
+            e.statement.as_str().into(),
+            e.message.as_str().into(),
+            e.reason.as_deref().into(),
+            e.estimated_rows.into(),
+            e.mode.as_str().into(),
+            e.role.as_str().into(),
+            client_addr.into(),
+        ],
+    )
+    .unwrap_or_else(|err| pgrx::error!("migrate: could not write migrate.guard_log: {err}"));
+}
+
+/// Writes a row in the current transaction.
+pub fn record(e: &Entry) {
+    as_registry_owner(|| insert(e, client_addr()));
+}
+
+fn client_addr() -> Option<String> {
+    Spi::get_one::<String>("SELECT pg_catalog.inet_client_addr()::text")
+        .ok()
+        .flatten()
+}
+
+/// What the worker needs: where to write, and what.
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    database: u32,
+    client_addr: Option<String>,
+    entry: Entry,
+}
+
+/// Writes a row that survives the abort of the current transaction.
+pub fn record_autonomously(e: Entry) {
+    let client_addr = as_registry_owner(client_addr);
+    // SAFETY: MyDatabaseId is set in every backend connected to a database.
+    let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let payload = serde_json::to_vec(&Payload {
+        database,
+        client_addr,
+        entry: e,
+    })
+    .expect("the entry serialises");
+    // SAFETY: a new DSM segment sized for the payload plus its length; pinning it keeps it
+    // alive after this backend detaches (at abort) until the worker unpins it.
+    let handle = unsafe {
+        let size = payload.len() + 8;
+        let seg = pg_sys::dsm_create(size, 0);
+        let base = pg_sys::dsm_segment_address(seg) as *mut u8;
+        std::ptr::copy_nonoverlapping((payload.len() as u64).to_le_bytes().as_ptr(), base, 8);
+        std::ptr::copy_nonoverlapping(payload.as_ptr(), base.add(8), payload.len());
+        pg_sys::dsm_pin_segment(seg);
+        pg_sys::dsm_segment_handle(seg)
+    };
+    // Blocks can come in bursts (a migration file full of them) while max_worker_processes is
+    // small: wait up to a second for a slot before falling back to the server log.
+    let mut started = Err(());
+    for _ in 0..50 {
+        started = BackgroundWorkerBuilder::new("migrate guard_log writer")
+            .set_type("migrate guard_log writer")
+            .set_library("migrate")
+            .set_function("migrate_guard_log_writer")
+            .enable_spi_access()
+            .set_argument(Some(pg_sys::Datum::from(handle as usize)))
+            .load_dynamic()
+            .map(|_| ())
+            .map_err(|_| ());
+        if started.is_ok() {
+            break;
+        }
+        // SAFETY: a plain sleep; the backend's latch and interrupts are untouched.
+        unsafe { pg_sys::pg_usleep(20_000) };
+    }
+    if started.is_err() {
+        // SAFETY: the segment was pinned above and nobody else knows its handle.
+        unsafe { pg_sys::dsm_unpin_segment(handle) };
+        let entry = serde_json::from_slice::<Payload>(&payload)
+            .expect("round trip")
+            .entry;
+        pgrx::log!(
+            "migrate guard blocked (no background worker slot to record it in migrate.guard_log): rule {} on {} by {}: {}",
+            entry.rule, entry.table_name, entry.role, entry.statement
+        );
+    }
+}
+
+/// Entry point of the guard_log writer worker.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn migrate_guard_log_writer(arg: pg_sys::Datum) {
+    let handle = arg.value() as pg_sys::dsm_handle;
+    // SAFETY: the segment was pinned by the backend that started us; we copy the payload out,
+    // unpin (freeing it once we detach) and detach.
+    let payload: Vec<u8> = unsafe {
+        let seg = pg_sys::dsm_attach(handle);
+        if seg.is_null() {
+            return;
+        }
+        let base = pg_sys::dsm_segment_address(seg) as *const u8;
+        let mut len = [0u8; 8];
+        std::ptr::copy_nonoverlapping(base, len.as_mut_ptr(), 8);
+        let bytes =
+            std::slice::from_raw_parts(base.add(8), u64::from_le_bytes(len) as usize).to_vec();
+        pg_sys::dsm_unpin_segment(handle);
+        pg_sys::dsm_detach(seg);
+        bytes
+    };
+    let Ok(payload) = serde_json::from_slice::<Payload>(&payload) else {
+        return;
+    };
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(payload.database)), None);
+    BackgroundWorker::transaction(|| {
+        // The extension may have been dropped meanwhile: then there is nothing to write to.
+        let exists = Spi::get_one::<bool>("SELECT to_regclass('migrate.guard_log') IS NOT NULL")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        if exists {
+            insert(&payload.entry, payload.client_addr.clone());
+        }
+    });
+}

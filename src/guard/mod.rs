@@ -1,0 +1,17 @@
+//! Guardrails: event triggers that read the DDL parse tree, bound every DDL's lock wait, and
+//! stop statements that take long ACCESS EXCLUSIVE / SHARE locks on big tables, with the safe
+//! alternative spelled out.
+//!
+//! - [`rules`]: the rules, pure (facts in, findings out).
+//! - [`facts`]: parse tree + catalog -> facts, without taking locks.
+//! - [`trigger`]: the event-trigger entry points.
+//! - [`state`]: per-transaction allowances and lock_timeout bookkeeping.
+//! - [`log`]: `migrate.guard_log`, including blocked statements whose transaction aborts.
+//! - [`api`]: `migrate.allow()`, `migrate.check()`, `migrate.rules`.
+
+pub mod api;
+pub mod facts;
+pub mod log;
+pub mod rules;
+pub mod state;
+pub mod trigger;

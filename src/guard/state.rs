@@ -1,0 +1,135 @@
+//! Backend-local guard state that lives for a transaction: rules permitted with
+//! `migrate.allow()` (or a `-- migrate:allow` line), the lock_timeout values to restore after
+//! each guarded statement, and which rules were already reported for the running statement (so
+//! the `table_rewrite` catch-all does not report a rewrite that was permitted or warned about).
+//! Everything is cleared when the transaction ends; aborted subtransactions drop their part.
+
+use std::cell::RefCell;
+use std::sync::Once;
+
+use pgrx::pg_sys;
+
+/// A rule permitted for the rest of the transaction (or the running migration).
+#[derive(Clone, Debug)]
+pub struct Allowance {
+    pub rule: String,
+    pub reason: String,
+    /// Subtransaction nesting level at which it was granted.
+    level: i32,
+    /// True for `-- migrate:allow` lines: removed when their migration step ends.
+    scoped_to_migration: bool,
+}
+
+/// lock_timeout as it was before a guarded statement changed it.
+struct SavedTimeout {
+    previous: Option<String>,
+    level: i32,
+}
+
+#[derive(Default)]
+struct GuardState {
+    allowances: Vec<Allowance>,
+    saved_timeouts: Vec<SavedTimeout>,
+    /// Rules already reported (permitted or warned) for the running statement.
+    statement_reported: Vec<&'static str>,
+}
+
+thread_local! {
+    static STATE: RefCell<GuardState> = RefCell::new(GuardState::default());
+}
+
+fn nest_level() -> i32 {
+    // SAFETY: reads the current transaction's nesting depth.
+    unsafe { pg_sys::GetCurrentTransactionNestLevel() }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn on_xact_event(
+    _event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    // Commit, abort or prepare: nothing carries over to the next transaction.
+    STATE.with(|s| *s.borrow_mut() = GuardState::default());
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn on_subxact_event(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        // PostgreSQL undoes the subtransaction's GUC changes; forget our records of them.
+        let level = nest_level();
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            s.allowances.retain(|a| a.level < level);
+            s.saved_timeouts.retain(|t| t.level < level);
+        });
+    }
+}
+
+/// Registers the transaction callbacks once per backend.
+pub fn init() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| unsafe {
+        // SAFETY: the callbacks only touch our thread-local state.
+        pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
+    });
+}
+
+/// Permits `rule` for the rest of the transaction.
+pub fn allow(rule: &str, reason: &str, scoped_to_migration: bool) {
+    let level = nest_level();
+    STATE.with(|s| {
+        s.borrow_mut().allowances.push(Allowance {
+            rule: rule.to_string(),
+            reason: reason.to_string(),
+            level,
+            scoped_to_migration,
+        })
+    });
+}
+
+/// Removes the allowances of a migration's `-- migrate:allow` lines.
+pub fn end_migration_scope() {
+    STATE.with(|s| s.borrow_mut().allowances.retain(|a| !a.scoped_to_migration));
+}
+
+/// The allowance for `rule`, if any.
+pub fn allowance(rule: &str) -> Option<Allowance> {
+    STATE.with(|s| {
+        s.borrow()
+            .allowances
+            .iter()
+            .rev()
+            .find(|a| a.rule == rule)
+            .cloned()
+    })
+}
+
+/// Remembers the rules reported (permitted or warned) for the running statement.
+pub fn set_statement_reported(rules: Vec<&'static str>) {
+    STATE.with(|s| s.borrow_mut().statement_reported = rules);
+}
+
+pub fn statement_reported() -> Vec<&'static str> {
+    STATE.with(|s| s.borrow().statement_reported.clone())
+}
+
+/// Records lock_timeout before a guarded statement changes it (None: it was not changed).
+pub fn push_saved_timeout(previous: Option<String>) {
+    let level = nest_level();
+    STATE.with(|s| {
+        s.borrow_mut()
+            .saved_timeouts
+            .push(SavedTimeout { previous, level })
+    });
+}
+
+/// The lock_timeout to restore after the statement that just ended, if it changed it.
+pub fn pop_saved_timeout() -> Option<String> {
+    STATE.with(|s| s.borrow_mut().saved_timeouts.pop().and_then(|t| t.previous))
+}

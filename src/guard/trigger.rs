@@ -1,0 +1,271 @@
+//! The event triggers. `ddl_command_start` reads the parse tree, bounds the statement's lock
+//! wait with `migrate.lock_timeout`, and applies the rules before the statement asks for its
+//! lock; `ddl_command_end` restores lock_timeout; `table_rewrite` is the catch-all for any
+//! rewrite of a guarded table, whatever syntax caused it.
+//!
+//! pgrx has no event-trigger support, so these are plain V1 C functions declared in
+//! src/sql/guard.sql (`RETURNS event_trigger`, `SECURITY DEFINER`, pinned `search_path`).
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use super::facts::{self, Fact, StatementFacts};
+use super::log::{self, Entry};
+use super::rules::{self, Action, Severity};
+use super::state;
+use crate::error::UserError;
+use crate::gucs::{self, GuardMode};
+
+macro_rules! v1_function_info {
+    ($name:ident) => {
+        #[no_mangle]
+        #[doc(hidden)]
+        pub extern "C" fn $name() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
+
+v1_function_info!(pg_finfo_migrate_guard_ddl_start);
+v1_function_info!(pg_finfo_migrate_guard_ddl_end);
+v1_function_info!(pg_finfo_migrate_guard_table_rewrite);
+
+/// The parse tree of the statement that fired an event trigger.
+unsafe fn trigger_parse_tree(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::Node {
+    // SAFETY: PostgreSQL calls event trigger functions with an EventTriggerData context.
+    unsafe {
+        let context = (*fcinfo).context;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
+            error!("migrate: guard functions can only be called as event triggers");
+        }
+        (*(context as *mut pg_sys::EventTriggerData)).parsetree
+    }
+}
+
+/// The role running the DDL (the trigger itself runs as its owner).
+fn acting_role() -> String {
+    // SAFETY: reads the outer (session or SET ROLE) user id.
+    let outer = unsafe { pg_sys::GetOuterUserId() };
+    crate::pg::security::role_name(outer).unwrap_or_default()
+}
+
+/// The SQL of the running statement: the migration statement when the registry runs one,
+/// otherwise what the client sent.
+fn statement_text() -> String {
+    crate::pg::script::current_statement().unwrap_or_else(|| {
+        // SAFETY: debug_query_string is NULL or the current query's text.
+        unsafe {
+            let q = pg_sys::debug_query_string;
+            if q.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(q).to_string_lossy().into_owned()
+            }
+        }
+    })
+}
+
+fn lock_timeout_text() -> String {
+    // SAFETY: GetConfigOption returns a pointer into GUC storage, valid until the next change.
+    unsafe {
+        let v = pg_sys::GetConfigOption(c"lock_timeout".as_ptr(), false, false);
+        CStr::from_ptr(v).to_string_lossy().into_owned()
+    }
+}
+
+fn set_lock_timeout(value: &str) {
+    let value = std::ffi::CString::new(value).expect("no NUL in a GUC value");
+    // SAFETY: a plain SET: it outlives this SECURITY DEFINER function's own GUC scope (as SET
+    // does inside functions) and is undone by transaction abort.
+    unsafe {
+        pg_sys::set_config_option(
+            c"lock_timeout".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SET,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
+/// Lowers lock_timeout to migrate.lock_timeout for this statement; returns the old value.
+fn bound_lock_wait() -> Option<String> {
+    let target = gucs::lock_timeout_ms();
+    // SAFETY: LockTimeout is the backend's current lock_timeout in milliseconds.
+    let current = unsafe { pg_sys::LockTimeout };
+    if target == 0 || (current != 0 && current <= target) {
+        return None;
+    }
+    let previous = lock_timeout_text();
+    set_lock_timeout(&format!("{target}ms"));
+    Some(previous)
+}
+
+/// The guard's mode for the running statement. A privileged `pg_restore` is not guarded: a
+/// restore builds indexes and constraints on freshly loaded tables, which is its job, and
+/// whoever may restore may also turn the guard off.
+fn effective_mode() -> GuardMode {
+    let mode = gucs::guard_mode();
+    if mode == GuardMode::Off {
+        return mode;
+    }
+    // SAFETY: application_name is a NUL-terminated GUC string (or NULL).
+    let app = unsafe {
+        let a = pg_sys::application_name;
+        if a.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(a).to_string_lossy().into_owned()
+        }
+    };
+    if app == "pg_restore" && gucs::may_weaken_guard() {
+        GuardMode::Off
+    } else {
+        mode
+    }
+}
+
+/// Applies the rules to a statement's facts: permitted findings are logged as `allowed`,
+/// warnings as `warned`, and in enforce mode the first blocking finding stops the statement.
+fn judge(facts: &[Fact], mode: GuardMode) {
+    let min_rows = gucs::guard_min_rows();
+    // Rules reported (warned or permitted) for this statement: a rewrite they predicted is not
+    // reported again by the table_rewrite catch-all.
+    let mut reported = Vec::new();
+    let mut blocked = None;
+    for fact in facts {
+        for finding in rules::evaluate(&fact.action, &fact.table, min_rows) {
+            let mut entry = Entry {
+                action: String::new(),
+                rule: finding.rule.id.to_string(),
+                table_name: finding.table.clone(),
+                statement: statement_text(),
+                message: finding.message.clone(),
+                reason: None,
+                estimated_rows: fact.table.estimated_rows,
+                mode: mode.as_str().to_string(),
+                role: acting_role(),
+            };
+            if let Some(allowance) = state::allowance(finding.rule.id) {
+                entry.action = "allowed".into();
+                entry.reason = Some(allowance.reason.clone());
+                log::record(&entry);
+                notice!(
+                    "migrate guard: rule {} permitted ({}): {}",
+                    finding.rule.id,
+                    allowance.reason,
+                    finding.message
+                );
+                reported.push(finding.rule.id);
+            } else if finding.rule.severity == Severity::Block && mode == GuardMode::Enforce {
+                if blocked.is_none() {
+                    blocked = Some((finding, entry));
+                }
+            } else {
+                entry.action = "warned".into();
+                log::record(&entry);
+                reported.push(finding.rule.id);
+                warning!(
+                    "migrate guard: rule {}: {}. {}",
+                    finding.rule.id,
+                    finding.message,
+                    finding.hint
+                );
+            }
+        }
+    }
+    state::set_statement_reported(reported);
+    if let Some((finding, mut entry)) = blocked {
+        entry.action = "blocked".into();
+        let rows = entry.estimated_rows;
+        log::record_autonomously(entry);
+        UserError::new(
+            PgSqlErrorCode::ERRCODE_TRIGGERED_ACTION_EXCEPTION,
+            format!("migrate guard: rule {}: {}", finding.rule.id, finding.message),
+        )
+        .detail(format!(
+            "{} is estimated at {rows} rows (migrate.guard_min_rows = {min_rows}); migrate.guard = enforce.",
+            finding.table
+        ))
+        .hint(format!(
+            "{} To proceed anyway, SELECT migrate.allow('{}', 'why') in the same transaction.",
+            finding.hint, finding.rule.id
+        ))
+        .raise();
+    }
+}
+
+/// `ddl_command_start`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn migrate_guard_ddl_start(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    state::init();
+    // SAFETY: called as an event trigger.
+    let tree = unsafe { trigger_parse_tree(fcinfo) };
+    let mode = effective_mode();
+    if mode == GuardMode::Off {
+        state::push_saved_timeout(None);
+        return pg_sys::Datum::from(0);
+    }
+    // SAFETY: the parse tree of the statement being run.
+    let StatementFacts { facts, concurrent } = unsafe { facts::analyse(tree) };
+    state::push_saved_timeout(if concurrent { None } else { bound_lock_wait() });
+    judge(&facts, mode);
+    pg_sys::Datum::from(0)
+}
+
+/// `ddl_command_end`: puts lock_timeout back as it was before the statement.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn migrate_guard_ddl_end(
+    _fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    state::init();
+    if let Some(previous) = state::pop_saved_timeout() {
+        set_lock_timeout(&previous);
+    }
+    state::set_statement_reported(Vec::new());
+    pg_sys::Datum::from(0)
+}
+
+/// `table_rewrite`: blocks a rewrite of a guarded table unless a rule that predicted it was
+/// already reported for this statement (permitted, or warned in warn mode), or `table_rewrite`
+/// itself is permitted.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn migrate_guard_table_rewrite(
+    _fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    state::init();
+    let mode = effective_mode();
+    if mode == GuardMode::Off
+        || state::statement_reported()
+            .iter()
+            .any(|id| rules::rule(id).is_some_and(|r| r.rewrites))
+    {
+        return pg_sys::Datum::from(0);
+    }
+    let relid =
+        Spi::get_one::<pg_sys::Oid>("SELECT pg_catalog.pg_event_trigger_table_rewrite_oid()")
+            .ok()
+            .flatten();
+    if let Some((relid, table)) = relid.and_then(|r| facts::table_facts(r).map(|t| (r, t))) {
+        judge(
+            &[Fact {
+                relid,
+                table,
+                action: Action::TableRewrite,
+            }],
+            mode,
+        );
+    }
+    pg_sys::Datum::from(0)
+}
