@@ -78,20 +78,9 @@ fn lock_timeout_text() -> String {
 
 fn set_lock_timeout(value: &str) {
     let value = std::ffi::CString::new(value).expect("no NUL in a GUC value");
-    // SAFETY: a plain SET: it outlives this SECURITY DEFINER function's own GUC scope (as SET
-    // does inside functions) and is undone by transaction abort.
-    unsafe {
-        pg_sys::set_config_option(
-            c"lock_timeout".as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SET,
-            true,
-            0,
-            false,
-        );
-    }
+    // A plain SET: it outlives this SECURITY DEFINER function's own GUC scope (as SET does
+    // inside functions) and is undone by transaction abort.
+    crate::pg::security::set_config(c"lock_timeout", &value, pg_sys::GucAction::GUC_ACTION_SET);
 }
 
 /// Lowers lock_timeout to migrate.lock_timeout for this statement; returns the old value.

@@ -67,6 +67,24 @@ pub fn run_as<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Sets a GUC for the current session as `SET` would (`GUC_ACTION_SET`: undone by transaction
+/// abort) or as a function's SET clause would (`GUC_ACTION_SAVE`, within a nest level).
+pub fn set_config(name: &CStr, value: &CStr, action: pg_sys::GucAction::Type) {
+    // SAFETY: both strings are NUL-terminated; errors (a bad value) are raised as usual.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
 /// The owner of the registry tables: the role that created the extension (or was given it).
 pub fn registry_owner() -> pg_sys::Oid {
     Spi::get_one::<pg_sys::Oid>(
@@ -82,20 +100,15 @@ pub fn registry_owner() -> pg_sys::Oid {
 /// so callers' `search_path` and objects they planted cannot redirect our SQL.
 pub fn as_registry_owner<R>(f: impl FnOnce() -> R) -> R {
     let owner = registry_owner();
-    // SAFETY: NewGUCNestLevel/set_config_option/AtEOXact_GUC is how fmgr applies a function's
+    // SAFETY: NewGUCNestLevel/GUC_ACTION_SAVE/AtEOXact_GUC is how fmgr applies a function's
     // SET clause: the saved value is restored by AtEOXact_GUC below on success, or by
     // (sub)transaction abort on error.
     unsafe {
         let nest_level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            SAFE_SEARCH_PATH.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
+        set_config(
+            c"search_path",
+            SAFE_SEARCH_PATH,
             pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
         );
         let result = run_as(owner, f);
         pg_sys::AtEOXact_GUC(true, nest_level);

@@ -137,6 +137,17 @@ fn lock_name(sql_mode: &str) -> String {
         + "Lock"
 }
 
+/// (relfilenode, sequential scans in this transaction) of a table, or None once it is dropped.
+fn filenode_and_scans(tx: &mut postgres::Transaction<'_>, oid: u32) -> Option<(i64, i64)> {
+    tx.query_opt(
+        "SELECT c.relfilenode::bigint, coalesce(s.seq_scan, 0) FROM pg_class c \
+         LEFT JOIN pg_stat_xact_user_tables s ON s.relid = c.oid WHERE c.oid = $1",
+        &[&oid],
+    )
+    .unwrap()
+    .map(|r| (r.get(0), r.get(1)))
+}
+
 struct Observed {
     strongest_lock: String,
     rewritten: bool,
@@ -154,14 +165,8 @@ fn observe(c: &mut Client, table: &str, setup: &[&str], statement: &str) -> Obse
         .query_one(&format!("SELECT '{table}'::regclass::oid"), &[])
         .unwrap()
         .get(0);
-    let before = tx
-        .query_one(
-            "SELECT c.relfilenode::bigint, coalesce(s.seq_scan, 0) FROM pg_class c \
-             LEFT JOIN pg_stat_xact_user_tables s ON s.relid = c.oid WHERE c.oid = $1",
-            &[&oid],
-        )
-        .unwrap();
-    let (filenode_before, scans_before): (i64, i64) = (before.get(0), before.get(1));
+    let (filenode_before, scans_before) =
+        filenode_and_scans(&mut tx, oid).expect("the table exists");
     tx.batch_execute(statement)
         .unwrap_or_else(|e| panic!("{statement}: {e}"));
     let modes: Vec<String> = tx
@@ -174,13 +179,7 @@ fn observe(c: &mut Client, table: &str, setup: &[&str], statement: &str) -> Obse
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let after = tx
-        .query_opt(
-            "SELECT c.relfilenode::bigint, coalesce(s.seq_scan, 0) FROM pg_class c \
-             LEFT JOIN pg_stat_xact_user_tables s ON s.relid = c.oid WHERE c.oid = $1",
-            &[&oid],
-        )
-        .unwrap();
+    let after = filenode_and_scans(&mut tx, oid);
     tx.rollback().unwrap();
     let strongest_lock = LOCK_ORDER
         .iter()
@@ -189,10 +188,7 @@ fn observe(c: &mut Client, table: &str, setup: &[&str], statement: &str) -> Obse
         .map(|l| l.to_string())
         .unwrap_or_default();
     let (rewritten, scanned) = match after {
-        Some(r) => (
-            r.get::<_, i64>(0) != filenode_before,
-            r.get::<_, i64>(1) > scans_before,
-        ),
+        Some((filenode, scans)) => (filenode != filenode_before, scans > scans_before),
         None => (false, false), // dropped
     };
     Observed {
