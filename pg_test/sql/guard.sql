@@ -57,6 +57,40 @@ ALTER TABLE fresh ALTER COLUMN n TYPE bigint;
 DROP TABLE fresh;
 COMMIT;
 
+-- Every blocking rule, exempt on the small table (the same statements pass silently).
+BEGIN;
+CREATE INDEX small_email2 ON small (email);
+ALTER TABLE small ADD COLUMN s serial;
+ALTER TABLE small ADD COLUMN i bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE small ADD COLUMN g int GENERATED ALWAYS AS (n * 2) STORED;
+ALTER TABLE small ALTER COLUMN email TYPE text USING lower(email);
+ALTER TABLE small ALTER COLUMN n SET NOT NULL;
+ALTER TABLE small ADD CONSTRAINT small_self_fk FOREIGN KEY (id) REFERENCES small (id);
+ALTER TABLE small ADD CONSTRAINT small_n_positive CHECK (n > 0);
+ALTER TABLE small ADD CONSTRAINT small_email_unique UNIQUE (email);
+ALTER TABLE small ADD CONSTRAINT small_excl EXCLUDE USING btree (email WITH =);
+ALTER TABLE small SET UNLOGGED;
+ALTER TABLE small ADD COLUMN x noisy;
+ROLLBACK;
+
+-- Every blocking rule, overridden on the big table with migrate.allow() (rolled back).
+BEGIN;
+SELECT migrate.allow(id, 'golden test of every override') FROM migrate.rules WHERE severity = 'block';
+CREATE INDEX big_email ON big (email);
+ALTER TABLE big ADD COLUMN r float8 DEFAULT random();
+ALTER TABLE big ADD COLUMN s serial;
+ALTER TABLE big ADD COLUMN i bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE big ADD COLUMN g int GENERATED ALWAYS AS (n * 2) STORED;
+ALTER TABLE big ALTER COLUMN email TYPE text USING lower(email);
+ALTER TABLE big ALTER COLUMN status SET NOT NULL;
+ALTER TABLE big ADD CONSTRAINT big_self_fk FOREIGN KEY (id) REFERENCES big (id);
+ALTER TABLE big ADD CONSTRAINT big_check CHECK (n > 0);
+ALTER TABLE big ADD CONSTRAINT big_email_unique UNIQUE (email);
+ALTER TABLE big ADD CONSTRAINT big_excl EXCLUDE USING btree (email WITH =);
+ALTER TABLE big SET UNLOGGED;
+ALTER TABLE big ADD COLUMN x noisy;
+ROLLBACK;
+
 -- migrate.allow() permits one rule for the rest of the transaction, and the rewrite it implies.
 BEGIN;
 SELECT migrate.allow('alter_column_type', 'reporting table, read-only at night');
