@@ -2,7 +2,7 @@
 //! a hint saying what to do. The SQLSTATE of each situation is documented in docs/ERRORS.md and
 //! asserted by the SQL regression tests.
 
-use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 /// An error to report to the user.
@@ -46,6 +46,22 @@ impl UserError {
         report.report(PgLogLevel::ERROR);
         unreachable!("ERROR does not return")
     }
+}
+
+/// SQLSTATE, message, detail and hint of an error caught by [`crate::pg::subxact::run`].
+pub fn caught_parts(
+    caught: &CaughtError,
+) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
+    let report = match caught {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+        CaughtError::RustPanic { ereport, .. } => ereport,
+    };
+    (
+        report.sql_error_code(),
+        report.message().to_string(),
+        report.detail().map(str::to_string),
+        report.hint().map(str::to_string),
+    )
 }
 
 /// Shorthand for functions whose errors are user errors.

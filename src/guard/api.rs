@@ -139,13 +139,7 @@ fn check(
                 }
             }
             Err(e) => {
-                let message = match e.as_ref() {
-                    pgrx::pg_sys::panic::CaughtError::PostgresError(r)
-                    | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
-                    pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => {
-                        ereport.message().to_string()
-                    }
-                };
+                let (_, message, _, _) = crate::error::caught_parts(&e);
                 rows.push((
                     i as i32 + 1,
                     "error".into(),

@@ -16,7 +16,6 @@ use crate::pg::subxact;
 
 /// One thing a statement does to one table.
 pub struct Fact {
-    pub relid: pg_sys::Oid,
     pub table: TableFacts,
     pub action: Action,
 }
@@ -323,7 +322,6 @@ fn push(out: &mut StatementFacts, relid: Option<pg_sys::Oid>, actions: Vec<Actio
         return;
     };
     out.facts.extend(actions.into_iter().map(|action| Fact {
-        relid,
         table: table.clone(),
         action,
     }));

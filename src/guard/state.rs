@@ -48,8 +48,17 @@ unsafe extern "C-unwind" fn on_xact_event(
     _event: pg_sys::XactEvent::Type,
     _arg: *mut std::ffi::c_void,
 ) {
-    // Commit, abort or prepare: nothing carries over to the next transaction.
-    STATE.with(|s| *s.borrow_mut() = GuardState::default());
+    // Commit, abort or prepare: nothing carries over to the next transaction. Every
+    // transaction ends here, DML ones too, so those (with nothing recorded) cost one check.
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if !(s.allowances.is_empty()
+            && s.saved_timeouts.is_empty()
+            && s.statement_reported.is_empty())
+        {
+            *s = GuardState::default();
+        }
+    });
 }
 
 #[pgrx::pg_guard]

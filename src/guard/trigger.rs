@@ -246,10 +246,9 @@ pub unsafe extern "C-unwind" fn migrate_guard_table_rewrite(
         Spi::get_one::<pg_sys::Oid>("SELECT pg_catalog.pg_event_trigger_table_rewrite_oid()")
             .ok()
             .flatten();
-    if let Some((relid, table)) = relid.and_then(|r| facts::table_facts(r).map(|t| (r, t))) {
+    if let Some(table) = relid.and_then(facts::table_facts) {
         judge(
             &[Fact {
-                relid,
                 table,
                 action: Action::TableRewrite,
             }],

@@ -90,15 +90,6 @@ pub fn load_all(lock: bool) -> Vec<Migration> {
     as_registry_owner(|| Spi::connect_mut(|client| read_rows(client, &sql, &[])))
 }
 
-/// The registered migration whose version equals `version` in natural order, if any.
-pub fn find(version: &str) -> Option<Migration> {
-    let key = version::sort_key(version);
-    let sql = format!("SELECT {COLUMNS} FROM migrate.migrations WHERE sort_key = $1 FOR UPDATE");
-    as_registry_owner(|| {
-        Spi::connect_mut(|client| read_rows(client, &sql, &[key.as_slice().into()]).pop())
-    })
-}
-
 /// The definition of a migration as given to `migrate.add`.
 pub struct Definition<'a> {
     pub version: &'a str,

@@ -8,7 +8,7 @@ use pgrx::PgSqlErrorCode;
 
 use super::catalog::Migration;
 use super::options;
-use crate::error::{sqlstate_text, UserError};
+use crate::error::{caught_parts, sqlstate_text, UserError};
 use crate::guard;
 use crate::pg::{script, security, subxact};
 
@@ -106,7 +106,7 @@ pub fn parse_for_check(sql: &str) -> Result<Vec<*mut pg_sys::Node>, UserError> {
 /// with its line and column.
 fn parse(sql: &str, what: &str) -> Result<Vec<*mut pg_sys::Node>, UserError> {
     subxact::run(|| script::parse_trees(sql)).map_err(|caught| {
-        let (code, message, detail, hint) = parts(caught);
+        let (code, message, detail, hint) = caught_parts(&caught);
         let site = script::last_error_site();
         let mut e = UserError::new(code, format!("{what} does not parse: {message}"));
         let mut details: Vec<String> = Vec::new();
@@ -125,19 +125,6 @@ fn parse(sql: &str, what: &str) -> Result<Vec<*mut pg_sys::Node>, UserError> {
     })
 }
 
-fn parts(caught: Box<CaughtError>) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
-    let report = match caught.as_ref() {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
-        CaughtError::RustPanic { ereport, .. } => ereport,
-    };
-    (
-        report.sql_error_code(),
-        report.message().to_string(),
-        report.detail().map(str::to_string),
-        report.hint().map(str::to_string),
-    )
-}
-
 fn line_text(sql: &str, line: usize) -> String {
     sql.lines().nth(line - 1).unwrap_or("").trim().to_string()
 }
@@ -148,7 +135,7 @@ fn describe_failure(
     sql: &str,
     caught: Box<CaughtError>,
 ) -> UserError {
-    let (code, message, detail, hint) = parts(caught);
+    let (code, message, detail, hint) = caught_parts(&caught);
     let site = script::last_error_site();
     let mut details = Vec::new();
     let location = if site.position > 0 {

@@ -115,10 +115,10 @@ pub fn apply(
     }
 
     // A requirement is met if it is applied or runs earlier in this same plan.
-    let mut done: HashSet<String> = entries
+    let mut done: HashSet<Vec<u8>> = entries
         .iter()
         .filter(|e| e.applied)
-        .map(|e| version::identity_key(&e.version))
+        .map(|e| version::sort_key(&e.version))
         .collect();
     for &i in &chosen {
         let e = &entries[i];
@@ -129,14 +129,14 @@ pub fn apply(
                     requires: r.clone(),
                 });
             }
-            if !done.contains(&version::identity_key(r)) {
+            if !done.contains(&version::sort_key(r)) {
                 return Err(PlanError::RequirementNotReady {
                     version: e.version.clone(),
                     requires: r.clone(),
                 });
             }
         }
-        done.insert(version::identity_key(&e.version));
+        done.insert(version::sort_key(&e.version));
     }
     Ok(chosen)
 }
@@ -168,9 +168,9 @@ pub fn rollback(
             .collect(),
         (None, None) => Vec::new(),
     };
-    let leaving: HashSet<String> = chosen
+    let leaving: HashSet<Vec<u8>> = chosen
         .iter()
-        .map(|&i| version::identity_key(&entries[i].version))
+        .map(|&i| version::sort_key(&entries[i].version))
         .collect();
     for &i in &chosen {
         let e = &entries[i];
@@ -185,11 +185,11 @@ pub fn rollback(
             });
         }
         // Something that stays applied must not depend on what leaves.
-        let key = version::identity_key(&e.version);
+        let key = version::sort_key(&e.version);
         if let Some(dependent) = entries.iter().find(|d| {
             d.applied
-                && !leaving.contains(&version::identity_key(&d.version))
-                && d.requires.iter().any(|r| version::identity_key(r) == key)
+                && !leaving.contains(&version::sort_key(&d.version))
+                && d.requires.iter().any(|r| version::sort_key(r) == key)
         }) {
             return Err(PlanError::StillRequired {
                 version: e.version.clone(),
@@ -217,28 +217,24 @@ pub fn baseline(entries: &[Entry], target: &str) -> Result<Vec<usize>, PlanError
 /// The first dependency cycle through `start` if its requirements were `requires`, as the path
 /// `start -> ... -> start`.
 pub fn find_cycle(entries: &[Entry], start: &str, requires: &[String]) -> Option<Vec<String>> {
-    let mut graph: HashMap<String, Vec<String>> = entries
+    let mut graph: HashMap<Vec<u8>, Vec<String>> = entries
         .iter()
-        .map(|e| (version::identity_key(&e.version), e.requires.clone()))
+        .map(|e| (version::sort_key(&e.version), e.requires.clone()))
         .collect();
-    graph.insert(version::identity_key(start), requires.to_vec());
-    let target = version::identity_key(start);
+    graph.insert(version::sort_key(start), requires.to_vec());
+    let target = version::sort_key(start);
     let mut path = vec![start.to_string()];
     let mut seen = HashSet::new();
     fn walk(
-        graph: &HashMap<String, Vec<String>>,
+        graph: &HashMap<Vec<u8>, Vec<String>>,
         node: &str,
-        target: &str,
+        target: &[u8],
         path: &mut Vec<String>,
-        seen: &mut HashSet<String>,
+        seen: &mut HashSet<Vec<u8>>,
     ) -> bool {
-        for next in graph
-            .get(&version::identity_key(node))
-            .into_iter()
-            .flatten()
-        {
+        for next in graph.get(&version::sort_key(node)).into_iter().flatten() {
             path.push(next.clone());
-            let key = version::identity_key(next);
+            let key = version::sort_key(next);
             if key == target {
                 return true;
             }

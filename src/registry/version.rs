@@ -2,7 +2,7 @@
 //!
 //! Digit runs compare numerically and everything else as text, so `2` < `10`, `001` = `1`,
 //! `1.2` < `1.10` and `2024-01-02_x` < `2024-01-10_y`. Two spellings of the same version
-//! (`001` and `1`) share one [`identity_key`], which the registry keeps unique.
+//! (`001` and `1`) share one [`sort_key`], which the registry keeps unique.
 
 use std::cmp::Ordering;
 
@@ -111,17 +111,6 @@ pub fn sort_key(version: &str) -> Vec<u8> {
     key
 }
 
-/// The canonical spelling used to detect that two versions are the same (`001` and `1`).
-pub fn identity_key(version: &str) -> String {
-    segments(version)
-        .into_iter()
-        .map(|s| match s {
-            Segment::Number(n) => n,
-            Segment::Text(t) => t,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,9 +137,9 @@ mod tests {
     fn leading_zeros_are_equal() {
         assert_eq!(compare("001", "1"), Ordering::Equal);
         assert_eq!(compare("0", "000"), Ordering::Equal);
-        assert_eq!(identity_key("001"), identity_key("1"));
-        assert_eq!(identity_key("v01.002"), "v1.2");
-        assert_ne!(identity_key("1.2"), identity_key("1.20"));
+        assert_eq!(sort_key("001"), sort_key("1"));
+        assert_eq!(sort_key("v01.002"), sort_key("v1.2"));
+        assert_ne!(sort_key("1.2"), sort_key("1.20"));
     }
 
     #[test]

@@ -90,3 +90,46 @@ fn eight_sessions_apply_twenty_migrations_exactly_once() {
         .get(0);
     assert_eq!(events, MIGRATIONS as i64);
 }
+
+/// Under REPEATABLE READ, a session whose snapshot predates another session's apply() must not
+/// apply the same migrations again from its stale view: it gets a serialization failure (40001)
+/// and a retry finds nothing pending.
+#[test]
+fn repeatable_read_loser_gets_a_serialization_failure() {
+    let cluster = Cluster::start("repeatable-read", &[]);
+    let mut winner = cluster.connect("postgres");
+    let mut loser = cluster.connect("postgres");
+    winner
+        .batch_execute(
+            "CREATE EXTENSION migrate;
+             CREATE TABLE ran (version int);
+             SELECT migrate.add('1', 'INSERT INTO ran VALUES (1)');",
+        )
+        .unwrap();
+    let mut tx = loser
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .unwrap();
+    tx.query("SELECT count(*) FROM migrate.migrations", &[])
+        .unwrap(); // takes the snapshot
+    winner.query("SELECT migrate.apply()", &[]).unwrap();
+    let err = tx
+        .query("SELECT migrate.apply()", &[])
+        .expect_err("stale snapshot must not re-apply");
+    assert_eq!(
+        err.as_db_error().map(|d| d.code().code()),
+        Some("40001"),
+        "{err}"
+    );
+    drop(tx);
+    let retried = loser
+        .query("SELECT version FROM migrate.apply()", &[])
+        .unwrap();
+    assert!(retried.is_empty());
+    let ran: i64 = winner
+        .query_one("SELECT count(*) FROM ran", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(ran, 1);
+}
