@@ -18,6 +18,28 @@ pub static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// size-dependent rules.
 pub static GUARD_MIN_ROWS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
+/// `migrate.max_job_workers`: background workers that may run jobs at once in one database.
+pub static MAX_JOB_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+
+/// `migrate.backfill_batch_time` (ms): the duration an adaptive backfill batch aims for.
+pub static BACKFILL_BATCH_TIME_MS: GucSetting<i32> = GucSetting::<i32>::new(150);
+
+/// `migrate.backfill_statement_timeout` (ms): a batch running longer is cancelled and retried
+/// smaller.
+pub static BACKFILL_STATEMENT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+
+/// `migrate.max_replication_lag` (kB): backfills wait between batches while a connected standby
+/// has not replayed this much WAL. 0 turns the throttle off.
+pub static MAX_REPLICATION_LAG_KB: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// `migrate.allow_superuser_jobs`: let a superuser queue jobs (which then run as superuser).
+pub static ALLOW_SUPERUSER_JOBS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// `migrate.launcher_database`: where the launcher (with shared_preload_libraries) connects to
+/// list the databases whose interrupted jobs it resumes.
+pub static LAUNCHER_DATABASE: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(Some(c"postgres"));
+
 /// `migrate.guard`: what the guard does with a violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GuardMode {
@@ -166,6 +188,7 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    define_job_gucs();
     // SAFETY: registers a backend-lifetime variable with static names and options.
     unsafe {
         pg_sys::DefineCustomEnumVariable(
@@ -195,4 +218,90 @@ pub fn lock_timeout_ms() -> i32 {
 
 pub fn guard_min_rows() -> f64 {
     GUARD_MIN_ROWS.get() as f64
+}
+
+fn define_job_gucs() {
+    GucRegistry::define_int_guc(
+        c"migrate.max_job_workers",
+        c"Background workers that may run jobs at the same time, per database.",
+        c"Jobs beyond this wait in state queued and start as running ones finish. Each worker also counts against max_worker_processes.",
+        &MAX_JOB_WORKERS,
+        1,
+        64,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.backfill_batch_time",
+        c"Target duration of one backfill batch; the batch size adapts to it.",
+        c"Row locks are held for about this long per batch whatever the row width. A job queued with an explicit batch_size keeps that size.",
+        &BACKFILL_BATCH_TIME_MS,
+        10,
+        60_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.backfill_statement_timeout",
+        c"statement_timeout of each backfill batch; a batch that exceeds it is retried smaller.",
+        c"",
+        &BACKFILL_STATEMENT_TIMEOUT_MS,
+        100,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.max_replication_lag",
+        c"Backfills pause between batches while a standby lags by more than this much WAL (0: off).",
+        c"Measured from pg_stat_replication as the distance between the current WAL position and each standby's replay position.",
+        &MAX_REPLICATION_LAG_KB,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_bool_guc(
+        c"migrate.allow_superuser_jobs",
+        c"Allow superusers to queue background jobs, which then run as superuser.",
+        c"Off by default: a job runs with the privileges of the role that queued it, and a superuser job can do anything.",
+        &ALLOW_SUPERUSER_JOBS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"migrate.launcher_database",
+        c"Database the launcher connects to in order to find databases with interrupted jobs.",
+        c"Only used when migrate is in shared_preload_libraries.",
+        &LAUNCHER_DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+}
+
+pub fn max_job_workers() -> i32 {
+    MAX_JOB_WORKERS.get()
+}
+
+pub fn backfill_batch_time_ms() -> i32 {
+    BACKFILL_BATCH_TIME_MS.get()
+}
+
+pub fn backfill_statement_timeout_ms() -> i32 {
+    BACKFILL_STATEMENT_TIMEOUT_MS.get()
+}
+
+pub fn max_replication_lag_kb() -> i32 {
+    MAX_REPLICATION_LAG_KB.get()
+}
+
+pub fn allow_superuser_jobs() -> bool {
+    ALLOW_SUPERUSER_JOBS.get()
+}
+
+pub fn launcher_database() -> String {
+    LAUNCHER_DATABASE
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "postgres".into())
 }

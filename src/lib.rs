@@ -2,6 +2,7 @@
 //!
 //! - [`registry`]: migrations in the database's own catalog, applied and rolled back atomically.
 //! - [`guard`]: event triggers that bound lock waits and stop outage-causing DDL.
+//! - [`worker`]: background jobs (batched backfills) run by background workers.
 //! - [`pg`]: the small, fenced layer over server internals (roles, subtransactions, scripts).
 //! - [`gucs`]: every `migrate.*` setting.
 
@@ -12,6 +13,7 @@ pub mod guard;
 pub mod gucs;
 pub mod pg;
 pub mod registry;
+pub mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -21,12 +23,21 @@ extension_sql_file!(
     name = "guard_schema",
     requires = ["registry_schema"]
 );
+extension_sql_file!(
+    "sql/jobs.sql",
+    name = "jobs_schema",
+    requires = ["registry_schema"]
+);
 extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     guard::state::init();
+    // SAFETY: reads a flag the postmaster sets while loading shared_preload_libraries.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        worker::launch::register_launcher();
+    }
 }
 
 /// SHA-256 (hex) of a migration script as the registry computes it: CRLF normalised to LF and

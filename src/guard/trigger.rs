@@ -18,16 +18,7 @@ use super::state;
 use crate::error::UserError;
 use crate::gucs::{self, GuardMode};
 
-macro_rules! v1_function_info {
-    ($name:ident) => {
-        #[no_mangle]
-        #[doc(hidden)]
-        pub extern "C" fn $name() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-    };
-}
+use crate::v1_function_info;
 
 v1_function_info!(pg_finfo_migrate_guard_ddl_start);
 v1_function_info!(pg_finfo_migrate_guard_ddl_end);

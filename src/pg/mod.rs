@@ -1,7 +1,22 @@
 //! Thin safe wrappers over the PostgreSQL internals the extension needs: switching the current
-//! user, pinning `search_path`, internal subtransactions, and parsing/executing SQL scripts with
-//! precise error positions. Every `unsafe` block of the crate that touches server state lives here.
+//! user, pinning `search_path`, internal subtransactions, transactions in background workers, and
+//! parsing/executing SQL scripts with precise error positions.
 
 pub mod script;
 pub mod security;
 pub mod subxact;
+pub mod xact;
+
+/// Declares the `pg_finfo_*` record that marks a raw C function as calling convention V1 (for
+/// the functions pgrx cannot declare: event triggers and procedures that commit).
+#[macro_export]
+macro_rules! v1_function_info {
+    ($name:ident) => {
+        #[no_mangle]
+        #[doc(hidden)]
+        pub extern "C" fn $name() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}

@@ -1,0 +1,112 @@
+-- Background jobs (backfills): the queue the workers read and checkpoint, and the jobs view.
+-- Only the extension's functions write migrate.job_queue (as its owner); a batch and its
+-- checkpoint commit in the same transaction, which is what makes a job resumable exactly once.
+
+-- Job ids double as advisory-lock keys (a worker holds one per job), so they stay in int4 range.
+CREATE SEQUENCE migrate.job_id_seq AS integer;
+CREATE TABLE migrate.job_queue (
+    id                 bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_id_seq'),
+    kind               text NOT NULL
+        CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['backfill'])),
+    relid              regclass NOT NULL,
+    table_name         text NOT NULL,
+    set_sql            text NOT NULL,
+    where_sql          text,
+    -- The key the job walks in order (quoted column names and their types), or NULL for a
+    -- table without one: then where_sql must become false for every row the SET updates.
+    key_columns        text[],
+    key_types          text[],
+    search_path        text NOT NULL,
+    batch_size         integer CHECK (batch_size > 0),
+    current_batch_size integer NOT NULL,
+    pause              interval NOT NULL DEFAULT '0',
+    state              text NOT NULL DEFAULT 'queued'
+        CHECK (state OPERATOR(pg_catalog.=) ANY
+               (ARRAY['queued', 'running', 'paused', 'succeeded', 'failed', 'cancelled'])),
+    rows_done          bigint NOT NULL DEFAULT 0,
+    rows_updated       bigint NOT NULL DEFAULT 0,
+    rows_estimated     bigint,
+    batches            bigint NOT NULL DEFAULT 0,
+    rate               double precision,
+    last_key           text[],
+    upper_key          text[],
+    note               text,
+    error_sqlstate     text,
+    error_message      text,
+    owner_oid          oid NOT NULL,
+    owner_name         name NOT NULL,
+    allow_superuser    boolean NOT NULL DEFAULT false,
+    created_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    started_at         timestamptz,
+    updated_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at        timestamptz
+);
+COMMENT ON TABLE migrate.job_queue IS
+    'Internal: background jobs and their checkpoints. Read migrate.jobs; write through the API.';
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_id_seq', '');
+
+-- A live worker holds the advisory lock (0x6d6a6f62, job id) while it runs a job: that is how
+-- the view tells a running job from an interrupted one.
+CREATE VIEW migrate.jobs AS
+SELECT j.id,
+       j.kind,
+       j.table_name,
+       j.state,
+       j.rows_done,
+       j.rows_estimated,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100::numeric
+            WHEN j.rows_estimated OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(pg_catalog.least(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.rows_done
+                   OPERATOR(pg_catalog./) j.rows_estimated), 1)
+       END AS percent_done,
+       j.rows_updated,
+       pg_catalog.round(j.rate::numeric, 0) AS rate,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'running' AND j.rate OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.make_interval(secs => pg_catalog.greatest(0::double precision,
+                   (j.rows_estimated OPERATOR(pg_catalog.-) j.rows_done)::double precision
+                   OPERATOR(pg_catalog./) j.rate))
+       END AS eta,
+       j.current_batch_size AS batch_size,
+       j.batches,
+       j.last_key,
+       CASE WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'running'
+            THEN 'interrupted: no worker is running this job; it resumes with migrate.resume_job('
+                 OPERATOR(pg_catalog.||) j.id OPERATOR(pg_catalog.||)
+                 ') or at server start when migrate is in shared_preload_libraries'
+            WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'queued'
+            THEN 'waiting for a worker (migrate.max_job_workers)'
+            ELSE j.note
+       END AS note,
+       CASE WHEN j.error_sqlstate IS NOT NULL
+            THEN j.error_sqlstate OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) j.error_message
+       END AS error,
+       j.owner_name AS owner,
+       w.pid AS worker_pid,
+       CASE WHEN pg_catalog.pg_has_role(j.owner_oid, 'USAGE') THEN j.set_sql END AS set_sql,
+       CASE WHEN pg_catalog.pg_has_role(j.owner_oid, 'USAGE') THEN j.where_sql END AS where_sql,
+       j.created_at,
+       j.started_at,
+       j.updated_at,
+       j.finished_at
+FROM migrate.job_queue j
+LEFT JOIN pg_catalog.pg_locks w
+       ON w.locktype OPERATOR(pg_catalog.=) 'advisory'
+      AND w.database OPERATOR(pg_catalog.=)
+          (SELECT d.oid FROM pg_catalog.pg_database d
+           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+      AND w.classid OPERATOR(pg_catalog.=) 1835691874::oid
+      AND w.objid OPERATOR(pg_catalog.=) j.id::oid
+      AND w.objsubid OPERATOR(pg_catalog.=) 2
+      AND w.granted;
+COMMENT ON VIEW migrate.jobs IS
+    'Background jobs: state, progress, rate, ETA, checkpoint, errors, owner and worker.';
+
+-- A C procedure: it commits between polls so the waiting session holds no snapshot, which a
+-- concurrent index build elsewhere in the database would otherwise have to wait for.
+CREATE PROCEDURE migrate.wait_job(job_id bigint, timeout interval DEFAULT NULL)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'migrate_wait_job';
+COMMENT ON PROCEDURE migrate.wait_job(bigint, interval) IS
+    'Waits until a job ends (raises if it failed or was cancelled) or the timeout passes.';

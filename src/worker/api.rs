@@ -1,0 +1,394 @@
+//! SQL API of background jobs: `backfill()`, `pause_job()`, `resume_job()`, `cancel_job()` and
+//! the `wait_job()` procedure.
+
+use std::time::{Duration, Instant};
+
+use pgrx::datum::Interval;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode::*;
+
+use super::backfill::{self, FIRST_BATCH_SIZE};
+use super::launch;
+use super::queue::{self, Job, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED};
+use super::runner::check_owner;
+use crate::error::{OrRaise, Result, UserError};
+use crate::gucs;
+use crate::pg::security::{current_user, has_privileges_of, role_name, role_oid};
+use crate::v1_function_info;
+
+/// Milliseconds in an interval (months count as 30 days, as PostgreSQL's own arithmetic does).
+fn interval_ms(i: &Interval) -> f64 {
+    let days = f64::from(i.months()) * 30.0 + f64::from(i.days());
+    days * 86_400_000.0 + i.micros() as f64 / 1000.0
+}
+
+/// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause)`: queues a batched
+/// `UPDATE tbl SET set_sql WHERE where_sql`; its worker starts when the caller commits.
+#[pg_extern(sql = r#"
+CREATE FUNCTION migrate.backfill(tbl regclass, set_sql text, where_sql text DEFAULT NULL,
+                                 batch_size integer DEFAULT NULL, pause interval DEFAULT NULL)
+RETURNS bigint VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'backfill_wrapper';
+COMMENT ON FUNCTION migrate.backfill(regclass, text, text, integer, interval) IS
+    'Queues a batched UPDATE tbl SET set_sql WHERE where_sql, run by a background worker after commit; returns the job id.';
+"#)]
+fn backfill(
+    tbl: Option<pg_sys::Oid>,
+    set_sql: Option<&str>,
+    where_sql: Option<&str>,
+    batch_size: Option<i32>,
+    pause: Option<Interval>,
+) -> i64 {
+    queue_backfill(tbl, set_sql, where_sql, batch_size, pause).or_raise()
+}
+
+fn queue_backfill(
+    tbl: Option<pg_sys::Oid>,
+    set_sql: Option<&str>,
+    where_sql: Option<&str>,
+    batch_size: Option<i32>,
+    pause: Option<Interval>,
+) -> Result<i64> {
+    let (Some(relid), Some(set_sql)) = (tbl, set_sql) else {
+        return Err(UserError::new(
+            ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "migrate.backfill: tbl and set_sql must not be NULL",
+        )
+        .hint("Pass the table and the SET list, e.g. migrate.backfill('orders', 'total = price * qty')."));
+    };
+    let table = describe_table(relid)?;
+    if let Some(size) = batch_size {
+        if size <= 0 {
+            return Err(UserError::new(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("migrate.backfill: batch_size for {table} must be positive, not {size}"),
+            )
+            .hint("Pass a positive batch_size, or NULL to let the batch size adapt to migrate.backfill_batch_time."));
+        }
+    }
+    let pause_ms = pause.as_ref().map(interval_ms).unwrap_or(0.0);
+    if pause_ms < 0.0 {
+        return Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.backfill: pause for {table} must not be negative"),
+        )
+        .hint("Pass a pause such as '50 ms', or NULL for none."));
+    }
+    let where_sql = where_sql.filter(|w| !w.trim().is_empty());
+    let owner = current_user();
+    let owner_name = role_name(owner).unwrap_or_default();
+    // SAFETY: a catalog lookup of the current user.
+    let is_superuser = unsafe { pg_sys::superuser_arg(owner) };
+    let allow_superuser = is_superuser && gucs::allow_superuser_jobs();
+    check_owner(owner, relid, &table, allow_superuser)?;
+
+    let key = backfill::find_key(relid);
+    backfill::check_set_sql(&table, set_sql, key.as_ref())?;
+    if let Some(w) = where_sql {
+        backfill::check_where_sql(&table, w)?;
+    }
+    if key.is_none() && where_sql.is_none() {
+        return Err(UserError::new(
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("migrate.backfill: {table} has no primary key or unique NOT NULL key to walk"),
+        )
+        .detail("Without a key a resumed job cannot know which rows it already updated.")
+        .hint("Add a primary key, or pass a where_sql that the SET makes false (e.g. SET total = ... with where_sql 'total IS NULL'); the job then checks every batch for that."));
+    }
+    check_statement(&table, set_sql, where_sql, key.as_ref())?;
+
+    let search_path = current_setting("search_path");
+    let id = queue::insert_backfill(&queue::NewBackfill {
+        relid,
+        table_name: &table,
+        set_sql,
+        where_sql,
+        key: key.as_ref(),
+        search_path: &search_path,
+        batch_size,
+        first_batch_size: batch_size.unwrap_or(FIRST_BATCH_SIZE),
+        pause_ms,
+        owner,
+        owner_name: &owner_name,
+        allow_superuser,
+    });
+    launch::start_at_commit(id);
+    Ok(id)
+}
+
+/// The table's qualified name; refuses anything but a table.
+fn describe_table(relid: pg_sys::Oid) -> Result<String> {
+    let row = Spi::get_two_with_args::<String, String>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+           ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[relid.into()],
+    )
+    .ok();
+    match row {
+        Some((Some(name), Some(kind))) if kind == "r" || kind == "p" => Ok(name),
+        Some((Some(name), _)) => Err(UserError::new(
+            ERRCODE_WRONG_OBJECT_TYPE,
+            format!("migrate.backfill: {name} is not a table"),
+        )
+        .hint("Backfill the table itself, not a view, index, sequence or foreign table.")),
+        _ => Err(UserError::new(
+            ERRCODE_UNDEFINED_TABLE,
+            format!("migrate.backfill: no table with OID {}", relid.to_u32()),
+        )
+        .hint("Pass an existing table name, e.g. 'public.orders'.")),
+    }
+}
+
+/// Plans the batch statement as the caller (EXPLAIN, nothing runs): unknown columns, type
+/// errors and missing privileges surface now, with their own SQLSTATE, instead of in the worker.
+fn check_statement(
+    table: &str,
+    set_sql: &str,
+    where_sql: Option<&str>,
+    key: Option<&backfill::Key>,
+) -> Result<()> {
+    let sql = match (key, where_sql) {
+        (Some(key), w) => backfill::update_sql(table, key, set_sql, w, true),
+        (None, Some(w)) => backfill::keyless_update_sql(table, set_sql, w, 1),
+        (None, None) => unreachable!("refused above"),
+    };
+    let explain = format!("EXPLAIN (COSTS OFF) {sql}");
+    let none: Option<Vec<String>> = None;
+    crate::pg::subxact::run(|| {
+        Spi::run_with_args(&explain, &[none.clone().into(), none.clone().into()])
+            .unwrap_or_else(|e| error!("{e}"))
+    })
+    .map_err(|caught| {
+        let (code, message, detail, hint) = crate::error::caught_parts(&caught);
+        let mut e = UserError::new(
+            code,
+            format!("migrate.backfill: the UPDATE of {table} is not valid: {message}"),
+        )
+        .hint(hint.unwrap_or_else(|| "Fix set_sql or where_sql and queue the backfill again.".into()));
+        if let Some(d) = detail {
+            e = e.detail(d);
+        }
+        e
+    })
+}
+
+fn current_setting(name: &str) -> String {
+    Spi::get_one_with_args::<String>("SELECT pg_catalog.current_setting($1)", &[name.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Loads a job for a control function, locked, after checking the caller may control it: the
+/// job's owner (or a role with its privileges) or a member of migrate_admin.
+fn job_for_control(id: i64, what: &str) -> Result<Job> {
+    let job = queue::load(id, true).ok_or_else(|| {
+        UserError::new(ERRCODE_UNDEFINED_OBJECT, format!("migrate.{what}: job {id} does not exist"))
+            .hint("See SELECT * FROM migrate.jobs for job ids.")
+    })?;
+    let me = current_user();
+    let admin = role_oid("migrate_admin").is_some_and(|a| has_privileges_of(me, a));
+    if !admin && !has_privileges_of(me, job.owner) {
+        return Err(UserError::new(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "migrate.{what}: permission denied for job {id} of role \"{}\"",
+                job.owner_name
+            ),
+        )
+        .hint("Only the role that queued a job, roles with its privileges, and migrate_admin may control it."));
+    }
+    Ok(job)
+}
+
+fn wrong_state(id: i64, what: &str, state: &str, hint: &str) -> UserError {
+    UserError::new(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("migrate.{what}: job {id} is {state}"),
+    )
+    .hint(hint.to_string())
+}
+
+/// Pauses a queued or running job after its current batch (which commits).
+#[pg_extern]
+fn pause_job(id: i64) {
+    let job = job_for_control(id, "pause_job").or_raise();
+    match job.state.as_str() {
+        QUEUED | RUNNING => queue::set_state(id, PAUSED, None),
+        PAUSED => {}
+        state => wrong_state(id, "pause_job", state, "Only queued or running jobs can be paused.").raise(),
+    }
+}
+
+/// Resumes a paused, failed or interrupted job from its last checkpoint; its worker starts when
+/// the caller commits.
+#[pg_extern]
+fn resume_job(id: i64) {
+    let job = job_for_control(id, "resume_job").or_raise();
+    match job.state.as_str() {
+        RUNNING | QUEUED if queue::has_worker(id) => wrong_state(
+            id,
+            "resume_job",
+            &format!("{} by a live worker", job.state),
+            "Nothing to resume; watch it in migrate.jobs.",
+        )
+        .raise(),
+        PAUSED | FAILED | RUNNING | QUEUED => {
+            // A failed job's owner must still qualify; the worker checks again before each batch.
+            let table = job.table_name.clone();
+            check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+            queue::set_state(id, QUEUED, None);
+            launch::start_at_commit(id);
+        }
+        state => wrong_state(
+            id,
+            "resume_job",
+            state,
+            "Succeeded and cancelled jobs are finished; queue a new backfill instead.",
+        )
+        .raise(),
+    }
+}
+
+/// Cancels a job: it stops after its current batch. Rows already updated stay updated.
+#[pg_extern]
+fn cancel_job(id: i64) {
+    let job = job_for_control(id, "cancel_job").or_raise();
+    match job.state.as_str() {
+        QUEUED | RUNNING | PAUSED | FAILED => queue::set_state(id, CANCELLED, None),
+        CANCELLED => {}
+        state => wrong_state(id, "cancel_job", state, "A succeeded job has nothing left to cancel.").raise(),
+    }
+}
+
+v1_function_info!(pg_finfo_migrate_wait_job);
+
+/// `CALL migrate.wait_job(id, timeout)`: polls the job, committing between polls so this
+/// session holds no snapshot while it waits (a concurrent index build waits for every older
+/// snapshot in the database, including a waiter's). Raises if the job failed or was cancelled,
+/// or if the timeout passes first.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn migrate_wait_job(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called by the executor of CALL with its arguments and context.
+    let (id, timeout, nonatomic) = unsafe {
+        let id = pgrx::fcinfo::pg_getarg::<i64>(fcinfo, 0);
+        let timeout = pgrx::fcinfo::pg_getarg::<Interval>(fcinfo, 1);
+        let context = (*fcinfo).context;
+        let nonatomic = !context.is_null()
+            && (*context).type_ == pg_sys::NodeTag::T_CallContext
+            && !(*(context as *mut pg_sys::CallContext)).atomic;
+        (id, timeout, nonatomic)
+    };
+    let Some(id) = id else {
+        UserError::new(ERRCODE_NULL_VALUE_NOT_ALLOWED, "migrate.wait_job: job id must not be NULL")
+            .hint("CALL migrate.wait_job(42);")
+            .raise()
+    };
+    if !nonatomic {
+        UserError::new(
+            ERRCODE_ACTIVE_SQL_TRANSACTION,
+            format!("migrate.wait_job({id}) must be called with CALL outside a transaction block"),
+        )
+        .detail("Waiting inside a transaction would hold a snapshot that concurrent index builds must wait for.")
+        .hint("Run CALL migrate.wait_job(...) on its own (autocommit), not inside BEGIN ... COMMIT or a function.")
+        .raise();
+    }
+    let deadline = timeout.as_ref().map(|t| {
+        Instant::now() + Duration::from_secs_f64(interval_ms(t).max(0.0) / 1000.0)
+    });
+    // SAFETY: a non-atomic SPI connection is what lets a procedure commit; SPI_commit releases
+    // the CALL's own snapshot, and each poll below takes and drops its own.
+    unsafe {
+        if pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32) != pg_sys::SPI_OK_CONNECT as i32 {
+            error!("migrate.wait_job: SPI_connect_ext failed");
+        }
+    }
+    let started = Instant::now();
+    let mut warned = false;
+    loop {
+        let status = job_status(id);
+        let Some((state, error, done, estimated)) = status else {
+            UserError::new(ERRCODE_UNDEFINED_OBJECT, format!("migrate.wait_job: job {id} does not exist"))
+                .hint("See SELECT * FROM migrate.jobs for job ids.")
+                .raise()
+        };
+        match state.as_str() {
+            SUCCEEDED => break,
+            FAILED => UserError::new(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("migrate.wait_job: job {id} failed: {}", error.unwrap_or_default()),
+            )
+            .hint(format!("Fix the cause, then SELECT migrate.resume_job({id}); it resumes from its last checkpoint."))
+            .raise(),
+            CANCELLED => UserError::new(
+                ERRCODE_QUERY_CANCELED,
+                format!("migrate.wait_job: job {id} was cancelled"),
+            )
+            .raise(),
+            _ => {}
+        }
+        // A worker takes a moment to start after commit: only then is "no worker" news.
+        if !warned && started.elapsed() > Duration::from_secs(2) && !has_worker_or_slot(id, &state) {
+            pgrx::notice!(
+                "migrate.wait_job: job {id} is {state} and no worker runs it; SELECT migrate.resume_job({id}) to restart it"
+            );
+            warned = true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            UserError::new(
+                ERRCODE_QUERY_CANCELED,
+                format!(
+                    "migrate.wait_job: timed out waiting for job {id} ({state}, {done} of about {} rows done)",
+                    estimated.unwrap_or(0)
+                ),
+            )
+            .hint("The job goes on in the background; wait again or watch migrate.jobs.")
+            .raise();
+        }
+        // SAFETY: we hold a non-atomic SPI connection and no snapshot of our own.
+        unsafe { pg_sys::SPI_commit() };
+        crate::pg::xact::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: closes the connection opened above.
+    unsafe { pg_sys::SPI_finish() };
+    pg_sys::Datum::from(0)
+}
+
+/// (state, error, rows_done, rows_estimated) of a job, as the jobs view shows it.
+fn job_status(id: i64) -> Option<(String, Option<String>, i64, Option<i64>)> {
+    Spi::connect(|client| {
+        let rows = client
+            .select(
+                "SELECT state, error, rows_done, rows_estimated FROM migrate.jobs \
+                 WHERE id OPERATOR(pg_catalog.=) $1",
+                None,
+                &[id.into()],
+            )
+            .unwrap_or_else(|e| error!("migrate.wait_job: {e}"));
+        rows.into_iter().next().map(|r| {
+            (
+                r.get::<String>(1).ok().flatten().unwrap_or_default(),
+                r.get::<String>(2).ok().flatten(),
+                r.get::<i64>(3).ok().flatten().unwrap_or(0),
+                r.get::<i64>(4).ok().flatten(),
+            )
+        })
+    })
+}
+
+/// False when the job is waiting for something that will not happen by itself: running or
+/// queued without a worker and with a free slot (its worker is gone), or paused.
+fn has_worker_or_slot(id: i64, state: &str) -> bool {
+    match state {
+        PAUSED => false,
+        RUNNING => queue::has_worker(id),
+        QUEUED => {
+            queue::has_worker(id)
+                || queue::busy_slots() >= i64::from(gucs::max_job_workers())
+        }
+        _ => true,
+    }
+}

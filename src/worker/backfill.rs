@@ -1,0 +1,362 @@
+//! What a backfill batch runs, and the checks a backfill passes before it is queued.
+//!
+//! A job walks the table's key (primary key, or a unique index on NOT NULL columns) in key
+//! order, one key range per batch: the batch's upper key is found first, then one `UPDATE`
+//! covers the range `(last, upper]`. The range's upper key is the checkpoint, committed with the
+//! batch, so a resumed job starts exactly after the last committed range. Rows whose key is
+//! above the largest key at the job's start are out of its scope.
+//!
+//! A table without such a key is walked by `where_sql` alone: each batch updates rows that
+//! still match it, and the batch fails unless the SET made every one of them stop matching
+//! (otherwise the job would never end, or update a row twice).
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode::*;
+
+use crate::error::{Result, UserError};
+use crate::pg::script;
+
+/// The key a job walks: column names (as in the catalog) and their types, each type with the
+/// column's collation so that comparisons order exactly like `ORDER BY`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub columns: Vec<String>,
+    pub types: Vec<String>,
+}
+
+/// Double-quotes an identifier (always, so no keyword or case can change its meaning).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Key {
+    fn list(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| quote_ident(c)).collect();
+        cols.join(", ")
+    }
+
+    fn descending(&self) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} DESC", quote_ident(c)))
+            .collect();
+        cols.join(", ")
+    }
+
+    /// The key as a text array, the form checkpoints are stored in.
+    fn as_text_array(&self) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{}::pg_catalog.text", quote_ident(c)))
+            .collect();
+        format!("ARRAY[{}]", cols.join(", "))
+    }
+
+    /// A stored key (text array parameter `$n`) cast back to the key's types.
+    fn values(&self, param: usize) -> String {
+        let vals: Vec<String> = self
+            .types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("(${param}::pg_catalog.text[])[{}]::{t}", i + 1))
+            .collect();
+        vals.join(", ")
+    }
+
+    /// `(key) > ($1)` when there is a lower bound, always `(key) <= ($2)`.
+    fn range(&self, has_lower: bool) -> String {
+        let upper = format!("({}) <= ({})", self.list(), self.values(2));
+        if has_lower {
+            format!("({}) > ({}) AND {upper}", self.list(), self.values(1))
+        } else {
+            upper
+        }
+    }
+}
+
+/// The largest key in the table now: the end of the job's scope.
+pub fn upper_key_sql(table: &str, key: &Key) -> String {
+    format!(
+        "SELECT {} FROM {table} ORDER BY {} LIMIT 1",
+        key.as_text_array(),
+        key.descending()
+    )
+}
+
+/// The key that ends a batch of `size` keys after `$1` (none: fewer keys are left).
+pub fn batch_end_sql(table: &str, key: &Key, has_lower: bool, size: i32) -> String {
+    format!(
+        "SELECT {} FROM {table} WHERE {} ORDER BY {} OFFSET {} LIMIT 1",
+        key.as_text_array(),
+        key.range(has_lower),
+        key.list(),
+        size.max(1) - 1
+    )
+}
+
+/// How many keys are left in `($1, $2]` (the last batch).
+pub fn remaining_sql(table: &str, key: &Key, has_lower: bool) -> String {
+    format!(
+        "SELECT pg_catalog.count(*) FROM {table} WHERE {}",
+        key.range(has_lower)
+    )
+}
+
+/// The batch itself: the user's SET for the rows in `($1, $2]` that match `where_sql`.
+/// The user's text sits on lines of its own so a trailing `--` comment cannot swallow ours.
+pub fn update_sql(
+    table: &str,
+    key: &Key,
+    set_sql: &str,
+    where_sql: Option<&str>,
+    has_lower: bool,
+) -> String {
+    let filter = where_sql
+        .map(|w| format!(" AND (\n{w}\n)"))
+        .unwrap_or_default();
+    format!(
+        "UPDATE {table} SET\n{set_sql}\nWHERE {}{filter}",
+        key.range(has_lower)
+    )
+}
+
+/// A batch on a table without a key: up to `size` rows that match `where_sql`, and how many of
+/// them still match it after the SET (which must be none).
+pub fn keyless_update_sql(table: &str, set_sql: &str, where_sql: &str, size: i32) -> String {
+    format!(
+        "WITH batch AS (UPDATE {table} SET\n{set_sql}\n\
+         WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ctid FROM {table} WHERE (\n{where_sql}\n) LIMIT {size})) \
+         AND (\n{where_sql}\n) RETURNING (\n{where_sql}\n) AS still_matches) \
+         SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE still_matches) FROM batch"
+    )
+}
+
+/// Next adaptive batch size: scaled toward the target duration, at most doubling or halving per
+/// batch so one odd batch (a checkpoint, a lock wait) does not swing it.
+pub fn next_batch_size(current: i32, elapsed_ms: f64, target_ms: f64) -> i32 {
+    const MAX_BATCH: f64 = 100_000.0;
+    let current = f64::from(current.max(1));
+    let scaled = if elapsed_ms <= 0.0 {
+        current * 2.0
+    } else {
+        current * target_ms / elapsed_ms
+    };
+    scaled.clamp(current / 2.0, current * 2.0).clamp(1.0, MAX_BATCH) as i32
+}
+
+/// The first adaptive batch: small enough for any row width, then it grows.
+pub const FIRST_BATCH_SIZE: i32 = 1000;
+
+/// Finds the key a job walks: the primary key, else the narrowest unique, non-partial index on
+/// plain NOT NULL columns. None if the table has neither.
+pub fn find_key(relid: pg_sys::Oid) -> Option<Key> {
+    const SQL: &str = "\
+        SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY k.ord), \
+               pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) \
+                   OPERATOR(pg_catalog.||) CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) 0 \
+                   THEN ' COLLATE ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(cn.nspname) \
+                        OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(co.collname) \
+                   ELSE '' END ORDER BY k.ord) \
+        FROM pg_catalog.pg_index i \
+        CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord) \
+        JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid \
+             AND a.attnum OPERATOR(pg_catalog.=) k.attnum \
+        LEFT JOIN pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation \
+        LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid OPERATOR(pg_catalog.=) co.collnamespace \
+        WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisunique AND i.indisvalid \
+          AND i.indpred IS NULL AND i.indexprs IS NULL \
+          AND k.ord OPERATOR(pg_catalog.<=) i.indnkeyatts \
+        GROUP BY i.indexrelid, i.indisprimary \
+        HAVING pg_catalog.bool_and(a.attnotnull AND a.attnum OPERATOR(pg_catalog.>) 0) \
+        ORDER BY i.indisprimary DESC, pg_catalog.count(*), i.indexrelid \
+        LIMIT 1";
+    Spi::connect(|client| {
+        let rows = client
+            .select(SQL, None, &[relid.into()])
+            .unwrap_or_else(|e| error!("migrate: could not read the indexes of a table: {e}"));
+        rows.into_iter().next().map(|row| Key {
+            columns: row.get::<Vec<String>>(1).ok().flatten().unwrap_or_default(),
+            types: row.get::<Vec<String>>(2).ok().flatten().unwrap_or_default(),
+        })
+    })
+}
+
+/// Checks that `set_sql` is a SET list and nothing else (no WHERE, FROM or RETURNING smuggled
+/// in), and that it does not assign a key column (which would move rows across the walk).
+pub fn check_set_sql(table: &str, set_sql: &str, key: Option<&Key>) -> Result<()> {
+    if set_sql.trim().is_empty() {
+        return Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.backfill: set_sql for {table} is empty"),
+        )
+        .hint("Pass the SET list of the UPDATE, e.g. 'total = price * quantity'."));
+    }
+    let trees = parse(
+        &format!("UPDATE {table} SET\n{set_sql}\n"),
+        "set_sql",
+        table,
+    )?;
+    let not_a_set_list = || {
+        UserError::new(
+            ERRCODE_SYNTAX_ERROR,
+            format!("migrate.backfill: set_sql for {table} must be only a SET list"),
+        )
+        .detail(format!("set_sql: {set_sql}"))
+        .hint("Pass the assignments alone, e.g. 'a = 1, b = lower(c)'; give the WHERE condition as where_sql.")
+    };
+    let [tree] = trees.as_slice() else {
+        return Err(not_a_set_list());
+    };
+    // SAFETY: a raw parse tree from raw_parser, read only.
+    unsafe {
+        if (**tree).type_ != pg_sys::NodeTag::T_UpdateStmt {
+            return Err(not_a_set_list());
+        }
+        let stmt = &*(*tree as *const pg_sys::UpdateStmt);
+        #[cfg(feature = "pg15")]
+        let returning = !stmt.returningList.is_null();
+        #[cfg(feature = "pg18")]
+        let returning = !stmt.returningClause.is_null();
+        if !stmt.whereClause.is_null()
+            || !stmt.fromClause.is_null()
+            || returning
+            || !stmt.withClause.is_null()
+        {
+            return Err(not_a_set_list());
+        }
+        if let Some(key) = key {
+            for target in list_nodes(stmt.targetList) {
+                let res = &*(target as *const pg_sys::ResTarget);
+                if res.name.is_null() {
+                    continue;
+                }
+                let name = std::ffi::CStr::from_ptr(res.name).to_string_lossy();
+                if key.columns.iter().any(|c| *c == name) {
+                    return Err(UserError::new(
+                        ERRCODE_INVALID_COLUMN_REFERENCE,
+                        format!("migrate.backfill: set_sql assigns key column \"{name}\" of {table}"),
+                    )
+                    .detail("A backfill walks the table in key order; changing the key would move rows across the walk.")
+                    .hint("Backfill other columns; change keys with an expand/contract migration (new column, backfill, swap)."));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `where_sql` is one boolean condition: it must parse as the WHERE of a SELECT
+/// with nothing after it (no `) OR (`, ORDER BY, LIMIT, UNION or second statement).
+pub fn check_where_sql(table: &str, where_sql: &str) -> Result<()> {
+    let trees = parse(&format!("SELECT WHERE {where_sql}\n"), "where_sql", table)?;
+    let not_a_condition = || {
+        UserError::new(
+            ERRCODE_SYNTAX_ERROR,
+            format!("migrate.backfill: where_sql for {table} must be a single condition"),
+        )
+        .detail(format!("where_sql: {where_sql}"))
+        .hint("Pass a boolean expression, e.g. 'total IS NULL'.")
+    };
+    let [tree] = trees.as_slice() else {
+        return Err(not_a_condition());
+    };
+    // SAFETY: a raw parse tree from raw_parser, read only.
+    unsafe {
+        if (**tree).type_ != pg_sys::NodeTag::T_SelectStmt {
+            return Err(not_a_condition());
+        }
+        let s = &*(*tree as *const pg_sys::SelectStmt);
+        let only_where = s.op == pg_sys::SetOperation::SETOP_NONE
+            && !s.whereClause.is_null()
+            && s.distinctClause.is_null()
+            && s.intoClause.is_null()
+            && s.targetList.is_null()
+            && s.fromClause.is_null()
+            && s.groupClause.is_null()
+            && s.havingClause.is_null()
+            && s.windowClause.is_null()
+            && s.valuesLists.is_null()
+            && s.sortClause.is_null()
+            && s.limitOffset.is_null()
+            && s.limitCount.is_null()
+            && s.lockingClause.is_null()
+            && s.withClause.is_null();
+        if !only_where {
+            return Err(not_a_condition());
+        }
+    }
+    Ok(())
+}
+
+fn parse(sql: &str, what: &str, table: &str) -> Result<Vec<*mut pg_sys::Node>> {
+    crate::pg::subxact::run(|| script::parse_trees(sql)).map_err(|caught| {
+        let (code, message, _, _) = crate::error::caught_parts(&caught);
+        UserError::new(
+            code,
+            format!("migrate.backfill: {what} for {table} does not parse: {message}"),
+        )
+        .hint(format!("Fix {what} and queue the backfill again."))
+    })
+}
+
+/// The nodes of a PostgreSQL List (empty for NIL).
+unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: a valid List of pointers, per the caller.
+    unsafe {
+        (0..(*list).length as usize)
+            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn composite() -> Key {
+        Key {
+            columns: vec!["tenant".into(), "Id".into()],
+            types: vec!["integer".into(), "text COLLATE pg_catalog.\"C\"".into()],
+        }
+    }
+
+    #[test]
+    fn batch_statements_walk_key_ranges() {
+        let key = composite();
+        assert_eq!(
+            batch_end_sql("public.t", &key, true, 500),
+            "SELECT ARRAY[\"tenant\"::pg_catalog.text, \"Id\"::pg_catalog.text] FROM public.t \
+             WHERE (\"tenant\", \"Id\") > (($1::pg_catalog.text[])[1]::integer, ($1::pg_catalog.text[])[2]::text COLLATE pg_catalog.\"C\") \
+             AND (\"tenant\", \"Id\") <= (($2::pg_catalog.text[])[1]::integer, ($2::pg_catalog.text[])[2]::text COLLATE pg_catalog.\"C\") \
+             ORDER BY \"tenant\", \"Id\" OFFSET 499 LIMIT 1"
+        );
+        let first = update_sql("public.t", &key, "n = n + 1", Some("n < 5 -- c"), false);
+        assert!(first.starts_with("UPDATE public.t SET\nn = n + 1\nWHERE (\"tenant\", \"Id\") <= ("));
+        assert!(first.ends_with(" AND (\nn < 5 -- c\n)"));
+        assert!(!first.contains("$1"));
+        assert!(upper_key_sql("public.t", &key).ends_with("ORDER BY \"tenant\" DESC, \"Id\" DESC LIMIT 1"));
+    }
+
+    #[test]
+    fn identifiers_are_always_quoted() {
+        assert_eq!(quote_ident("select"), "\"select\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn batch_size_moves_toward_target_within_bounds() {
+        assert_eq!(next_batch_size(1000, 50.0, 150.0), 2000);
+        assert_eq!(next_batch_size(1000, 150.0, 150.0), 1000);
+        assert_eq!(next_batch_size(1000, 200.0, 150.0), 750);
+        assert_eq!(next_batch_size(1000, 10_000.0, 150.0), 500);
+        assert_eq!(next_batch_size(1, 10_000.0, 150.0), 1);
+        assert_eq!(next_batch_size(80_000, 1.0, 150.0), 100_000);
+        assert_eq!(next_batch_size(1000, 0.0, 150.0), 2000);
+    }
+}

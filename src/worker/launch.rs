@@ -1,0 +1,194 @@
+//! Starting workers.
+//!
+//! - A job queued (or resumed) in a transaction gets its worker just before that transaction
+//!   commits; the worker waits until the commit is visible and exits if it rolled back, so a
+//!   rolled-back caller leaves neither a job nor a worker behind.
+//! - At most `migrate.max_job_workers` job workers run per database (each holds a slot lock);
+//!   a job beyond that stays queued, and every worker that finishes starts the next one.
+//! - With `shared_preload_libraries = 'migrate'` a launcher starts with the server (again after
+//!   a crash) and starts one short recovery worker per database, which puts interrupted jobs
+//!   back in the queue and starts them.
+
+use std::cell::RefCell;
+use std::sync::Once;
+use std::time::Duration;
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode::*;
+
+use super::queue;
+use crate::error::UserError;
+use crate::gucs;
+
+/// The library's own name, for the postmaster to load worker entry points from.
+const LIBRARY: &str = "migrate";
+
+/// Job id 0 asks a worker for the recovery sweep of its database instead of a job.
+pub const RECOVERY: i64 = 0;
+
+thread_local! {
+    /// Jobs queued or resumed by the running transaction, to start at its commit.
+    static PENDING: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+}
+
+static CALLBACK: Once = Once::new();
+
+/// Starts a worker for `job` when the current transaction commits.
+pub fn start_at_commit(job: i64) {
+    CALLBACK.call_once(|| {
+        // SAFETY: registers a callback for the rest of the backend's life.
+        unsafe { pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut()) };
+    });
+    PENDING.with(|p| p.borrow_mut().push(job));
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    match event {
+        // Still inside the transaction: an error here (no worker slot) rolls the caller back
+        // with a clear message instead of leaving a job nobody runs.
+        XACT_EVENT_PRE_COMMIT => {
+            let jobs = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+            if !jobs.is_empty() {
+                start_pending(&jobs);
+            }
+        }
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_COMMIT => {
+            PENDING.with(|p| p.borrow_mut().clear());
+        }
+        _ => {}
+    }
+}
+
+fn start_pending(jobs: &[i64]) {
+    // SAFETY: the transaction has (or is about to get) an xid: it wrote the job row.
+    let xid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
+    let mut free = i64::from(gucs::max_job_workers()) - queue::busy_slots();
+    for &job in jobs {
+        if free <= 0 {
+            pgrx::notice!(
+                "migrate: job {job} is queued; it starts when one of the {} running job workers of this database finishes (migrate.max_job_workers)",
+                gucs::max_job_workers()
+            );
+            continue;
+        }
+        if !start_worker(job, Some(xid)) {
+            UserError::new(
+                ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                format!("migrate: no background worker slot free to run job {job}"),
+            )
+            .detail(format!(
+                "All max_worker_processes ({}) background worker slots are in use.",
+                max_worker_processes()
+            ))
+            .hint("Raise max_worker_processes (needs a restart) or retry when fewer workers run; nothing was queued.")
+            .raise();
+        }
+        free -= 1;
+    }
+}
+
+fn max_worker_processes() -> i32 {
+    // SAFETY: a plain read of a GUC variable.
+    unsafe { pg_sys::max_worker_processes }
+}
+
+/// Registers a dynamic worker for `job` in this database; false if no slot was free.
+/// `wait_for` is the full transaction id the worker must see committed before it starts.
+pub fn start_worker(job: i64, wait_for: Option<u64>) -> bool {
+    // SAFETY: MyDatabaseId is set in every backend connected to a database.
+    let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let name = if job == RECOVERY {
+        "migrate job recovery".to_string()
+    } else {
+        format!("migrate job {job}")
+    };
+    BackgroundWorkerBuilder::new(&name)
+        .set_type("migrate job worker")
+        .set_library(LIBRARY)
+        .set_function("migrate_job_worker")
+        .enable_spi_access()
+        .set_argument(Some(pg_sys::Datum::from(job)))
+        .set_extra(&format!("{database} {}", wait_for.unwrap_or(0)))
+        .load_dynamic()
+        .is_ok()
+}
+
+/// Starts workers for queued jobs nobody runs, as many as there are free slots. Called by a
+/// worker after it released its slot, by the recovery sweep, and by `resume_job()`.
+pub fn start_queued() {
+    let free = i64::from(gucs::max_job_workers()) - queue::busy_slots();
+    if free <= 0 {
+        return;
+    }
+    for job in queue::unclaimed_queued(free) {
+        if !start_worker(job, None) {
+            pgrx::log!(
+                "migrate: no background worker slot free for queued job {job} (max_worker_processes = {})",
+                max_worker_processes()
+            );
+            break;
+        }
+    }
+}
+
+/// Registers the launcher; called from `_PG_init` while shared_preload_libraries loads.
+pub fn register_launcher() {
+    BackgroundWorkerBuilder::new("migrate launcher")
+        .set_type("migrate launcher")
+        .set_library(LIBRARY)
+        .set_function("migrate_launcher")
+        .enable_spi_access()
+        .set_restart_time(Some(Duration::from_secs(10)))
+        .load();
+}
+
+/// The launcher: one recovery worker per database that allows connections, then idle until
+/// shutdown (it runs again after a crash restart, which is when recovery is needed again).
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn migrate_launcher(_arg: pg_sys::Datum) {
+    crate::pg::xact::install_worker_signal_handlers();
+    let database = gucs::launcher_database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    let databases = crate::pg::xact::run(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT oid FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
+                    None,
+                    &[],
+                )
+                .map(|rows| {
+                    rows.into_iter()
+                        .filter_map(|r| r.get::<pg_sys::Oid>(1).ok().flatten())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    })
+    .unwrap_or_default();
+    for db in databases {
+        let started = BackgroundWorkerBuilder::new("migrate job recovery")
+            .set_type("migrate job worker")
+            .set_library(LIBRARY)
+            .set_function("migrate_job_worker")
+            .enable_spi_access()
+            .set_argument(Some(pg_sys::Datum::from(RECOVERY)))
+            .set_extra(&format!("{} 0", db.to_u32()))
+            .load_dynamic()
+            .is_ok();
+        if !started {
+            pgrx::log!(
+                "migrate launcher: no background worker slot to resume jobs in database {}",
+                db.to_u32()
+            );
+        }
+    }
+    loop {
+        crate::pg::xact::sleep(Duration::from_secs(3600));
+    }
+}

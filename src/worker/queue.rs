@@ -1,0 +1,338 @@
+//! `migrate.job_queue`: reading and writing jobs. Every write runs as the registry owner (the
+//! table is not writable by anyone else) with a pinned search_path.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::SpiHeapTupleData;
+
+use super::backfill::Key;
+use crate::pg::security::as_registry_owner;
+
+/// Advisory-lock namespace of job locks ('mjob'); the second key is the job id.
+pub const JOB_LOCK: i32 = 0x6d6a_6f62;
+/// Advisory-lock namespace of worker slots ('mslt'); the second key is the slot number.
+pub const SLOT_LOCK: i32 = 0x6d73_6c74;
+
+/// States a job can be in.
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const PAUSED: &str = "paused";
+pub const SUCCEEDED: &str = "succeeded";
+pub const FAILED: &str = "failed";
+pub const CANCELLED: &str = "cancelled";
+
+/// One job as stored.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub state: String,
+    pub relid: pg_sys::Oid,
+    pub table_name: String,
+    pub set_sql: String,
+    pub where_sql: Option<String>,
+    pub key: Option<Key>,
+    pub search_path: String,
+    pub batch_size: Option<i32>,
+    pub current_batch_size: i32,
+    pub pause_ms: f64,
+    pub rows_done: i64,
+    pub rate: Option<f64>,
+    pub last_key: Option<Vec<String>>,
+    pub upper_key: Option<Vec<String>>,
+    pub owner: pg_sys::Oid,
+    pub owner_name: String,
+    pub allow_superuser: bool,
+    pub started: bool,
+}
+
+const COLUMNS: &str = "id, state, relid::pg_catalog.oid, table_name, set_sql, where_sql, \
+    key_columns, key_types, search_path, batch_size, current_batch_size, \
+    (pg_catalog.extract(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8, \
+    rows_done, rate, last_key, upper_key, owner_oid, owner_name::pg_catalog.text, \
+    allow_superuser, started_at IS NOT NULL";
+
+fn from_row(row: &SpiHeapTupleData) -> Job {
+    let text = |n: usize| row.get::<String>(n).ok().flatten();
+    let texts = |n: usize| row.get::<Vec<String>>(n).ok().flatten();
+    let key = match (texts(7), texts(8)) {
+        (Some(columns), Some(types)) => Some(Key { columns, types }),
+        _ => None,
+    };
+    Job {
+        id: row.get::<i64>(1).ok().flatten().unwrap_or_default(),
+        state: text(2).unwrap_or_default(),
+        relid: row
+            .get::<pg_sys::Oid>(3)
+            .ok()
+            .flatten()
+            .unwrap_or(pg_sys::InvalidOid),
+        table_name: text(4).unwrap_or_default(),
+        set_sql: text(5).unwrap_or_default(),
+        where_sql: text(6),
+        key,
+        search_path: text(9).unwrap_or_default(),
+        batch_size: row.get::<i32>(10).ok().flatten(),
+        current_batch_size: row.get::<i32>(11).ok().flatten().unwrap_or(1),
+        pause_ms: row.get::<f64>(12).ok().flatten().unwrap_or(0.0),
+        rows_done: row.get::<i64>(13).ok().flatten().unwrap_or_default(),
+        rate: row.get::<f64>(14).ok().flatten(),
+        last_key: texts(15),
+        upper_key: texts(16),
+        owner: row
+            .get::<pg_sys::Oid>(17)
+            .ok()
+            .flatten()
+            .unwrap_or(pg_sys::InvalidOid),
+        owner_name: text(18).unwrap_or_default(),
+        allow_superuser: row.get::<bool>(19).ok().flatten().unwrap_or(false),
+        started: row.get::<bool>(20).ok().flatten().unwrap_or(false),
+    }
+}
+
+/// Reads a job; with `lock`, row-locks it for the rest of the transaction (a batch holds it, so
+/// pause/cancel wait for at most one batch and never interleave with a checkpoint).
+pub fn load(id: i64, lock: bool) -> Option<Job> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    as_registry_owner(|| {
+        Spi::connect_mut(|client| {
+            let rows = client
+                .update(&sql, None, &[id.into()])
+                .unwrap_or_else(|e| error!("migrate: could not read job {id}: {e}"));
+            rows.into_iter().next().map(|row| from_row(&row))
+        })
+    })
+}
+
+/// What `backfill()` stores.
+pub struct NewBackfill<'a> {
+    pub relid: pg_sys::Oid,
+    pub table_name: &'a str,
+    pub set_sql: &'a str,
+    pub where_sql: Option<&'a str>,
+    pub key: Option<&'a Key>,
+    pub search_path: &'a str,
+    pub batch_size: Option<i32>,
+    pub first_batch_size: i32,
+    pub pause_ms: f64,
+    pub owner: pg_sys::Oid,
+    pub owner_name: &'a str,
+    pub allow_superuser: bool,
+}
+
+pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
+    const SQL: &str = "INSERT INTO migrate.job_queue (kind, relid, table_name, set_sql, where_sql, \
+        key_columns, key_types, search_path, batch_size, current_batch_size, pause, owner_oid, \
+        owner_name, allow_superuser) \
+        VALUES ('backfill', $1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, \
+        pg_catalog.make_interval(secs => $10 OPERATOR(pg_catalog./) 1000), $11, $12, $13) \
+        RETURNING id";
+    let (columns, types) = match b.key {
+        Some(k) => (Some(k.columns.clone()), Some(k.types.clone())),
+        None => (None, None),
+    };
+    as_registry_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            SQL,
+            &[
+                b.relid.into(),
+                b.table_name.into(),
+                b.set_sql.into(),
+                b.where_sql.into(),
+                columns.into(),
+                types.into(),
+                b.search_path.into(),
+                b.batch_size.into(),
+                b.first_batch_size.into(),
+                b.pause_ms.into(),
+                b.owner.into(),
+                b.owner_name.into(),
+                b.allow_superuser.into(),
+            ],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| error!("migrate: could not queue the backfill"))
+    })
+}
+
+/// Runs one bookkeeping statement on a job as the registry owner.
+fn write(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
+    as_registry_owner(|| {
+        Spi::run_with_args(sql, args)
+            .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
+    });
+}
+
+/// Moves a job to `state` with a note (clearing the error when it goes back to queued).
+pub fn set_state(id: i64, state: &str, note: Option<&str>) {
+    write(
+        "change the state of a job",
+        "UPDATE migrate.job_queue SET state = $2, note = $3, updated_at = pg_catalog.clock_timestamp(), \
+         finished_at = CASE WHEN $2 OPERATOR(pg_catalog.=) ANY (ARRAY['succeeded', 'failed', 'cancelled']) \
+                            THEN pg_catalog.clock_timestamp() END, \
+         error_sqlstate = CASE WHEN $2 OPERATOR(pg_catalog.=) 'queued' THEN NULL ELSE error_sqlstate END, \
+         error_message = CASE WHEN $2 OPERATOR(pg_catalog.=) 'queued' THEN NULL ELSE error_message END \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), state.into(), note.into()],
+    );
+}
+
+/// A worker takes the job: running, with its scope (upper key) and estimate on first start.
+pub fn mark_running(id: i64, upper_key: Option<&[String]>, rows_estimated: Option<i64>) {
+    write(
+        "start a job",
+        "UPDATE migrate.job_queue SET state = 'running', note = NULL, \
+         started_at = COALESCE(started_at, pg_catalog.clock_timestamp()), \
+         upper_key = COALESCE(upper_key, $2), rows_estimated = COALESCE(rows_estimated, $3), \
+         updated_at = pg_catalog.clock_timestamp() WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), upper_key.map(|k| k.to_vec()).into(), rows_estimated.into()],
+    );
+}
+
+pub fn set_note(id: i64, note: Option<&str>) {
+    write(
+        "update a job",
+        "UPDATE migrate.job_queue SET note = $2, updated_at = pg_catalog.clock_timestamp() \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), note.into()],
+    );
+}
+
+/// The checkpoint of one batch, written in the batch's own transaction.
+pub struct Checkpoint<'a> {
+    pub id: i64,
+    pub last_key: Option<&'a [String]>,
+    pub visited: i64,
+    pub updated: i64,
+    pub next_batch_size: i32,
+    pub rate: f64,
+    pub finished: bool,
+}
+
+pub fn checkpoint(c: &Checkpoint<'_>) {
+    write(
+        "checkpoint a job",
+        "UPDATE migrate.job_queue SET last_key = COALESCE($2, last_key), \
+         rows_done = rows_done OPERATOR(pg_catalog.+) $3, \
+         rows_updated = rows_updated OPERATOR(pg_catalog.+) $4, \
+         batches = batches OPERATOR(pg_catalog.+) 1, current_batch_size = $5, rate = $6, note = NULL, \
+         state = CASE WHEN $7 THEN 'succeeded' ELSE state END, \
+         finished_at = CASE WHEN $7 THEN pg_catalog.clock_timestamp() END, \
+         rows_estimated = CASE WHEN $7 THEN rows_done OPERATOR(pg_catalog.+) $3 ELSE rows_estimated END, \
+         updated_at = pg_catalog.clock_timestamp() WHERE id OPERATOR(pg_catalog.=) $1",
+        &[
+            c.id.into(),
+            c.last_key.map(|k| k.to_vec()).into(),
+            c.visited.into(),
+            c.updated.into(),
+            c.next_batch_size.into(),
+            c.rate.into(),
+            c.finished.into(),
+        ],
+    );
+}
+
+/// Marks a job failed with the error that stopped it.
+pub fn fail(id: i64, sqlstate: &str, message: &str) {
+    write(
+        "record a job failure",
+        "UPDATE migrate.job_queue SET state = 'failed', error_sqlstate = $2, error_message = $3, \
+         note = NULL, finished_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp() \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), sqlstate.into(), message.into()],
+    );
+}
+
+/// SQL condition: no live worker holds job `j`'s lock.
+const NO_WORKER: &str = "NOT EXISTS (SELECT FROM pg_catalog.pg_locks l \
+    WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
+      AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
+          WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
+      AND l.classid OPERATOR(pg_catalog.=) 1835691874::pg_catalog.oid \
+      AND l.objid OPERATOR(pg_catalog.=) j.id::pg_catalog.oid \
+      AND l.objsubid OPERATOR(pg_catalog.=) 2)";
+
+/// True if a live worker is running the job.
+pub fn has_worker(id: i64) -> bool {
+    let sql = format!("SELECT NOT {NO_WORKER} FROM (SELECT $1::pg_catalog.int8 AS id) j");
+    Spi::get_one_with_args::<bool>(&sql, &[id.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Queued jobs that no worker has taken, oldest first.
+pub fn unclaimed_queued(limit: i64) -> Vec<i64> {
+    let sql = format!(
+        "SELECT j.id FROM migrate.job_queue j WHERE j.state OPERATOR(pg_catalog.=) 'queued' \
+         AND {NO_WORKER} ORDER BY j.id LIMIT $1"
+    );
+    as_registry_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(&sql, None, &[limit.into()])
+                .map(|rows| {
+                    rows.into_iter()
+                        .filter_map(|r| r.get::<i64>(1).ok().flatten())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    })
+}
+
+/// After a crash or restart: running jobs without a worker go back to the queue.
+pub fn requeue_interrupted() -> i64 {
+    let sql = format!(
+        "WITH r AS (UPDATE migrate.job_queue j SET state = 'queued', \
+         note = 'resumed after an interrupted worker', updated_at = pg_catalog.clock_timestamp() \
+         WHERE j.state OPERATOR(pg_catalog.=) 'running' AND {NO_WORKER} RETURNING 1) \
+         SELECT pg_catalog.count(*) FROM r"
+    );
+    as_registry_owner(|| Spi::get_one::<i64>(&sql).ok().flatten().unwrap_or(0))
+}
+
+/// Worker slots held in this database (each running job worker holds one).
+pub fn busy_slots() -> i64 {
+    Spi::get_one_with_args::<i64>(
+        "SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks l \
+         WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
+           AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
+               WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
+           AND l.classid OPERATOR(pg_catalog.=) $1::pg_catalog.int8::pg_catalog.oid \
+           AND l.objsubid OPERATOR(pg_catalog.=) 2",
+        &[i64::from(SLOT_LOCK).into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(0)
+}
+
+/// Session-level advisory try-lock (held until released or the process exits).
+pub fn try_lock(namespace: i32, key: i32) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+        &[namespace.into(), key.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+pub fn unlock(namespace: i32, key: i32) {
+    let _ = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_advisory_unlock($1, $2)",
+        &[namespace.into(), key.into()],
+    );
+}
+
+/// True if this database has the extension (a worker may outlive a DROP EXTENSION).
+pub fn extension_installed() -> bool {
+    Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('migrate.job_queue') IS NOT NULL")
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}

@@ -1,0 +1,567 @@
+//! The job worker: one process per job, connected to the job's database.
+//!
+//! Each batch is a transaction of its own that row-locks the job, re-checks the owner's
+//! privileges, updates one key range as the owner, and writes the checkpoint, so a crash at any
+//! point loses at most the batch in flight, which rolls back as a whole. The worker itself
+//! runs as the bootstrap superuser only to read and checkpoint the queue (as the registry
+//! owner); the job's SQL runs with the owner's privileges and search_path.
+
+use std::time::{Duration, Instant};
+
+use pgrx::bgworkers::BackgroundWorker;
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode::*;
+
+use super::backfill::{self, Key};
+use super::launch::{self, RECOVERY};
+use super::queue::{self, Checkpoint, Job, JOB_LOCK, RUNNING, SLOT_LOCK};
+use crate::error::{caught_parts, sqlstate_text, OrRaise, UserError};
+use crate::gucs;
+use crate::pg::security::{run_as, set_config};
+use crate::pg::xact;
+
+/// Consecutive retryable failures (lock or statement timeout, deadlock, serialization) a job
+/// survives, each retried smaller after a backoff, before it is marked failed.
+const MAX_RETRIES: u32 = 10;
+
+/// Entry point of every job worker (and of the recovery sweep, job id 0).
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
+    xact::install_worker_signal_handlers();
+    let job = arg.value() as i64;
+    let (database, wait_for) = parse_extra(BackgroundWorker::get_extra());
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
+    if xact::run(pin_text_formats).is_err() {
+        return;
+    }
+    if wait_for != 0 && !wait_for_commit(wait_for) {
+        return;
+    }
+    if !xact::run(queue::extension_installed).unwrap_or(false) {
+        return;
+    }
+    if job == RECOVERY {
+        let _ = xact::run(|| {
+            let requeued = queue::requeue_interrupted();
+            if requeued > 0 {
+                pgrx::log!("migrate: resuming {requeued} interrupted job(s)");
+            }
+            launch::start_queued();
+        });
+        return;
+    }
+    let Some(slot) = take_slot() else {
+        // Every slot is busy: the job stays queued and a finishing worker starts it.
+        return;
+    };
+    if !xact::run(|| queue::try_lock(JOB_LOCK, job as i32)).unwrap_or(false) {
+        let _ = xact::run(|| queue::unlock(SLOT_LOCK, slot));
+        return;
+    }
+    run_job(job);
+    // Release the slot before looking for queued jobs, so a job queued meanwhile is seen here
+    // or its own worker finds the slot free.
+    let _ = xact::run(|| {
+        queue::unlock(JOB_LOCK, job as i32);
+        queue::unlock(SLOT_LOCK, slot);
+        launch::start_queued();
+    });
+}
+
+fn parse_extra(extra: &str) -> (u32, u64) {
+    let mut parts = extra.split_whitespace();
+    let database = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let wait_for = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (database, wait_for)
+}
+
+/// Checkpointed keys are stored as text: pin every setting that changes a type's text form so
+/// a key written by one worker reads back identically in the next.
+fn pin_text_formats() {
+    for (name, value) in [
+        (c"DateStyle", c"ISO, YMD"),
+        (c"IntervalStyle", c"postgres"),
+        (c"extra_float_digits", c"1"),
+        (c"bytea_output", c"hex"),
+    ] {
+        set_config(name, value, pg_sys::GucAction::GUC_ACTION_SET);
+    }
+}
+
+/// Waits until the transaction that queued the job ends; true if it committed.
+fn wait_for_commit(full_xid: u64) -> bool {
+    loop {
+        let status = xact::run(|| {
+            Spi::get_one_with_args::<String>(
+                "SELECT pg_catalog.pg_xact_status($1::pg_catalog.text::pg_catalog.xid8)",
+                &[full_xid.to_string().into()],
+            )
+            .ok()
+            .flatten()
+        })
+        .ok()
+        .flatten();
+        match status.as_deref() {
+            Some("committed") => return true,
+            Some("in progress") => xact::sleep(Duration::from_millis(20)),
+            _ => return false,
+        }
+    }
+}
+
+fn take_slot() -> Option<i32> {
+    xact::run(|| (0..gucs::max_job_workers()).find(|&slot| queue::try_lock(SLOT_LOCK, slot)))
+        .ok()
+        .flatten()
+}
+
+/// The qualified, quoted name of the job's table now (it may have been renamed since).
+fn table_name(relid: pg_sys::Oid) -> Option<String> {
+    Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[relid.into()],
+    )
+    .ok()
+    .flatten()
+}
+
+/// The checks a job passes before it is queued and again before every batch: the owner still
+/// exists, may log in (PostgreSQL 15, where background workers could only act for roles with
+/// LOGIN), is not a superuser unless that was allowed when it was queued, and may update the
+/// table.
+pub fn check_owner(
+    owner: pg_sys::Oid,
+    relid: pg_sys::Oid,
+    table: &str,
+    allow_superuser: bool,
+) -> Result<(), UserError> {
+    let Some(name) = crate::pg::security::role_name(owner) else {
+        return Err(UserError::new(
+            ERRCODE_UNDEFINED_OBJECT,
+            format!("the role that queued the job (OID {}) no longer exists", owner.to_u32()),
+        )
+        .hint("Queue the job again as an existing role."));
+    };
+    #[cfg(feature = "pg15")]
+    {
+        let can_login = Spi::get_one_with_args::<bool>(
+            "SELECT rolcanlogin FROM pg_catalog.pg_authid WHERE oid OPERATOR(pg_catalog.=) $1",
+            &[owner.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if !can_login {
+            return Err(UserError::new(
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("role \"{name}\" may not log in, so background jobs cannot run as it"),
+            )
+            .detail("On PostgreSQL 15 a background worker may only act for a role with LOGIN.")
+            .hint(format!("Queue the job as a role with LOGIN, or ALTER ROLE \"{name}\" LOGIN.")));
+        }
+    }
+    // SAFETY: a catalog lookup of an existing role.
+    if unsafe { pg_sys::superuser_arg(owner) } && !allow_superuser {
+        return Err(UserError::new(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("background jobs do not run as superuser \"{name}\""),
+        )
+        .detail("A job runs with the privileges of the role that queued it.")
+        .hint("Queue it as the role that owns the table (SET ROLE), or have a superuser SET migrate.allow_superuser_jobs = on first."));
+    }
+    let may_update = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_table_privilege($1, $2, 'UPDATE')",
+        &[owner.into(), relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !may_update {
+        return Err(UserError::new(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: role \"{name}\" may not UPDATE {table}"),
+        )
+        .hint(format!("GRANT UPDATE ON {table} TO \"{name}\", or queue the job as a role that may update it.")));
+    }
+    Ok(())
+}
+
+fn run_job(id: i64) {
+    let job = match xact::run(|| start_job(id)) {
+        Ok(Some(job)) => job,
+        Ok(None) => return,
+        Err(caught) => return record_failure(id, &caught),
+    };
+    // SAFETY: pgstat_report_appname copies the string into shared memory.
+    let app = std::ffi::CString::new(format!("migrate job {id}: backfill {}", job.table_name))
+        .unwrap_or_default();
+    unsafe { pg_sys::pgstat_report_appname(app.as_ptr()) };
+    let mut runner = Runner {
+        id,
+        last_checkpoint: Instant::now(),
+        retries: 0,
+    };
+    runner.run(job.pause_ms);
+}
+
+/// Takes the job: checks it is runnable and its owner still qualifies, fixes its scope on
+/// first start, and marks it running.
+fn start_job(id: i64) -> Option<Job> {
+    let job = queue::load(id, true)?;
+    if job.state != queue::QUEUED && job.state != RUNNING {
+        return None;
+    }
+    let table = table_name(job.relid).unwrap_or_else(|| {
+        UserError::new(
+            ERRCODE_UNDEFINED_TABLE,
+            format!("table {} of job {id} no longer exists", job.table_name),
+        )
+        .raise()
+    });
+    check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+    let (upper, estimate) = if job.started {
+        (None, None)
+    } else {
+        as_owner(&job, || {
+            let upper = job.key.as_ref().and_then(|key| {
+                Spi::get_one::<Vec<String>>(&backfill::upper_key_sql(&table, key))
+                    .ok()
+                    .flatten()
+            });
+            (upper, Some(estimate_rows(job.relid)))
+        })
+    };
+    if !job.started && job.key.is_some() && upper.is_none() {
+        // An empty table: nothing is in scope.
+        queue::mark_running(id, None, Some(0));
+        queue::checkpoint(&Checkpoint {
+            id,
+            last_key: None,
+            visited: 0,
+            updated: 0,
+            next_batch_size: job.current_batch_size,
+            rate: 0.0,
+            finished: true,
+        });
+        return None;
+    }
+    queue::mark_running(id, upper.as_deref(), estimate);
+    queue::load(id, false)
+}
+
+/// Rows the planner believes the table has (no scan); for a partitioned table, the sum over
+/// its partitions' statistics.
+fn estimate_rows(relid: pg_sys::Oid) -> i64 {
+    if let Some(t) = crate::guard::facts::table_facts(relid) {
+        return t.estimated_rows as i64;
+    }
+    Spi::get_one_with_args::<f64>(
+        "SELECT pg_catalog.sum(pg_catalog.greatest(c.reltuples, 0))::pg_catalog.float8 \
+         FROM pg_catalog.pg_partition_tree($1) p \
+         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid WHERE p.isleaf",
+        &[relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(0.0) as i64
+}
+
+/// Runs `f` as the job's owner with the search_path it was queued with.
+fn as_owner<R>(job: &Job, f: impl FnOnce() -> R) -> R {
+    let path = std::ffi::CString::new(job.search_path.as_str()).unwrap_or_default();
+    set_config(c"search_path", &path, pg_sys::GucAction::GUC_ACTION_LOCAL);
+    run_as(job.owner, f)
+}
+
+enum Outcome {
+    Continue,
+    Finished,
+    /// Paused, cancelled or removed by someone else.
+    Stopped,
+}
+
+struct Runner {
+    id: i64,
+    last_checkpoint: Instant,
+    retries: u32,
+}
+
+impl Runner {
+    fn run(&mut self, pause_ms: f64) {
+        loop {
+            xact::check_for_interrupts();
+            if !self.wait_for_standbys() {
+                return;
+            }
+            match xact::run(|| self.batch()) {
+                Ok(Outcome::Continue) => {
+                    self.retries = 0;
+                    if pause_ms > 0.0 && !self.pause(Duration::from_secs_f64(pause_ms / 1000.0)) {
+                        return;
+                    }
+                }
+                Ok(Outcome::Finished | Outcome::Stopped) => return,
+                Err(caught) if retryable(&caught) && self.retries < MAX_RETRIES => {
+                    self.retries += 1;
+                    let (code, message, _, _) = caught_parts(&caught);
+                    let note = format!(
+                        "batch retry {}/{MAX_RETRIES} after {}: {message}",
+                        self.retries,
+                        sqlstate_text(code as i32)
+                    );
+                    let _ = xact::run(|| {
+                        queue::set_note(self.id, Some(&note));
+                        shrink_batch(self.id);
+                    });
+                    // Exponential backoff: 100 ms, 200 ms, ... up to 10 s.
+                    let backoff = 100u64 << self.retries.min(7);
+                    xact::sleep(Duration::from_millis(backoff.min(10_000)));
+                }
+                Err(caught) => return record_failure(self.id, &caught),
+            }
+        }
+    }
+
+    /// Sleeps the job's pause in slices, stopping early if the job was paused or cancelled.
+    fn pause(&self, total: Duration) -> bool {
+        let deadline = Instant::now() + total;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            xact::sleep(left.min(Duration::from_secs(1)));
+            if !self.still_running() {
+                return false;
+            }
+        }
+    }
+
+    fn still_running(&self) -> bool {
+        xact::run(|| queue::load(self.id, false).map(|j| j.state == RUNNING))
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
+    /// Throttle: waits while a standby lags more than `migrate.max_replication_lag`.
+    fn wait_for_standbys(&self) -> bool {
+        let mut noted = false;
+        loop {
+            let limit_kb = gucs::max_replication_lag_kb();
+            if limit_kb == 0 {
+                return true;
+            }
+            let lag = xact::run(|| {
+                Spi::get_one::<i64>(
+                    "SELECT COALESCE(pg_catalog.max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), replay_lsn)), 0)::pg_catalog.int8 \
+                     FROM pg_catalog.pg_stat_replication",
+                )
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+            })
+            .unwrap_or(0);
+            if lag <= i64::from(limit_kb) * 1024 {
+                if noted {
+                    let _ = xact::run(|| queue::set_note(self.id, None));
+                }
+                return true;
+            }
+            let note = format!(
+                "waiting for standbys: replay lag {} kB > migrate.max_replication_lag {} kB",
+                lag / 1024,
+                limit_kb
+            );
+            let _ = xact::run(|| queue::set_note(self.id, Some(&note)));
+            noted = true;
+            xact::sleep(Duration::from_secs(1));
+            if !self.still_running() {
+                return false;
+            }
+        }
+    }
+
+    /// One batch in the current transaction.
+    fn batch(&mut self) -> Outcome {
+        let Some(job) = queue::load(self.id, true) else {
+            return Outcome::Stopped;
+        };
+        if job.state != RUNNING {
+            return Outcome::Stopped;
+        }
+        let table = table_name(job.relid).unwrap_or_else(|| {
+            UserError::new(
+                ERRCODE_UNDEFINED_TABLE,
+                format!("table {} of job {} no longer exists", job.table_name, job.id),
+            )
+            .raise()
+        });
+        check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+        let size = job.batch_size.unwrap_or(job.current_batch_size);
+        let lock_timeout = std::ffi::CString::new(gucs::lock_timeout_ms().to_string())
+            .expect("digits");
+        set_config(
+            c"lock_timeout",
+            &lock_timeout,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+        );
+        let started = Instant::now();
+        // xact::run disarms it if the batch fails.
+        xact::arm_statement_timeout(gucs::backfill_statement_timeout_ms());
+        let done = as_owner(&job, || match &job.key {
+            Some(key) => keyed_batch(&job, &table, key, size),
+            None => keyless_batch(&job, &table, size),
+        });
+        xact::disarm_statement_timeout();
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let next_batch_size = match job.batch_size {
+            Some(pinned) => pinned,
+            None => backfill::next_batch_size(
+                size,
+                elapsed_ms,
+                f64::from(gucs::backfill_batch_time_ms()),
+            ),
+        };
+        // Throughput over wall time (pauses and throttling included), smoothed over batches.
+        let since = self.last_checkpoint.elapsed().as_secs_f64().max(1e-6);
+        let instant_rate = done.visited as f64 / since;
+        let rate = match job.rate {
+            Some(r) if r > 0.0 => 0.7 * r + 0.3 * instant_rate,
+            _ => instant_rate,
+        };
+        queue::checkpoint(&Checkpoint {
+            id: job.id,
+            last_key: done.last_key.as_deref(),
+            visited: done.visited,
+            updated: done.updated,
+            next_batch_size,
+            rate,
+            finished: done.finished,
+        });
+        self.last_checkpoint = Instant::now();
+        if done.finished {
+            Outcome::Finished
+        } else {
+            Outcome::Continue
+        }
+    }
+}
+
+/// What one batch did.
+struct BatchDone {
+    last_key: Option<Vec<String>>,
+    visited: i64,
+    updated: i64,
+    finished: bool,
+}
+
+fn keyed_batch(job: &Job, table: &str, key: &Key, size: i32) -> BatchDone {
+    let has_lower = job.last_key.is_some();
+    let args = || {
+        [
+            job.last_key.clone().into(),
+            job.upper_key.clone().into(),
+        ]
+    };
+    let end = Spi::get_one_with_args::<Vec<String>>(
+        &backfill::batch_end_sql(table, key, has_lower, size),
+        &args(),
+    )
+    .unwrap_or_else(|e| error!("{e}"));
+    let (last_key, visited, finished) = match end {
+        Some(end) => (end, i64::from(size), false),
+        None => {
+            let left = Spi::get_one_with_args::<i64>(
+                &backfill::remaining_sql(table, key, has_lower),
+                &args(),
+            )
+            .unwrap_or_else(|e| error!("{e}"))
+            .unwrap_or(0);
+            (job.upper_key.clone().unwrap_or_default(), left, true)
+        }
+    };
+    let updated = Spi::connect_mut(|client| {
+        client
+            .update(
+                &backfill::update_sql(table, key, &job.set_sql, job.where_sql.as_deref(), has_lower),
+                None,
+                &[job.last_key.clone().into(), Some(last_key.clone()).into()],
+            )
+            .map(|t| t.len() as i64)
+            .unwrap_or_else(|e| error!("{e}"))
+    });
+    BatchDone {
+        last_key: Some(last_key),
+        visited,
+        updated,
+        finished,
+    }
+}
+
+fn keyless_batch(job: &Job, table: &str, size: i32) -> BatchDone {
+    let where_sql = job.where_sql.as_deref().unwrap_or("false");
+    let (updated, still) = Spi::get_two::<i64, i64>(&backfill::keyless_update_sql(
+        table,
+        &job.set_sql,
+        where_sql,
+        size,
+    ))
+    .unwrap_or_else(|e| error!("{e}"));
+    let (updated, still) = (updated.unwrap_or(0), still.unwrap_or(0));
+    if still > 0 {
+        UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("backfill of {table}: {still} row(s) still match where_sql after the SET"),
+        )
+        .detail("A table without a primary key or unique NOT NULL key is walked by where_sql alone, so the SET must make where_sql false for every row it updates; otherwise rows would be updated again, forever. The batch was rolled back.")
+        .hint("Make where_sql exclude updated rows (e.g. 'new_col IS NULL' with SET new_col = ...), or add a primary key.")
+        .raise();
+    }
+    BatchDone {
+        last_key: None,
+        visited: updated,
+        updated,
+        finished: updated == 0,
+    }
+}
+
+/// Halves an adaptive job's batch size after a timeout.
+fn shrink_batch(id: i64) {
+    crate::pg::security::as_registry_owner(|| {
+        let _ = Spi::run_with_args(
+            "UPDATE migrate.job_queue SET current_batch_size = \
+             pg_catalog.greatest(1, current_batch_size OPERATOR(pg_catalog./) 2) \
+             WHERE id OPERATOR(pg_catalog.=) $1 AND batch_size IS NULL",
+            &[id.into()],
+        );
+    });
+}
+
+/// Errors worth retrying: a lock wait or batch that ran too long, a deadlock, a serialization
+/// failure. Anything else (bad SQL, a constraint, permissions) fails the job.
+fn retryable(caught: &CaughtError) -> bool {
+    let (code, _, _, _) = caught_parts(caught);
+    matches!(
+        code,
+        ERRCODE_LOCK_NOT_AVAILABLE
+            | ERRCODE_QUERY_CANCELED
+            | ERRCODE_T_R_DEADLOCK_DETECTED
+            | ERRCODE_T_R_SERIALIZATION_FAILURE
+    )
+}
+
+fn record_failure(id: i64, caught: &CaughtError) {
+    let (code, message, detail, _) = caught_parts(caught);
+    let message = match detail {
+        Some(d) => format!("{message} ({d})"),
+        None => message,
+    };
+    pgrx::log!("migrate: job {id} failed: {message}");
+    let _ = xact::run(|| queue::fail(id, &sqlstate_text(code as i32), &message));
+}
