@@ -15,7 +15,8 @@ macro_rules! v1_function_info {
         #[no_mangle]
         #[doc(hidden)]
         pub extern "C" fn $name() -> &'static pgrx::pg_sys::Pg_finfo_record {
-            const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            const V1: pgrx::pg_sys::Pg_finfo_record =
+                pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
             &V1
         }
     };

@@ -15,12 +15,18 @@ pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, Box<CaughtError>> {
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
+        // SPI wants an outer snapshot, as a client query's portal would have. Each statement
+        // still takes its own (READ COMMITTED), so every batch sees rows committed before it.
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
     let mut f = Some(f);
     PgTryBuilder::new(AssertUnwindSafe(|| {
         let result = (f.take().expect("runs once"))();
         // SAFETY: inside the transaction started above, with no error pending.
-        unsafe { pg_sys::CommitTransactionCommand() };
+        unsafe {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        }
         Ok(result)
     }))
     .catch_others(|error| {
@@ -84,9 +90,7 @@ mod ffi {
 pub fn arm_statement_timeout(ms: i32) {
     // SAFETY: the timeout handlers are registered by InitPostgres for every backend.
     unsafe {
-        pg_sys::ffi::pg_guard_ffi_boundary(|| {
-            ffi::enable_timeout_after(ffi::STATEMENT_TIMEOUT, ms)
-        })
+        pg_sys::ffi::pg_guard_ffi_boundary(|| ffi::enable_timeout_after(ffi::STATEMENT_TIMEOUT, ms))
     };
 }
 
@@ -106,12 +110,18 @@ pub fn install_worker_signal_handlers() {
         #[cfg(feature = "pg15")]
         {
             pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(ffi::die));
-            pg_sys::pqsignal(pg_sys::SIGHUP as i32, Some(ffi::SignalHandlerForConfigReload));
+            pg_sys::pqsignal(
+                pg_sys::SIGHUP as i32,
+                Some(ffi::SignalHandlerForConfigReload),
+            );
         }
         #[cfg(feature = "pg18")]
         {
             pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(ffi::die));
-            pg_sys::pqsignal_be(pg_sys::SIGHUP as i32, Some(ffi::SignalHandlerForConfigReload));
+            pg_sys::pqsignal_be(
+                pg_sys::SIGHUP as i32,
+                Some(ffi::SignalHandlerForConfigReload),
+            );
         }
         pg_sys::BackgroundWorkerUnblockSignals();
     }

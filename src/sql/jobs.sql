@@ -57,14 +57,14 @@ SELECT j.id,
        j.rows_estimated,
        CASE WHEN j.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100::numeric
             WHEN j.rows_estimated OPERATOR(pg_catalog.>) 0
-            THEN pg_catalog.round(pg_catalog.least(100::numeric,
+            THEN pg_catalog.round(LEAST(100::numeric,
                    100::numeric OPERATOR(pg_catalog.*) j.rows_done
                    OPERATOR(pg_catalog./) j.rows_estimated), 1)
        END AS percent_done,
        j.rows_updated,
        pg_catalog.round(j.rate::numeric, 0) AS rate,
        CASE WHEN j.state OPERATOR(pg_catalog.=) 'running' AND j.rate OPERATOR(pg_catalog.>) 0
-            THEN pg_catalog.make_interval(secs => pg_catalog.greatest(0::double precision,
+            THEN pg_catalog.make_interval(secs => GREATEST(0::double precision,
                    (j.rows_estimated OPERATOR(pg_catalog.-) j.rows_done)::double precision
                    OPERATOR(pg_catalog./) j.rate))
        END AS eta,

@@ -166,7 +166,9 @@ fn check_statement(
             code,
             format!("migrate.backfill: the UPDATE of {table} is not valid: {message}"),
         )
-        .hint(hint.unwrap_or_else(|| "Fix set_sql or where_sql and queue the backfill again.".into()));
+        .hint(
+            hint.unwrap_or_else(|| "Fix set_sql or where_sql and queue the backfill again.".into()),
+        );
         if let Some(d) = detail {
             e = e.detail(d);
         }
@@ -185,8 +187,11 @@ fn current_setting(name: &str) -> String {
 /// job's owner (or a role with its privileges) or a member of migrate_admin.
 fn job_for_control(id: i64, what: &str) -> Result<Job> {
     let job = queue::load(id, true).ok_or_else(|| {
-        UserError::new(ERRCODE_UNDEFINED_OBJECT, format!("migrate.{what}: job {id} does not exist"))
-            .hint("See SELECT * FROM migrate.jobs for job ids.")
+        UserError::new(
+            ERRCODE_UNDEFINED_OBJECT,
+            format!("migrate.{what}: job {id} does not exist"),
+        )
+        .hint("See SELECT * FROM migrate.jobs for job ids.")
     })?;
     let me = current_user();
     let admin = role_oid("migrate_admin").is_some_and(|a| has_privileges_of(me, a));
@@ -218,7 +223,13 @@ fn pause_job(id: i64) {
     match job.state.as_str() {
         QUEUED | RUNNING => queue::set_state(id, PAUSED, None),
         PAUSED => {}
-        state => wrong_state(id, "pause_job", state, "Only queued or running jobs can be paused.").raise(),
+        state => wrong_state(
+            id,
+            "pause_job",
+            state,
+            "Only queued or running jobs can be paused.",
+        )
+        .raise(),
     }
 }
 
@@ -259,7 +270,13 @@ fn cancel_job(id: i64) {
     match job.state.as_str() {
         QUEUED | RUNNING | PAUSED | FAILED => queue::set_state(id, CANCELLED, None),
         CANCELLED => {}
-        state => wrong_state(id, "cancel_job", state, "A succeeded job has nothing left to cancel.").raise(),
+        state => wrong_state(
+            id,
+            "cancel_job",
+            state,
+            "A succeeded job has nothing left to cancel.",
+        )
+        .raise(),
     }
 }
 
@@ -271,7 +288,9 @@ v1_function_info!(pg_finfo_migrate_wait_job);
 /// or if the timeout passes first.
 #[pg_guard]
 #[no_mangle]
-pub unsafe extern "C-unwind" fn migrate_wait_job(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+pub unsafe extern "C-unwind" fn migrate_wait_job(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
     // SAFETY: called by the executor of CALL with its arguments and context.
     let (id, timeout, nonatomic) = unsafe {
         let id = pgrx::fcinfo::pg_getarg::<i64>(fcinfo, 0);
@@ -283,9 +302,12 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(fcinfo: pg_sys::FunctionCallInf
         (id, timeout, nonatomic)
     };
     let Some(id) = id else {
-        UserError::new(ERRCODE_NULL_VALUE_NOT_ALLOWED, "migrate.wait_job: job id must not be NULL")
-            .hint("CALL migrate.wait_job(42);")
-            .raise()
+        UserError::new(
+            ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "migrate.wait_job: job id must not be NULL",
+        )
+        .hint("CALL migrate.wait_job(42);")
+        .raise()
     };
     if !nonatomic {
         UserError::new(
@@ -296,13 +318,15 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(fcinfo: pg_sys::FunctionCallInf
         .hint("Run CALL migrate.wait_job(...) on its own (autocommit), not inside BEGIN ... COMMIT or a function.")
         .raise();
     }
-    let deadline = timeout.as_ref().map(|t| {
-        Instant::now() + Duration::from_secs_f64(interval_ms(t).max(0.0) / 1000.0)
-    });
+    let deadline = timeout
+        .as_ref()
+        .map(|t| Instant::now() + Duration::from_secs_f64(interval_ms(t).max(0.0) / 1000.0));
     // SAFETY: a non-atomic SPI connection is what lets a procedure commit; SPI_commit releases
     // the CALL's own snapshot, and each poll below takes and drops its own.
     unsafe {
-        if pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32) != pg_sys::SPI_OK_CONNECT as i32 {
+        if pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32)
+            != pg_sys::SPI_OK_CONNECT as i32
+        {
             error!("migrate.wait_job: SPI_connect_ext failed");
         }
     }
@@ -311,9 +335,12 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(fcinfo: pg_sys::FunctionCallInf
     loop {
         let status = job_status(id);
         let Some((state, error, done, estimated)) = status else {
-            UserError::new(ERRCODE_UNDEFINED_OBJECT, format!("migrate.wait_job: job {id} does not exist"))
-                .hint("See SELECT * FROM migrate.jobs for job ids.")
-                .raise()
+            UserError::new(
+                ERRCODE_UNDEFINED_OBJECT,
+                format!("migrate.wait_job: job {id} does not exist"),
+            )
+            .hint("See SELECT * FROM migrate.jobs for job ids.")
+            .raise()
         };
         match state.as_str() {
             SUCCEEDED => break,
@@ -331,7 +358,8 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(fcinfo: pg_sys::FunctionCallInf
             _ => {}
         }
         // A worker takes a moment to start after commit: only then is "no worker" news.
-        if !warned && started.elapsed() > Duration::from_secs(2) && !has_worker_or_slot(id, &state) {
+        if !warned && started.elapsed() > Duration::from_secs(2) && !has_worker_or_slot(id, &state)
+        {
             pgrx::notice!(
                 "migrate.wait_job: job {id} is {state} and no worker runs it; SELECT migrate.resume_job({id}) to restart it"
             );
@@ -386,8 +414,7 @@ fn has_worker_or_slot(id: i64, state: &str) -> bool {
         PAUSED => false,
         RUNNING => queue::has_worker(id),
         QUEUED => {
-            queue::has_worker(id)
-                || queue::busy_slots() >= i64::from(gucs::max_job_workers())
+            queue::has_worker(id) || queue::busy_slots() >= i64::from(gucs::max_job_workers())
         }
         _ => true,
     }

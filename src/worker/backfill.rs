@@ -144,7 +144,9 @@ pub fn next_batch_size(current: i32, elapsed_ms: f64, target_ms: f64) -> i32 {
     } else {
         current * target_ms / elapsed_ms
     };
-    scaled.clamp(current / 2.0, current * 2.0).clamp(1.0, MAX_BATCH) as i32
+    scaled
+        .clamp(current / 2.0, current * 2.0)
+        .clamp(1.0, MAX_BATCH) as i32
 }
 
 /// The first adaptive batch: small enough for any row width, then it grows.
@@ -337,10 +339,13 @@ mod tests {
              ORDER BY \"tenant\", \"Id\" OFFSET 499 LIMIT 1"
         );
         let first = update_sql("public.t", &key, "n = n + 1", Some("n < 5 -- c"), false);
-        assert!(first.starts_with("UPDATE public.t SET\nn = n + 1\nWHERE (\"tenant\", \"Id\") <= ("));
+        assert!(
+            first.starts_with("UPDATE public.t SET\nn = n + 1\nWHERE (\"tenant\", \"Id\") <= (")
+        );
         assert!(first.ends_with(" AND (\nn < 5 -- c\n)"));
         assert!(!first.contains("$1"));
-        assert!(upper_key_sql("public.t", &key).ends_with("ORDER BY \"tenant\" DESC, \"Id\" DESC LIMIT 1"));
+        assert!(upper_key_sql("public.t", &key)
+            .ends_with("ORDER BY \"tenant\" DESC, \"Id\" DESC LIMIT 1"));
     }
 
     #[test]

@@ -45,7 +45,10 @@ pub fn start_at_commit(job: i64) {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn on_xact_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
     use pg_sys::XactEvent::*;
     match event {
         // Still inside the transaction: an error here (no worker slot) rolls the caller back
@@ -53,7 +56,11 @@ unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: 
         XACT_EVENT_PRE_COMMIT => {
             let jobs = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
             if !jobs.is_empty() {
+                // SAFETY: the statement's snapshot is gone by now; SPI needs one.
+                unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
                 start_pending(&jobs);
+                // SAFETY: pops what we pushed (an error aborts the transaction, which pops it).
+                unsafe { pg_sys::PopActiveSnapshot() };
             }
         }
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_COMMIT => {

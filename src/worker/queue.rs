@@ -47,7 +47,7 @@ pub struct Job {
 
 const COLUMNS: &str = "id, state, relid::pg_catalog.oid, table_name, set_sql, where_sql, \
     key_columns, key_types, search_path, batch_size, current_batch_size, \
-    (pg_catalog.extract(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8, \
+    (EXTRACT(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8, \
     rows_done, rate, last_key, upper_key, owner_oid, owner_name::pg_catalog.text, \
     allow_superuser, started_at IS NOT NULL";
 
@@ -161,8 +161,7 @@ pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
 /// Runs one bookkeeping statement on a job as the registry owner.
 fn write(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
     as_registry_owner(|| {
-        Spi::run_with_args(sql, args)
-            .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
+        Spi::run_with_args(sql, args).unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
     });
 }
 
@@ -188,7 +187,11 @@ pub fn mark_running(id: i64, upper_key: Option<&[String]>, rows_estimated: Optio
          started_at = COALESCE(started_at, pg_catalog.clock_timestamp()), \
          upper_key = COALESCE(upper_key, $2), rows_estimated = COALESCE(rows_estimated, $3), \
          updated_at = pg_catalog.clock_timestamp() WHERE id OPERATOR(pg_catalog.=) $1",
-        &[id.into(), upper_key.map(|k| k.to_vec()).into(), rows_estimated.into()],
+        &[
+            id.into(),
+            upper_key.map(|k| k.to_vec()).into(),
+            rows_estimated.into(),
+        ],
     );
 }
 

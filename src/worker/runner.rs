@@ -38,9 +38,11 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
         return;
     }
     if wait_for != 0 && !wait_for_commit(wait_for) {
+        pgrx::debug1!("migrate job {job}: the transaction that queued it did not commit");
         return;
     }
     if !xact::run(queue::extension_installed).unwrap_or(false) {
+        pgrx::debug1!("migrate job {job}: extension not installed in this database");
         return;
     }
     if job == RECOVERY {
@@ -55,10 +57,12 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     }
     let Some(slot) = take_slot() else {
         // Every slot is busy: the job stays queued and a finishing worker starts it.
+        pgrx::debug1!("migrate job {job}: every worker slot is busy");
         return;
     };
     if !xact::run(|| queue::try_lock(JOB_LOCK, job as i32)).unwrap_or(false) {
         let _ = xact::run(|| queue::unlock(SLOT_LOCK, slot));
+        pgrx::debug1!("migrate job {job}: another worker runs it");
         return;
     }
     run_job(job);
@@ -102,8 +106,13 @@ fn wait_for_commit(full_xid: u64) -> bool {
             .ok()
             .flatten()
         })
-        .ok()
-        .flatten();
+        .unwrap_or_else(|e| {
+            pgrx::log!(
+                "migrate: could not read the status of transaction {full_xid}: {}",
+                crate::error::caught_parts(&e).1
+            );
+            None
+        });
         match status.as_deref() {
             Some("committed") => return true,
             Some("in progress") => xact::sleep(Duration::from_millis(20)),
@@ -143,14 +152,17 @@ pub fn check_owner(
     let Some(name) = crate::pg::security::role_name(owner) else {
         return Err(UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
-            format!("the role that queued the job (OID {}) no longer exists", owner.to_u32()),
+            format!(
+                "the role that queued the job (OID {}) no longer exists",
+                owner.to_u32()
+            ),
         )
         .hint("Queue the job again as an existing role."));
     };
     #[cfg(feature = "pg15")]
     {
         let can_login = Spi::get_one_with_args::<bool>(
-            "SELECT rolcanlogin FROM pg_catalog.pg_authid WHERE oid OPERATOR(pg_catalog.=) $1",
+            "SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) $1",
             &[owner.into()],
         )
         .ok()
@@ -162,7 +174,9 @@ pub fn check_owner(
                 format!("role \"{name}\" may not log in, so background jobs cannot run as it"),
             )
             .detail("On PostgreSQL 15 a background worker may only act for a role with LOGIN.")
-            .hint(format!("Queue the job as a role with LOGIN, or ALTER ROLE \"{name}\" LOGIN.")));
+            .hint(format!(
+                "Queue the job as a role with LOGIN, or ALTER ROLE \"{name}\" LOGIN."
+            )));
         }
     }
     // SAFETY: a catalog lookup of an existing role.
@@ -186,7 +200,9 @@ pub fn check_owner(
             ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("permission denied: role \"{name}\" may not UPDATE {table}"),
         )
-        .hint(format!("GRANT UPDATE ON {table} TO \"{name}\", or queue the job as a role that may update it.")));
+        .hint(format!(
+            "GRANT UPDATE ON {table} TO \"{name}\", or queue the job as a role that may update it."
+        )));
     }
     Ok(())
 }
@@ -261,7 +277,7 @@ fn estimate_rows(relid: pg_sys::Oid) -> i64 {
         return t.estimated_rows as i64;
     }
     Spi::get_one_with_args::<f64>(
-        "SELECT pg_catalog.sum(pg_catalog.greatest(c.reltuples, 0))::pg_catalog.float8 \
+        "SELECT pg_catalog.sum(GREATEST(c.reltuples, 0))::pg_catalog.float8 \
          FROM pg_catalog.pg_partition_tree($1) p \
          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid WHERE p.isleaf",
         &[relid.into()],
@@ -398,14 +414,17 @@ impl Runner {
         let table = table_name(job.relid).unwrap_or_else(|| {
             UserError::new(
                 ERRCODE_UNDEFINED_TABLE,
-                format!("table {} of job {} no longer exists", job.table_name, job.id),
+                format!(
+                    "table {} of job {} no longer exists",
+                    job.table_name, job.id
+                ),
             )
             .raise()
         });
         check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
         let size = job.batch_size.unwrap_or(job.current_batch_size);
-        let lock_timeout = std::ffi::CString::new(gucs::lock_timeout_ms().to_string())
-            .expect("digits");
+        let lock_timeout =
+            std::ffi::CString::new(gucs::lock_timeout_ms().to_string()).expect("digits");
         set_config(
             c"lock_timeout",
             &lock_timeout,
@@ -463,17 +482,20 @@ struct BatchDone {
 
 fn keyed_batch(job: &Job, table: &str, key: &Key, size: i32) -> BatchDone {
     let has_lower = job.last_key.is_some();
-    let args = || {
-        [
-            job.last_key.clone().into(),
-            job.upper_key.clone().into(),
-        ]
-    };
-    let end = Spi::get_one_with_args::<Vec<String>>(
-        &backfill::batch_end_sql(table, key, has_lower, size),
-        &args(),
-    )
-    .unwrap_or_else(|e| error!("{e}"));
+    let args = || [job.last_key.clone().into(), job.upper_key.clone().into()];
+    // No row: fewer than `size` keys are left.
+    let end = Spi::connect(|client| {
+        client
+            .select(
+                &backfill::batch_end_sql(table, key, has_lower, size),
+                None,
+                &args(),
+            )
+            .unwrap_or_else(|e| error!("{e}"))
+            .into_iter()
+            .next()
+            .and_then(|row| row.get::<Vec<String>>(1).ok().flatten())
+    });
     let (last_key, visited, finished) = match end {
         Some(end) => (end, i64::from(size), false),
         None => {
@@ -489,7 +511,13 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, size: i32) -> BatchDone {
     let updated = Spi::connect_mut(|client| {
         client
             .update(
-                &backfill::update_sql(table, key, &job.set_sql, job.where_sql.as_deref(), has_lower),
+                &backfill::update_sql(
+                    table,
+                    key,
+                    &job.set_sql,
+                    job.where_sql.as_deref(),
+                    has_lower,
+                ),
                 None,
                 &[job.last_key.clone().into(), Some(last_key.clone()).into()],
             )
@@ -536,7 +564,7 @@ fn shrink_batch(id: i64) {
     crate::pg::security::as_registry_owner(|| {
         let _ = Spi::run_with_args(
             "UPDATE migrate.job_queue SET current_batch_size = \
-             pg_catalog.greatest(1, current_batch_size OPERATOR(pg_catalog./) 2) \
+             GREATEST(1, current_batch_size OPERATOR(pg_catalog./) 2) \
              WHERE id OPERATOR(pg_catalog.=) $1 AND batch_size IS NULL",
             &[id.into()],
         );
