@@ -269,6 +269,11 @@ fn define_job_gucs() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // A postmaster-level setting can only be defined while the postmaster loads the library.
+    // SAFETY: reads a flag the postmaster sets while loading shared_preload_libraries.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
     GucRegistry::define_string_guc(
         c"migrate.launcher_database",
         c"Database the launcher connects to in order to find databases with interrupted jobs.",

@@ -128,6 +128,41 @@ impl Cluster {
         .unwrap_or_else(|e| panic!("connect to {db}: {e}"))
     }
 
+    /// Restarts the server in the given shutdown mode (`immediate` skips the shutdown
+    /// checkpoint, so the next start goes through crash recovery).
+    pub fn restart(&self, mode: &str) {
+        self.pg_ctl(
+            &["restart", "-m", mode, "-w", "-t", "60", "-l"],
+            Some("server.log"),
+        );
+    }
+
+    /// Connects, retrying while the server restarts or recovers from a crash.
+    pub fn connect_retry(&self, db: &str, timeout: std::time::Duration) -> Client {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match Client::connect(
+                &format!(
+                    "host=127.0.0.1 port={} user=postgres dbname={db}",
+                    self.port
+                ),
+                NoTls,
+            ) {
+                Ok(c) => return c,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => panic!("connect to {db} after restart: {e}"),
+            }
+        }
+    }
+
+    /// The server log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
     /// Runs a client program (pg_dump, pg_restore, psql...) against this cluster.
     pub fn client_tool(&self, program: &str, args: &[&str]) -> Output {
         let output = Command::new(self.bindir.join(program))
