@@ -492,7 +492,6 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, size: i32) -> BatchDone {
                 &args(),
             )
             .unwrap_or_else(|e| error!("{e}"))
-            .into_iter()
             .next()
             .and_then(|row| row.get::<Vec<String>>(1).ok().flatten())
     });
