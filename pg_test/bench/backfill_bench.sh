@@ -9,6 +9,7 @@
 # Prints a markdown table. Each method gets a freshly loaded, vacuumed table.
 # Usage: pg_test/bench/backfill_bench.sh [15|18]
 #   ROWS="1000000 10000000" (default)  DOLOOP_TIMEOUT=1800 (seconds before the DO loop is given up)
+#   QUIET=1 runs the methods without the concurrent writers (raw throughput only).
 #   MIGRATE_PROFILE=release for a release build of the extension.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -72,7 +73,7 @@ for rows in $sizes; do
     mpid=$!
     # pgbench writes its per-transaction log when it exits: run it in 2-second slices until
     # the method is done and keep only transactions that started while it ran.
-    while kill -0 "$mpid" 2>/dev/null; do
+    while [ "${QUIET:-0}" != 1 ] && kill -0 "$mpid" 2>/dev/null; do
       (cd "$work" && "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c 2 -j 2 -T 2 \
         -f probe.sql -l --log-prefix=probe.log postgres >/dev/null 2>&1) || true
     done
@@ -97,7 +98,7 @@ done
 
 printf '%s\n' "${results[@]}" | awk -v v="$version" -v profile="${MIGRATE_PROFILE:-debug}" '
   BEGIN {
-    printf "PostgreSQL %s, %s build of migrate; 2 pgbench clients updating random single rows during each method.\n\n", v, profile
+    printf "PostgreSQL %s, %s build of migrate; %s.\n\n", v, profile, ENVIRON["QUIET"] == "1" ? "no concurrent writers" : "2 pgbench clients updating random single rows during each method"
     print "| rows | method | seconds | rows/s | backfill speed vs this | rows filled | writer txns | writer p99 ms | writer max ms | batches (mean ms, last size) |"
     print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"
   }
