@@ -136,7 +136,10 @@ fn exactly_once_on_a_million_rows_through_kill_9_and_immediate_restarts() {
         // The postmaster resets every backend, this session's too: wait for that, reconnect.
         let deadline = Instant::now() + Duration::from_secs(30);
         while c.batch_execute("SELECT 1").is_ok() {
-            assert!(Instant::now() < deadline, "the crash did not reset the server");
+            assert!(
+                Instant::now() < deadline,
+                "the crash did not reset the server"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         c = cluster.connect_retry("postgres", Duration::from_secs(60));
@@ -232,7 +235,10 @@ fn pause_resume_cancel_and_the_worker_limit() {
         &mut c,
         "'t', 'n = n + 1', batch_size => 2000, pause => '20 ms'",
     );
-    // A second job waits for the only worker slot.
+    // Once the first job's worker holds the only slot, a second job waits for it.
+    wait_for(&mut c, id, Duration::from_secs(30), |j| {
+        j.worker_pid.is_some()
+    });
     c.batch_execute("CREATE TABLE u (id int PRIMARY KEY, m int); INSERT INTO u SELECT g, 0 FROM generate_series(1, 1000) g; ALTER TABLE u OWNER TO app").unwrap();
     let second = queue_as_app(&mut c, "'u', 'm = 1'");
     wait_for(&mut c, id, Duration::from_secs(60), |j| {
