@@ -85,6 +85,7 @@ SELECT migrate.cancel_job(:items_job);
 SELECT migrate.resume_job(:pairs_job);
 SELECT migrate.pause_job(424242);
 CALL migrate.wait_job(424242);
+CALL migrate.wait_job(NULL);
 -- A failed job can be cancelled; then waiting for it says so.
 SELECT migrate.cancel_job(:bad_job);
 CALL migrate.wait_job(:bad_job);

@@ -249,22 +249,21 @@ pub fn fail(id: i64, sqlstate: &str, message: &str) {
     );
 }
 
-/// SQL condition: no live worker holds job `j`'s lock.
-const NO_WORKER: &str = "NOT EXISTS (SELECT FROM pg_catalog.pg_locks l \
-    WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
-      AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
-          WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
-      AND l.classid OPERATOR(pg_catalog.=) 1835691874::pg_catalog.oid \
-      AND l.objid OPERATOR(pg_catalog.=) j.id::pg_catalog.oid \
-      AND l.objsubid OPERATOR(pg_catalog.=) 2)";
+/// SQL condition: no live worker runs job `j`. The jobs view is the one place that knows how
+/// a worker is recognised (it holds the job's advisory lock).
+const NO_WORKER: &str = "j.id OPERATOR(pg_catalog.<>) ALL (SELECT w.id FROM migrate.jobs w \
+    WHERE w.worker_pid IS NOT NULL)";
 
 /// True if a live worker is running the job.
 pub fn has_worker(id: i64) -> bool {
-    let sql = format!("SELECT NOT {NO_WORKER} FROM (SELECT $1::pg_catalog.int8 AS id) j");
-    Spi::get_one_with_args::<bool>(&sql, &[id.into()])
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM migrate.jobs \
+         WHERE id OPERATOR(pg_catalog.=) $1 AND worker_pid IS NOT NULL",
+        &[id.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 /// Queued jobs that no worker has taken, oldest first.
@@ -338,4 +337,15 @@ pub fn extension_installed() -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+}
+
+/// Halves an adaptive job's batch size (after a batch timed out).
+pub fn shrink_batch(id: i64) {
+    write(
+        "shrink a job's batch size",
+        "UPDATE migrate.job_queue SET current_batch_size = \
+         GREATEST(1, current_batch_size OPERATOR(pg_catalog./) 2) \
+         WHERE id OPERATOR(pg_catalog.=) $1 AND batch_size IS NULL",
+        &[id.into()],
+    );
 }

@@ -225,6 +225,23 @@ fn run_job(id: i64) {
     runner.run(job.pause_ms);
 }
 
+/// The job's table as it is named now, after checking (as before every batch) that it still
+/// exists and that the job's owner still qualifies; raises otherwise.
+fn checked_table(job: &Job) -> String {
+    let table = table_name(job.relid).unwrap_or_else(|| {
+        UserError::new(
+            ERRCODE_UNDEFINED_TABLE,
+            format!(
+                "table {} of job {} no longer exists",
+                job.table_name, job.id
+            ),
+        )
+        .raise()
+    });
+    check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+    table
+}
+
 /// Takes the job: checks it is runnable and its owner still qualifies, fixes its scope on
 /// first start, and marks it running.
 fn start_job(id: i64) -> Option<Job> {
@@ -232,14 +249,7 @@ fn start_job(id: i64) -> Option<Job> {
     if job.state != queue::QUEUED && job.state != RUNNING {
         return None;
     }
-    let table = table_name(job.relid).unwrap_or_else(|| {
-        UserError::new(
-            ERRCODE_UNDEFINED_TABLE,
-            format!("table {} of job {id} no longer exists", job.table_name),
-        )
-        .raise()
-    });
-    check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+    let table = checked_table(&job);
     let (upper, estimate) = if job.started {
         (None, None)
     } else {
@@ -332,7 +342,7 @@ impl Runner {
                     );
                     let _ = xact::run(|| {
                         queue::set_note(self.id, Some(&note));
-                        shrink_batch(self.id);
+                        queue::shrink_batch(self.id);
                     });
                     // Exponential backoff: 100 ms, 200 ms, ... up to 10 s.
                     let backoff = 100u64 << self.retries.min(7);
@@ -411,17 +421,7 @@ impl Runner {
         if job.state != RUNNING {
             return Outcome::Stopped;
         }
-        let table = table_name(job.relid).unwrap_or_else(|| {
-            UserError::new(
-                ERRCODE_UNDEFINED_TABLE,
-                format!(
-                    "table {} of job {} no longer exists",
-                    job.table_name, job.id
-                ),
-            )
-            .raise()
-        });
-        check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+        let table = checked_table(&job);
         let size = job.batch_size.unwrap_or(job.current_batch_size);
         let lock_timeout =
             std::ffi::CString::new(gucs::lock_timeout_ms().to_string()).expect("digits");
@@ -556,18 +556,6 @@ fn keyless_batch(job: &Job, table: &str, size: i32) -> BatchDone {
         updated,
         finished: updated == 0,
     }
-}
-
-/// Halves an adaptive job's batch size after a timeout.
-fn shrink_batch(id: i64) {
-    crate::pg::security::as_registry_owner(|| {
-        let _ = Spi::run_with_args(
-            "UPDATE migrate.job_queue SET current_batch_size = \
-             GREATEST(1, current_batch_size OPERATOR(pg_catalog./) 2) \
-             WHERE id OPERATOR(pg_catalog.=) $1 AND batch_size IS NULL",
-            &[id.into()],
-        );
-    });
 }
 
 /// Errors worth retrying: a lock wait or batch that ran too long, a deadlock, a serialization

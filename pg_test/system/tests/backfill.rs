@@ -416,6 +416,33 @@ fn a_job_cannot_run_sql_with_more_privileges_than_its_owner() {
         j.error
     );
     assert!(j.rows_done < 1000);
+
+    // PostgreSQL 15 lets a background worker act only for a role with LOGIN: a NOLOGIN owner is
+    // refused there (42501); from 16 on the server allows it, and so do we.
+    let version: i32 = c
+        .query_one("SHOW server_version_num", &[])
+        .unwrap()
+        .get::<_, String>(0)
+        .parse()
+        .unwrap();
+    c.batch_execute(
+        "CREATE ROLE table_owner NOLOGIN; CREATE TABLE nl (id int PRIMARY KEY, v int);
+         INSERT INTO nl SELECT g FROM generate_series(1, 10) g;
+         ALTER TABLE nl OWNER TO table_owner; SET ROLE table_owner;",
+    )
+    .unwrap();
+    let queued = c.query_one("SELECT migrate.backfill('nl', 'v = 1')", &[]);
+    c.batch_execute("RESET ROLE").unwrap();
+    if version < 160000 {
+        let err = queued.unwrap_err();
+        assert_eq!(err.code().unwrap().code(), "42501", "{err:?}");
+    } else {
+        let nl: i64 = queued.unwrap().get(0);
+        let j = wait_for(&mut c, nl, Duration::from_secs(30), |j| {
+            j.state == "succeeded"
+        });
+        assert_eq!(j.rows_done, 10);
+    }
 }
 
 #[test]
