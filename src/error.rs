@@ -85,12 +85,28 @@ pub fn sqlstate_text(code: i32) -> String {
         .collect()
 }
 
+/// The SQLSTATE for its five-character text form (a non-standard code maps to XX000).
+pub fn sqlstate_from_text(text: &str) -> PgSqlErrorCode {
+    let packed = text.bytes().take(5).enumerate().fold(0i32, |acc, (i, b)| {
+        acc | ((b.wrapping_sub(b'0') as i32 & 0x3F) << (6 * i))
+    });
+    PgSqlErrorCode::from(packed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sqlstate_round_trip() {
+        assert_eq!(
+            sqlstate_from_text("23505"),
+            PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION
+        );
+        assert_eq!(
+            sqlstate_from_text("55P03"),
+            PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+        );
         assert_eq!(
             sqlstate_text(PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION as i32),
             "23505"

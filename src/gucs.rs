@@ -14,6 +14,14 @@ pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false)
 /// session's own is lower and non-zero. 0 leaves lock_timeout alone.
 pub static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
+/// `migrate.lock_retries`: how often `deploy()` tries a migration again after it gave up on a
+/// lock (lock_timeout, 55P03) before it reports the failure.
+pub static LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
+
+/// `migrate.lock_retry_delay` (ms): the wait before the first retry; each further retry waits
+/// twice as long (up to a minute), with random jitter so competing deploys do not align.
+pub static LOCK_RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
+
 /// `migrate.guard_min_rows`: tables estimated below this many rows are exempt from the
 /// size-dependent rules.
 pub static GUARD_MIN_ROWS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
@@ -188,6 +196,26 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"migrate.lock_retries",
+        c"How often deploy() retries a migration that gave up waiting for a lock.",
+        c"Between tries the migration's transaction is rolled back, so it holds no lock and nothing queues behind it.",
+        &LOCK_RETRIES,
+        0,
+        1000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.lock_retry_delay",
+        c"Wait before deploy()'s first lock retry; it doubles on each further retry (at most 1 minute), with jitter.",
+        c"",
+        &LOCK_RETRY_DELAY_MS,
+        1,
+        60_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
     define_job_gucs();
     // SAFETY: registers a backend-lifetime variable with static names and options.
     unsafe {
@@ -214,6 +242,21 @@ pub fn allow_out_of_order() -> bool {
 
 pub fn lock_timeout_ms() -> i32 {
     LOCK_TIMEOUT_MS.get()
+}
+
+pub fn lock_retries() -> i32 {
+    LOCK_RETRIES.get()
+}
+
+pub fn lock_retry_delay_ms() -> i32 {
+    LOCK_RETRY_DELAY_MS.get()
+}
+
+/// The wait before lock retry number `attempt` (1-based): `base_ms` doubled per earlier retry,
+/// capped at a minute, then scaled by `jitter` in [0, 1) to between half and all of it.
+pub fn lock_retry_backoff_ms(base_ms: i32, attempt: u32, jitter: f64) -> u64 {
+    let full = (i64::from(base_ms.max(1)) << attempt.saturating_sub(1).min(20)).min(60_000) as f64;
+    (full * (0.5 + 0.5 * jitter.clamp(0.0, 1.0))) as u64
 }
 
 pub fn guard_min_rows() -> f64 {
@@ -309,4 +352,15 @@ pub fn launcher_database() -> String {
         .get()
         .map(|c| c.to_string_lossy().into_owned())
         .unwrap_or_else(|| "postgres".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lock_retry_backoff_doubles_with_jitter_and_a_cap() {
+        assert_eq!(super::lock_retry_backoff_ms(500, 1, 1.0), 500);
+        assert_eq!(super::lock_retry_backoff_ms(500, 1, 0.0), 250);
+        assert_eq!(super::lock_retry_backoff_ms(500, 3, 1.0), 2000);
+        assert_eq!(super::lock_retry_backoff_ms(500, 40, 1.0), 60_000);
+    }
 }

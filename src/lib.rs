@@ -28,6 +28,11 @@ extension_sql_file!(
     name = "jobs_schema",
     requires = ["registry_schema"]
 );
+extension_sql_file!(
+    "sql/deploy.sql",
+    name = "deploy_schema",
+    requires = ["jobs_schema"]
+);
 extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

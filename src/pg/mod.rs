@@ -5,6 +5,7 @@
 pub mod script;
 pub mod security;
 pub mod subxact;
+pub mod toplevel;
 pub mod xact;
 
 /// Declares the `pg_finfo_*` record that marks a raw C function as calling convention V1 (for

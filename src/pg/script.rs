@@ -130,7 +130,7 @@ pub fn parse_trees(script: &str) -> Vec<*mut pg_sys::Node> {
 
 /// Splits a script into statements with the server's raw parser; raises the parser's syntax
 /// error (position recorded) if it does not parse.
-fn split(script: &str) -> Vec<Statement> {
+pub fn split(script: &str) -> Vec<Statement> {
     let c_script = CString::new(script)
         .unwrap_or_else(|_| error!("migration SQL must not contain NUL characters"));
     let mut out = Vec::new();

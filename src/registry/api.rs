@@ -29,7 +29,11 @@ fn null_argument(argument: &str, function: &str) -> UserError {
 }
 
 /// Validates a version argument: not NULL, not empty, only letters, digits, `.`, `_`, `-`.
-fn checked_version<'a>(value: Option<&'a str>, argument: &str, function: &str) -> Result<&'a str> {
+pub(super) fn checked_version<'a>(
+    value: Option<&'a str>,
+    argument: &str,
+    function: &str,
+) -> Result<&'a str> {
     let v = value.ok_or_else(|| null_argument(argument, function))?;
     version::check(v).map_err(|problem| {
         let why = match problem {
@@ -56,11 +60,11 @@ fn checked_version<'a>(value: Option<&'a str>, argument: &str, function: &str) -
     Ok(v)
 }
 
-fn current_role_name() -> String {
+pub(super) fn current_role_name() -> String {
     security::role_name(security::current_user()).unwrap_or_default()
 }
 
-fn plan_error(e: plan::PlanError) -> UserError {
+pub(super) fn plan_error(e: plan::PlanError) -> UserError {
     use plan::PlanError::*;
     use PgSqlErrorCode::*;
     match e {
@@ -445,6 +449,71 @@ fn baseline(version: Option<&str>) -> i32 {
             });
         }
         Ok(chosen.len() as i32)
+    })()
+    .or_raise()
+}
+
+/// The operator's escape hatch: records that migration `version` is `applied` (fixed or run by
+/// hand) or `pending` (undone by hand) without running anything. Logged with the old state.
+#[pg_extern(volatile)]
+fn resolve(version: Option<&str>, state: Option<&str>) {
+    (|| {
+        let version = checked_version(version, "version", "resolve")?;
+        let state = state.ok_or_else(|| null_argument("state", "resolve"))?;
+        if state != "applied" && state != "pending" {
+            return Err(UserError::new(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid state \"{state}\" for migrate.resolve()"),
+            )
+            .hint("Use 'applied' (the migration's changes are in place) or 'pending' (they are not)."));
+        }
+        catalog::lock_registry();
+        let all = catalog::load_all(true);
+        let m = all
+            .iter()
+            .find(|m| version::compare(&m.version, version) == std::cmp::Ordering::Equal)
+            .ok_or_else(|| {
+                UserError::new(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                    format!("migration {version} is not registered"),
+                )
+                .hint("See SELECT * FROM migrate.status() for registered versions.")
+            })?;
+        for up in [true, false] {
+            if let Some(job) = crate::worker::queue::latest_migration_job(&m.version, up) {
+                let live = job.state == crate::worker::queue::RUNNING
+                    || job.state == crate::worker::queue::QUEUED;
+                if live && crate::worker::queue::has_worker(job.id) {
+                    return Err(UserError::new(
+                        PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+                        format!("migration {} is being run by job {} right now", m.version, job.id),
+                    )
+                    .hint(format!("Wait for it (CALL migrate.wait_job({})) or cancel it with migrate.cancel_job({}) first.", job.id, job.id)));
+                }
+            }
+        }
+        if (state == "applied") == m.is_applied() {
+            pgrx::notice!("migrate: migration {} is already {}", m.version, m.state);
+            return Ok(());
+        }
+        let role = current_role_name();
+        let run_id = catalog::next_run_id();
+        let started = catalog::clock_now();
+        if state == "applied" {
+            catalog::mark_applied(&m.version, "applied", &role, run_id, started);
+        } else {
+            catalog::mark_pending(&m.version);
+        }
+        let detail = format!("{} -> {state}, set by hand", m.state);
+        catalog::log_event(&Event {
+            run_id,
+            version: &m.version,
+            action: "resolve",
+            started,
+            role: &role,
+            detail: Some(&detail),
+        });
+        Ok(())
     })()
     .or_raise()
 }

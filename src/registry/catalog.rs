@@ -230,3 +230,25 @@ pub fn log_event(event: &Event<'_>) -> Interval {
         .expect("RETURNING gives a row")
     })
 }
+
+/// Appends a failed action (with the error that stopped it) to the event log.
+pub fn log_failure(event: &Event<'_>, sqlstate: &str, message: &str) {
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "INSERT INTO migrate.events (run_id, version, action, started_at, finished_at, role, \
+               client_addr, error_sqlstate, error_message, detail) \
+             VALUES ($1, $2, $3, $4, pg_catalog.clock_timestamp(), $5, \
+                     pg_catalog.inet_client_addr(), $6, $7, $8)",
+            &[
+                event.run_id.into(),
+                event.version.into(),
+                event.action.into(),
+                event.started.into(),
+                event.role.into(),
+                sqlstate.into(),
+                message.into(),
+                event.detail.into(),
+            ],
+        ))
+    })
+}

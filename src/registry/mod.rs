@@ -4,7 +4,8 @@
 mod api;
 pub mod catalog;
 pub mod checksum;
-mod execute;
+pub mod deploy;
+pub mod execute;
 
 pub use execute::parse_for_check;
 pub mod options;

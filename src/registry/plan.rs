@@ -86,6 +86,16 @@ pub fn apply(
     target: Option<&str>,
     allow_out_of_order: bool,
 ) -> Result<Vec<usize>, PlanError> {
+    apply_steps(entries, target, allow_out_of_order, false)
+}
+
+/// [`apply`], optionally allowing non-transactional migrations (which only `deploy` runs).
+fn apply_steps(
+    entries: &[Entry],
+    target: Option<&str>,
+    allow_out_of_order: bool,
+    allow_non_transactional: bool,
+) -> Result<Vec<usize>, PlanError> {
     check_target(entries, target)?;
     let chosen: Vec<usize> = entries
         .iter()
@@ -108,7 +118,10 @@ pub fn apply(
             });
         }
     }
-    if let Some(&i) = chosen.iter().find(|&&i| !entries[i].transactional) {
+    if let Some(&i) = chosen
+        .iter()
+        .find(|&&i| !entries[i].transactional && !allow_non_transactional)
+    {
         return Err(PlanError::NonTransactional {
             version: entries[i].version.clone(),
         });
@@ -147,6 +160,16 @@ pub fn rollback(
     steps: Option<i64>,
     target: Option<&str>,
 ) -> Result<Vec<usize>, PlanError> {
+    rollback_steps(entries, steps, target, false)
+}
+
+/// [`rollback`], optionally allowing non-transactional migrations (which only `deploy` runs).
+fn rollback_steps(
+    entries: &[Entry],
+    steps: Option<i64>,
+    target: Option<&str>,
+    allow_non_transactional: bool,
+) -> Result<Vec<usize>, PlanError> {
     check_target(entries, target)?;
     let applied: Vec<usize> = (0..entries.len())
         .rev()
@@ -174,7 +197,7 @@ pub fn rollback(
         .collect();
     for &i in &chosen {
         let e = &entries[i];
-        if !e.transactional {
+        if !e.transactional && !allow_non_transactional {
             return Err(PlanError::NonTransactional {
                 version: e.version.clone(),
             });
@@ -198,6 +221,32 @@ pub fn rollback(
         }
     }
     Ok(chosen)
+}
+
+/// Which way a deploy step goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Up(usize),
+    Down(usize),
+}
+
+/// The next step of `deploy(target)`: while an applied migration is newer than `target`, the
+/// newest of them goes down; then the first pending one up to `target` (default: all) goes up.
+/// `None` when the database is at `target`. The whole remaining path is checked on every call,
+/// so a deploy refuses before its first step what it could not finish.
+pub fn deploy_next(
+    entries: &[Entry],
+    target: Option<&str>,
+    allow_out_of_order: bool,
+) -> Result<Option<Step>, PlanError> {
+    if let Some(t) = target {
+        let downs = rollback_steps(entries, None, Some(t), true)?;
+        if let Some(&i) = downs.first() {
+            return Ok(Some(Step::Down(i)));
+        }
+    }
+    let ups = apply_steps(entries, target, allow_out_of_order, true)?;
+    Ok(ups.first().map(|&i| Step::Up(i)))
 }
 
 /// Pending migrations up to and including `target` that `baseline` marks applied. Refused once
@@ -319,6 +368,32 @@ mod tests {
 
     fn versions(entries: &[Entry], idx: &[usize]) -> Vec<String> {
         idx.iter().map(|&i| entries[i].version.clone()).collect()
+    }
+
+    #[test]
+    fn deploy_goes_down_then_up_and_takes_non_transactional_steps() {
+        let mut es = vec![e("1", true), e("2", true), e("3", false), e("4", false)];
+        es[1].transactional = false;
+        es[2].transactional = false;
+        assert_eq!(deploy_next(&es, None, false), Ok(Some(Step::Up(2))));
+        assert_eq!(deploy_next(&es, Some("1"), false), Ok(Some(Step::Down(1))));
+        assert_eq!(deploy_next(&es, Some("2"), false), Ok(Some(Step::Up(2))));
+        es[2].applied = true;
+        es[3].applied = true;
+        assert_eq!(deploy_next(&es, None, false), Ok(None));
+        assert_eq!(deploy_next(&es, Some("2"), false), Ok(Some(Step::Down(3))));
+        es[0].reversible = false;
+        assert_eq!(
+            deploy_next(&es, Some("0"), false),
+            Err(PlanError::UnknownTarget("0".into()))
+        );
+        es.insert(0, e("0", false));
+        assert_eq!(
+            deploy_next(&es, Some("0"), false),
+            Err(PlanError::Irreversible {
+                version: "1".into()
+            })
+        );
     }
 
     #[test]

@@ -7,10 +7,11 @@ CREATE SEQUENCE migrate.job_id_seq AS integer;
 CREATE TABLE migrate.job_queue (
     id                 bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_id_seq'),
     kind               text NOT NULL
-        CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['backfill'])),
-    relid              regclass NOT NULL,
-    table_name         text NOT NULL,
-    set_sql            text NOT NULL,
+        CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['backfill', 'migration'])),
+    -- backfill: the table and the SET
+    relid              regclass,
+    table_name         text,
+    set_sql            text,
     where_sql          text,
     -- The key the job walks in order (quoted column names and their types), or NULL for a
     -- table without one: then where_sql must become false for every row the SET updates.
@@ -36,10 +37,24 @@ CREATE TABLE migrate.job_queue (
     owner_oid          oid NOT NULL,
     owner_name         name NOT NULL,
     allow_superuser    boolean NOT NULL DEFAULT false,
+    -- migration (a non-transactional script run top-level by deploy()): rows_done counts the
+    -- statements done, rows_estimated the script's statements.
+    version            text,
+    direction          text CHECK (direction OPERATOR(pg_catalog.=) ANY (ARRAY['up', 'down'])),
+    script             text,
+    -- the statement being run (1-based): after a crash it may have committed or not
+    current_statement  integer,
+    run_id             bigint,
+    requested_by       name,
+    -- the deploying session's lock_timeout, lock_retries and lock_retry_delay (ms)
+    settings           jsonb NOT NULL DEFAULT '{}',
     created_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     started_at         timestamptz,
     updated_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    finished_at        timestamptz
+    finished_at        timestamptz,
+    CHECK (CASE WHEN kind OPERATOR(pg_catalog.=) 'backfill'
+                THEN relid IS NOT NULL AND set_sql IS NOT NULL
+                ELSE version IS NOT NULL AND direction IS NOT NULL AND script IS NOT NULL END)
 );
 COMMENT ON TABLE migrate.job_queue IS
     'Internal: background jobs and their checkpoints. Read migrate.jobs; write through the API.';
@@ -52,6 +67,8 @@ CREATE VIEW migrate.jobs AS
 SELECT j.id,
        j.kind,
        j.table_name,
+       j.version OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) j.direction
+           OPERATOR(pg_catalog.||) ')' AS migration,
        j.state,
        j.rows_done,
        j.rows_estimated,

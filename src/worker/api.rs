@@ -176,7 +176,7 @@ fn check_statement(
     })
 }
 
-fn current_setting(name: &str) -> String {
+pub fn current_setting(name: &str) -> String {
     Spi::get_one_with_args::<String>("SELECT pg_catalog.current_setting($1)", &[name.into()])
         .ok()
         .flatten()
@@ -293,13 +293,11 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
 ) -> pg_sys::Datum {
     // SAFETY: called by the executor of CALL with its arguments and context.
     let (id, timeout, nonatomic) = unsafe {
-        let id = pgrx::fcinfo::pg_getarg::<i64>(fcinfo, 0);
-        let timeout = pgrx::fcinfo::pg_getarg::<Interval>(fcinfo, 1);
-        let context = (*fcinfo).context;
-        let nonatomic = !context.is_null()
-            && (*context).type_ == pg_sys::NodeTag::T_CallContext
-            && !(*(context as *mut pg_sys::CallContext)).atomic;
-        (id, timeout, nonatomic)
+        (
+            pgrx::fcinfo::pg_getarg::<i64>(fcinfo, 0),
+            pgrx::fcinfo::pg_getarg::<Interval>(fcinfo, 1),
+            nonatomic_call(fcinfo),
+        )
     };
     let Some(id) = id else {
         UserError::new(
@@ -330,59 +328,105 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
             error!("migrate.wait_job: SPI_connect_ext failed");
         }
     }
+    match wait_for_job(id, deadline, "migrate.wait_job") {
+        Ok(()) => {}
+        Err(JobEnd::Missing) => UserError::new(
+            ERRCODE_UNDEFINED_OBJECT,
+            format!("migrate.wait_job: job {id} does not exist"),
+        )
+        .hint("See SELECT * FROM migrate.jobs for job ids.")
+        .raise(),
+        Err(JobEnd::Failed(error)) => UserError::new(
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("migrate.wait_job: job {id} failed: {error}"),
+        )
+        .hint(format!("Fix the cause, then SELECT migrate.resume_job({id}); it resumes from its last checkpoint."))
+        .raise(),
+        Err(JobEnd::Cancelled) => UserError::new(
+            ERRCODE_QUERY_CANCELED,
+            format!("migrate.wait_job: job {id} was cancelled"),
+        )
+        .raise(),
+        Err(JobEnd::TimedOut { state, done, estimated }) => UserError::new(
+            ERRCODE_QUERY_CANCELED,
+            format!(
+                "migrate.wait_job: timed out waiting for job {id} ({state}, {done} of about {estimated} rows done)"
+            ),
+        )
+        .hint("The job goes on in the background; wait again or watch migrate.jobs.")
+        .raise(),
+    }
+    // SAFETY: closes the connection opened above.
+    unsafe { pg_sys::SPI_finish() };
+    pg_sys::Datum::from(0)
+}
+
+/// How a wait for a job ended other than with its success.
+pub enum JobEnd {
+    Missing,
+    Failed(String),
+    Cancelled,
+    TimedOut {
+        state: String,
+        done: i64,
+        estimated: i64,
+    },
+}
+
+/// True when a C function was called by `CALL` outside a transaction block, the only place a
+/// procedure may commit.
+///
+/// # Safety
+/// `fcinfo` must be the call's own.
+pub unsafe fn nonatomic_call(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: the caller passes the executor's fcinfo; context is a Node or NULL.
+    unsafe {
+        let context = (*fcinfo).context;
+        !context.is_null()
+            && (*context).type_ == pg_sys::NodeTag::T_CallContext
+            && !(*(context as *mut pg_sys::CallContext)).atomic
+    }
+}
+
+/// Polls job `id` until it succeeds, fails, is cancelled or `deadline` passes, committing
+/// between polls so this session holds no snapshot while it waits. Needs a non-atomic SPI
+/// connection (a procedure's). `who` names the caller in notices.
+pub fn wait_for_job(
+    id: i64,
+    deadline: Option<Instant>,
+    who: &str,
+) -> std::result::Result<(), JobEnd> {
     let started = Instant::now();
     let mut warned = false;
     loop {
-        let status = job_status(id);
-        let Some((state, error, done, estimated)) = status else {
-            UserError::new(
-                ERRCODE_UNDEFINED_OBJECT,
-                format!("migrate.wait_job: job {id} does not exist"),
-            )
-            .hint("See SELECT * FROM migrate.jobs for job ids.")
-            .raise()
+        let Some((state, error, done, estimated)) = job_status(id) else {
+            return Err(JobEnd::Missing);
         };
         match state.as_str() {
-            SUCCEEDED => break,
-            FAILED => UserError::new(
-                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!("migrate.wait_job: job {id} failed: {}", error.unwrap_or_default()),
-            )
-            .hint(format!("Fix the cause, then SELECT migrate.resume_job({id}); it resumes from its last checkpoint."))
-            .raise(),
-            CANCELLED => UserError::new(
-                ERRCODE_QUERY_CANCELED,
-                format!("migrate.wait_job: job {id} was cancelled"),
-            )
-            .raise(),
+            SUCCEEDED => return Ok(()),
+            FAILED => return Err(JobEnd::Failed(error.unwrap_or_default())),
+            CANCELLED => return Err(JobEnd::Cancelled),
             _ => {}
         }
         // A worker takes a moment to start after commit: only then is "no worker" news.
         if !warned && started.elapsed() > Duration::from_secs(2) && !has_worker_or_slot(id, &state)
         {
             pgrx::notice!(
-                "migrate.wait_job: job {id} is {state} and no worker runs it; SELECT migrate.resume_job({id}) to restart it"
+                "{who}: job {id} is {state} and no worker runs it; SELECT migrate.resume_job({id}) to restart it"
             );
             warned = true;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            UserError::new(
-                ERRCODE_QUERY_CANCELED,
-                format!(
-                    "migrate.wait_job: timed out waiting for job {id} ({state}, {done} of about {} rows done)",
-                    estimated.unwrap_or(0)
-                ),
-            )
-            .hint("The job goes on in the background; wait again or watch migrate.jobs.")
-            .raise();
+            return Err(JobEnd::TimedOut {
+                state,
+                done,
+                estimated: estimated.unwrap_or(0),
+            });
         }
-        // SAFETY: we hold a non-atomic SPI connection and no snapshot of our own.
+        // SAFETY: the caller holds a non-atomic SPI connection; we hold no snapshot of our own.
         unsafe { pg_sys::SPI_commit() };
         crate::pg::xact::sleep(Duration::from_millis(100));
     }
-    // SAFETY: closes the connection opened above.
-    unsafe { pg_sys::SPI_finish() };
-    pg_sys::Datum::from(0)
 }
 
 /// (state, error, rows_done, rows_estimated) of a job, as the jobs view shows it.

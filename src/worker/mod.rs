@@ -9,5 +9,6 @@
 pub mod api;
 pub mod backfill;
 pub mod launch;
+pub mod migration;
 pub mod queue;
 pub mod runner;

@@ -43,13 +43,37 @@ pub struct Job {
     pub owner_name: String,
     pub allow_superuser: bool,
     pub started: bool,
+    pub kind: String,
+    /// Set for `kind = 'migration'`.
+    pub migration: Option<MigrationJob>,
+}
+
+/// A non-transactional migration script that a worker runs top-level for `deploy()`.
+#[derive(Debug, Clone)]
+pub struct MigrationJob {
+    pub version: String,
+    pub up: bool,
+    pub script: String,
+    /// Statements already done (committed) and the script's statement count.
+    pub statements_done: i64,
+    pub statements: i64,
+    /// The statement (1-based) a worker was running when it stopped, if any.
+    pub current_statement: Option<i32>,
+    pub run_id: i64,
+    pub requested_by: String,
+    pub lock_timeout_ms: i32,
+    pub lock_retries: i32,
+    pub lock_retry_delay_ms: i32,
 }
 
 const COLUMNS: &str = "id, state, relid::pg_catalog.oid, table_name, set_sql, where_sql, \
     key_columns, key_types, search_path, batch_size, current_batch_size, \
     (EXTRACT(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8, \
     rows_done, rate, last_key, upper_key, owner_oid, owner_name::pg_catalog.text, \
-    allow_superuser, started_at IS NOT NULL";
+    allow_superuser, started_at IS NOT NULL, kind, version, direction, script, current_statement, \
+    run_id, requested_by::pg_catalog.text, (settings OPERATOR(pg_catalog.->>) 'lock_timeout_ms')::pg_catalog.int4, \
+    (settings OPERATOR(pg_catalog.->>) 'lock_retries')::pg_catalog.int4, \
+    (settings OPERATOR(pg_catalog.->>) 'lock_retry_delay_ms')::pg_catalog.int4, rows_estimated";
 
 fn from_row(row: &SpiHeapTupleData) -> Job {
     let text = |n: usize| row.get::<String>(n).ok().flatten();
@@ -86,6 +110,20 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
         owner_name: text(18).unwrap_or_default(),
         allow_superuser: row.get::<bool>(19).ok().flatten().unwrap_or(false),
         started: row.get::<bool>(20).ok().flatten().unwrap_or(false),
+        kind: text(21).unwrap_or_default(),
+        migration: text(22).map(|version| MigrationJob {
+            version,
+            up: text(23).as_deref() == Some("up"),
+            script: text(24).unwrap_or_default(),
+            statements_done: row.get::<i64>(13).ok().flatten().unwrap_or_default(),
+            statements: row.get::<i64>(31).ok().flatten().unwrap_or_default(),
+            current_statement: row.get::<i32>(25).ok().flatten(),
+            run_id: row.get::<i64>(26).ok().flatten().unwrap_or_default(),
+            requested_by: text(27).unwrap_or_default(),
+            lock_timeout_ms: row.get::<i32>(28).ok().flatten().unwrap_or(1000),
+            lock_retries: row.get::<i32>(29).ok().flatten().unwrap_or(0),
+            lock_retry_delay_ms: row.get::<i32>(30).ok().flatten().unwrap_or(500),
+        }),
     }
 }
 
@@ -156,6 +194,99 @@ pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
         .flatten()
         .unwrap_or_else(|| error!("migrate: could not queue the backfill"))
     })
+}
+
+/// What `deploy()` stores to have a worker run a non-transactional migration.
+pub struct NewMigrationJob<'a> {
+    pub version: &'a str,
+    pub up: bool,
+    pub script: &'a str,
+    pub statements: i64,
+    /// Statements known to be done already (resuming a changed script after a failure).
+    pub statements_done: i64,
+    pub search_path: &'a str,
+    pub owner: pg_sys::Oid,
+    pub owner_name: &'a str,
+    pub run_id: i64,
+    pub requested_by: &'a str,
+    pub lock_timeout_ms: i32,
+    pub lock_retries: i32,
+    pub lock_retry_delay_ms: i32,
+}
+
+pub fn insert_migration(m: &NewMigrationJob<'_>) -> i64 {
+    const SQL: &str = "INSERT INTO migrate.job_queue (kind, version, direction, script, \
+        rows_estimated, rows_done, search_path, current_batch_size, owner_oid, owner_name, \
+        allow_superuser, run_id, requested_by, settings) \
+        VALUES ('migration', $1, $2, $3, $4, $5, $6, 1, $7, $8, true, $9, $10, \
+        pg_catalog.jsonb_build_object('lock_timeout_ms', $11, 'lock_retries', $12, \
+                                      'lock_retry_delay_ms', $13)) \
+        RETURNING id";
+    as_registry_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            SQL,
+            &[
+                m.version.into(),
+                (if m.up { "up" } else { "down" }).into(),
+                m.script.into(),
+                m.statements.into(),
+                m.statements_done.into(),
+                m.search_path.into(),
+                m.owner.into(),
+                m.owner_name.into(),
+                m.run_id.into(),
+                m.requested_by.into(),
+                m.lock_timeout_ms.into(),
+                m.lock_retries.into(),
+                m.lock_retry_delay_ms.into(),
+            ],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| error!("migrate: could not queue the migration job"))
+    })
+}
+
+/// The newest job of a migration in one direction, if any.
+pub fn latest_migration_job(version: &str, up: bool) -> Option<Job> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM migrate.job_queue WHERE kind OPERATOR(pg_catalog.=) 'migration' \
+         AND version OPERATOR(pg_catalog.=) $1 AND direction OPERATOR(pg_catalog.=) $2 \
+         ORDER BY id DESC LIMIT 1"
+    );
+    as_registry_owner(|| {
+        Spi::connect(|client| {
+            let rows = client
+                .select(
+                    &sql,
+                    None,
+                    &[version.into(), (if up { "up" } else { "down" }).into()],
+                )
+                .unwrap_or_else(|e| error!("migrate: could not read migration jobs: {e}"));
+            rows.into_iter().next().map(|row| from_row(&row))
+        })
+    })
+}
+
+/// A migration job's worker is about to run statement `number` (1-based).
+pub fn statement_started(id: i64, number: i32, note: &str) {
+    write(
+        "update a job",
+        "UPDATE migrate.job_queue SET current_statement = $2, note = $3, \
+         updated_at = pg_catalog.clock_timestamp() WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), number.into(), note.into()],
+    );
+}
+
+/// A migration job's statement `number` (1-based) committed.
+pub fn statement_done(id: i64, number: i32) {
+    write(
+        "checkpoint a job",
+        "UPDATE migrate.job_queue SET rows_done = $2, rows_updated = $2, current_statement = NULL, \
+         batches = batches OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.clock_timestamp() \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), i64::from(number).into()],
+    );
 }
 
 /// Runs one bookkeeping statement on a job as the registry owner.

@@ -208,6 +208,12 @@ pub fn check_owner(
 }
 
 fn run_job(id: i64) {
+    let kind = xact::run(|| queue::load(id, false).map(|j| j.kind))
+        .ok()
+        .flatten();
+    if kind.as_deref() == Some("migration") {
+        return super::migration::run(id);
+    }
     let job = match xact::run(|| start_job(id)) {
         Ok(Some(job)) => job,
         Ok(None) => return,

@@ -1,0 +1,470 @@
+//! `CALL migrate.deploy(target)`: moves the database to `target` (default: the newest
+//! migration), forward or back, one migration per transaction, committing after each.
+//!
+//! - A transactional migration runs in the procedure's own transaction and is committed with
+//!   its registry row and history event. If it gives up waiting for a lock (55P03, bounded by
+//!   `migrate.lock_timeout`), the transaction is rolled back (so it holds no lock and nothing
+//!   queues behind it), the deploy sleeps with exponential backoff and jitter, and tries again,
+//!   up to `migrate.lock_retries` times.
+//! - A non-transactional migration is handed to a job worker that runs it statement by
+//!   statement, top-level (see [`crate::worker::migration`]); the deploy waits for it while
+//!   committing between polls, so it holds no snapshot a concurrent index build would wait for.
+//! - Any other failure is appended to the history (SQLSTATE and message) and raised. Running
+//!   `deploy()` again resumes: a failed transactional migration left nothing behind, a failed
+//!   non-transactional one resumes at the statement that failed.
+//!
+//! Deploys in one database run one at a time (a session-level advisory lock, waited for
+//! without a snapshot).
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use pgrx::datum::IntoDatum;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode::*;
+use pgrx::PgTryBuilder;
+
+use super::api::{checked_version, current_role_name, plan_error};
+use super::catalog::{self, Event, Migration};
+use super::execute::{self, Direction};
+use super::plan::{self, Step};
+use crate::error::{caught_parts, sqlstate_from_text, OrRaise, Result, UserError};
+use crate::gucs;
+use crate::pg::{script, xact};
+use crate::worker::api::{nonatomic_call, wait_for_job, JobEnd};
+use crate::worker::{launch, queue};
+
+/// Session-level advisory lock held by a running deploy ("migdepl").
+const DEPLOY_LOCK_KEY: i64 = 0x006d_6967_6465_706c;
+
+/// A random number in [0, 1) for backoff jitter.
+pub fn jitter() -> f64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+crate::v1_function_info!(pg_finfo_migrate_deploy);
+
+/// `CALL migrate.deploy(target text DEFAULT NULL)`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn migrate_deploy(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called by the executor of CALL with its arguments and context.
+    let (target, nonatomic) = unsafe {
+        (
+            pgrx::fcinfo::pg_getarg::<String>(fcinfo, 0),
+            nonatomic_call(fcinfo),
+        )
+    };
+    if let Some(t) = target.as_deref() {
+        checked_version(Some(t), "target", "deploy").or_raise();
+    }
+    if !nonatomic {
+        UserError::new(
+            ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "migrate.deploy() must be called with CALL outside a transaction block",
+        )
+        .detail("A deploy commits after every migration and waits for background workers without holding a snapshot.")
+        .hint("Run CALL migrate.deploy(); on its own (autocommit), not inside BEGIN ... COMMIT or a function. migrate.apply() runs migrations inside your transaction.")
+        .raise();
+    }
+    // SAFETY: a non-atomic SPI connection is what lets a procedure commit.
+    unsafe {
+        if pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32)
+            != pg_sys::SPI_OK_CONNECT as i32
+        {
+            error!("migrate.deploy: SPI_connect_ext failed");
+        }
+    }
+    take_deploy_lock();
+    PgTryBuilder::new(|| deploy(target.as_deref()).or_raise())
+        .finally(release_deploy_lock)
+        .execute();
+    // SAFETY: closes the connection opened above.
+    unsafe { pg_sys::SPI_finish() };
+    pg_sys::Datum::from(0)
+}
+
+/// Waits (committing between tries, so without a snapshot) until no other deploy runs.
+fn take_deploy_lock() {
+    let mut noted = false;
+    loop {
+        // SAFETY: a direct call of the SQL function, which takes no snapshot.
+        let got = unsafe {
+            pgrx::direct_function_call::<bool>(
+                pg_sys::pg_try_advisory_lock_int8,
+                &[DEPLOY_LOCK_KEY.into_datum()],
+            )
+        }
+        .unwrap_or(false);
+        if got {
+            return;
+        }
+        if !noted {
+            pgrx::notice!(
+                "migrate.deploy: another deploy is running in this database; waiting for it"
+            );
+            noted = true;
+        }
+        // SAFETY: we hold a non-atomic SPI connection.
+        unsafe { pg_sys::SPI_commit() };
+        xact::sleep(Duration::from_millis(200));
+    }
+}
+
+fn release_deploy_lock() {
+    // SAFETY: a direct call of the SQL function; it only touches the lock table.
+    unsafe {
+        pgrx::direct_function_call::<bool>(
+            pg_sys::pg_advisory_unlock_int8,
+            &[DEPLOY_LOCK_KEY.into_datum()],
+        );
+    }
+}
+
+/// Runs the deploy's steps; each ends with a commit.
+fn deploy(target: Option<&str>) -> Result<()> {
+    let role = current_role_name();
+    let run_id = catalog::next_run_id();
+    let mut retries: Option<(String, u32)> = None;
+    let mut steps = 0;
+    loop {
+        catalog::lock_registry();
+        let all = catalog::load_all(true);
+        let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
+        let step =
+            plan::deploy_next(&entries, target, gucs::allow_out_of_order()).map_err(plan_error)?;
+        let Some(step) = step else { break };
+        let (index, direction) = match step {
+            Step::Up(i) => (i, Direction::Up),
+            Step::Down(i) => (i, Direction::Down),
+        };
+        let m = &all[index];
+        let executor = execute::executing_role(m)?;
+        let attempt = match &retries {
+            Some((v, n)) if *v == m.version => *n,
+            _ => 0,
+        };
+        if attempt == 0 {
+            pgrx::notice!(
+                "migrate: {} {}{}{}",
+                if direction == Direction::Up {
+                    "applying"
+                } else {
+                    "rolling back"
+                },
+                m.version,
+                m.name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
+                if m.transactional {
+                    ""
+                } else {
+                    " top-level in a background worker"
+                }
+            );
+        }
+        let outcome = if m.transactional {
+            transactional_step(m, direction, executor, run_id, &role)
+        } else {
+            worker_step(m, direction, executor, run_id, &role)
+        };
+        match outcome {
+            Ok(took) => {
+                pgrx::notice!(
+                    "migrate: {} {} in {took}",
+                    if direction == Direction::Up {
+                        "applied"
+                    } else {
+                        "rolled back"
+                    },
+                    m.version
+                );
+                retries = None;
+                steps += 1;
+            }
+            Err(e)
+                if e.code == ERRCODE_LOCK_NOT_AVAILABLE
+                    && m.transactional
+                    && attempt < gucs::lock_retries().max(0) as u32 =>
+            {
+                // SAFETY: rolls back the step (already undone) and our registry lock: between
+                // tries this session holds no lock at all.
+                unsafe { pg_sys::SPI_rollback() };
+                let wait =
+                    gucs::lock_retry_backoff_ms(gucs::lock_retry_delay_ms(), attempt + 1, jitter());
+                pgrx::notice!(
+                    "migrate: migration {} gave up waiting for a lock (lock_timeout {} ms); retry {} of {} in {wait} ms",
+                    m.version,
+                    gucs::lock_timeout_ms(),
+                    attempt + 1,
+                    gucs::lock_retries()
+                );
+                xact::sleep(Duration::from_millis(wait));
+                retries = Some((m.version.clone(), attempt + 1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if steps == 0 {
+        pgrx::notice!("migrate: nothing to deploy");
+    }
+    Ok(())
+}
+
+/// Runs a transactional migration and its bookkeeping in the current transaction and commits.
+/// On failure the step's work is already undone; the failure is recorded (unless it is a lock
+/// timeout, which the caller retries) and committed.
+fn transactional_step(
+    m: &Migration,
+    direction: Direction,
+    executor: pg_sys::Oid,
+    run_id: i64,
+    role: &str,
+) -> Result<String> {
+    let sql = match direction {
+        Direction::Up => m.up_sql.as_str(),
+        Direction::Down => m
+            .down_sql
+            .as_deref()
+            .expect("the planner refuses irreversible ones"),
+    };
+    let action = action(direction);
+    let started = catalog::clock_now();
+    let result = execute::run_step(m, direction, sql, executor, || {
+        match direction {
+            Direction::Up => {
+                catalog::mark_applied(&m.version, "applied", role, run_id, started);
+            }
+            Direction::Down => catalog::mark_pending(&m.version),
+        }
+        catalog::log_event(&Event {
+            run_id,
+            version: &m.version,
+            action,
+            started,
+            role,
+            detail: Some("deploy"),
+        })
+    });
+    match result {
+        Ok(took) => {
+            // SAFETY: we hold a non-atomic SPI connection; this commits the step.
+            unsafe { pg_sys::SPI_commit() };
+            Ok(format_interval(&took))
+        }
+        Err(e) if e.code == ERRCODE_LOCK_NOT_AVAILABLE => Err(e),
+        Err(e) => {
+            record_failure(m, direction, run_id, role, started, &e);
+            Err(e)
+        }
+    }
+}
+
+fn action(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Up => "apply",
+        Direction::Down => "rollback",
+    }
+}
+
+fn format_interval(i: &pgrx::datum::Interval) -> String {
+    let ms = i.as_micros() as f64 / 1000.0;
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+/// Appends the failure to the history and commits it, so it survives the error we raise next.
+fn record_failure(
+    m: &Migration,
+    direction: Direction,
+    run_id: i64,
+    role: &str,
+    started: pgrx::datum::TimestampWithTimeZone,
+    e: &UserError,
+) {
+    let message = match &e.detail {
+        Some(d) => format!("{} ({d})", e.message),
+        None => e.message.clone(),
+    };
+    catalog::log_failure(
+        &Event {
+            run_id,
+            version: &m.version,
+            action: action(direction),
+            started,
+            role,
+            detail: Some("deploy"),
+        },
+        &crate::error::sqlstate_text(e.code as i32),
+        &message,
+    );
+    // SAFETY: we hold a non-atomic SPI connection.
+    unsafe { pg_sys::SPI_commit() };
+}
+
+/// Hands a non-transactional migration to a job worker (or resumes the job that ran it
+/// before) and waits for it.
+fn worker_step(
+    m: &Migration,
+    direction: Direction,
+    executor: pg_sys::Oid,
+    run_id: i64,
+    role: &str,
+) -> Result<String> {
+    let up = direction == Direction::Up;
+    let sql = match direction {
+        Direction::Up => m.up_sql.as_str(),
+        Direction::Down => m
+            .down_sql
+            .as_deref()
+            .expect("the planner refuses irreversible ones"),
+    };
+    check_no_transaction_control(m, direction, sql)?;
+    let started = std::time::Instant::now();
+    let job = queue_job(m, up, sql, executor, run_id, role);
+    // SAFETY: we hold a non-atomic SPI connection; the commit starts the worker.
+    unsafe { pg_sys::SPI_commit() };
+    let failed = match wait_for_job(job, None, "migrate.deploy") {
+        Ok(()) => return Ok(format!("{:.1} s", started.elapsed().as_secs_f64())),
+        Err(JobEnd::Failed(error)) => error,
+        Err(JobEnd::Cancelled) => "the job was cancelled".into(),
+        Err(JobEnd::Missing) => "the job disappeared".into(),
+        Err(JobEnd::TimedOut { .. }) => unreachable!("no deadline"),
+    };
+    let (code, message) = match failed.split_once(": ") {
+        Some((state, rest)) if state.len() == 5 => (sqlstate_from_text(state), rest.to_string()),
+        _ => (ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, failed.clone()),
+    };
+    Err(UserError::new(
+        code,
+        format!(
+            "migration {} failed ({}) in job {job}: {message}",
+            m.version,
+            if up { "up" } else { "down" }
+        ),
+    )
+    .detail("Statements before the failing one are done; the failure is in migrate.history and migrate.jobs.")
+    .hint("Fix the cause (a pending migration can be replaced with migrate.add()), then CALL migrate.deploy() again: it resumes at the statement that failed."))
+}
+
+/// Non-transactional scripts run statement by statement, each committed: BEGIN/COMMIT in them
+/// would change that meaning, so they are refused before anything runs.
+fn check_no_transaction_control(m: &Migration, direction: Direction, sql: &str) -> Result<()> {
+    let trees = crate::pg::subxact::run(|| {
+        script::parse_trees(sql)
+            .iter()
+            // SAFETY: nodes of the raw parse tree just built.
+            .any(|&n| unsafe { (*n).type_ == pg_sys::NodeTag::T_TransactionStmt })
+    })
+    .map_err(|caught| UserError::new(caught_parts(&caught).0, caught_parts(&caught).1))?;
+    if trees {
+        return Err(UserError::new(
+            ERRCODE_INVALID_TRANSACTION_TERMINATION,
+            format!(
+                "migration {} is non-transactional but its {} script has transaction control statements",
+                m.version,
+                if direction == Direction::Up { "up" } else { "down" }
+            ),
+        )
+        .hint("Remove BEGIN/COMMIT/ROLLBACK: each statement of a non-transactional migration commits on its own."));
+    }
+    Ok(())
+}
+
+/// The job that runs this step: the running one, the previous one resumed (same script), or a
+/// new one that skips the statements a failed earlier version of the script had done.
+fn queue_job(
+    m: &Migration,
+    up: bool,
+    sql: &str,
+    executor: pg_sys::Oid,
+    run_id: i64,
+    role: &str,
+) -> i64 {
+    let statements: Vec<String> = script::split(sql)
+        .into_iter()
+        .map(|s| normalise(&s.text))
+        .collect();
+    let mut skip = 0;
+    if let Some(prev) = queue::latest_migration_job(&m.version, up) {
+        let prev_m = prev.migration.clone().expect("a migration job");
+        let alive = queue::has_worker(prev.id);
+        match prev.state.as_str() {
+            queue::RUNNING | queue::QUEUED if alive => {
+                pgrx::notice!(
+                    "migrate: job {} is already running it; waiting for it",
+                    prev.id
+                );
+                return prev.id;
+            }
+            queue::SUCCEEDED => {}
+            _ if prev_m.script == sql => {
+                queue::set_state(prev.id, queue::QUEUED, Some("resumed by deploy()"));
+                launch::start_at_commit(prev.id);
+                pgrx::notice!(
+                    "migrate: resuming job {} at statement {} of {}",
+                    prev.id,
+                    prev_m.statements_done + 1,
+                    prev_m.statements
+                );
+                return prev.id;
+            }
+            _ => {
+                // The script changed after a failure: statements it still starts with, and
+                // that the earlier job finished, are not run again.
+                let done: Vec<String> = script::split(&prev_m.script)
+                    .into_iter()
+                    .take(prev_m.statements_done.max(0) as usize)
+                    .map(|s| normalise(&s.text))
+                    .collect();
+                skip = done
+                    .iter()
+                    .zip(&statements)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+            }
+        }
+    }
+    let search_path = crate::worker::api::current_setting("search_path");
+    let id = queue::insert_migration(&queue::NewMigrationJob {
+        version: &m.version,
+        up,
+        script: sql,
+        statements: statements.len() as i64,
+        statements_done: skip as i64,
+        search_path: &search_path,
+        owner: executor,
+        owner_name: &m.added_by,
+        run_id,
+        requested_by: role,
+        lock_timeout_ms: gucs::lock_timeout_ms(),
+        lock_retries: gucs::lock_retries(),
+        lock_retry_delay_ms: gucs::lock_retry_delay_ms(),
+    });
+    launch::start_at_commit(id);
+    if skip > 0 {
+        pgrx::notice!(
+            "migrate: job {id} runs statements {} to {} (the first {skip} were done by an earlier attempt)",
+            skip + 1,
+            statements.len()
+        );
+    } else {
+        pgrx::notice!(
+            "migrate: job {id} runs its {} statement(s)",
+            statements.len()
+        );
+    }
+    id
+}
+
+/// A statement's text with comments kept but whitespace runs collapsed, for comparing scripts.
+fn normalise(statement: &str) -> String {
+    statement.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,7 @@
+-- deploy(): a C procedure, because it commits after every migration and waits for background
+-- workers between commits (see src/registry/deploy.rs).
+CREATE PROCEDURE migrate.deploy(target text DEFAULT NULL)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'migrate_deploy';
+COMMENT ON PROCEDURE migrate.deploy(text) IS
+    'Moves the database to target (default: newest), one committed migration at a time; non-transactional ones run top-level in a worker; lock timeouts are retried.';

@@ -1,0 +1,380 @@
+//! Migration jobs: a non-transactional migration (`-- migrate:no-transaction`) that a job
+//! worker runs for `deploy()`, one statement at a time, each top-level in a transaction of its
+//! own (see [`crate::pg::toplevel`]), as the role that registered the migration.
+//!
+//! Progress is checkpointed after every statement, so a failed or interrupted job resumes at
+//! the statement that did not finish. A concurrent index build that fails leaves an invalid
+//! index behind: the worker drops it (concurrently) before it reports the failure, and drops
+//! one left by a crashed attempt before it builds the index again. A lock timeout (55P03) is
+//! retried with backoff, like `deploy()` retries a transactional migration.
+
+use std::time::Duration;
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode::*;
+
+use super::queue::{self, Job, MigrationJob, RUNNING};
+use crate::error::{caught_parts, sqlstate_text};
+use crate::gucs;
+use crate::pg::security::{run_as, set_config};
+use crate::pg::{script, toplevel, xact};
+use crate::registry::catalog::{self, Event};
+
+/// Runs migration job `id` to its end (or until it is paused, cancelled or fails).
+pub fn run(id: i64) {
+    let started = match xact::run(|| start(id)) {
+        Ok(Some(started)) => started,
+        Ok(None) => return,
+        Err(caught) => return fail(id, None, &caught, None, &[]),
+    };
+    let (job, m, started_at) = started;
+    let app = std::ffi::CString::new(format!(
+        "migrate job {id}: migration {} ({})",
+        m.version,
+        direction(m.up)
+    ))
+    .unwrap_or_default();
+    // SAFETY: pgstat_report_appname copies the string into shared memory.
+    unsafe { pg_sys::pgstat_report_appname(app.as_ptr()) };
+    let statements = match xact::run(|| {
+        // Session-wide for this worker: the deploying session's search_path and lock_timeout.
+        let path = std::ffi::CString::new(job.search_path.as_str()).unwrap_or_default();
+        set_config(c"search_path", &path, pg_sys::GucAction::GUC_ACTION_SET);
+        let timeout = std::ffi::CString::new(m.lock_timeout_ms.to_string()).expect("digits");
+        set_config(
+            c"migrate.lock_timeout",
+            &timeout,
+            pg_sys::GucAction::GUC_ACTION_SET,
+        );
+        script::split(&m.script)
+    }) {
+        Ok(statements) => statements,
+        Err(caught) => return fail(id, Some(&m), &caught, None, &[]),
+    };
+    let resumed_at = m.current_statement;
+    for (index, statement) in statements
+        .iter()
+        .enumerate()
+        .skip(m.statements_done.max(0) as usize)
+    {
+        let number = index as i32 + 1;
+        let line = script::line_and_column(
+            &m.script,
+            m.script[..statement.offset + script::first_token(&statement.text)]
+                .chars()
+                .count()
+                + 1,
+        )
+        .0;
+        let label = format!("statement {number} of {} (line {line})", statements.len());
+        match run_statement(&job, &m, number, &label, &statement.text, resumed_at) {
+            Ok(()) => {}
+            Err(Stop::Stopped) => return,
+            Err(Stop::Failed(caught, notes)) => {
+                return fail(id, Some(&m), &caught, Some(&label), &notes)
+            }
+        }
+    }
+    let finished = xact::run(|| {
+        let version = m.version.as_str();
+        if m.up {
+            catalog::mark_applied(version, "applied", &m.requested_by, m.run_id, started_at);
+        } else {
+            catalog::mark_pending(version);
+        }
+        let detail = format!("deploy: non-transactional, run top-level by job {id}");
+        catalog::log_event(&Event {
+            run_id: m.run_id,
+            version,
+            action: if m.up { "apply" } else { "rollback" },
+            started: started_at,
+            role: &m.requested_by,
+            detail: Some(&detail),
+        });
+        queue::set_state(id, queue::SUCCEEDED, None);
+    });
+    if let Err(caught) = finished {
+        fail(id, Some(&m), &caught, None, &[]);
+    }
+}
+
+fn direction(up: bool) -> &'static str {
+    if up {
+        "up"
+    } else {
+        "down"
+    }
+}
+
+/// Takes the job: it must be runnable and its role must still exist.
+fn start(id: i64) -> Option<(Job, MigrationJob, TimestampWithTimeZone)> {
+    let job = queue::load(id, true)?;
+    if job.state != queue::QUEUED && job.state != RUNNING {
+        return None;
+    }
+    let m = job.migration.clone()?;
+    if crate::pg::security::role_name(job.owner).is_none() {
+        crate::error::UserError::new(
+            ERRCODE_UNDEFINED_OBJECT,
+            format!(
+                "role \"{}\", which registered migration {}, no longer exists",
+                job.owner_name, m.version
+            ),
+        )
+        .hint("Register the migration again as an existing role, then deploy again.")
+        .raise();
+    }
+    queue::mark_running(id, None, None);
+    Some((job, m, catalog::clock_now()))
+}
+
+enum Stop {
+    /// Paused or cancelled between statements.
+    Stopped,
+    /// The statement failed for good: the error and what the worker did about it.
+    Failed(Box<CaughtError>, Vec<String>),
+}
+
+/// Runs statement `number` with its lock-timeout retries and invalid-index cleanup, then
+/// checkpoints it.
+fn run_statement(
+    job: &Job,
+    m: &MigrationJob,
+    number: i32,
+    label: &str,
+    sql: &str,
+    resumed_at: Option<i32>,
+) -> Result<(), Stop> {
+    let mut attempt = 0u32;
+    loop {
+        let shown: String = sql.trim().chars().take(120).collect();
+        let prepared = xact::run(|| {
+            let current = queue::load(job.id, true)?;
+            if current.state != RUNNING {
+                return None;
+            }
+            queue::statement_started(job.id, number, &format!("running {label}: {shown}"));
+            Some(run_as(job.owner, || IndexBuild::find(sql)))
+        });
+        let build = match prepared {
+            Ok(Some(build)) => build,
+            Ok(None) => return Err(Stop::Stopped),
+            Err(caught) => return Err(Stop::Failed(caught, Vec::new())),
+        };
+        let mut notes = Vec::new();
+        if let Some(b) = &build {
+            match b.existing_named_index(job) {
+                // The attempt that was interrupted here committed its build.
+                Some((_, true)) if resumed_at == Some(number) => {
+                    let _ = xact::run(|| queue::statement_done(job.id, number));
+                    return Ok(());
+                }
+                Some((name, false)) => {
+                    drop_index(job, &name, &mut notes, "left by an earlier attempt")
+                }
+                _ => {}
+            }
+        }
+        match toplevel::execute(sql, job.owner) {
+            Ok(()) => {
+                let _ = xact::run(|| {
+                    queue::statement_done(job.id, number);
+                    if !notes.is_empty() {
+                        queue::set_note(job.id, Some(&notes.join("; ")));
+                    }
+                });
+                return Ok(());
+            }
+            Err(caught) => {
+                if let Some(b) = &build {
+                    for name in b.new_invalid_indexes(job) {
+                        drop_index(job, &name, &mut notes, "left by the failed build");
+                    }
+                }
+                let (code, message, _, _) = caught_parts(&caught);
+                if code == ERRCODE_LOCK_NOT_AVAILABLE && attempt < m.lock_retries.max(0) as u32 {
+                    attempt += 1;
+                    let wait = gucs::lock_retry_backoff_ms(
+                        m.lock_retry_delay_ms,
+                        attempt,
+                        crate::registry::deploy::jitter(),
+                    );
+                    let note = format!(
+                        "{label}: {message}; lock retry {attempt} of {} in {wait} ms",
+                        m.lock_retries
+                    );
+                    let _ = xact::run(|| queue::set_note(job.id, Some(&note)));
+                    xact::sleep(Duration::from_millis(wait));
+                    continue;
+                }
+                return Err(Stop::Failed(caught, notes));
+            }
+        }
+    }
+}
+
+/// Drops an invalid index concurrently (top-level, as the job's role) and notes it.
+fn drop_index(job: &Job, name: &str, notes: &mut Vec<String>, why: &str) {
+    match toplevel::execute(
+        &format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"),
+        job.owner,
+    ) {
+        Ok(()) => notes.push(format!("dropped invalid index {name} {why}")),
+        Err(caught) => notes.push(format!(
+            "could not drop invalid index {name} {why}: {}",
+            caught_parts(&caught).1
+        )),
+    }
+}
+
+/// A `CREATE INDEX CONCURRENTLY`: its table, the index name it asks for, and the invalid
+/// indexes the table had before it ran (anything invalid afterwards is the build's).
+struct IndexBuild {
+    table: pg_sys::Oid,
+    name: Option<String>,
+    invalid_before: Vec<String>,
+}
+
+impl IndexBuild {
+    /// Recognises a concurrent index build (in a transaction, as the job's role).
+    fn find(sql: &str) -> Option<IndexBuild> {
+        let tree = *script::parse_trees(sql).first()?;
+        // SAFETY: a node of the raw parse tree just built; IndexStmt fields are read only after
+        // its tag was checked; RangeVarGetRelidExtended with missing_ok raises nothing for a
+        // missing table and takes no lock.
+        unsafe {
+            if (*tree).type_ != pg_sys::NodeTag::T_IndexStmt {
+                return None;
+            }
+            let stmt = tree as *mut pg_sys::IndexStmt;
+            if !(*stmt).concurrent {
+                return None;
+            }
+            let table = pg_sys::RangeVarGetRelidExtended(
+                (*stmt).relation,
+                pg_sys::NoLock as i32,
+                pg_sys::RVROption::RVR_MISSING_OK,
+                None,
+                std::ptr::null_mut(),
+            );
+            if table == pg_sys::InvalidOid {
+                return None;
+            }
+            let name = (!(*stmt).idxname.is_null()).then(|| {
+                std::ffi::CStr::from_ptr((*stmt).idxname)
+                    .to_string_lossy()
+                    .into_owned()
+            });
+            Some(IndexBuild {
+                table,
+                name,
+                invalid_before: invalid_indexes(table),
+            })
+        }
+    }
+
+    /// The index of the requested name on the build's table, if it exists: (qualified name,
+    /// valid).
+    fn existing_named_index(&self, job: &Job) -> Option<(String, bool)> {
+        let name = self.name.as_deref()?;
+        xact::run(|| {
+            run_as(job.owner, || {
+                Spi::connect(|client| {
+                    let rows = client
+                        .select(
+                            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), i.indisvalid \
+                             FROM pg_catalog.pg_index i \
+                             JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid \
+                             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                             WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+                            None,
+                            &[self.table.into(), name.into()],
+                        )
+                        .ok()?;
+                    let row = rows.into_iter().next()?;
+                    Some((
+                        row.get::<String>(1).ok().flatten()?,
+                        row.get::<bool>(2).ok().flatten()?,
+                    ))
+                })
+            })
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Invalid indexes on the table now that were not there before the build.
+    fn new_invalid_indexes(&self, job: &Job) -> Vec<String> {
+        xact::run(|| run_as(job.owner, || invalid_indexes(self.table)))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|name| !self.invalid_before.contains(name))
+            .collect()
+    }
+}
+
+/// Qualified names of the table's invalid indexes.
+fn invalid_indexes(table: pg_sys::Oid) -> Vec<String> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
+                 FROM pg_catalog.pg_index i \
+                 JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                 WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND NOT i.indisvalid",
+                None,
+                &[table.into()],
+            )
+            .map(|rows| {
+                rows.into_iter()
+                    .filter_map(|r| r.get::<String>(1).ok().flatten())
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// Marks the job failed and appends the failure to the registry's event log.
+/// `statement` names the statement that failed; `notes` say what the worker did about it.
+fn fail(
+    id: i64,
+    m: Option<&MigrationJob>,
+    caught: &CaughtError,
+    statement: Option<&str>,
+    notes: &[String],
+) {
+    let (code, message, detail, _) = caught_parts(caught);
+    let sqlstate = sqlstate_text(code as i32);
+    let mut full = match statement {
+        Some(s) => format!("{s}: {message}"),
+        None => message,
+    };
+    if let Some(d) = detail {
+        full = format!("{full} ({d})");
+    }
+    if !notes.is_empty() {
+        full = format!("{full}; {}", notes.join("; "));
+    }
+    pgrx::log!("migrate: job {id} failed: {full}");
+    let _ = xact::run(|| {
+        queue::fail(id, &sqlstate, &full);
+        if let Some(m) = m {
+            catalog::log_failure(
+                &Event {
+                    run_id: m.run_id,
+                    version: &m.version,
+                    action: if m.up { "apply" } else { "rollback" },
+                    started: catalog::clock_now(),
+                    role: &m.requested_by,
+                    detail: Some(&format!("deploy: job {id}")),
+                },
+                &sqlstate,
+                &full,
+            );
+        }
+    });
+}
