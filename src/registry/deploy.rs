@@ -206,7 +206,13 @@ fn deploy(target: Option<&str>) -> Result<()> {
                 xact::sleep(Duration::from_millis(wait));
                 retries = Some((m.version.clone(), attempt + 1));
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // A worker step's job recorded its own failure.
+                if m.transactional {
+                    record_failure(m, direction, run_id, &role, &e);
+                }
+                return Err(e);
+            }
         }
     }
     if steps == 0 {
@@ -216,8 +222,7 @@ fn deploy(target: Option<&str>) -> Result<()> {
 }
 
 /// Runs a transactional migration and its bookkeeping in the current transaction and commits.
-/// On failure the step's work is already undone; the failure is recorded (unless it is a lock
-/// timeout, which the caller retries) and committed.
+/// On failure the step's work is already undone and the caller decides: retry or record.
 fn transactional_step(
     m: &Migration,
     direction: Direction,
@@ -256,11 +261,7 @@ fn transactional_step(
             unsafe { pg_sys::SPI_commit() };
             Ok(format_interval(&took))
         }
-        Err(e) if e.code == ERRCODE_LOCK_NOT_AVAILABLE => Err(e),
-        Err(e) => {
-            record_failure(m, direction, run_id, role, started, &e);
-            Err(e)
-        }
+        Err(e) => Err(e),
     }
 }
 
@@ -281,14 +282,7 @@ fn format_interval(i: &pgrx::datum::Interval) -> String {
 }
 
 /// Appends the failure to the history and commits it, so it survives the error we raise next.
-fn record_failure(
-    m: &Migration,
-    direction: Direction,
-    run_id: i64,
-    role: &str,
-    started: pgrx::datum::TimestampWithTimeZone,
-    e: &UserError,
-) {
+fn record_failure(m: &Migration, direction: Direction, run_id: i64, role: &str, e: &UserError) {
     let message = match &e.detail {
         Some(d) => format!("{} ({d})", e.message),
         None => e.message.clone(),
@@ -298,7 +292,7 @@ fn record_failure(
             run_id,
             version: &m.version,
             action: action(direction),
-            started,
+            started: catalog::clock_now(),
             role,
             detail: Some("deploy"),
         },
