@@ -36,6 +36,40 @@ struct GuardState {
 
 thread_local! {
     static STATE: RefCell<GuardState> = RefCell::new(GuardState::default());
+    /// While `migrate.plan()` runs statements: every finding the guard makes, as text. The
+    /// guard then judges in warn mode and neither reports nor logs anything.
+    static DRY_RUN: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the guard in dry-run mode; returns what `f` returned and the findings.
+pub fn collect_findings<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    /// Leaves dry-run mode however `f` ends.
+    struct Active;
+    impl Drop for Active {
+        fn drop(&mut self) {
+            DRY_RUN.with(|d| d.borrow_mut().take());
+        }
+    }
+    DRY_RUN.with(|d| *d.borrow_mut() = Some(Vec::new()));
+    let active = Active;
+    let result = f();
+    let found = DRY_RUN.with(|d| d.borrow_mut().take()).unwrap_or_default();
+    drop(active);
+    (result, found)
+}
+
+/// True while findings are being collected for `migrate.plan()`.
+pub fn dry_run() -> bool {
+    DRY_RUN.with(|d| d.borrow().is_some())
+}
+
+/// Records a finding for `migrate.plan()`.
+pub fn collect(finding: String) {
+    DRY_RUN.with(|d| {
+        if let Some(v) = d.borrow_mut().as_mut() {
+            v.push(finding);
+        }
+    });
 }
 
 fn nest_level() -> i32 {

@@ -91,6 +91,9 @@ fn bound_lock_wait() -> Option<String> {
 /// restore builds indexes and constraints on freshly loaded tables, which is its job, and
 /// whoever may restore may also turn the guard off.
 fn effective_mode() -> GuardMode {
+    if state::dry_run() {
+        return GuardMode::Warn;
+    }
     let mode = gucs::guard_mode();
     if mode == GuardMode::Off {
         return mode;
@@ -132,7 +135,19 @@ fn judge(facts: &[Fact], mode: GuardMode) {
                 mode: mode.as_str().to_string(),
                 role: acting_role(),
             };
-            if let Some(allowance) = state::allowance(finding.rule.id) {
+            if state::dry_run() {
+                // migrate.plan(): report every finding, log nothing, block nothing.
+                let verdict = match (state::allowance(finding.rule.id), finding.rule.severity) {
+                    (Some(a), _) => format!("allowed ({})", a.reason),
+                    (None, Severity::Block) => "would block".into(),
+                    (None, _) => "warning".into(),
+                };
+                state::collect(format!(
+                    "{} {verdict}: {}",
+                    finding.rule.id, finding.message
+                ));
+                reported.push(finding.rule.id);
+            } else if let Some(allowance) = state::allowance(finding.rule.id) {
                 entry.action = "allowed".into();
                 entry.reason = Some(allowance.reason.clone());
                 log::record(&entry);

@@ -10,6 +10,16 @@ use pgrx::PgTryBuilder;
 /// part of the caller's transaction); on any error it is rolled back and the error returned, so
 /// the caller can report it with more context and nothing `f` did remains.
 pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, Box<CaughtError>> {
+    in_subtransaction(f, true)
+}
+
+/// Runs `f` in a subtransaction that is always rolled back: nothing `f` did remains, whether it
+/// returned or raised (the error is returned). Dry runs use it.
+pub fn run_and_roll_back<R>(f: impl FnOnce() -> R) -> Result<R, Box<CaughtError>> {
+    in_subtransaction(f, false)
+}
+
+fn in_subtransaction<R>(f: impl FnOnce() -> R, keep: bool) -> Result<R, Box<CaughtError>> {
     // SAFETY: we read the current memory context and resource owner to restore them after the
     // subtransaction ends, as PL/pgSQL's exec_stmt_block does.
     // Kept as addresses so the catch handler stays UnwindSafe.
@@ -24,6 +34,12 @@ pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, Box<CaughtError>> {
         pg_sys::MemoryContextSwitchTo(memory_context as pg_sys::MemoryContext);
         pg_sys::CurrentResourceOwner = resource_owner as pg_sys::ResourceOwner;
     };
+    let roll_back = move || unsafe {
+        // SAFETY: called inside the subtransaction started below; rolling it back releases its
+        // locks, memory, SPI connections, user id switches and GUC changes.
+        pg_sys::MemoryContextSwitchTo(memory_context as pg_sys::MemoryContext);
+        pg_sys::RollbackAndReleaseCurrentSubTransaction();
+    };
     // SAFETY: starting a subtransaction is allowed wherever a function runs.
     unsafe {
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
@@ -32,18 +48,17 @@ pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, Box<CaughtError>> {
     let mut f = Some(f);
     PgTryBuilder::new(AssertUnwindSafe(|| {
         let result = (f.take().expect("runs once"))();
-        // SAFETY: we are in the subtransaction started above, with no error pending.
-        unsafe { pg_sys::ReleaseCurrentSubTransaction() };
+        if keep {
+            // SAFETY: we are in the subtransaction started above, with no error pending.
+            unsafe { pg_sys::ReleaseCurrentSubTransaction() };
+        } else {
+            roll_back();
+        }
         restore();
         Ok(result)
     }))
     .catch_others(move |error| {
-        // SAFETY: the error was caught inside our subtransaction; rolling it back releases its
-        // locks, memory, SPI connections, user id switches and GUC changes.
-        unsafe {
-            pg_sys::MemoryContextSwitchTo(memory_context as pg_sys::MemoryContext);
-            pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        }
+        roll_back();
         restore();
         Err(Box::new(error))
     })

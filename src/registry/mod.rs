@@ -5,6 +5,7 @@ mod api;
 pub mod catalog;
 pub mod checksum;
 pub mod deploy;
+mod dry_run;
 pub mod execute;
 
 pub use execute::parse_for_check;

@@ -249,6 +249,28 @@ pub fn deploy_next(
     Ok(ups.first().map(|&i| Step::Up(i)))
 }
 
+/// Every step `deploy(target)` would take from here, in order.
+pub fn deploy_path(
+    entries: &[Entry],
+    target: Option<&str>,
+    allow_out_of_order: bool,
+) -> Result<Vec<Step>, PlanError> {
+    let mut state = entries.to_vec();
+    let mut path = Vec::new();
+    // Each migration moves at most twice (down, then up again): the bound only stops a bug.
+    while path.len() <= 2 * entries.len() {
+        match deploy_next(&state, target, allow_out_of_order)? {
+            None => break,
+            Some(step) => {
+                let (Step::Up(i) | Step::Down(i)) = step;
+                state[i].applied = matches!(step, Step::Up(_));
+                path.push(step);
+            }
+        }
+    }
+    Ok(path)
+}
+
 /// Pending migrations up to and including `target` that `baseline` marks applied. Refused once
 /// anything is applied: baselining is for adopting a database, not for skipping migrations.
 pub fn baseline(entries: &[Entry], target: &str) -> Result<Vec<usize>, PlanError> {
@@ -393,6 +415,18 @@ mod tests {
             Err(PlanError::Irreversible {
                 version: "1".into()
             })
+        );
+    }
+
+    #[test]
+    fn deploy_path_lists_every_step() {
+        let es = vec![e("1", true), e("2", true), e("3", false)];
+        assert_eq!(deploy_path(&es, Some("1"), false), Ok(vec![Step::Down(1)]));
+        assert_eq!(deploy_path(&es, None, false), Ok(vec![Step::Up(2)]));
+        let es = vec![e("1", false), e("2", false)];
+        assert_eq!(
+            deploy_path(&es, None, false),
+            Ok(vec![Step::Up(0), Step::Up(1)])
         );
     }
 

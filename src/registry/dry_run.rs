@@ -1,0 +1,612 @@
+//! Dry runs that leave nothing behind: `migrate.plan()` (what a deploy would do, statement by
+//! statement, observed on the real schema) and `migrate.verify()` (does the down script undo
+//! the up script). Both run migrations in a subtransaction that is always rolled back; the
+//! guard runs in dry-run mode (it reports every finding, blocks nothing, logs nothing).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use super::api::{checked_version, plan_error};
+use super::catalog::{self, Migration};
+use super::execute::{self, Direction};
+use super::plan::{self, Step};
+use crate::error::{caught_parts, sqlstate_text, OrRaise, Result, UserError};
+use crate::guard::{self, facts, rules};
+use crate::gucs;
+use crate::pg::{script, security, subxact};
+
+/// The SQL name of a lock mode as pg_locks spells it.
+fn lock_mode_name(mode: &str) -> (u8, &'static str) {
+    match mode {
+        "AccessShareLock" => (1, "ACCESS SHARE"),
+        "RowShareLock" => (2, "ROW SHARE"),
+        "RowExclusiveLock" => (3, "ROW EXCLUSIVE"),
+        "ShareUpdateExclusiveLock" => (4, "SHARE UPDATE EXCLUSIVE"),
+        "ShareLock" => (5, "SHARE"),
+        "ShareRowExclusiveLock" => (6, "SHARE ROW EXCLUSIVE"),
+        "ExclusiveLock" => (7, "EXCLUSIVE"),
+        "AccessExclusiveLock" => (8, "ACCESS EXCLUSIVE"),
+        _ => (0, "unknown"),
+    }
+}
+
+/// What the catalog looks like around one statement.
+struct Observation {
+    /// Relation locks this backend holds: (relation oid, name, mode).
+    locks: BTreeSet<(u32, String, String)>,
+    /// User tables and materialized views: oid -> (name, relfilenode).
+    files: HashMap<u32, (String, u32)>,
+    /// Tuples read by scans of user tables in this transaction so far.
+    scanned: i64,
+}
+
+fn observe() -> Observation {
+    Spi::connect(|client| {
+        let locks = client
+            .select(
+                "SELECT l.relation::pg_catalog.oid, l.relation::pg_catalog.regclass::pg_catalog.text, l.mode \
+                 FROM pg_catalog.pg_locks l \
+                 JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) l.relation \
+                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                 WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.granted \
+                   AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() \
+                   AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'migrate']) \
+                   AND c.relkind OPERATOR(pg_catalog.<>) 'i'",
+                None,
+                &[],
+            )
+            .map(|rows| {
+                rows.into_iter()
+                    .filter_map(|r| {
+                        Some((
+                            r.get::<pg_sys::Oid>(1).ok().flatten()?.to_u32(),
+                            r.get::<String>(2).ok().flatten()?,
+                            r.get::<String>(3).ok().flatten()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let files = client
+            .select(
+                "SELECT c.oid, c.oid::pg_catalog.regclass::pg_catalog.text, c.relfilenode \
+                 FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                 WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'm']) \
+                   AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'migrate']) \
+                   AND n.nspname OPERATOR(pg_catalog.!~) '^pg_toast'",
+                None,
+                &[],
+            )
+            .map(|rows| {
+                rows.into_iter()
+                    .filter_map(|r| {
+                        Some((
+                            r.get::<pg_sys::Oid>(1).ok().flatten()?.to_u32(),
+                            (
+                                r.get::<String>(2).ok().flatten()?,
+                                r.get::<pg_sys::Oid>(3).ok().flatten()?.to_u32(),
+                            ),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let scanned = client
+            .select(
+                "SELECT COALESCE(pg_catalog.sum(seq_tup_read OPERATOR(pg_catalog.+) COALESCE(idx_tup_fetch, 0)), 0)::pg_catalog.int8 \
+                 FROM pg_catalog.pg_stat_xact_user_tables WHERE schemaname OPERATOR(pg_catalog.<>) 'migrate'",
+                None,
+                &[],
+            )
+            .ok()
+            .and_then(|rows| rows.first().get::<i64>(1).ok().flatten())
+            .unwrap_or(0);
+        Observation {
+            locks,
+            files,
+            scanned,
+        }
+    })
+}
+
+/// One row of `plan()`.
+type PlanRow = (
+    String,
+    String,
+    i32,
+    String,
+    bool,
+    Vec<String>,
+    Vec<String>,
+    Option<i64>,
+    Vec<String>,
+    Option<f64>,
+    Option<String>,
+);
+
+/// The SQL of a step and its direction label.
+fn step_sql(m: &Migration, direction: Direction) -> &str {
+    match direction {
+        Direction::Up => &m.up_sql,
+        Direction::Down => m.down_sql.as_deref().unwrap_or(""),
+    }
+}
+
+fn steps(target: Option<&str>) -> Result<(Vec<Migration>, Vec<(usize, Direction)>)> {
+    let all = catalog::load_all(false);
+    let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
+    let path = plan::deploy_path(&entries, target, gucs::allow_out_of_order())
+        .map_err(plan_error)?
+        .into_iter()
+        .map(|s| match s {
+            Step::Up(i) => (i, Direction::Up),
+            Step::Down(i) => (i, Direction::Down),
+        })
+        .collect();
+    Ok((all, path))
+}
+
+/// `migrate.plan(target)`: every statement `deploy(target)` would run, executed in a
+/// subtransaction that is rolled back, with what it did.
+#[pg_extern(volatile)]
+fn plan(
+    target: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(version, String),
+        name!(direction, String),
+        name!(statement, i32),
+        name!(sql, String),
+        name!(executed, bool),
+        name!(locks, Vec<String>),
+        name!(rewrites, Vec<String>),
+        name!(rows_scanned, Option<i64>),
+        name!(guard, Vec<String>),
+        name!(duration_ms, Option<f64>),
+        name!(error, Option<String>),
+    ),
+> {
+    let rows = (|| {
+        let target = target
+            .map(|t| checked_version(Some(t), "target", "plan"))
+            .transpose()?;
+        let (all, path) = steps(target)?;
+        let roles = path
+            .iter()
+            .map(|&(i, _)| execute::executing_role(&all[i]))
+            .collect::<Result<Vec<_>>>()?;
+        let mut rows: Vec<PlanRow> = Vec::new();
+        let _ = subxact::run_and_roll_back(|| {
+            for (&(i, direction), role) in path.iter().zip(roles) {
+                let m = &all[i];
+                let label = if direction == Direction::Up {
+                    "up"
+                } else {
+                    "down"
+                };
+                if !plan_step(m, label, step_sql(m, direction), role, &mut rows) {
+                    break;
+                }
+            }
+        });
+        Ok(rows)
+    })();
+    TableIterator::new(rows.or_raise())
+}
+
+/// Plans one migration's statements; false if one failed (later steps would depend on it).
+fn plan_step(
+    m: &Migration,
+    label: &str,
+    sql: &str,
+    role: pg_sys::Oid,
+    rows: &mut Vec<PlanRow>,
+) -> bool {
+    let statements = match subxact::run(|| script::split(sql)) {
+        Ok(s) => s,
+        Err(caught) => {
+            rows.push(error_row(m, label, 0, sql, &caught));
+            return false;
+        }
+    };
+    for (rule, reason) in crate::registry::options::allow_directives(sql) {
+        guard::state::allow(&rule, &reason, true);
+    }
+    let mut ok = true;
+    for (n, statement) in statements.iter().enumerate() {
+        let text = statement.text[script::first_token(&statement.text)..]
+            .trim_end()
+            .to_string();
+        let number = n as i32 + 1;
+        if !m.transactional {
+            rows.push(analyse_only(m, label, number, &text));
+            continue;
+        }
+        let before = observe();
+        let started = Instant::now();
+        let (result, findings) = guard::state::collect_findings(|| {
+            subxact::run(|| security::run_as(role, || script::run(&statement.text)))
+        });
+        let ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        if let Err(caught) = result {
+            let mut row = error_row(m, label, number, &text, &caught);
+            row.8 = findings;
+            row.9 = Some(ms);
+            rows.push(row);
+            ok = false;
+            break;
+        }
+        let after = observe();
+        let mut strongest: HashMap<String, (u8, &'static str)> = HashMap::new();
+        for (oid, name, mode) in after.locks.difference(&before.locks) {
+            // Relations the statement created are nobody else's concern.
+            if !before.files.contains_key(oid) && !before.locks.iter().any(|l| l.0 == *oid) {
+                continue;
+            }
+            let rank = lock_mode_name(mode);
+            let entry = strongest.entry(name.clone()).or_insert(rank);
+            if rank.0 > entry.0 {
+                *entry = rank;
+            }
+        }
+        let mut locks: Vec<String> = strongest
+            .into_iter()
+            .map(|(name, (_, mode))| format!("{name}: {mode}"))
+            .collect();
+        locks.sort();
+        let rewrites: Vec<String> = before
+            .files
+            .iter()
+            .filter(|(oid, (_, file))| after.files.get(oid).is_some_and(|(_, f)| f != file))
+            .map(|(_, (name, _))| name.clone())
+            .collect();
+        rows.push((
+            m.version.clone(),
+            label.into(),
+            number,
+            text,
+            true,
+            locks,
+            rewrites,
+            Some(after.scanned - before.scanned),
+            findings,
+            Some(ms),
+            None,
+        ));
+    }
+    guard::state::end_migration_scope();
+    script::clear_current_statement();
+    ok
+}
+
+fn error_row(
+    m: &Migration,
+    label: &str,
+    number: i32,
+    sql: &str,
+    caught: &pgrx::pg_sys::panic::CaughtError,
+) -> PlanRow {
+    let (code, message, _, _) = caught_parts(caught);
+    (
+        m.version.clone(),
+        label.into(),
+        number,
+        sql.trim().to_string(),
+        true,
+        Vec::new(),
+        Vec::new(),
+        None,
+        Vec::new(),
+        None,
+        Some(format!("{}: {message}", sqlstate_text(code as i32))),
+    )
+}
+
+/// A statement of a non-transactional migration: it cannot run in a transaction, so it is only
+/// analysed: the guard's findings and the lock a concurrent build or VACUUM takes.
+fn analyse_only(m: &Migration, label: &str, number: i32, text: &str) -> PlanRow {
+    let min_rows = gucs::guard_min_rows();
+    let analysed = subxact::run(|| {
+        let tree = *script::parse_trees(text).first()?;
+        // SAFETY: a raw parse tree built just now, in this memory context.
+        let statement = unsafe { facts::analyse(tree) };
+        let mut findings = Vec::new();
+        for fact in &statement.facts {
+            for f in rules::evaluate(&fact.action, &fact.table, min_rows) {
+                findings.push(format!(
+                    "{} {}: {}",
+                    f.rule.id,
+                    f.rule.severity.as_str(),
+                    f.message
+                ));
+            }
+        }
+        // SAFETY: the node's tag is read before it is cast.
+        let locks = unsafe { concurrent_lock(tree) };
+        Some((findings, locks))
+    });
+    let (findings, locks) = match analysed {
+        Ok(Some(found)) => found,
+        Ok(None) => (Vec::new(), Vec::new()),
+        Err(caught) => {
+            return error_row(m, label, number, text, &caught);
+        }
+    };
+    (
+        m.version.clone(),
+        label.into(),
+        number,
+        text.to_string(),
+        false,
+        locks,
+        Vec::new(),
+        None,
+        findings,
+        None,
+        None,
+    )
+}
+
+/// The table lock of the top-level statements a non-transactional migration typically has.
+///
+/// # Safety
+/// `tree` must be a raw parse tree node.
+unsafe fn concurrent_lock(tree: *mut pg_sys::Node) -> Vec<String> {
+    // SAFETY: each cast follows the tag check; RangeVarGetRelidExtended with missing_ok takes no
+    // lock and raises nothing for a missing table.
+    unsafe {
+        let (relation, mode) = match (*tree).type_ {
+            pg_sys::NodeTag::T_IndexStmt => {
+                let s = tree as *mut pg_sys::IndexStmt;
+                let mode = if (*s).concurrent {
+                    "SHARE UPDATE EXCLUSIVE"
+                } else {
+                    "SHARE"
+                };
+                ((*s).relation, mode)
+            }
+            pg_sys::NodeTag::T_ReindexStmt => (
+                (*(tree as *mut pg_sys::ReindexStmt)).relation,
+                "SHARE UPDATE EXCLUSIVE",
+            ),
+            _ => return Vec::new(),
+        };
+        if relation.is_null() {
+            return Vec::new();
+        }
+        let oid = pg_sys::RangeVarGetRelidExtended(
+            relation,
+            pg_sys::NoLock as i32,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        );
+        if oid == pg_sys::InvalidOid {
+            return Vec::new();
+        }
+        let name = Spi::get_one_with_args::<String>(
+            "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+            &[oid.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        vec![format!("{name}: {mode}")]
+    }
+}
+
+/// A fingerprint of the user-visible schema: one line per table, column, constraint, index,
+/// function, trigger, view and sequence (outside the system schemas and `migrate`).
+fn fingerprint() -> BTreeSet<String> {
+    const SQL: &str = "
+        WITH ns AS (
+            SELECT oid, nspname FROM pg_catalog.pg_namespace
+            WHERE nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'migrate'])
+              AND nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp)')
+        SELECT 'relation ' OPERATOR(pg_catalog.||) c.oid::pg_catalog.regclass::pg_catalog.text
+               OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) c.relkind::pg_catalog.text
+               OPERATOR(pg_catalog.||) ', ' OPERATOR(pg_catalog.||) c.relpersistence::pg_catalog.text
+               OPERATOR(pg_catalog.||) ')'
+        FROM pg_catalog.pg_class c JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
+        WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'S', 'f'])
+        UNION ALL
+        SELECT 'column ' OPERATOR(pg_catalog.||) c.oid::pg_catalog.regclass::pg_catalog.text
+               OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname)
+               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) pg_catalog.format_type(a.atttypid, a.atttypmod)
+               OPERATOR(pg_catalog.||) CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+               OPERATOR(pg_catalog.||) COALESCE(' DEFAULT ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
+        FROM pg_catalog.pg_attribute a
+        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
+        JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
+        LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
+        WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+          AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'f'])
+        UNION ALL
+        SELECT 'constraint ' OPERATOR(pg_catalog.||) co.conrelid::pg_catalog.regclass::pg_catalog.text
+               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(co.conname)
+               OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_constraintdef(co.oid)
+        FROM pg_catalog.pg_constraint co JOIN ns ON ns.oid OPERATOR(pg_catalog.=) co.connamespace
+        WHERE co.conrelid OPERATOR(pg_catalog.<>) 0
+        UNION ALL
+        SELECT 'index ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_indexdef(i.indexrelid)
+               OPERATOR(pg_catalog.||) CASE WHEN i.indisvalid THEN '' ELSE ' (invalid)' END
+        FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+        JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
+        UNION ALL
+        SELECT 'function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_catalog.text
+               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) pg_catalog.md5(pg_catalog.pg_get_functiondef(p.oid))
+        FROM pg_catalog.pg_proc p JOIN ns ON ns.oid OPERATOR(pg_catalog.=) p.pronamespace
+        WHERE p.prokind OPERATOR(pg_catalog.<>) 'a'
+        UNION ALL
+        SELECT 'trigger ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_triggerdef(t.oid)
+        FROM pg_catalog.pg_trigger t
+        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+        JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
+        WHERE NOT t.tgisinternal
+        UNION ALL
+        SELECT 'view ' OPERATOR(pg_catalog.||) c.oid::pg_catalog.regclass::pg_catalog.text
+               OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid))
+        FROM pg_catalog.pg_class c JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
+        WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['v', 'm'])";
+    Spi::connect(|client| {
+        client
+            .select(SQL, None, &[])
+            .map(|rows| {
+                rows.into_iter()
+                    .filter_map(|r| r.get::<String>(1).ok().flatten())
+                    .collect()
+            })
+            .unwrap_or_else(|e| error!("migrate.verify: could not read the schema: {e}"))
+    })
+}
+
+/// `migrate.verify(version)`: for each pending migration (or just `version`), in a
+/// subtransaction that is rolled back: fingerprint the schema, run up, run down, fingerprint
+/// again and report every difference; then run up again to prove it re-applies.
+#[pg_extern(volatile)]
+fn verify(
+    version: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(version, String),
+        name!(ok, bool),
+        name!(problem, Option<String>),
+        name!(detail, Option<String>),
+    ),
+> {
+    let rows = (|| {
+        let wanted = version
+            .map(|v| checked_version(Some(v), "version", "verify"))
+            .transpose()?;
+        let all = catalog::load_all(false);
+        let chosen: Vec<&Migration> = match wanted {
+            Some(v) => {
+                let m = all
+                    .iter()
+                    .find(|m| super::version::compare(&m.version, v).is_eq())
+                    .ok_or_else(|| {
+                        UserError::new(
+                            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                            format!("migration {v} is not registered"),
+                        )
+                        .hint("See SELECT * FROM migrate.status() for registered versions.")
+                    })?;
+                if m.is_applied() {
+                    return Err(UserError::new(
+                        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        format!("migration {v} is already applied"),
+                    )
+                    .hint("verify() checks pending migrations against the current schema; roll it back first (in a test database) to verify it."));
+                }
+                vec![m]
+            }
+            None => all.iter().filter(|m| !m.is_applied()).collect(),
+        };
+        let mut rows = Vec::new();
+        let _ = subxact::run_and_roll_back(|| {
+            // Pending migrations build on each other: each is verified on top of the ones before.
+            for m in chosen {
+                let (found, keep_going) = verify_one(m);
+                rows.extend(found);
+                if !keep_going {
+                    break;
+                }
+            }
+        });
+        Ok(rows)
+    })();
+    TableIterator::new(rows.or_raise())
+}
+
+type VerifyRow = (String, bool, Option<String>, Option<String>);
+
+/// Verifies one migration; leaves it applied (inside the caller's rolled-back subtransaction)
+/// so the next one builds on it. False if it could not be applied.
+fn verify_one(m: &Migration) -> (Vec<VerifyRow>, bool) {
+    let row = |ok: bool, problem: &str, detail: Option<String>| {
+        (
+            m.version.clone(),
+            ok,
+            Some(problem.to_string()).filter(|p| !p.is_empty()),
+            detail,
+        )
+    };
+    let role = match execute::executing_role(m) {
+        Ok(r) => r,
+        Err(e) => return (vec![row(false, "cannot run", Some(e.message))], false),
+    };
+    if !m.transactional {
+        return (
+            vec![row(
+                true,
+                "",
+                Some("not verified: non-transactional (its statements run top-level); later migrations are checked without it".into()),
+            )],
+            true,
+        );
+    }
+    let Some(down) = m.down_sql.as_deref() else {
+        return (
+            vec![row(
+                true,
+                "",
+                Some("not verified: irreversible (no down script)".into()),
+            )],
+            up(m, role).is_ok(),
+        );
+    };
+    let before = fingerprint();
+    if let Err(e) = up(m, role) {
+        return (vec![row(false, "up failed", Some(e))], false);
+    }
+    if let Err(e) = run(down, role) {
+        return (vec![row(false, "down failed", Some(e))], false);
+    }
+    let after = fingerprint();
+    let mut rows: Vec<VerifyRow> = Vec::new();
+    for line in after.difference(&before) {
+        rows.push(row(false, "left behind by down", Some(line.clone())));
+    }
+    for line in before.difference(&after) {
+        rows.push(row(false, "missing after down", Some(line.clone())));
+    }
+    if let Err(e) = up(m, role) {
+        rows.push(row(false, "up failed after down", Some(e)));
+        return (rows, false);
+    }
+    if rows.is_empty() {
+        rows.push(row(
+            true,
+            "",
+            Some("up, down and up again: the schema round-trips".into()),
+        ));
+    }
+    (rows, true)
+}
+
+fn up(m: &Migration, role: pg_sys::Oid) -> std::result::Result<(), String> {
+    run(&m.up_sql, role)
+}
+
+/// Runs a script as `role` with the guard in dry-run mode; the error as text.
+fn run(sql: &str, role: pg_sys::Oid) -> std::result::Result<(), String> {
+    for (rule, reason) in crate::registry::options::allow_directives(sql) {
+        guard::state::allow(&rule, &reason, true);
+    }
+    let (result, _) = guard::state::collect_findings(|| {
+        subxact::run(|| security::run_as(role, || script::run(sql)))
+    });
+    guard::state::end_migration_scope();
+    script::clear_current_statement();
+    result.map_err(|caught| {
+        let (code, message, _, _) = caught_parts(&caught);
+        format!("{}: {message}", sqlstate_text(code as i32))
+    })
+}
