@@ -309,6 +309,7 @@ fn apply_pending(target: Option<&str>) -> Result<Vec<StepRow>> {
         .map(|t| checked_version(Some(t), "target", "apply"))
         .transpose()?;
     catalog::lock_registry();
+    super::deploy::refuse_while_deploying("apply")?;
     let all = catalog::load_all(true);
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
     let chosen = plan::apply(&entries, target, gucs::allow_out_of_order()).map_err(plan_error)?;
@@ -388,6 +389,7 @@ fn rollback_to(
 
 fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
     catalog::lock_registry();
+    super::deploy::refuse_while_deploying("rollback")?;
     let all = catalog::load_all(true);
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
     let chosen = plan::rollback(&entries, steps, target).map_err(plan_error)?;

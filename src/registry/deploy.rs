@@ -38,6 +38,32 @@ use crate::worker::{launch, queue};
 /// Session-level advisory lock held by a running deploy ("migdepl").
 const DEPLOY_LOCK_KEY: i64 = 0x006d_6967_6465_706c;
 
+/// Refuses a registry change while a deploy runs in another session: it would interleave with
+/// the deploy's steps (which commit one by one) or race its background worker.
+pub fn refuse_while_deploying(what: &str) -> Result<()> {
+    let pid = Spi::get_one_with_args::<i32>(
+        "SELECT l.pid FROM pg_catalog.pg_locks l \
+         WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
+           AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
+               WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
+           AND l.classid OPERATOR(pg_catalog.=) ($1 OPERATOR(pg_catalog.>>) 32)::pg_catalog.oid \
+           AND l.objid OPERATOR(pg_catalog.=) ($1 OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid \
+           AND l.objsubid OPERATOR(pg_catalog.=) 1 \
+           AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() LIMIT 1",
+        &[DEPLOY_LOCK_KEY.into()],
+    )
+    .ok()
+    .flatten();
+    match pid {
+        Some(pid) => Err(UserError::new(
+            ERRCODE_OBJECT_IN_USE,
+            format!("migrate.{what}() refused: a deploy is running in this database (backend {pid})"),
+        )
+        .hint("Wait for the deploy to finish (or cancel it), then try again.")),
+        None => Ok(()),
+    }
+}
+
 /// A random number in [0, 1) for backoff jitter.
 pub fn jitter() -> f64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();

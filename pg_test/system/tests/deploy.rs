@@ -260,11 +260,20 @@ fn deploy_outwaits_a_lock_while_readers_wait_at_most_one_lock_timeout() {
             worst
         })
     };
+    // While the deploy waits between retries, apply() from another session is refused.
+    let mut other = cluster.connect("postgres");
+    let meddler = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(1500));
+        other
+            .batch_execute("SELECT migrate.apply()")
+            .map_err(|e| sqlstate(&e))
+    });
     let start = Instant::now();
     // One statement per query: in a multi-statement query CALL would run in a transaction block.
     c.batch_execute("SET migrate.lock_timeout = '1s'").unwrap();
     c.batch_execute("CALL migrate.deploy()").unwrap();
     let took = start.elapsed();
+    assert_eq!(meddler.join().unwrap(), Err("55006".to_string()));
     stop.store(true, Ordering::Relaxed);
     let worst = reader.join().unwrap();
     hold.join().unwrap();
