@@ -57,7 +57,9 @@ pub fn refuse_while_deploying(what: &str) -> Result<()> {
     match pid {
         Some(pid) => Err(UserError::new(
             ERRCODE_OBJECT_IN_USE,
-            format!("migrate.{what}() refused: a deploy is running in this database (backend {pid})"),
+            format!(
+                "migrate.{what}() refused: a deploy is running in this database (backend {pid})"
+            ),
         )
         .hint("Wait for the deploy to finish (or cancel it), then try again.")),
         None => Ok(()),
@@ -232,10 +234,15 @@ fn deploy(target: Option<&str>) -> Result<()> {
                 xact::sleep(Duration::from_millis(wait));
                 retries = Some((m.version.clone(), attempt + 1));
             }
-            Err(e) => {
+            Err(mut e) => {
                 // A worker step's job recorded its own failure.
                 if m.transactional {
                     record_failure(m, direction, run_id, &role, &e);
+                    e.hint = Some(format!(
+                        "Migration {} left nothing behind; the ones before it stay {}. Fix the cause (a pending migration can be replaced with migrate.add()) and CALL migrate.deploy() again.",
+                        m.version,
+                        if direction == Direction::Up { "applied" } else { "rolled back" }
+                    ));
                 }
                 return Err(e);
             }

@@ -136,7 +136,10 @@ fn step_sql(m: &Migration, direction: Direction) -> &str {
     }
 }
 
-fn steps(target: Option<&str>) -> Result<(Vec<Migration>, Vec<(usize, Direction)>)> {
+/// The migrations a deploy would run, in order: (index in the registry, direction).
+type Path = Vec<(usize, Direction)>;
+
+fn steps(target: Option<&str>) -> Result<(Vec<Migration>, Path)> {
     let all = catalog::load_all(false);
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
     let path = plan::deploy_path(&entries, target, gucs::allow_out_of_order())
@@ -152,6 +155,8 @@ fn steps(target: Option<&str>) -> Result<(Vec<Migration>, Vec<(usize, Direction)
 
 /// `migrate.plan(target)`: every statement `deploy(target)` would run, executed in a
 /// subtransaction that is rolled back, with what it did.
+// pgrx declares a function's result columns in its signature.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile)]
 fn plan(
     target: default!(Option<&str>, "NULL"),
