@@ -359,7 +359,18 @@ fn worker_step(
     // SAFETY: we hold a non-atomic SPI connection; the commit starts the worker.
     unsafe { pg_sys::SPI_commit() };
     let failed = match wait_for_job(job, None, "migrate.deploy") {
-        Ok(()) => return Ok(format!("{:.1} s", started.elapsed().as_secs_f64())),
+        Ok(()) => {
+            let note = Spi::get_one_with_args::<String>(
+                "SELECT note FROM migrate.jobs WHERE id OPERATOR(pg_catalog.=) $1",
+                &[job.into()],
+            )
+            .ok()
+            .flatten();
+            if let Some(note) = note {
+                pgrx::notice!("migrate: job {job}: {note}");
+            }
+            return Ok(format!("{:.1} s", started.elapsed().as_secs_f64()));
+        }
         Err(JobEnd::Failed(error)) => error,
         Err(JobEnd::Cancelled) => "the job was cancelled".into(),
         Err(JobEnd::Missing) => "the job disappeared".into(),

@@ -399,7 +399,8 @@ mod tests {
         es[2].transactional = false;
         assert_eq!(deploy_next(&es, None, false), Ok(Some(Step::Up(2))));
         assert_eq!(deploy_next(&es, Some("1"), false), Ok(Some(Step::Down(1))));
-        assert_eq!(deploy_next(&es, Some("2"), false), Ok(Some(Step::Up(2))));
+        assert_eq!(deploy_next(&es, Some("2"), false), Ok(None));
+        assert_eq!(deploy_next(&es, Some("3"), false), Ok(Some(Step::Up(2))));
         es[2].applied = true;
         es[3].applied = true;
         assert_eq!(deploy_next(&es, None, false), Ok(None));

@@ -55,6 +55,8 @@ pub fn run(id: i64) {
         Err(caught) => return fail(id, Some(&m), &caught, None, &[]),
     };
     let resumed_at = m.current_statement;
+    // What the worker did besides the statements (invalid indexes dropped), for the record.
+    let mut notes: Vec<String> = Vec::new();
     for (index, statement) in statements
         .iter()
         .enumerate()
@@ -71,10 +73,11 @@ pub fn run(id: i64) {
         .0;
         let label = format!("statement {number} of {} (line {line})", statements.len());
         match run_statement(&job, &m, number, &label, &statement.text, resumed_at) {
-            Ok(()) => {}
+            Ok(done) => notes.extend(done),
             Err(Stop::Stopped) => return,
-            Err(Stop::Failed(caught, notes)) => {
-                return fail(id, Some(&m), &caught, Some(&label), &notes)
+            Err(Stop::Failed(caught, failed_notes)) => {
+                notes.extend(failed_notes);
+                return fail(id, Some(&m), &caught, Some(&label), &notes);
             }
         }
     }
@@ -85,7 +88,11 @@ pub fn run(id: i64) {
         } else {
             catalog::mark_pending(version);
         }
-        let detail = format!("deploy: non-transactional, run top-level by job {id}");
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
+        let mut detail = format!("deploy: non-transactional, run top-level by job {id}");
+        if let Some(n) = &note {
+            detail = format!("{detail}; {n}");
+        }
         catalog::log_event(&Event {
             run_id: m.run_id,
             version,
@@ -94,7 +101,7 @@ pub fn run(id: i64) {
             role: &m.requested_by,
             detail: Some(&detail),
         });
-        queue::set_state(id, queue::SUCCEEDED, None);
+        queue::set_state(id, queue::SUCCEEDED, note.as_deref());
     });
     if let Err(caught) = finished {
         fail(id, Some(&m), &caught, None, &[]);
@@ -139,7 +146,7 @@ enum Stop {
 }
 
 /// Runs statement `number` with its lock-timeout retries and invalid-index cleanup, then
-/// checkpoints it.
+/// checkpoints it. Returns notes on what was cleaned up.
 fn run_statement(
     job: &Job,
     m: &MigrationJob,
@@ -147,7 +154,7 @@ fn run_statement(
     label: &str,
     sql: &str,
     resumed_at: Option<i32>,
-) -> Result<(), Stop> {
+) -> Result<Vec<String>, Stop> {
     let mut attempt = 0u32;
     loop {
         let shown: String = sql.trim().chars().take(120).collect();
@@ -168,9 +175,11 @@ fn run_statement(
         if let Some(b) = &build {
             match b.existing_named_index(job) {
                 // The attempt that was interrupted here committed its build.
-                Some((_, true)) if resumed_at == Some(number) => {
+                Some((name, true)) if resumed_at == Some(number) => {
                     let _ = xact::run(|| queue::statement_done(job.id, number));
-                    return Ok(());
+                    return Ok(vec![format!(
+                        "index {name} was already built by the interrupted attempt"
+                    )]);
                 }
                 Some((name, false)) => {
                     drop_index(job, &name, &mut notes, "left by an earlier attempt")
@@ -180,13 +189,8 @@ fn run_statement(
         }
         match toplevel::execute(sql, job.owner) {
             Ok(()) => {
-                let _ = xact::run(|| {
-                    queue::statement_done(job.id, number);
-                    if !notes.is_empty() {
-                        queue::set_note(job.id, Some(&notes.join("; ")));
-                    }
-                });
-                return Ok(());
+                let _ = xact::run(|| queue::statement_done(job.id, number));
+                return Ok(notes);
             }
             Err(caught) => {
                 if let Some(b) = &build {

@@ -333,3 +333,76 @@ fn deploy_refuses_to_run_inside_a_transaction_and_gives_up_after_its_retries() {
     c.batch_execute("CALL migrate.deploy()").unwrap();
     assert_eq!(states(&mut c), [("1".to_string(), "applied".to_string())]);
 }
+
+#[test]
+fn a_concurrent_build_killed_mid_way_is_cleaned_up_by_the_next_deploy() {
+    let cluster = Cluster::start("deploy-crash", &[]);
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(
+        "CREATE EXTENSION migrate;
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20000) g;
+         SELECT migrate.add('1', E'-- migrate:no-transaction\\nCREATE INDEX CONCURRENTLY t_v ON t (v);');",
+    )
+    .unwrap();
+    // An open writing transaction makes the build wait after it created the (invalid) index.
+    let mut holder = cluster.connect("postgres");
+    holder
+        .batch_execute("BEGIN; INSERT INTO t VALUES (0, 'held');")
+        .unwrap();
+    let mut deployer = cluster.connect("postgres");
+    let deploy = thread::spawn(move || deployer.batch_execute("CALL migrate.deploy()").is_ok());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pid: i32 = loop {
+        let row = c
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'migrate job worker' \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            break row.get(0);
+        }
+        assert!(Instant::now() < deadline, "the build never waited");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v'::regclass AND NOT indisvalid"),
+        1,
+        "the build is half-way: its index exists and is invalid"
+    );
+    // kill -9: the postmaster resets every backend (the deploy's and the holder's too).
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!deploy.join().unwrap(), "the deploy's session went down with the server");
+    drop(holder);
+    let mut c = cluster.connect_retry("postgres", Duration::from_secs(60));
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v'::regclass AND NOT indisvalid"),
+        1,
+        "the crash left the invalid index behind"
+    );
+
+    c.batch_execute("CALL migrate.deploy()").unwrap();
+    assert_eq!(states(&mut c), [("1".to_string(), "applied".to_string())]);
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v'::regclass AND indisvalid"),
+        1
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM pg_index WHERE NOT indisvalid"),
+        0
+    );
+    let note: Option<String> = c
+        .query_one("SELECT note FROM migrate.jobs WHERE migration = '1 (up)'", &[])
+        .unwrap()
+        .get(0);
+    println!("job note after the second deploy: {note:?}");
+    assert!(
+        note.is_some_and(|n| n.contains("dropped invalid index public.t_v left by an earlier attempt")),
+    );
+}
