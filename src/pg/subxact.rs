@@ -46,15 +46,13 @@ fn in_subtransaction<R>(f: impl FnOnce() -> R, keep: bool) -> Result<R, Box<Caug
         pg_sys::MemoryContextSwitchTo(memory_context as pg_sys::MemoryContext);
     }
     let mut f = Some(f);
-    PgTryBuilder::new(AssertUnwindSafe(|| {
+    let result = PgTryBuilder::new(AssertUnwindSafe(|| {
         let result = (f.take().expect("runs once"))();
         if keep {
             // SAFETY: we are in the subtransaction started above, with no error pending.
             unsafe { pg_sys::ReleaseCurrentSubTransaction() };
-        } else {
-            roll_back();
+            restore();
         }
-        restore();
         Ok(result)
     }))
     .catch_others(move |error| {
@@ -62,5 +60,11 @@ fn in_subtransaction<R>(f: impl FnOnce() -> R, keep: bool) -> Result<R, Box<Caug
         restore();
         Err(Box::new(error))
     })
-    .execute()
+    .execute();
+    // Outside the try block, so a failing rollback is never rolled back a second time.
+    if !keep && result.is_ok() {
+        roll_back();
+        restore();
+    }
+    result
 }

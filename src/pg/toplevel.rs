@@ -15,16 +15,18 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgTryBuilder;
 
-/// Runs `sql` (exactly one statement) as `role`, top-level, in a transaction of its own that is
-/// committed when the statement ends. Must be called between transactions. On error the
-/// transaction is aborted, the user restored, and the error returned.
-pub fn execute(sql: &str, role: pg_sys::Oid) -> Result<(), Box<CaughtError>> {
+/// Runs `sql` (exactly one statement) top-level, in a transaction of its own that is committed
+/// when the statement ends, as the session's user. Must be called between transactions. On error
+/// the transaction is aborted and the error returned.
+///
+/// There is deliberately no user switch here: a statement that commits internally must not run
+/// inside a switched security context (`StartTransaction` requires none to be set), so a worker
+/// that runs statements for a role logs in as that role.
+pub fn execute(sql: &str) -> Result<(), Box<CaughtError>> {
     let c_sql = CString::new(sql).expect("statements come from a NUL-free script");
-    let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
     // SAFETY: plain reads of backend-local state; the context is a child of TopMemoryContext
     // that outlives every transaction this statement starts or commits.
     let (statement_context, caller_context) = unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         let context = pg_sys::AllocSetContextCreateExtended(
             pg_sys::TopMemoryContext,
             c"migrate top-level statement".as_ptr(),
@@ -35,9 +37,9 @@ pub fn execute(sql: &str, role: pg_sys::Oid) -> Result<(), Box<CaughtError>> {
         (context as usize, pg_sys::CurrentMemoryContext as usize)
     };
     let restore = move || unsafe {
-        // SAFETY: the saved values were valid before the statement and still are.
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+        // SAFETY: the caller's context was valid before the statement and still is.
         pg_sys::MemoryContextSwitchTo(caller_context as pg_sys::MemoryContext);
+        pg_sys::debug_query_string = std::ptr::null();
     };
     let result = PgTryBuilder::new(AssertUnwindSafe(|| {
         // SAFETY: the sequence of exec_simple_query for one statement; every pointer below was
@@ -45,12 +47,9 @@ pub fn execute(sql: &str, role: pg_sys::Oid) -> Result<(), Box<CaughtError>> {
         unsafe {
             pg_sys::SetCurrentStatementStartTimestamp();
             pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, c_sql.as_ptr());
+            // Error reports and the server log name the statement.
+            pg_sys::debug_query_string = c_sql.as_ptr();
             pg_sys::StartTransactionCommand();
-            // After the transaction started, so its abort restores the worker's own user.
-            pg_sys::SetUserIdAndSecContext(
-                role,
-                saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-            );
             pg_sys::MemoryContextSwitchTo(statement_context as pg_sys::MemoryContext);
             let trees = pg_sys::pg_parse_query(c_sql.as_ptr());
             if trees.is_null() || (*trees).length != 1 {
@@ -115,8 +114,9 @@ pub fn execute(sql: &str, role: pg_sys::Oid) -> Result<(), Box<CaughtError>> {
                 destroy(receiver);
             }
             pg_sys::PortalDrop(portal, false);
-            restore();
             pg_sys::CommitTransactionCommand();
+            restore();
+            pg_sys::pgstat_report_stat(false);
             pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null());
         }
         Ok(())

@@ -354,6 +354,7 @@ fn worker_step(
             .expect("the planner refuses irreversible ones"),
     };
     check_no_transaction_control(m, direction, sql)?;
+    check_worker_may_log_in(m, executor)?;
     let started = std::time::Instant::now();
     let job = queue_job(m, up, sql, executor, run_id, role);
     // SAFETY: we hold a non-atomic SPI connection; the commit starts the worker.
@@ -390,6 +391,35 @@ fn worker_step(
     )
     .detail("Statements before the failing one are done; the failure is in migrate.history and migrate.jobs.")
     .hint("Fix the cause (a pending migration can be replaced with migrate.add()), then CALL migrate.deploy() again: it resumes at the statement that failed."))
+}
+
+/// The worker logs in as the migration's role. PostgreSQL 15 lets a background worker log in
+/// only as a role with LOGIN (17 and later can bypass that), so refuse before anything runs.
+fn check_worker_may_log_in(m: &Migration, executor: pg_sys::Oid) -> Result<()> {
+    #[cfg(feature = "pg15")]
+    {
+        let can_login = Spi::get_one_with_args::<bool>(
+            "SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) $1",
+            &[executor.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if !can_login {
+            return Err(UserError::new(
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "migration {} is non-transactional and its role \"{}\" may not log in",
+                    m.version, m.added_by
+                ),
+            )
+            .detail("Its statements run in a background worker that logs in as that role; on PostgreSQL 15 a worker may only log in as a role with LOGIN.")
+            .hint(format!("ALTER ROLE \"{}\" LOGIN, or register the migration as a role with LOGIN.", m.added_by)));
+        }
+    }
+    #[cfg(not(feature = "pg15"))]
+    let _ = (m, executor);
+    Ok(())
 }
 
 /// Non-transactional scripts run statement by statement, each committed: BEGIN/COMMIT in them

@@ -186,7 +186,9 @@ fn plan(
             .map(|&(i, _)| execute::executing_role(&all[i]))
             .collect::<Result<Vec<_>>>()?;
         let mut rows: Vec<PlanRow> = Vec::new();
-        let _ = subxact::run_and_roll_back(|| {
+        // The dry run's own failures (a cancel, a catalog query) are raised, never mistaken
+        // for a clean plan; a statement's failure is a row.
+        let dry_run = subxact::run_and_roll_back(|| {
             for (&(i, direction), role) in path.iter().zip(roles) {
                 let m = &all[i];
                 let label = if direction == Direction::Up {
@@ -199,6 +201,9 @@ fn plan(
                 }
             }
         });
+        if let Err(caught) = dry_run {
+            caught.rethrow();
+        }
         Ok(rows)
     })();
     TableIterator::new(rows.or_raise())
@@ -239,6 +244,7 @@ fn plan_step(
         });
         let ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
         if let Err(caught) = result {
+            let caught = reraise_cancel(caught);
             let mut row = error_row(m, label, number, &text, &caught);
             row.8 = findings;
             row.9 = Some(ms);
@@ -287,6 +293,17 @@ fn plan_step(
     guard::state::end_migration_scope();
     script::clear_current_statement();
     ok
+}
+
+/// A cancel (Ctrl-C, statement_timeout) ends the whole dry run, as it would a PL/pgSQL block's
+/// `WHEN OTHERS`; any other error is the statement's and becomes a row.
+fn reraise_cancel(
+    caught: Box<pgrx::pg_sys::panic::CaughtError>,
+) -> Box<pgrx::pg_sys::panic::CaughtError> {
+    if caught_parts(&caught).0 == PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
+        caught.rethrow();
+    }
+    caught
 }
 
 fn error_row(
@@ -515,7 +532,7 @@ fn verify(
             None => all.iter().filter(|m| !m.is_applied()).collect(),
         };
         let mut rows = Vec::new();
-        let _ = subxact::run_and_roll_back(|| {
+        let dry_run = subxact::run_and_roll_back(|| {
             // Pending migrations build on each other: each is verified on top of the ones before.
             for m in chosen {
                 let (found, keep_going) = verify_one(m);
@@ -525,6 +542,9 @@ fn verify(
                 }
             }
         });
+        if let Err(caught) = dry_run {
+            caught.rethrow();
+        }
         Ok(rows)
     })();
     TableIterator::new(rows.or_raise())
@@ -611,6 +631,7 @@ fn run(sql: &str, role: pg_sys::Oid) -> std::result::Result<(), String> {
     guard::state::end_migration_scope();
     script::clear_current_statement();
     result.map_err(|caught| {
+        let caught = reraise_cancel(caught);
         let (code, message, _, _) = caught_parts(&caught);
         format!("{}: {message}", sqlstate_text(code as i32))
     })

@@ -113,13 +113,22 @@ pub fn start_worker(job: i64, wait_for: Option<u64>) -> bool {
     } else {
         format!("migrate job {job}")
     };
+    // A migration job's worker logs in as the migration's role (see migration.rs); other jobs
+    // start as the bootstrap superuser and switch per batch.
+    let role = if job == RECOVERY {
+        0
+    } else {
+        queue::load(job, false)
+            .filter(|j| j.migration.is_some())
+            .map_or(0, |j| j.owner.to_u32())
+    };
     BackgroundWorkerBuilder::new(&name)
         .set_type("migrate job worker")
         .set_library(LIBRARY)
         .set_function("migrate_job_worker")
         .enable_spi_access()
         .set_argument(Some(pg_sys::Datum::from(job)))
-        .set_extra(&format!("{database} {}", wait_for.unwrap_or(0)))
+        .set_extra(&format!("{database} {} {role}", wait_for.unwrap_or(0)))
         .load_dynamic()
         .is_ok()
 }

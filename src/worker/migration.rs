@@ -19,7 +19,7 @@ use pgrx::PgSqlErrorCode::*;
 use super::queue::{self, Job, MigrationJob, RUNNING};
 use crate::error::{caught_parts, sqlstate_text};
 use crate::gucs;
-use crate::pg::security::{run_as, set_config};
+use crate::pg::security::set_config;
 use crate::pg::{script, toplevel, xact};
 use crate::registry::catalog::{self, Event};
 
@@ -156,6 +156,7 @@ fn run_statement(
     resumed_at: Option<i32>,
 ) -> Result<Vec<String>, Stop> {
     let mut attempt = 0u32;
+    let mut notes = Vec::new();
     loop {
         let shown: String = sql.trim().chars().take(120).collect();
         let prepared = xact::run(|| {
@@ -164,39 +165,47 @@ fn run_statement(
                 return None;
             }
             queue::statement_started(job.id, number, &format!("running {label}: {shown}"));
-            Some(run_as(job.owner, || IndexBuild::find(sql)))
+            Some(IndexBuild::find(sql))
         });
         let build = match prepared {
             Ok(Some(build)) => build,
             Ok(None) => return Err(Stop::Stopped),
-            Err(caught) => return Err(Stop::Failed(caught, Vec::new())),
+            Err(caught) => return Err(Stop::Failed(caught, notes)),
         };
-        let mut notes = Vec::new();
         if let Some(b) = &build {
-            match b.existing_named_index(job) {
-                // The attempt that was interrupted here committed its build.
+            match b.existing() {
+                // The attempt that a crash interrupted here had committed its build.
                 Some((name, true)) if resumed_at == Some(number) => {
-                    let _ = xact::run(|| queue::statement_done(job.id, number));
-                    return Ok(vec![format!(
+                    checkpoint(job.id, number);
+                    notes.push(format!(
                         "index {name} was already built by the interrupted attempt"
-                    )]);
+                    ));
+                    return Ok(notes);
                 }
-                Some((name, false)) => {
-                    drop_index(job, &name, &mut notes, "left by an earlier attempt")
-                }
+                Some((name, false)) => drop_index(&name, &mut notes, "left by an earlier attempt"),
                 _ => {}
             }
         }
-        match toplevel::execute(sql, job.owner) {
+        match toplevel::execute(sql) {
             Ok(()) => {
-                let _ = xact::run(|| queue::statement_done(job.id, number));
+                checkpoint(job.id, number);
                 return Ok(notes);
             }
             Err(caught) => {
-                if let Some(b) = &build {
-                    for name in b.new_invalid_indexes(job) {
-                        drop_index(job, &name, &mut notes, "left by the failed build");
+                match &build {
+                    Some(IndexBuild { name: Some(_), .. }) => {
+                        if let Some((name, false)) = build.as_ref().and_then(IndexBuild::existing) {
+                            drop_index(&name, &mut notes, "left by the failed build");
+                        }
                     }
+                    Some(IndexBuild {
+                        name: None,
+                        table_name,
+                        ..
+                    }) => notes.push(format!(
+                        "an unnamed concurrent index build on {table_name} failed: drop the invalid index it may have left (DROP INDEX CONCURRENTLY), or name the index in the migration so deploy() cleans it up"
+                    )),
+                    None => {}
                 }
                 let (code, message, _, _) = caught_parts(&caught);
                 if code == ERRCODE_LOCK_NOT_AVAILABLE && attempt < m.lock_retries.max(0) as u32 {
@@ -210,7 +219,10 @@ fn run_statement(
                         "{label}: {message}; lock retry {attempt} of {} in {wait} ms",
                         m.lock_retries
                     );
-                    let _ = xact::run(|| queue::set_note(job.id, Some(&note)));
+                    log_if_failed(
+                        "note a lock retry",
+                        xact::run(|| queue::set_note(job.id, Some(&note))),
+                    );
                     xact::sleep(Duration::from_millis(wait));
                     continue;
                 }
@@ -220,12 +232,24 @@ fn run_statement(
     }
 }
 
-/// Drops an invalid index concurrently (top-level, as the job's role) and notes it.
-fn drop_index(job: &Job, name: &str, notes: &mut Vec<String>, why: &str) {
-    match toplevel::execute(
-        &format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"),
-        job.owner,
-    ) {
+/// Records that statement `number` committed. If this fails the statement runs again after a
+/// restart, so say so in the server log.
+fn checkpoint(id: i64, number: i32) {
+    log_if_failed(
+        "checkpoint a statement",
+        xact::run(|| queue::statement_done(id, number)),
+    );
+}
+
+fn log_if_failed(what: &str, result: Result<(), Box<CaughtError>>) {
+    if let Err(caught) = result {
+        pgrx::log!("migrate: could not {what}: {}", caught_parts(&caught).1);
+    }
+}
+
+/// Drops an invalid index concurrently (top-level) and notes it.
+fn drop_index(name: &str, notes: &mut Vec<String>, why: &str) {
+    match toplevel::execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}")) {
         Ok(()) => notes.push(format!("dropped invalid index {name} {why}")),
         Err(caught) => notes.push(format!(
             "could not drop invalid index {name} {why}: {}",
@@ -234,12 +258,13 @@ fn drop_index(job: &Job, name: &str, notes: &mut Vec<String>, why: &str) {
     }
 }
 
-/// A `CREATE INDEX CONCURRENTLY`: its table, the index name it asks for, and the invalid
-/// indexes the table had before it ran (anything invalid afterwards is the build's).
+/// A `CREATE INDEX CONCURRENTLY`: its table and the index name it asks for. Only a named
+/// index is ever dropped: an unnamed build's leftover cannot be told apart from another
+/// session's build in progress.
 struct IndexBuild {
     table: pg_sys::Oid,
+    table_name: String,
     name: Option<String>,
-    invalid_before: Vec<String>,
 }
 
 impl IndexBuild {
@@ -249,7 +274,7 @@ impl IndexBuild {
         // SAFETY: a node of the raw parse tree just built; IndexStmt fields are read only after
         // its tag was checked; RangeVarGetRelidExtended with missing_ok raises nothing for a
         // missing table and takes no lock.
-        unsafe {
+        let (table, name) = unsafe {
             if (*tree).type_ != pg_sys::NodeTag::T_IndexStmt {
                 return None;
             }
@@ -264,82 +289,57 @@ impl IndexBuild {
                 None,
                 std::ptr::null_mut(),
             );
-            if table == pg_sys::InvalidOid {
-                return None;
-            }
             let name = (!(*stmt).idxname.is_null()).then(|| {
                 std::ffi::CStr::from_ptr((*stmt).idxname)
                     .to_string_lossy()
                     .into_owned()
             });
-            Some(IndexBuild {
-                table,
-                name,
-                invalid_before: invalid_indexes(table),
-            })
+            (table, name)
+        };
+        if table == pg_sys::InvalidOid {
+            return None;
         }
+        let table_name = Spi::get_one_with_args::<String>(
+            "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+            &[table.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        Some(IndexBuild {
+            table,
+            table_name,
+            name,
+        })
     }
 
     /// The index of the requested name on the build's table, if it exists: (qualified name,
     /// valid).
-    fn existing_named_index(&self, job: &Job) -> Option<(String, bool)> {
+    fn existing(&self) -> Option<(String, bool)> {
         let name = self.name.as_deref()?;
         xact::run(|| {
-            run_as(job.owner, || {
-                Spi::connect(|client| {
-                    let rows = client
-                        .select(
-                            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), i.indisvalid \
-                             FROM pg_catalog.pg_index i \
-                             JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid \
-                             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-                             WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
-                            None,
-                            &[self.table.into(), name.into()],
-                        )
-                        .ok()?;
-                    let row = rows.into_iter().next()?;
-                    Some((
-                        row.get::<String>(1).ok().flatten()?,
-                        row.get::<bool>(2).ok().flatten()?,
-                    ))
-                })
+            Spi::connect(|client| {
+                let rows = client
+                    .select(
+                        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), i.indisvalid \
+                         FROM pg_catalog.pg_index i \
+                         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid \
+                         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                         WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+                        None,
+                        &[self.table.into(), name.into()],
+                    )
+                    .ok()?;
+                let row = rows.into_iter().next()?;
+                Some((
+                    row.get::<String>(1).ok().flatten()?,
+                    row.get::<bool>(2).ok().flatten()?,
+                ))
             })
         })
         .ok()
         .flatten()
     }
-
-    /// Invalid indexes on the table now that were not there before the build.
-    fn new_invalid_indexes(&self, job: &Job) -> Vec<String> {
-        xact::run(|| run_as(job.owner, || invalid_indexes(self.table)))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|name| !self.invalid_before.contains(name))
-            .collect()
-    }
-}
-
-/// Qualified names of the table's invalid indexes.
-fn invalid_indexes(table: pg_sys::Oid) -> Vec<String> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
-                 FROM pg_catalog.pg_index i \
-                 JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid \
-                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-                 WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND NOT i.indisvalid",
-                None,
-                &[table.into()],
-            )
-            .map(|rows| {
-                rows.into_iter()
-                    .filter_map(|r| r.get::<String>(1).ok().flatten())
-                    .collect()
-            })
-            .unwrap_or_default()
-    })
 }
 
 /// Marks the job failed and appends the failure to the registry's event log.

@@ -374,7 +374,7 @@ pub fn fail(id: i64, sqlstate: &str, message: &str) {
     write(
         "record a job failure",
         "UPDATE migrate.job_queue SET state = 'failed', error_sqlstate = $2, error_message = $3, \
-         note = NULL, finished_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp() \
+         note = NULL, current_statement = NULL, finished_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp() \
          WHERE id OPERATOR(pg_catalog.=) $1",
         &[id.into(), sqlstate.into(), message.into()],
     );

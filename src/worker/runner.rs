@@ -32,8 +32,8 @@ const MAX_RETRIES: u32 = 10;
 pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     xact::install_worker_signal_handlers();
     let job = arg.value() as i64;
-    let (database, wait_for) = parse_extra(BackgroundWorker::get_extra());
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
+    let (database, wait_for, role) = parse_extra(BackgroundWorker::get_extra());
+    connect(database, role);
     if xact::run(pin_text_formats).is_err() {
         return;
     }
@@ -75,11 +75,37 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     });
 }
 
-fn parse_extra(extra: &str) -> (u32, u64) {
+/// `bgw_extra`: "database-oid queueing-full-xid role-oid" (role 0: the bootstrap superuser).
+fn parse_extra(extra: &str) -> (u32, u64, u32) {
     let mut parts = extra.split_whitespace();
     let database = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let wait_for = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (database, wait_for)
+    let role = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (database, wait_for, role)
+}
+
+/// Connects to the job's database, as `role` when one is given. A migration job's worker logs in
+/// as the migration's role rather than switching to it: its statements commit internally (a
+/// concurrent index build does), which must not happen inside a switched security context.
+fn connect(database: u32, role: u32) {
+    if role == 0 {
+        BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
+        return;
+    }
+    // PostgreSQL 17 and later let a worker act for a role without LOGIN; 15 refuses it (deploy
+    // checks that first).
+    #[cfg(feature = "pg18")]
+    let flags = pg_sys::BGWORKER_BYPASS_ROLELOGINCHECK;
+    #[cfg(feature = "pg15")]
+    let flags = 0;
+    // SAFETY: called once, from a registered background worker, before any transaction.
+    unsafe {
+        pg_sys::BackgroundWorkerInitializeConnectionByOid(
+            pg_sys::Oid::from(database),
+            pg_sys::Oid::from(role),
+            flags,
+        )
+    };
 }
 
 /// Checkpointed keys are stored as text: pin every setting that changes a type's text form so
