@@ -158,6 +158,55 @@ impl Cluster {
         }
     }
 
+    /// A streaming standby of this cluster (pg_basebackup -R), started on a port of its own.
+    pub fn standby(&self, name: &str) -> Cluster {
+        let dir =
+            std::env::temp_dir().join(format!("migrate-system-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if running_as_root() {
+            check(
+                Command::new("chown")
+                    .arg("postgres")
+                    .arg(&dir)
+                    .output()
+                    .unwrap(),
+                "chown",
+            );
+        }
+        check(
+            as_postgres(&self.bindir.join("pg_basebackup"))
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .args(["-X", "stream", "-R", "--no-sync", "-D"])
+                .arg(dir.join("data"))
+                .output()
+                .unwrap(),
+            "pg_basebackup",
+        );
+        let port = free_port();
+        let conf_path = dir.join("data/postgresql.conf");
+        let mut conf = std::fs::read_to_string(&conf_path).unwrap();
+        conf.push_str(&format!(
+            "port = {port}\nunix_socket_directories = '{}'\n",
+            dir.display()
+        ));
+        std::fs::write(&conf_path, conf).unwrap();
+        let standby = Cluster {
+            bindir: self.bindir.clone(),
+            dir,
+            port,
+        };
+        standby.pg_ctl(&["start", "-w", "-t", "60", "-l"], Some("server.log"));
+        standby
+    }
+
     /// The server log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()

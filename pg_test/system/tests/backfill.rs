@@ -473,3 +473,71 @@ fn exhausted_worker_processes_are_reported_and_nothing_is_queued() {
         .get(0);
     assert_eq!(jobs, 0);
 }
+
+#[test]
+fn replication_lag_throttle_waits_for_a_paused_standby() {
+    let primary = Cluster::start("bf-lag-primary", &[]);
+    let mut c = primary.connect("postgres");
+    counter_table(&mut c, 20_000);
+    let standby = primary.standby("bf-lag-standby");
+    let mut s = standby.connect_retry("postgres", Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .query_one(
+            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the standby never streamed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The standby keeps receiving WAL but stops replaying it: its replay lag grows.
+    s.batch_execute("SELECT pg_wal_replay_pause()").unwrap();
+    c.batch_execute("ALTER SYSTEM SET migrate.max_replication_lag = '1MB'")
+        .unwrap();
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    c.batch_execute("SET ROLE app").unwrap();
+    let id: i64 = c
+        .query_one("SELECT migrate.backfill('t', 'n = n + 1', NULL, 1000)", &[])
+        .unwrap()
+        .get(0);
+    c.batch_execute("RESET ROLE").unwrap();
+
+    let note = |c: &mut Client| -> String {
+        c.query_one(
+            "SELECT coalesce(note, '') FROM migrate.jobs WHERE id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !note(&mut c).starts_with("waiting for standbys") {
+        assert!(
+            Instant::now() < deadline,
+            "the job never waited: {:?}",
+            note(&mut c)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stalled = job(&mut c, id).rows_done;
+    std::thread::sleep(Duration::from_secs(2));
+    let j = job(&mut c, id);
+    println!("throttled at {stalled} of 20000 rows: {}", note(&mut c));
+    assert_eq!(j.state, "running");
+    assert_eq!(j.rows_done, stalled, "no batch while the standby lags");
+    assert!(stalled < 20_000);
+
+    s.batch_execute("SELECT pg_wal_replay_resume()").unwrap();
+    wait_for(&mut c, id, Duration::from_secs(120), |j| {
+        j.state == "succeeded"
+    });
+    let wrong: i64 = c
+        .query_one("SELECT count(*) FROM t WHERE n <> 1", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(wrong, 0);
+}

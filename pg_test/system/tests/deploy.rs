@@ -97,7 +97,11 @@ fn concurrent_index_between_transactional_migrations_and_back() {
         )
         .unwrap();
     assert_eq!(
-        (row.get::<_, String>(0), row.get::<_, i64>(1), row.get::<_, Option<i64>>(2)),
+        (
+            row.get::<_, String>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, Option<i64>>(2)
+        ),
         ("succeeded".to_string(), 1, Some(1))
     );
 
@@ -109,7 +113,10 @@ fn concurrent_index_between_transactional_migrations_and_back() {
             .map(|(v, s)| (v.to_string(), s.to_string()))
     );
     assert_eq!(
-        count(&mut c, "SELECT count(*) FROM pg_class WHERE relname = 't_email'"),
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_class WHERE relname = 't_email'"
+        ),
         0
     );
     assert_eq!(
@@ -133,7 +140,10 @@ fn concurrent_index_between_transactional_migrations_and_back() {
     // And forward again: a second job builds the index anew.
     c.batch_execute("CALL migrate.deploy()").unwrap();
     assert_eq!(
-        count(&mut c, "SELECT count(*) FROM migrate.jobs WHERE migration = '2 (up)' AND state = 'succeeded'"),
+        count(
+            &mut c,
+            "SELECT count(*) FROM migrate.jobs WHERE migration = '2 (up)' AND state = 'succeeded'"
+        ),
         2
     );
 }
@@ -169,7 +179,9 @@ fn failed_unique_build_is_recorded_cleaned_up_and_resumed() {
         )
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "23505");
-    assert!(row.get::<_, String>(1).contains("dropped invalid index public.users_email"));
+    assert!(row
+        .get::<_, String>(1)
+        .contains("dropped invalid index public.users_email"));
     let row = c
         .query_one(
             "SELECT state, rows_done FROM migrate.jobs WHERE migration = '1 (up)'",
@@ -186,7 +198,10 @@ fn failed_unique_build_is_recorded_cleaned_up_and_resumed() {
         0
     );
     assert_eq!(
-        count(&mut c, "SELECT count(*) FROM pg_class WHERE relname = 'users_nick'"),
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_class WHERE relname = 'users_nick'"
+        ),
         1
     );
     assert_eq!(
@@ -279,17 +294,20 @@ fn deploy_outwaits_a_lock_while_readers_wait_at_most_one_lock_timeout() {
     hold.join().unwrap();
     println!("deploy took {took:?}; the reader waited at most {worst:?}");
 
-    assert_eq!(
-        states(&mut c),
-        [("1".to_string(), "applied".to_string())]
+    assert_eq!(states(&mut c), [("1".to_string(), "applied".to_string())]);
+    assert!(
+        took > Duration::from_millis(3500),
+        "outwaited the 4 s lock: {took:?}"
     );
-    assert!(took > Duration::from_millis(3500), "outwaited the 4 s lock: {took:?}");
     assert!(
         worst < Duration::from_millis(1500),
         "a reader waited {worst:?}, more than about one lock_timeout"
     );
     assert_eq!(
-        count(&mut c, "SELECT count(*) FROM migrate.history WHERE error_sqlstate IS NOT NULL"),
+        count(
+            &mut c,
+            "SELECT count(*) FROM migrate.history WHERE error_sqlstate IS NOT NULL"
+        ),
         0,
         "lock timeouts that were retried are not failures"
     );
@@ -368,7 +386,10 @@ fn a_concurrent_build_killed_mid_way_is_cleaned_up_by_the_next_deploy() {
         thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(
-        count(&mut c, "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v'::regclass AND NOT indisvalid"),
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v'::regclass AND NOT indisvalid"
+        ),
         1,
         "the build is half-way: its index exists and is invalid"
     );
@@ -378,11 +399,17 @@ fn a_concurrent_build_killed_mid_way_is_cleaned_up_by_the_next_deploy() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(!deploy.join().unwrap(), "the deploy's session went down with the server");
+    assert!(
+        !deploy.join().unwrap(),
+        "the deploy's session went down with the server"
+    );
     drop(holder);
     let mut c = cluster.connect_retry("postgres", Duration::from_secs(60));
     assert_eq!(
-        count(&mut c, "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v'::regclass AND NOT indisvalid"),
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v'::regclass AND NOT indisvalid"
+        ),
         1,
         "the crash left the invalid index behind"
     );
@@ -390,7 +417,10 @@ fn a_concurrent_build_killed_mid_way_is_cleaned_up_by_the_next_deploy() {
     c.batch_execute("CALL migrate.deploy()").unwrap();
     assert_eq!(states(&mut c), [("1".to_string(), "applied".to_string())]);
     assert_eq!(
-        count(&mut c, "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v'::regclass AND indisvalid"),
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v'::regclass AND indisvalid"
+        ),
         1
     );
     assert_eq!(
@@ -398,11 +428,16 @@ fn a_concurrent_build_killed_mid_way_is_cleaned_up_by_the_next_deploy() {
         0
     );
     let note: Option<String> = c
-        .query_one("SELECT note FROM migrate.jobs WHERE migration = '1 (up)'", &[])
+        .query_one(
+            "SELECT note FROM migrate.jobs WHERE migration = '1 (up)'",
+            &[],
+        )
         .unwrap()
         .get(0);
     println!("job note after the second deploy: {note:?}");
     assert!(
-        note.is_some_and(|n| n.contains("dropped invalid index public.t_v left by an earlier attempt")),
+        note.is_some_and(
+            |n| n.contains("dropped invalid index public.t_v left by an earlier attempt")
+        ),
     );
 }
