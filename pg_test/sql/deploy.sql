@@ -38,6 +38,7 @@ SELECT migrate.add('4', 'CREATE TABLE never (id int);');
 SELECT version, statement, executed, locks, guard, error FROM migrate.plan();
 SELECT version, statement FROM migrate.plan('2');
 SELECT * FROM migrate.plan('x y');
+SELECT * FROM migrate.plan('v9');
 SELECT to_regclass('never') IS NULL AS nothing_created, to_regclass('acc_n') IS NULL AS no_index;
 
 -- verify(): up, down, up in a subtransaction that is rolled back.
@@ -66,6 +67,8 @@ RESET client_min_messages;
 SELECT version, action, error_sqlstate, detail FROM migrate.history
 WHERE action <> 'add' ORDER BY id;
 CALL migrate.deploy();
+-- verify() is for pending migrations.
+SELECT * FROM migrate.verify('1');
 
 -- A non-transactional script with transaction control is refused before anything runs.
 SELECT migrate.add('5', E'-- migrate:no-transaction\nBEGIN;\nCREATE INDEX CONCURRENTLY acc_id2 ON acc (id);\nCOMMIT;');

@@ -37,6 +37,17 @@ pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
+/// True if `role` has LOGIN. PostgreSQL 15 lets a background worker act for such roles only.
+pub fn can_login(role: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) $1",
+        &[role.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
 /// True if `member` has the privileges of `role` (directly, by inheritance, or as superuser).
 pub fn has_privileges_of(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
     // SAFETY: a catalog lookup that raises only on catalog corruption.

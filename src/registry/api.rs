@@ -402,10 +402,7 @@ fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
     let mut out = Vec::with_capacity(chosen.len());
     for (&i, executor) in chosen.iter().zip(roles) {
         let m = &all[i];
-        let down = m
-            .down_sql
-            .as_deref()
-            .expect("planner refuses irreversible migrations");
+        let down = Direction::Down.script(m);
         let started = catalog::clock_now();
         let duration = execute::run_step(m, Direction::Down, down, executor, || {
             catalog::mark_pending(&m.version);

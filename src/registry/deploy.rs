@@ -263,13 +263,7 @@ fn transactional_step(
     run_id: i64,
     role: &str,
 ) -> Result<String> {
-    let sql = match direction {
-        Direction::Up => m.up_sql.as_str(),
-        Direction::Down => m
-            .down_sql
-            .as_deref()
-            .expect("the planner refuses irreversible ones"),
-    };
+    let sql = direction.script(m);
     let action = action(direction);
     let started = catalog::clock_now();
     let result = execute::run_step(m, direction, sql, executor, || {
@@ -346,13 +340,7 @@ fn worker_step(
     role: &str,
 ) -> Result<String> {
     let up = direction == Direction::Up;
-    let sql = match direction {
-        Direction::Up => m.up_sql.as_str(),
-        Direction::Down => m
-            .down_sql
-            .as_deref()
-            .expect("the planner refuses irreversible ones"),
-    };
+    let sql = direction.script(m);
     check_no_transaction_control(m, direction, sql)?;
     check_worker_may_log_in(m, executor)?;
     let started = std::time::Instant::now();
@@ -386,7 +374,7 @@ fn worker_step(
         format!(
             "migration {} failed ({}) in job {job}: {message}",
             m.version,
-            if up { "up" } else { "down" }
+            direction.label()
         ),
     )
     .detail("Statements before the failing one are done; the failure is in migrate.history and migrate.jobs.")
@@ -398,14 +386,7 @@ fn worker_step(
 fn check_worker_may_log_in(m: &Migration, executor: pg_sys::Oid) -> Result<()> {
     #[cfg(feature = "pg15")]
     {
-        let can_login = Spi::get_one_with_args::<bool>(
-            "SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) $1",
-            &[executor.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-        if !can_login {
+        if !crate::pg::security::can_login(executor) {
             return Err(UserError::new(
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
@@ -438,7 +419,7 @@ fn check_no_transaction_control(m: &Migration, direction: Direction, sql: &str) 
             format!(
                 "migration {} is non-transactional but its {} script has transaction control statements",
                 m.version,
-                if direction == Direction::Up { "up" } else { "down" }
+                direction.label()
             ),
         )
         .hint("Remove BEGIN/COMMIT/ROLLBACK: each statement of a non-transactional migration commits on its own."));

@@ -128,14 +128,6 @@ type PlanRow = (
     Option<String>,
 );
 
-/// The SQL of a step and its direction label.
-fn step_sql(m: &Migration, direction: Direction) -> &str {
-    match direction {
-        Direction::Up => &m.up_sql,
-        Direction::Down => m.down_sql.as_deref().unwrap_or(""),
-    }
-}
-
 /// The migrations a deploy would run, in order: (index in the registry, direction).
 type Path = Vec<(usize, Direction)>;
 
@@ -191,12 +183,7 @@ fn plan(
         let dry_run = subxact::run_and_roll_back(|| {
             for (&(i, direction), role) in path.iter().zip(roles) {
                 let m = &all[i];
-                let label = if direction == Direction::Up {
-                    "up"
-                } else {
-                    "down"
-                };
-                if !plan_step(m, label, step_sql(m, direction), role, &mut rows) {
+                if !plan_step(m, direction.label(), direction.script(m), role, &mut rows) {
                     break;
                 }
             }

@@ -20,7 +20,19 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn label(self) -> &'static str {
+    /// The script of `m` that runs in this direction. Planners refuse to roll back an
+    /// irreversible migration, so a missing down script here is a bug.
+    pub fn script(self, m: &Migration) -> &str {
+        match self {
+            Direction::Up => &m.up_sql,
+            Direction::Down => m
+                .down_sql
+                .as_deref()
+                .expect("planners refuse irreversible migrations"),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
         match self {
             Direction::Up => "up",
             Direction::Down => "down",

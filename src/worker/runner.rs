@@ -187,14 +187,7 @@ pub fn check_owner(
     };
     #[cfg(feature = "pg15")]
     {
-        let can_login = Spi::get_one_with_args::<bool>(
-            "SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) $1",
-            &[owner.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-        if !can_login {
+        if !crate::pg::security::can_login(owner) {
             return Err(UserError::new(
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("role \"{name}\" may not log in, so background jobs cannot run as it"),

@@ -52,6 +52,24 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// An empty directory for a test's cluster, owned by the `postgres` user.
+fn cluster_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("migrate-system-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    if running_as_root() {
+        check(
+            Command::new("chown")
+                .arg("postgres")
+                .arg(&dir)
+                .output()
+                .unwrap(),
+            "chown",
+        );
+    }
+    dir
+}
+
 impl Cluster {
     /// Starts a new cluster named after the test, with optional extra postgresql.conf lines.
     pub fn start(name: &str, settings: &[&str]) -> Cluster {
@@ -59,20 +77,7 @@ impl Cluster {
             std::env::var("MIGRATE_PG_BINDIR")
                 .expect("MIGRATE_PG_BINDIR names the PostgreSQL bin directory"),
         );
-        let dir =
-            std::env::temp_dir().join(format!("migrate-system-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        if running_as_root() {
-            check(
-                Command::new("chown")
-                    .arg("postgres")
-                    .arg(&dir)
-                    .output()
-                    .unwrap(),
-                "chown",
-            );
-        }
+        let dir = cluster_dir(name);
         check(
             as_postgres(&bindir.join("initdb"))
                 .args([
@@ -160,20 +165,7 @@ impl Cluster {
 
     /// A streaming standby of this cluster (pg_basebackup -R), started on a port of its own.
     pub fn standby(&self, name: &str) -> Cluster {
-        let dir =
-            std::env::temp_dir().join(format!("migrate-system-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        if running_as_root() {
-            check(
-                Command::new("chown")
-                    .arg("postgres")
-                    .arg(&dir)
-                    .output()
-                    .unwrap(),
-                "chown",
-            );
-        }
+        let dir = cluster_dir(name);
         check(
             as_postgres(&self.bindir.join("pg_basebackup"))
                 .args([

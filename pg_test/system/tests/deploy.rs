@@ -393,6 +393,11 @@ fn a_concurrent_build_killed_mid_way_is_cleaned_up_by_the_next_deploy() {
         1,
         "the build is half-way: its index exists and is invalid"
     );
+    // While a job runs the migration, it cannot be resolved by hand.
+    let err = c
+        .batch_execute("SELECT migrate.resolve('1', 'applied')")
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "55006", "{err:?}");
     // kill -9: the postmaster resets every backend (the deploy's and the holder's too).
     let status = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
@@ -440,4 +445,47 @@ fn a_concurrent_build_killed_mid_way_is_cleaned_up_by_the_next_deploy() {
             |n| n.contains("dropped invalid index public.t_v left by an earlier attempt")
         ),
     );
+}
+
+#[test]
+fn a_non_transactional_migration_runs_as_its_role_which_must_log_in_on_pg15() {
+    let cluster = Cluster::start("deploy-role", &[]);
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(
+        "CREATE EXTENSION migrate;
+         CREATE ROLE owner_role NOLOGIN;
+         GRANT migrate_admin TO owner_role;
+         GRANT CREATE ON SCHEMA public TO owner_role;
+         SET ROLE owner_role;
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         SELECT migrate.add('1', E'-- migrate:no-transaction\\nCREATE INDEX CONCURRENTLY t_v ON t (v);');
+         RESET ROLE;",
+    )
+    .unwrap();
+    let version: i32 = c
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .unwrap()
+        .get(0);
+    let result = c.batch_execute("CALL migrate.deploy()");
+    if version < 170000 {
+        let err = result.unwrap_err();
+        assert_eq!(sqlstate(&err), "42501", "{err:?}");
+        assert_eq!(states(&mut c), [("1".to_string(), "pending".to_string())]);
+        c.batch_execute("ALTER ROLE owner_role LOGIN").unwrap();
+        c.batch_execute("CALL migrate.deploy()").unwrap();
+    } else {
+        result.unwrap();
+    }
+    assert_eq!(states(&mut c), [("1".to_string(), "applied".to_string())]);
+    // The worker logged in as the migration's role, not as a superuser.
+    let role: String = c
+        .query_one(
+            "SELECT owner FROM migrate.jobs WHERE migration = '1 (up)'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(role, "owner_role");
+    let invalid = count(&mut c, "SELECT count(*) FROM pg_index WHERE NOT indisvalid");
+    assert_eq!(invalid, 0);
 }
