@@ -27,7 +27,10 @@ pub static LOCK_RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
 pub static GUARD_MIN_ROWS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
 /// `migrate.max_job_workers`: background workers that may run jobs at once in one database.
-pub static MAX_JOB_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+pub static MAX_JOB_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
+
+/// `migrate.backfill_workers`: workers a backfill uses when `backfill()` is not told.
+pub static BACKFILL_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 
 /// `migrate.backfill_batch_time` (ms): the duration an adaptive backfill batch aims for.
 pub static BACKFILL_BATCH_TIME_MS: GucSetting<i32> = GucSetting::<i32>::new(150);
@@ -275,6 +278,16 @@ fn define_job_gucs() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
+        c"migrate.backfill_workers",
+        c"Workers a backfill uses when migrate.backfill() is called without workers.",
+        c"Each walks its own key ranges in batches; more workers finish sooner and write WAL faster. At most migrate.max_job_workers run at once.",
+        &BACKFILL_WORKERS,
+        1,
+        64,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
         c"migrate.backfill_batch_time",
         c"Target duration of one backfill batch; the batch size adapts to it.",
         c"Row locks are held for about this long per batch whatever the row width. A job queued with an explicit batch_size keeps that size.",
@@ -329,6 +342,10 @@ fn define_job_gucs() {
 
 pub fn max_job_workers() -> i32 {
     MAX_JOB_WORKERS.get()
+}
+
+pub fn backfill_workers() -> i32 {
+    BACKFILL_WORKERS.get()
 }
 
 pub fn backfill_batch_time_ms() -> i32 {

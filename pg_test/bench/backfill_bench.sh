@@ -4,11 +4,13 @@
 #   do-loop   the hand-written DO block: UPDATE ... WHERE id IN (SELECT id ... WHERE col IS NULL
 #             LIMIT 10000 FOR UPDATE SKIP LOCKED), COMMIT, until no row is left
 #   backfill  migrate.backfill() with the adaptive batch size, waited for with migrate.wait_job()
+#   backfill-2w  the same with workers => 2 (two workers on disjoint key ranges)
 # While each runs, 2 pgbench clients update random single rows (a custom script); their latency
 # (p99, max) shows how long a concurrent writer waits behind the method's row locks.
 # Prints a markdown table. Each method gets a freshly loaded, vacuumed table.
 # Usage: pg_test/bench/backfill_bench.sh [15|18]
 #   ROWS="1000000 10000000" (default)  DOLOOP_TIMEOUT=1800 (seconds before the DO loop is given up)
+#   METHODS="update do-loop backfill backfill-2w" (default)
 #   QUIET=1 runs the methods without the concurrent writers (raw throughput only).
 #   MIGRATE_PROFILE=release for a release build of the extension.
 set -euo pipefail
@@ -52,8 +54,9 @@ run_method() {
           COMMIT;
         END LOOP;
       END \$\$" ;;
-    backfill)
-      id=$(psql -At -c "SET ROLE bench" -c "SELECT migrate.backfill('bf', 'total = length(payload)')")
+    backfill|backfill-2w)
+      workers=1; [ "$1" = backfill-2w ] && workers=2
+      id=$(psql -At -c "SET ROLE bench" -c "SELECT migrate.backfill('bf', 'total = length(payload)', workers => $workers)")
       psql -c "CALL migrate.wait_job($id)"
       psql -At -F ' ' -c "SELECT batches, round(extract(epoch FROM finished_at - started_at) * 1000 / batches), batch_size FROM migrate.jobs WHERE id = $id" > "$work/batches" ;;
   esac
@@ -64,7 +67,7 @@ printf '%s\n' '\set id random(1, ROWS)' 'UPDATE bf SET payload = payload WHERE i
 results=()
 for rows in $sizes; do
   sed -i "s/random(1, [0-9A-Z]*)/random(1, $rows)/" "$work/probe.sql"
-  for method in update do-loop backfill; do
+  for method in ${METHODS:-update do-loop backfill backfill-2w}; do
     load "$rows"
     rm -f "$work"/probe.log* "$work/batches"
     start=$(date +%s.%N)
@@ -99,20 +102,26 @@ done
 printf '%s\n' "${results[@]}" | awk -v v="$version" -v profile="${MIGRATE_PROFILE:-debug}" '
   BEGIN {
     printf "PostgreSQL %s, %s build of migrate; %s.\n\n", v, profile, ENVIRON["QUIET"] == "1" ? "no concurrent writers" : "2 pgbench clients updating random single rows during each method"
-    print "| rows | method | seconds | rows/s | backfill speed vs this | rows filled | writer txns | writer p99 ms | writer max ms | batches (mean ms, last size) |"
-    print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    print "| rows | method | seconds | rows/s | speed vs one UPDATE | speed vs DO loop | rows filled | writer txns | writer p99 ms | writer max ms | batches (mean ms, last size) |"
+    print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   }
   {
     rows = $1; m = $2; secs = $4 - $3; n = NR
     R[n] = rows; M[n] = m; S[n] = secs; ST[n] = $5; F[n] = $6; TX[n] = $7; P99[n] = $8; MAX[n] = $9
     B[n] = ($10 == "" || $10 == "-") ? "-" : sprintf("%s (%s ms, %s)", $10, $11, $12)
-    if (m == "backfill") bf[rows] = secs
+    if (m == "update") up[rows] = secs
+    if (m == "do-loop") { dl[rows] = secs; dlok[rows] = ($5 == "ok") }
+  }
+  # Speed ratio = the other method's seconds / this method's seconds (above 1: this is faster).
+  function ratio(other, ok, secs) {
+    if (other == "") return "-"
+    return sprintf("%s%.2f", ok ? "" : "> ", other / secs)
   }
   END {
     for (i = 1; i <= n; i++) {
       label = (ST[i] == "ok") ? sprintf("%.1f", S[i]) : sprintf("> %.0f (gave up)", S[i])
       rate = (ST[i] == "ok") ? sprintf("%.0f", R[i] / S[i]) : "-"
-      ratio = (M[i] == "backfill") ? "1.00" : sprintf("%s%.2f", ST[i] == "ok" ? "" : "> ", S[i] / bf[R[i]])
-      printf "| %d | %s | %s | %s | %s | %d | %d | %s | %s | %s |\n", R[i], M[i], label, rate, ratio, F[i], TX[i], P99[i], MAX[i], B[i]
+      printf "| %d | %s | %s | %s | %s | %s | %d | %d | %s | %s | %s |\n", R[i], M[i], label, rate,
+        ratio(up[R[i]], 1, S[i]), ratio(dl[R[i]], dlok[R[i]], S[i]), F[i], TX[i], P99[i], MAX[i], B[i]
     }
   }'

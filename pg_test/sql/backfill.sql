@@ -108,5 +108,29 @@ SET ROLE regress_bf_other;
 SET migrate.allow_superuser_jobs = on;
 RESET ROLE;
 
+-- Several workers: bad counts are refused, a keyless table cannot be split, and a job with
+-- workers => 3 splits the key into ranges that together update every row exactly once.
+SET ROLE regress_bf_owner;
+SELECT migrate.backfill('pairs', 'n = n + 1', workers => 0);
+SELECT migrate.backfill('pairs', 'n = n + 1', workers => 65);
+SET migrate.backfill_workers = 2;
+SELECT migrate.backfill('loose', 'done = NOT done', 'done IS NOT NULL');
+RESET migrate.backfill_workers;
+SELECT count(*) AS jobs_after_bad_workers FROM migrate.jobs;
+UPDATE pairs SET n = 0;
+SELECT migrate.backfill('pairs', 'n = n + 1', batch_size => 11, workers => 3) AS parallel_job \gset
+CALL migrate.wait_job(:parallel_job);
+SELECT n, count(*) FROM pairs GROUP BY n;
+SELECT state, rows_done, rows_updated, workers, active_workers, percent_done
+FROM migrate.jobs WHERE id = :parallel_job;
+RESET ROLE;
+-- The ranges tile the key: the first starts at the beginning, each starts where the previous
+-- ended, the last ends at the largest key; all done, their rows add up.
+SELECT count(*) AS ranges, bool_and(done) AS all_done, sum(rows_done) AS rows_done,
+       bool_and(lower_key IS NOT DISTINCT FROM prev_upper) AS contiguous,
+       bool_or(upper_key = '{20,50}' AND range_no = 3) AS last_ends_at_largest_key
+FROM (SELECT r.*, lag(upper_key) OVER (ORDER BY range_no) AS prev_upper
+      FROM migrate.job_ranges r WHERE job_id = :parallel_job) r;
+
 DROP TABLE items, pairs, by_code, loose CASCADE;
 DROP ROLE regress_bf_owner, regress_bf_other;

@@ -35,7 +35,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA migrate FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA migrate FROM PUBLIC;
 GRANT USAGE ON SCHEMA migrate TO migrate_admin;
 GRANT SELECT ON migrate.migrations, migrate.events, migrate.history, migrate.guard_log,
-    migrate.job_queue TO migrate_admin;
+    migrate.job_queue, migrate.job_ranges TO migrate_admin;
 GRANT EXECUTE ON ALL ROUTINES IN SCHEMA migrate TO migrate_admin;
 -- Computing a checksum, reading the rules and linting SQL reveal nothing: anyone may.
 GRANT USAGE ON SCHEMA migrate TO PUBLIC;
@@ -44,7 +44,7 @@ GRANT EXECUTE ON FUNCTION migrate.checksum(text), migrate.rule_list(), migrate.c
 GRANT SELECT ON migrate.rules TO PUBLIC;
 -- Jobs run with the privileges of the role that queues them (checked at queue time and before
 -- every batch) and only their owner or migrate_admin controls them, so any role may use them.
-GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval),
+GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer),
     migrate.pause_job(bigint), migrate.resume_job(bigint), migrate.cancel_job(bigint)
     TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval) TO PUBLIC;

@@ -20,6 +20,8 @@ CREATE TABLE migrate.job_queue (
     search_path        text NOT NULL,
     batch_size         integer CHECK (batch_size > 0),
     current_batch_size integer NOT NULL,
+    -- workers that walk the job's key ranges at the same time (see migrate.job_ranges)
+    workers            integer NOT NULL DEFAULT 1 CHECK (workers > 0),
     pause              interval NOT NULL DEFAULT '0',
     state              text NOT NULL DEFAULT 'queued'
         CHECK (state OPERATOR(pg_catalog.=) ANY
@@ -29,6 +31,7 @@ CREATE TABLE migrate.job_queue (
     rows_estimated     bigint,
     batches            bigint NOT NULL DEFAULT 0,
     rate               double precision,
+    -- the end key of the most recent batch (each range keeps its own checkpoint)
     last_key           text[],
     upper_key          text[],
     note               text,
@@ -61,6 +64,29 @@ COMMENT ON TABLE migrate.job_queue IS
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_id_seq', '');
 
+-- A keyed backfill is split into key ranges when it first starts: one range for a single
+-- worker, several (from a sample of the key) when workers > 1. A worker holds the advisory
+-- lock (0x6d726e67, range id) while it walks a range, so no range is ever walked by two
+-- processes; each batch writes the range's checkpoint in its own transaction.
+CREATE SEQUENCE migrate.job_range_id_seq AS integer CYCLE;
+CREATE TABLE migrate.job_ranges (
+    id         integer PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_range_id_seq'),
+    job_id     bigint NOT NULL REFERENCES migrate.job_queue (id) ON DELETE CASCADE,
+    range_no   integer NOT NULL,
+    -- (lower_key, upper_key] in key order; NULL lower: from the first key
+    lower_key  text[],
+    upper_key  text[] NOT NULL,
+    -- checkpoint: the end key of the range's last committed batch
+    last_key   text[],
+    rows_done  bigint NOT NULL DEFAULT 0,
+    done       boolean NOT NULL DEFAULT false,
+    UNIQUE (job_id, range_no)
+);
+COMMENT ON TABLE migrate.job_ranges IS
+    'Internal: the key ranges of backfill jobs and their checkpoints. Read migrate.jobs.';
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_ranges', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_range_id_seq', '');
+
 -- A live worker holds the advisory lock (0x6d6a6f62, job id) while it runs a job: that is how
 -- the view tells a running job from an interrupted one.
 CREATE VIEW migrate.jobs AS
@@ -87,6 +113,17 @@ SELECT j.id,
        END AS eta,
        j.current_batch_size AS batch_size,
        j.batches,
+       j.workers,
+       (SELECT pg_catalog.count(*) FROM migrate.job_ranges r
+        JOIN pg_catalog.pg_locks l
+          ON l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted
+         AND l.database OPERATOR(pg_catalog.=)
+             (SELECT d.oid FROM pg_catalog.pg_database d
+              WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+         AND l.classid OPERATOR(pg_catalog.=) 1836215911::oid
+         AND l.objid OPERATOR(pg_catalog.=) r.id::oid
+         AND l.objsubid OPERATOR(pg_catalog.=) 2
+        WHERE r.job_id OPERATOR(pg_catalog.=) j.id) AS active_workers,
        j.last_key,
        CASE WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'running'
             THEN 'interrupted: no worker is running this job; it resumes with migrate.resume_job('

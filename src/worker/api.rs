@@ -23,14 +23,15 @@ fn interval_ms(i: &Interval) -> f64 {
     days * 86_400_000.0 + i.micros() as f64 / 1000.0
 }
 
-/// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause)`: queues a batched
-/// `UPDATE tbl SET set_sql WHERE where_sql`; its worker starts when the caller commits.
+/// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause, workers)`: queues a batched
+/// `UPDATE tbl SET set_sql WHERE where_sql`; its workers start when the caller commits.
 #[pg_extern(sql = r#"
 CREATE FUNCTION migrate.backfill(tbl regclass, set_sql text, where_sql text DEFAULT NULL,
-                                 batch_size integer DEFAULT NULL, pause interval DEFAULT NULL)
+                                 batch_size integer DEFAULT NULL, pause interval DEFAULT NULL,
+                                 workers integer DEFAULT NULL)
 RETURNS bigint VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'backfill_wrapper';
-COMMENT ON FUNCTION migrate.backfill(regclass, text, text, integer, interval) IS
-    'Queues a batched UPDATE tbl SET set_sql WHERE where_sql, run by a background worker after commit; returns the job id.';
+COMMENT ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer) IS
+    'Queues a batched UPDATE tbl SET set_sql WHERE where_sql, run by background workers after commit; returns the job id.';
 "#)]
 fn backfill(
     tbl: Option<pg_sys::Oid>,
@@ -38,8 +39,9 @@ fn backfill(
     where_sql: Option<&str>,
     batch_size: Option<i32>,
     pause: Option<Interval>,
+    workers: Option<i32>,
 ) -> i64 {
-    queue_backfill(tbl, set_sql, where_sql, batch_size, pause).or_raise()
+    queue_backfill(tbl, set_sql, where_sql, batch_size, pause, workers).or_raise()
 }
 
 fn queue_backfill(
@@ -48,6 +50,7 @@ fn queue_backfill(
     where_sql: Option<&str>,
     batch_size: Option<i32>,
     pause: Option<Interval>,
+    workers: Option<i32>,
 ) -> Result<i64> {
     let (Some(relid), Some(set_sql)) = (tbl, set_sql) else {
         return Err(UserError::new(
@@ -65,6 +68,17 @@ fn queue_backfill(
             )
             .hint("Pass a positive batch_size, or NULL to let the batch size adapt to migrate.backfill_batch_time."));
         }
+    }
+    let workers = workers.unwrap_or_else(gucs::backfill_workers);
+    if workers <= 0 || workers > gucs::max_job_workers() {
+        return Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "migrate.backfill: workers for {table} must be between 1 and migrate.max_job_workers ({}), not {workers}",
+                gucs::max_job_workers()
+            ),
+        )
+        .hint("Pass fewer workers, or have a superuser raise migrate.max_job_workers."));
     }
     let pause_ms = pause.as_ref().map(interval_ms).unwrap_or(0.0);
     if pause_ms < 0.0 {
@@ -95,6 +109,14 @@ fn queue_backfill(
         .detail("Without a key a resumed job cannot know which rows it already updated.")
         .hint("Add a primary key, or pass a where_sql that the SET makes false (e.g. SET total = ... with where_sql 'total IS NULL'); the job then checks every batch for that."));
     }
+    if key.is_none() && workers > 1 {
+        return Err(UserError::new(
+            ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("migrate.backfill: {table} has no key to split among {workers} workers"),
+        )
+        .detail("Several workers walk disjoint ranges of the primary key or a unique NOT NULL key.")
+        .hint("Pass workers => 1, or add a primary key."));
+    }
     check_statement(&table, set_sql, where_sql, key.as_ref())?;
 
     let search_path = current_setting("search_path");
@@ -107,6 +129,7 @@ fn queue_backfill(
         search_path: &search_path,
         batch_size,
         first_batch_size: batch_size.unwrap_or(FIRST_BATCH_SIZE),
+        workers,
         pause_ms,
         owner,
         owner_name: &owner_name,

@@ -6,6 +6,10 @@
 //! batch, so a resumed job starts exactly after the last committed range. Rows whose key is
 //! above the largest key at the job's start are out of its scope.
 //!
+//! A job with several workers is first split into disjoint key ranges at keys sampled from the
+//! table (more ranges than workers, so a worker that finishes early takes another); each range
+//! is walked as above with its own checkpoint.
+//!
 //! A table without such a key is walked by `where_sql` alone: each batch updates rows that
 //! still match it, and the batch fails unless the SET made every one of them stop matching
 //! (otherwise the job would never end, or update a row twice).
@@ -84,6 +88,38 @@ pub fn upper_key_sql(table: &str, key: &Key) -> String {
         key.as_text_array(),
         key.descending()
     )
+}
+
+/// Keys that split `(first key, $2]` into about `ranges` parts holding equal numbers of rows,
+/// taken from a sample of `percent` of the table's blocks: ascending, each below `$2`.
+pub fn boundaries_sql(table: &str, key: &Key, percent: f64, ranges: i32) -> String {
+    format!(
+        "SELECT k FROM (SELECT {} AS k, pg_catalog.row_number() OVER (ORDER BY {}) AS rn, \
+         pg_catalog.count(*) OVER () AS n FROM {table} TABLESAMPLE SYSTEM ({percent}) \
+         WHERE ({}) <= ({})) s \
+         WHERE rn < n AND (rn * {ranges}) / n <> ((rn - 1) * {ranges}) / n ORDER BY rn",
+        key.as_text_array(),
+        key.list(),
+        key.list(),
+        key.values(2)
+    )
+}
+
+/// The sample `boundaries_sql` takes: about 50,000 rows' worth of blocks, at most the table.
+pub fn sample_percent(estimated_rows: i64) -> f64 {
+    (100.0 * 50_000.0 / estimated_rows.max(1) as f64).clamp(0.01, 100.0)
+}
+
+/// Key ranges for a job with `workers` workers: a few per worker on a big table, so one that
+/// finishes early takes over ranges instead of idling; one per worker on a small one.
+pub fn range_count(workers: i32, estimated_rows: i64) -> i32 {
+    if workers <= 1 {
+        1
+    } else if estimated_rows >= 100_000 {
+        workers * 4
+    } else {
+        workers
+    }
 }
 
 /// The key that ends a batch of `size` keys after `$1` (none: fewer keys are left).
@@ -346,6 +382,21 @@ mod tests {
         assert!(!first.contains("$1"));
         assert!(upper_key_sql("public.t", &key)
             .ends_with("ORDER BY \"tenant\" DESC, \"Id\" DESC LIMIT 1"));
+    }
+
+    #[test]
+    fn parallel_jobs_split_into_sampled_ranges() {
+        let key = composite();
+        let sql = boundaries_sql("public.t", &key, 0.5, 8);
+        assert!(sql.contains("FROM public.t TABLESAMPLE SYSTEM (0.5)"));
+        assert!(sql.contains("ORDER BY \"tenant\", \"Id\") AS rn"));
+        assert!(sql.contains("(rn * 8) / n <> ((rn - 1) * 8) / n"));
+        assert_eq!(sample_percent(10_000_000), 0.5);
+        assert_eq!(sample_percent(1000), 100.0);
+        assert_eq!(sample_percent(0), 100.0);
+        assert_eq!(range_count(1, 10_000_000), 1);
+        assert_eq!(range_count(2, 10_000_000), 8);
+        assert_eq!(range_count(3, 5000), 3);
     }
 
     #[test]

@@ -106,6 +106,15 @@ fn max_worker_processes() -> i32 {
 /// Registers a dynamic worker for `job` in this database; false if no slot was free.
 /// `wait_for` is the full transaction id the worker must see committed before it starts.
 pub fn start_worker(job: i64, wait_for: Option<u64>) -> bool {
+    register(job, wait_for, false)
+}
+
+/// Registers one more worker for a running backfill: it takes key ranges nobody walks.
+pub fn start_helper(job: i64) -> bool {
+    register(job, None, true)
+}
+
+fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
     // SAFETY: MyDatabaseId is set in every backend connected to a database.
     let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
     let name = if job == RECOVERY {
@@ -128,7 +137,11 @@ pub fn start_worker(job: i64, wait_for: Option<u64>) -> bool {
         .set_function("migrate_job_worker")
         .enable_spi_access()
         .set_argument(Some(pg_sys::Datum::from(job)))
-        .set_extra(&format!("{database} {} {role}", wait_for.unwrap_or(0)))
+        .set_extra(&format!(
+            "{database} {} {role} {}",
+            wait_for.unwrap_or(0),
+            u8::from(helper)
+        ))
         .load_dynamic()
         .is_ok()
 }

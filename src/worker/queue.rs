@@ -12,6 +12,9 @@ use crate::pg::security::as_registry_owner;
 pub const JOB_LOCK: i32 = 0x6d6a_6f62;
 /// Advisory-lock namespace of worker slots ('mslt'); the second key is the slot number.
 pub const SLOT_LOCK: i32 = 0x6d73_6c74;
+/// Advisory-lock namespace of key ranges ('mrng'); the second key is the range id. The worker
+/// walking a range holds it, so a range is never walked by two processes.
+pub const RANGE_LOCK: i32 = 0x6d72_6e67;
 
 /// States a job can be in.
 pub const QUEUED: &str = "queued";
@@ -34,6 +37,7 @@ pub struct Job {
     pub search_path: String,
     pub batch_size: Option<i32>,
     pub current_batch_size: i32,
+    pub workers: i32,
     pub pause_ms: f64,
     pub rows_done: i64,
     pub rate: Option<f64>,
@@ -73,7 +77,8 @@ const COLUMNS: &str = "id, state, relid::pg_catalog.oid, table_name, set_sql, wh
     allow_superuser, started_at IS NOT NULL, kind, version, direction, script, current_statement, \
     run_id, requested_by::pg_catalog.text, (settings OPERATOR(pg_catalog.->>) 'lock_timeout_ms')::pg_catalog.int4, \
     (settings OPERATOR(pg_catalog.->>) 'lock_retries')::pg_catalog.int4, \
-    (settings OPERATOR(pg_catalog.->>) 'lock_retry_delay_ms')::pg_catalog.int4, rows_estimated";
+    (settings OPERATOR(pg_catalog.->>) 'lock_retry_delay_ms')::pg_catalog.int4, rows_estimated, \
+    workers";
 
 fn from_row(row: &SpiHeapTupleData) -> Job {
     let text = |n: usize| row.get::<String>(n).ok().flatten();
@@ -97,6 +102,7 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
         search_path: text(9).unwrap_or_default(),
         batch_size: row.get::<i32>(10).ok().flatten(),
         current_batch_size: row.get::<i32>(11).ok().flatten().unwrap_or(1),
+        workers: row.get::<i32>(32).ok().flatten().unwrap_or(1),
         pause_ms: row.get::<f64>(12).ok().flatten().unwrap_or(0.0),
         rows_done: row.get::<i64>(13).ok().flatten().unwrap_or_default(),
         rate: row.get::<f64>(14).ok().flatten(),
@@ -127,12 +133,23 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
     }
 }
 
-/// Reads a job; with `lock`, row-locks it for the rest of the transaction (a batch holds it, so
-/// pause/cancel wait for at most one batch and never interleave with a checkpoint).
+/// Reads a job; with `lock`, row-locks it FOR UPDATE for the rest of the transaction (control
+/// functions and keyless batches do).
 pub fn load(id: i64, lock: bool) -> Option<Job> {
+    load_with(id, if lock { " FOR UPDATE" } else { "" })
+}
+
+/// Reads a job for a batch, holding FOR KEY SHARE until the batch commits: batches of several
+/// workers do not block each other (their checkpoints take FOR NO KEY UPDATE, which KEY SHARE
+/// allows), while pause/cancel/resume, which lock FOR UPDATE, wait for every batch in flight,
+/// and a batch that starts after them sees their new state.
+pub fn load_for_batch(id: i64) -> Option<Job> {
+    load_with(id, " FOR KEY SHARE")
+}
+
+fn load_with(id: i64, locking: &str) -> Option<Job> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1{}",
-        if lock { " FOR UPDATE" } else { "" }
+        "SELECT {COLUMNS} FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1{locking}"
     );
     as_registry_owner(|| {
         Spi::connect_mut(|client| {
@@ -154,6 +171,7 @@ pub struct NewBackfill<'a> {
     pub search_path: &'a str,
     pub batch_size: Option<i32>,
     pub first_batch_size: i32,
+    pub workers: i32,
     pub pause_ms: f64,
     pub owner: pg_sys::Oid,
     pub owner_name: &'a str,
@@ -163,9 +181,9 @@ pub struct NewBackfill<'a> {
 pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
     const SQL: &str = "INSERT INTO migrate.job_queue (kind, relid, table_name, set_sql, where_sql, \
         key_columns, key_types, search_path, batch_size, current_batch_size, pause, owner_oid, \
-        owner_name, allow_superuser) \
+        owner_name, allow_superuser, workers) \
         VALUES ('backfill', $1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, \
-        pg_catalog.make_interval(secs => $10 OPERATOR(pg_catalog./) 1000), $11, $12, $13) \
+        pg_catalog.make_interval(secs => $10 OPERATOR(pg_catalog./) 1000), $11, $12, $13, $14) \
         RETURNING id";
     let (columns, types) = match b.key {
         Some(k) => (Some(k.columns.clone()), Some(k.types.clone())),
@@ -188,6 +206,7 @@ pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
                 b.owner.into(),
                 b.owner_name.into(),
                 b.allow_superuser.into(),
+                b.workers.into(),
             ],
         )
         .ok()
@@ -335,38 +354,165 @@ pub fn set_note(id: i64, note: Option<&str>) {
     );
 }
 
-/// The checkpoint of one batch, written in the batch's own transaction.
+/// The job-wide part of one batch's checkpoint, written in the batch's own transaction
+/// (increments, so the batches of several workers add up).
 pub struct Checkpoint<'a> {
     pub id: i64,
     pub last_key: Option<&'a [String]>,
     pub visited: i64,
     pub updated: i64,
     pub next_batch_size: i32,
-    pub rate: f64,
+    /// The whole job is done (keyless jobs; keyed jobs end with `finish_if_ranges_done`).
     pub finished: bool,
 }
 
+/// Rows per second since the job's previous checkpoint, whichever worker wrote it (so several
+/// workers add up), smoothed over batches; pauses and throttling count as time. (`OPERATOR()`
+/// has no precedence of its own: every product is parenthesised.)
+const RATE: &str = "CASE WHEN rate OPERATOR(pg_catalog.>) 0 \
+    THEN (0.7 OPERATOR(pg_catalog.*) rate) OPERATOR(pg_catalog.+) (0.3 OPERATOR(pg_catalog.*) {instant}) \
+    ELSE {instant} END";
+const INSTANT_RATE: &str = "($3 OPERATOR(pg_catalog./) GREATEST(0.001, EXTRACT(epoch FROM \
+    pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) updated_at)::pg_catalog.float8))";
+
 pub fn checkpoint(c: &Checkpoint<'_>) {
+    let rate = RATE.replace("{instant}", INSTANT_RATE);
     write(
         "checkpoint a job",
-        "UPDATE migrate.job_queue SET last_key = COALESCE($2, last_key), \
+        &format!("UPDATE migrate.job_queue SET last_key = COALESCE($2, last_key), \
          rows_done = rows_done OPERATOR(pg_catalog.+) $3, \
          rows_updated = rows_updated OPERATOR(pg_catalog.+) $4, \
-         batches = batches OPERATOR(pg_catalog.+) 1, current_batch_size = $5, rate = $6, note = NULL, \
-         state = CASE WHEN $7 THEN 'succeeded' ELSE state END, \
-         finished_at = CASE WHEN $7 THEN pg_catalog.clock_timestamp() END, \
-         rows_estimated = CASE WHEN $7 THEN rows_done OPERATOR(pg_catalog.+) $3 ELSE rows_estimated END, \
-         updated_at = pg_catalog.clock_timestamp() WHERE id OPERATOR(pg_catalog.=) $1",
+         batches = batches OPERATOR(pg_catalog.+) 1, current_batch_size = $5, rate = {rate}, note = NULL, \
+         state = CASE WHEN $6 THEN 'succeeded' ELSE state END, \
+         finished_at = CASE WHEN $6 THEN pg_catalog.clock_timestamp() END, \
+         rows_estimated = CASE WHEN $6 THEN rows_done OPERATOR(pg_catalog.+) $3 ELSE rows_estimated END, \
+         updated_at = pg_catalog.clock_timestamp() WHERE id OPERATOR(pg_catalog.=) $1"),
         &[
             c.id.into(),
             c.last_key.map(|k| k.to_vec()).into(),
             c.visited.into(),
             c.updated.into(),
             c.next_batch_size.into(),
-            c.rate.into(),
             c.finished.into(),
         ],
     );
+}
+
+/// One key range of a keyed backfill: `(lower_key, upper_key]`, walked from `last_key` on.
+#[derive(Debug, Clone)]
+pub struct Range {
+    pub id: i32,
+    pub lower_key: Option<Vec<String>>,
+    pub upper_key: Vec<String>,
+    pub last_key: Option<Vec<String>>,
+    pub done: bool,
+}
+
+impl Range {
+    /// Where the next batch starts (exclusive): the checkpoint, else the range's lower bound.
+    pub fn resume_after(&self) -> Option<&Vec<String>> {
+        self.last_key.as_ref().or(self.lower_key.as_ref())
+    }
+}
+
+/// Splits a job's scope `(-inf, upper]` at `boundaries` (ascending keys below `upper`).
+pub fn create_ranges(job: i64, boundaries: &[Vec<String>], upper: &[String]) {
+    let mut lower: Option<Vec<String>> = None;
+    let uppers = boundaries
+        .iter()
+        .cloned()
+        .chain(std::iter::once(upper.to_vec()));
+    for (number, range_upper) in uppers.enumerate() {
+        write(
+            "split a job into key ranges",
+            "INSERT INTO migrate.job_ranges (job_id, range_no, lower_key, upper_key) \
+             VALUES ($1, $2, $3, $4)",
+            &[
+                job.into(),
+                (number as i32 + 1).into(),
+                lower.clone().into(),
+                range_upper.clone().into(),
+            ],
+        );
+        lower = Some(range_upper);
+    }
+}
+
+/// Ranges of the job not done yet, in key order.
+pub fn unfinished_ranges(job: i64) -> Vec<i32> {
+    as_registry_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT id FROM migrate.job_ranges WHERE job_id OPERATOR(pg_catalog.=) $1 \
+                     AND NOT done ORDER BY range_no",
+                    None,
+                    &[job.into()],
+                )
+                .map(|rows| {
+                    rows.into_iter()
+                        .filter_map(|r| r.get::<i32>(1).ok().flatten())
+                        .collect()
+                })
+                .unwrap_or_else(|e| error!("migrate: could not read the ranges of job {job}: {e}"))
+        })
+    })
+}
+
+/// Reads a range, row-locked until the batch commits.
+pub fn load_range(id: i32) -> Option<Range> {
+    as_registry_owner(|| {
+        Spi::connect_mut(|client| {
+            let rows = client
+                .update(
+                    "SELECT id, lower_key, upper_key, last_key, done FROM migrate.job_ranges \
+                     WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+                    None,
+                    &[id.into()],
+                )
+                .unwrap_or_else(|e| error!("migrate: could not read key range {id}: {e}"));
+            rows.into_iter().next().map(|row| Range {
+                id,
+                lower_key: row.get::<Vec<String>>(2).ok().flatten(),
+                upper_key: row.get::<Vec<String>>(3).ok().flatten().unwrap_or_default(),
+                last_key: row.get::<Vec<String>>(4).ok().flatten(),
+                done: row.get::<bool>(5).ok().flatten().unwrap_or(false),
+            })
+        })
+    })
+}
+
+/// The range's checkpoint, written in the batch's transaction.
+pub fn range_checkpoint(id: i32, last_key: &[String], visited: i64, done: bool) {
+    write(
+        "checkpoint a key range",
+        "UPDATE migrate.job_ranges SET last_key = $2, rows_done = rows_done OPERATOR(pg_catalog.+) $3, \
+         done = $4 WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), last_key.to_vec().into(), visited.into(), done.into()],
+    );
+}
+
+/// Marks a running job succeeded if none of its ranges is left. Called after the job row was
+/// updated in the same transaction: that row lock orders the workers finishing their last
+/// ranges, so the last one to commit sees every other range done.
+pub fn finish_if_ranges_done(job: i64) -> bool {
+    as_registry_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "UPDATE migrate.job_queue j SET state = 'succeeded', \
+                     finished_at = pg_catalog.clock_timestamp(), rows_estimated = j.rows_done, \
+                     note = NULL, updated_at = pg_catalog.clock_timestamp() \
+                     WHERE j.id OPERATOR(pg_catalog.=) $1 AND j.state OPERATOR(pg_catalog.=) 'running' \
+                     AND NOT EXISTS (SELECT FROM migrate.job_ranges r \
+                         WHERE r.job_id OPERATOR(pg_catalog.=) $1 AND NOT r.done) RETURNING 1",
+                    None,
+                    &[job.into()],
+                )
+                .map(|rows| !rows.is_empty())
+                .unwrap_or_else(|e| error!("migrate: could not finish job {job}: {e}"))
+        })
+    })
 }
 
 /// Marks a job failed with the error that stopped it.

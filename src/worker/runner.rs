@@ -1,10 +1,13 @@
-//! The job worker: one process per job, connected to the job's database.
+//! The job worker, connected to the job's database: one per job (the job's leader, holding the
+//! job lock), plus helpers for a backfill with several workers.
 //!
-//! Each batch is a transaction of its own that row-locks the job, re-checks the owner's
-//! privileges, updates one key range as the owner, and writes the checkpoint, so a crash at any
-//! point loses at most the batch in flight, which rolls back as a whole. The worker itself
-//! runs as the bootstrap superuser only to read and checkpoint the queue (as the registry
-//! owner); the job's SQL runs with the owner's privileges and search_path.
+//! A keyed backfill is split into key ranges when it first starts; every worker of the job
+//! claims ranges (an advisory lock each) until none is left. Each batch is a transaction of its
+//! own that key-share-locks the job, row-locks its range, re-checks the owner's privileges,
+//! updates the next keys of the range as the owner, and writes the range's and the job's
+//! checkpoint, so a crash at any point loses at most the batches in flight, which roll back as
+//! a whole. The worker itself runs as the bootstrap superuser only to read and checkpoint the
+//! queue (as the registry owner); the job's SQL runs with the owner's privileges and search_path.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +19,7 @@ use pgrx::PgSqlErrorCode::*;
 
 use super::backfill::{self, Key};
 use super::launch::{self, RECOVERY};
-use super::queue::{self, Checkpoint, Job, JOB_LOCK, RUNNING, SLOT_LOCK};
+use super::queue::{self, Checkpoint, Job, Range, JOB_LOCK, RANGE_LOCK, RUNNING, SLOT_LOCK};
 use crate::error::{caught_parts, sqlstate_text, OrRaise, UserError};
 use crate::gucs;
 use crate::pg::security::{run_as, set_config};
@@ -32,7 +35,7 @@ const MAX_RETRIES: u32 = 10;
 pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     xact::install_worker_signal_handlers();
     let job = arg.value() as i64;
-    let (database, wait_for, role) = parse_extra(BackgroundWorker::get_extra());
+    let (database, wait_for, role, helper) = parse_extra(BackgroundWorker::get_extra());
     connect(database, role);
     if xact::run(pin_text_formats).is_err() {
         return;
@@ -56,10 +59,16 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
         return;
     }
     let Some(slot) = take_slot() else {
-        // Every slot is busy: the job stays queued and a finishing worker starts it.
+        // Every slot is busy: the job stays queued and a finishing worker starts it (a helper
+        // is simply not needed: the job's other workers take its ranges).
         pgrx::debug1!("migrate job {job}: every worker slot is busy");
         return;
     };
+    if helper {
+        run_helper(job);
+        let _ = xact::run(|| queue::unlock(SLOT_LOCK, slot));
+        return;
+    }
     if !xact::run(|| queue::try_lock(JOB_LOCK, job as i32)).unwrap_or(false) {
         let _ = xact::run(|| queue::unlock(SLOT_LOCK, slot));
         pgrx::debug1!("migrate job {job}: another worker runs it");
@@ -75,13 +84,15 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     });
 }
 
-/// `bgw_extra`: "database-oid queueing-full-xid role-oid" (role 0: the bootstrap superuser).
-fn parse_extra(extra: &str) -> (u32, u64, u32) {
+/// `bgw_extra`: "database-oid queueing-full-xid role-oid helper" (role 0: the bootstrap
+/// superuser; helper 1: an extra worker of a backfill, see `launch::start_helper`).
+fn parse_extra(extra: &str) -> (u32, u64, u32, bool) {
     let mut parts = extra.split_whitespace();
     let database = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let wait_for = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let role = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (database, wait_for, role)
+    let helper = parts.next() == Some("1");
+    (database, wait_for, role, helper)
 }
 
 /// Connects to the job's database, as `role` when one is given. A migration job's worker logs in
@@ -238,16 +249,93 @@ fn run_job(id: i64) {
         Ok(None) => return,
         Err(caught) => return record_failure(id, &caught),
     };
-    // SAFETY: pgstat_report_appname copies the string into shared memory.
-    let app = std::ffi::CString::new(format!("migrate job {id}: backfill {}", job.table_name))
-        .unwrap_or_default();
-    unsafe { pg_sys::pgstat_report_appname(app.as_ptr()) };
-    let mut runner = Runner {
-        id,
-        last_checkpoint: Instant::now(),
-        retries: 0,
+    report_appname(&format!("migrate job {id}: backfill {}", job.table_name));
+    if job.key.is_none() {
+        // A keyless job is walked by where_sql alone: one worker, no ranges.
+        Runner::new(id, None).run(job.pause_ms);
+        return;
+    }
+    start_helpers(&job);
+    walk_ranges(&job);
+    // Helpers may still walk their last ranges. Stay the job's worker (the jobs view and
+    // resume_job() go by this one) until the job ends, taking over any range a helper dropped.
+    while still_running(id) {
+        xact::sleep(Duration::from_millis(200));
+        walk_ranges(&job);
+        let _ = xact::run(|| queue::finish_if_ranges_done(id));
+    }
+}
+
+/// An extra worker of a backfill: takes the job's unclaimed ranges until none is left.
+fn run_helper(id: i64) {
+    let Some(job) = xact::run(|| queue::load(id, false)).ok().flatten() else {
+        return;
     };
-    runner.run(job.pause_ms);
+    if job.state != RUNNING || job.key.is_none() {
+        return;
+    }
+    report_appname(&format!(
+        "migrate job {id}: backfill {} (helper)",
+        job.table_name
+    ));
+    walk_ranges(&job);
+}
+
+fn report_appname(name: &str) {
+    let app = std::ffi::CString::new(name).unwrap_or_default();
+    // SAFETY: pgstat_report_appname copies the string into shared memory.
+    unsafe { pg_sys::pgstat_report_appname(app.as_ptr()) };
+}
+
+/// Starts the job's other workers: one fewer than it asked for, and no more than it has ranges
+/// left. A helper that finds no slot free exits; the job's other workers take its ranges.
+fn start_helpers(job: &Job) {
+    let ranges = xact::run(|| queue::unfinished_ranges(job.id).len()).unwrap_or(0);
+    let helpers = (job.workers.max(1) as usize).min(ranges).saturating_sub(1);
+    let started = xact::run(|| {
+        (0..helpers)
+            .take_while(|_| launch::start_helper(job.id))
+            .count()
+    })
+    .unwrap_or(0);
+    if started < helpers {
+        let note = format!(
+            "running with {} of {} workers: no background worker slot free (max_worker_processes)",
+            started + 1,
+            job.workers
+        );
+        let _ = xact::run(|| queue::set_note(job.id, Some(&note)));
+    }
+}
+
+/// Claims the job's unfinished ranges one after the other (a range another process holds is
+/// skipped) and walks each to its end; returns when none is left to claim or the job stopped.
+fn walk_ranges(job: &Job) {
+    loop {
+        let claimed = xact::run(|| {
+            if !queue::load(job.id, false).is_some_and(|j| j.state == RUNNING) {
+                return None;
+            }
+            queue::unfinished_ranges(job.id)
+                .into_iter()
+                .find(|&range| queue::try_lock(RANGE_LOCK, range))
+        });
+        let Ok(Some(range)) = claimed else {
+            return;
+        };
+        let finished = Runner::new(job.id, Some(range)).run(job.pause_ms);
+        let _ = xact::run(|| queue::unlock(RANGE_LOCK, range));
+        if !finished {
+            return;
+        }
+    }
+}
+
+fn still_running(id: i64) -> bool {
+    xact::run(|| queue::load(id, false).map(|j| j.state == RUNNING))
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// The job's table as it is named now, after checking (as before every batch) that it still
@@ -267,8 +355,8 @@ fn checked_table(job: &Job) -> String {
     table
 }
 
-/// Takes the job: checks it is runnable and its owner still qualifies, fixes its scope on
-/// first start, and marks it running.
+/// Takes the job: checks it is runnable and its owner still qualifies, fixes its scope (upper
+/// key) and splits it into key ranges on first start, and marks it running.
 fn start_job(id: i64) -> Option<Job> {
     let job = queue::load(id, true)?;
     if job.state != queue::QUEUED && job.state != RUNNING {
@@ -287,6 +375,17 @@ fn start_job(id: i64) -> Option<Job> {
             (upper, Some(estimate_rows(job.relid)))
         })
     };
+    if let (Some(key), Some(upper)) = (&job.key, &upper) {
+        let ranges = backfill::range_count(job.workers, estimate.unwrap_or(0));
+        let boundaries = if ranges > 1 {
+            as_owner(&job, || {
+                sample_boundaries(&table, key, upper, estimate.unwrap_or(0), ranges)
+            })
+        } else {
+            Vec::new()
+        };
+        queue::create_ranges(id, &boundaries, upper);
+    }
     if !job.started && job.key.is_some() && upper.is_none() {
         // An empty table: nothing is in scope.
         queue::mark_running(id, None, Some(0));
@@ -296,13 +395,33 @@ fn start_job(id: i64) -> Option<Job> {
             visited: 0,
             updated: 0,
             next_batch_size: job.current_batch_size,
-            rate: 0.0,
             finished: true,
         });
         return None;
     }
     queue::mark_running(id, upper.as_deref(), estimate);
     queue::load(id, false)
+}
+
+/// Keys that split the job's scope into `ranges` parts of about equal row counts, from a
+/// block sample of the table.
+fn sample_boundaries(
+    table: &str,
+    key: &Key,
+    upper: &[String],
+    estimated_rows: i64,
+    ranges: i32,
+) -> Vec<Vec<String>> {
+    let sql =
+        backfill::boundaries_sql(table, key, backfill::sample_percent(estimated_rows), ranges);
+    let none: Option<Vec<String>> = None;
+    Spi::connect(|client| {
+        client
+            .select(&sql, None, &[none.into(), upper.to_vec().into()])
+            .unwrap_or_else(|e| error!("{e}"))
+            .filter_map(|row| row.get::<Vec<String>>(1).ok().flatten())
+            .collect()
+    })
 }
 
 /// Rows the planner believes the table has (no scan); for a partitioned table, the sum over
@@ -331,32 +450,44 @@ fn as_owner<R>(job: &Job, f: impl FnOnce() -> R) -> R {
 
 enum Outcome {
     Continue,
+    /// The range (a keyless job: the job) has no rows left.
     Finished,
     /// Paused, cancelled or removed by someone else.
     Stopped,
 }
 
+/// Runs the batches of one key range of a job (a keyless job: of the whole job).
 struct Runner {
     id: i64,
-    last_checkpoint: Instant,
+    range: Option<i32>,
     retries: u32,
 }
 
 impl Runner {
-    fn run(&mut self, pause_ms: f64) {
+    fn new(id: i64, range: Option<i32>) -> Self {
+        Runner {
+            id,
+            range,
+            retries: 0,
+        }
+    }
+
+    /// Batches until the range is done (true) or the job stopped or failed (false).
+    fn run(&mut self, pause_ms: f64) -> bool {
         loop {
             xact::check_for_interrupts();
             if !self.wait_for_standbys() {
-                return;
+                return false;
             }
             match xact::run(|| self.batch()) {
                 Ok(Outcome::Continue) => {
                     self.retries = 0;
                     if pause_ms > 0.0 && !self.pause(Duration::from_secs_f64(pause_ms / 1000.0)) {
-                        return;
+                        return false;
                     }
                 }
-                Ok(Outcome::Finished | Outcome::Stopped) => return,
+                Ok(Outcome::Finished) => return true,
+                Ok(Outcome::Stopped) => return false,
                 Err(caught) if retryable(&caught) && self.retries < MAX_RETRIES => {
                     self.retries += 1;
                     let (code, message, _, _) = caught_parts(&caught);
@@ -373,7 +504,10 @@ impl Runner {
                     let backoff = 100u64 << self.retries.min(7);
                     xact::sleep(Duration::from_millis(backoff.min(10_000)));
                 }
-                Err(caught) => return record_failure(self.id, &caught),
+                Err(caught) => {
+                    record_failure(self.id, &caught);
+                    return false;
+                }
             }
         }
     }
@@ -387,17 +521,10 @@ impl Runner {
                 return true;
             }
             xact::sleep(left.min(Duration::from_secs(1)));
-            if !self.still_running() {
+            if !still_running(self.id) {
                 return false;
             }
         }
-    }
-
-    fn still_running(&self) -> bool {
-        xact::run(|| queue::load(self.id, false).map(|j| j.state == RUNNING))
-            .ok()
-            .flatten()
-            .unwrap_or(false)
     }
 
     /// Throttle: waits while a standby lags more than `migrate.max_replication_lag`.
@@ -432,7 +559,7 @@ impl Runner {
             let _ = xact::run(|| queue::set_note(self.id, Some(&note)));
             noted = true;
             xact::sleep(Duration::from_secs(1));
-            if !self.still_running() {
+            if !still_running(self.id) {
                 return false;
             }
         }
@@ -440,12 +567,23 @@ impl Runner {
 
     /// One batch in the current transaction.
     fn batch(&mut self) -> Outcome {
-        let Some(job) = queue::load(self.id, true) else {
+        // A keyless job has one worker and locks its job row; a keyed one key-share-locks it
+        // (see queue::load_for_batch) and row-locks its range.
+        let job = match self.range {
+            Some(_) => queue::load_for_batch(self.id),
+            None => queue::load(self.id, true),
+        };
+        let Some(job) = job else {
             return Outcome::Stopped;
         };
         if job.state != RUNNING {
             return Outcome::Stopped;
         }
+        let range = match self.range.map(queue::load_range) {
+            None => None,
+            Some(Some(range)) if !range.done => Some(range),
+            Some(_) => return Outcome::Finished,
+        };
         let table = checked_table(&job);
         let size = job.batch_size.unwrap_or(job.current_batch_size);
         let lock_timeout =
@@ -458,9 +596,9 @@ impl Runner {
         let started = Instant::now();
         // xact::run disarms it if the batch fails.
         xact::arm_statement_timeout(gucs::backfill_statement_timeout_ms());
-        let done = as_owner(&job, || match &job.key {
-            Some(key) => keyed_batch(&job, &table, key, size),
-            None => keyless_batch(&job, &table, size),
+        let done = as_owner(&job, || match (&job.key, &range) {
+            (Some(key), Some(range)) => keyed_batch(&job, &table, key, range, size),
+            _ => keyless_batch(&job, &table, size),
         });
         xact::disarm_statement_timeout();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -472,23 +610,20 @@ impl Runner {
                 f64::from(gucs::backfill_batch_time_ms()),
             ),
         };
-        // Throughput over wall time (pauses and throttling included), smoothed over batches.
-        let since = self.last_checkpoint.elapsed().as_secs_f64().max(1e-6);
-        let instant_rate = done.visited as f64 / since;
-        let rate = match job.rate {
-            Some(r) if r > 0.0 => 0.7 * r + 0.3 * instant_rate,
-            _ => instant_rate,
-        };
+        if let (Some(range), Some(last_key)) = (&range, &done.last_key) {
+            queue::range_checkpoint(range.id, last_key, done.visited, done.finished);
+        }
         queue::checkpoint(&Checkpoint {
             id: job.id,
             last_key: done.last_key.as_deref(),
             visited: done.visited,
             updated: done.updated,
             next_batch_size,
-            rate,
-            finished: done.finished,
+            finished: done.finished && range.is_none(),
         });
-        self.last_checkpoint = Instant::now();
+        if done.finished && range.is_some() {
+            queue::finish_if_ranges_done(job.id);
+        }
         if done.finished {
             Outcome::Finished
         } else {
@@ -505,9 +640,10 @@ struct BatchDone {
     finished: bool,
 }
 
-fn keyed_batch(job: &Job, table: &str, key: &Key, size: i32) -> BatchDone {
-    let has_lower = job.last_key.is_some();
-    let args = || [job.last_key.clone().into(), job.upper_key.clone().into()];
+fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> BatchDone {
+    let lower = range.resume_after().cloned();
+    let has_lower = lower.is_some();
+    let args = || [lower.clone().into(), Some(range.upper_key.clone()).into()];
     // No row: fewer than `size` keys are left.
     let end = Spi::connect(|client| {
         client
@@ -529,7 +665,7 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, size: i32) -> BatchDone {
             )
             .unwrap_or_else(|e| error!("{e}"))
             .unwrap_or(0);
-            (job.upper_key.clone().unwrap_or_default(), left, true)
+            (range.upper_key.clone(), left, true)
         }
     };
     let updated = Spi::connect_mut(|client| {
@@ -543,7 +679,7 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, size: i32) -> BatchDone {
                     has_lower,
                 ),
                 None,
-                &[job.last_key.clone().into(), Some(last_key.clone()).into()],
+                &[lower.clone().into(), Some(last_key.clone()).into()],
             )
             .map(|t| t.len() as i64)
             .unwrap_or_else(|e| error!("{e}"))

@@ -1,6 +1,7 @@
 //! Backfill jobs on real servers: exactly once per row through `kill -9` of the worker (crash
 //! recovery) and immediate-mode restarts, SIGTERM, pause/resume/cancel, waiting without
-//! blocking a concurrent index build, privileges, and worker exhaustion.
+//! blocking a concurrent index build, privileges, worker exhaustion, and several workers on
+//! one job.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -175,6 +176,130 @@ fn exactly_once_on_a_million_rows_through_kill_9_and_immediate_restarts() {
         resumed >= 5,
         "the launcher resumed the job after each crash and restart ({resumed})"
     );
+}
+
+/// Workers walking the job's ranges right now, and the pids of its processes.
+fn workers_of(c: &mut Client, id: i64) -> (i64, Vec<i32>) {
+    let active: i64 = c
+        .query_one(
+            "SELECT active_workers FROM migrate.jobs WHERE id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    let pids = c
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1 ORDER BY pid",
+            &[&format!("migrate job {id}: %")],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    (active, pids)
+}
+
+/// The ranges' checkpoints add up to the job's.
+fn assert_ranges_match_job(c: &mut Client, id: i64) {
+    let row = c
+        .query_one(
+            "SELECT (SELECT sum(rows_done)::bigint FROM migrate.job_ranges WHERE job_id = $1), \
+                    (SELECT rows_done FROM migrate.job_queue WHERE id = $1)",
+            &[&id],
+        )
+        .unwrap();
+    let (ranges, job): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(ranges, job, "rows done by the ranges = rows done by the job");
+}
+
+#[test]
+fn several_workers_walk_disjoint_ranges_exactly_once_through_kill_9_and_pause() {
+    const ROWS: i64 = 400_000;
+    let cluster = Cluster::start(
+        "backfill-parallel",
+        &["shared_preload_libraries = 'migrate'"],
+    );
+    let mut c = cluster.connect("postgres");
+    counter_table(&mut c, ROWS);
+    let id = queue_as_app(
+        &mut c,
+        "'t', 'n = n + 1', batch_size => 3000, pause => '20 ms', workers => 3",
+    );
+    // Ranges are created when the job starts; wait for the three workers to hold one each.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pids = loop {
+        let (active, pids) = workers_of(&mut c, id);
+        if active == 3 && pids.len() == 3 {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "{active} workers active, pids {pids:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let ranges: i64 = c
+        .query_one(
+            "SELECT count(*) FROM migrate.job_ranges WHERE job_id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ranges, 12, "4 ranges per worker on a table of 400,000 rows");
+
+    // kill -9 of a helper: crash recovery, the launcher resumes the job with all its workers.
+    let helper: i32 = c
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 LIMIT 1",
+            &[&format!("migrate job {id}: backfill public.t (helper)")],
+        )
+        .unwrap()
+        .get(0);
+    assert!(pids.contains(&helper));
+    kill9(helper);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.batch_execute("SELECT 1").is_ok() {
+        assert!(Instant::now() < deadline, "the crash did not reset the server");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c = cluster.connect_retry("postgres", Duration::from_secs(60));
+    assert_checkpoint_matches_data(&mut c, id);
+    assert_ranges_match_job(&mut c, id);
+    let before = job(&mut c, id).rows_done;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (active, _) = workers_of(&mut c, id);
+        if active == 3 && job(&mut c, id).rows_done > before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{active} workers after the crash");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Pause waits for every worker's batch in flight; then nothing moves.
+    c.execute("SELECT migrate.pause_job($1)", &[&id]).unwrap();
+    let paused = job(&mut c, id);
+    assert_eq!(paused.state, "paused");
+    assert_checkpoint_matches_data(&mut c, id);
+    wait_for(&mut c, id, Duration::from_secs(10), |j| j.worker_pid.is_none());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(job(&mut c, id).rows_done, paused.rows_done, "nothing moves while paused");
+    assert_eq!(workers_of(&mut c, id), (0, vec![]));
+    assert!(paused.rows_done < ROWS, "paused mid-job");
+
+    c.execute("SELECT migrate.resume_job($1)", &[&id]).unwrap();
+    let j = wait_for(&mut c, id, Duration::from_secs(300), |j| {
+        j.state != "running" && j.state != "queued"
+    });
+    assert_eq!(j.state, "succeeded", "{:?}\n{}", j.error, cluster.log());
+    assert_eq!(j.rows_done, ROWS);
+    assert_exactly_once(&mut c, ROWS);
+    assert_ranges_match_job(&mut c, id);
+    let undone: i64 = c
+        .query_one(
+            "SELECT count(*) FROM migrate.job_ranges WHERE job_id = $1 AND NOT done",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(undone, 0);
 }
 
 #[test]
