@@ -87,7 +87,7 @@ for rows in $sizes; do
     batches="-"
     [ -s "$work/batches" ] && batches=$(cat "$work/batches")
     # pgbench log: client txn latency_us script epoch_s epoch_us (completion time).
-    stats=$(cat "$work"/probe.log* 2>/dev/null | awk -v s="$start" -v e="$end" '{
+    stats=$({ cat "$work"/probe.log* 2>/dev/null || true; } | awk -v s="$start" -v e="$end" '{
         started = $5 + $6 / 1e6 - $3 / 1e6
         if (started >= s && started <= e) print $3 / 1000 }' | sort -g | awk '
       { a[NR] = $1 } END {
@@ -112,7 +112,7 @@ printf '%s\n' "${results[@]}" | awk -v v="$version" -v profile="${MIGRATE_PROFIL
     if (m == "update") up[rows] = secs
     if (m == "do-loop") { dl[rows] = secs; dlok[rows] = ($5 == "ok") }
   }
-  # Speed ratio = the other method's seconds / this method's seconds (above 1: this is faster).
+  # Speed ratio = seconds of the other method / seconds of this one (above 1: this is faster).
   function ratio(other, ok, secs) {
     if (other == "") return "-"
     return sprintf("%s%.2f", ok ? "" : "> ", other / secs)

@@ -90,6 +90,16 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.job_range_id_seq', '');
 -- A live worker holds the advisory lock (0x6d6a6f62, job id) while it runs a job: that is how
 -- the view tells a running job from an interrupted one.
 CREATE VIEW migrate.jobs AS
+-- Advisory locks (two-key form) held in this database: a job's leader holds (0x6d6a6f62, job id).
+WITH held AS (
+    SELECT l.classid, l.objid, l.pid
+    FROM pg_catalog.pg_locks l
+    WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted
+      AND l.objsubid OPERATOR(pg_catalog.=) 2
+      AND l.database OPERATOR(pg_catalog.=)
+          (SELECT d.oid FROM pg_catalog.pg_database d
+           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+)
 SELECT j.id,
        j.kind,
        j.table_name,
@@ -114,16 +124,7 @@ SELECT j.id,
        j.current_batch_size AS batch_size,
        j.batches,
        j.workers,
-       (SELECT pg_catalog.count(*) FROM migrate.job_ranges r
-        JOIN pg_catalog.pg_locks l
-          ON l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted
-         AND l.database OPERATOR(pg_catalog.=)
-             (SELECT d.oid FROM pg_catalog.pg_database d
-              WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-         AND l.classid OPERATOR(pg_catalog.=) 1836215911::oid
-         AND l.objid OPERATOR(pg_catalog.=) r.id::oid
-         AND l.objsubid OPERATOR(pg_catalog.=) 2
-        WHERE r.job_id OPERATOR(pg_catalog.=) j.id) AS active_workers,
+       COALESCE(aw.n, 0) AS active_workers,
        j.last_key,
        CASE WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'running'
             THEN 'interrupted: no worker is running this job; it resumes with migrate.resume_job('
@@ -145,15 +146,17 @@ SELECT j.id,
        j.updated_at,
        j.finished_at
 FROM migrate.job_queue j
-LEFT JOIN pg_catalog.pg_locks w
-       ON w.locktype OPERATOR(pg_catalog.=) 'advisory'
-      AND w.database OPERATOR(pg_catalog.=)
-          (SELECT d.oid FROM pg_catalog.pg_database d
-           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-      AND w.classid OPERATOR(pg_catalog.=) 1835691874::oid
+LEFT JOIN held w
+       ON w.classid OPERATOR(pg_catalog.=) 1835691874::oid
       AND w.objid OPERATOR(pg_catalog.=) j.id::oid
-      AND w.objsubid OPERATOR(pg_catalog.=) 2
-      AND w.granted;
+-- Workers walking one of the job's ranges hold the range's lock (0x6d726e67, range id).
+LEFT JOIN (SELECT r.job_id, pg_catalog.count(*) AS n
+           FROM migrate.job_ranges r
+           JOIN held l
+             ON l.classid OPERATOR(pg_catalog.=) 1836215911::oid
+            AND l.objid OPERATOR(pg_catalog.=) r.id::oid
+           GROUP BY r.job_id) aw
+       ON aw.job_id OPERATOR(pg_catalog.=) j.id;
 COMMENT ON VIEW migrate.jobs IS
     'Background jobs: state, progress, rate, ETA, checkpoint, errors, owner and worker.';
 

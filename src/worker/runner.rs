@@ -66,7 +66,10 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     };
     if helper {
         run_helper(job);
-        let _ = xact::run(|| queue::unlock(SLOT_LOCK, slot));
+        let _ = xact::run(|| {
+            queue::unlock(SLOT_LOCK, slot);
+            launch::start_queued();
+        });
         return;
     }
     if !xact::run(|| queue::try_lock(JOB_LOCK, job as i32)).unwrap_or(false) {
@@ -313,7 +316,7 @@ fn start_helpers(job: &Job) {
 fn walk_ranges(job: &Job) {
     loop {
         let claimed = xact::run(|| {
-            if !queue::load(job.id, false).is_some_and(|j| j.state == RUNNING) {
+            if queue::load(job.id, false).is_none_or(|j| j.state != RUNNING) {
                 return None;
             }
             queue::unfinished_ranges(job.id)

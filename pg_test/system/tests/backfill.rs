@@ -209,7 +209,10 @@ fn assert_ranges_match_job(c: &mut Client, id: i64) {
         )
         .unwrap();
     let (ranges, job): (i64, i64) = (row.get(0), row.get(1));
-    assert_eq!(ranges, job, "rows done by the ranges = rows done by the job");
+    assert_eq!(
+        ranges, job,
+        "rows done by the ranges = rows done by the job"
+    );
 }
 
 #[test]
@@ -232,7 +235,10 @@ fn several_workers_walk_disjoint_ranges_exactly_once_through_kill_9_and_pause() 
         if active == 3 && pids.len() == 3 {
             break pids;
         }
-        assert!(Instant::now() < deadline, "{active} workers active, pids {pids:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{active} workers active, pids {pids:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let ranges: i64 = c
@@ -256,7 +262,10 @@ fn several_workers_walk_disjoint_ranges_exactly_once_through_kill_9_and_pause() 
     kill9(helper);
     let deadline = Instant::now() + Duration::from_secs(30);
     while c.batch_execute("SELECT 1").is_ok() {
-        assert!(Instant::now() < deadline, "the crash did not reset the server");
+        assert!(
+            Instant::now() < deadline,
+            "the crash did not reset the server"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     c = cluster.connect_retry("postgres", Duration::from_secs(60));
@@ -269,7 +278,10 @@ fn several_workers_walk_disjoint_ranges_exactly_once_through_kill_9_and_pause() 
         if active == 3 && job(&mut c, id).rows_done > before {
             break;
         }
-        assert!(Instant::now() < deadline, "{active} workers after the crash");
+        assert!(
+            Instant::now() < deadline,
+            "{active} workers after the crash"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -278,9 +290,15 @@ fn several_workers_walk_disjoint_ranges_exactly_once_through_kill_9_and_pause() 
     let paused = job(&mut c, id);
     assert_eq!(paused.state, "paused");
     assert_checkpoint_matches_data(&mut c, id);
-    wait_for(&mut c, id, Duration::from_secs(10), |j| j.worker_pid.is_none());
+    wait_for(&mut c, id, Duration::from_secs(10), |j| {
+        j.worker_pid.is_none()
+    });
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(job(&mut c, id).rows_done, paused.rows_done, "nothing moves while paused");
+    assert_eq!(
+        job(&mut c, id).rows_done,
+        paused.rows_done,
+        "nothing moves while paused"
+    );
     assert_eq!(workers_of(&mut c, id), (0, vec![]));
     assert!(paused.rows_done < ROWS, "paused mid-job");
 
