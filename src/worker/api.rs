@@ -209,6 +209,8 @@ pub fn current_setting(name: &str) -> String {
 /// Loads a job for a control function, locked, after checking the caller may control it: the
 /// job's owner (or a role with its privileges) or a member of migrate_admin.
 fn job_for_control(id: i64, what: &str) -> Result<Job> {
+    // Waits for every batch in flight; batches that start later wait for this transaction.
+    queue::lock_control(id, true);
     let job = queue::load(id, true).ok_or_else(|| {
         UserError::new(
             ERRCODE_UNDEFINED_OBJECT,

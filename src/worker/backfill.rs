@@ -105,10 +105,16 @@ pub fn boundaries_sql(table: &str, key: &Key, percent: f64, ranges: i32) -> Stri
     )
 }
 
-/// The sample `boundaries_sql` takes: about 50,000 rows' worth of blocks, at most the table.
-pub fn sample_percent(estimated_rows: i64) -> f64 {
-    (100.0 * 50_000.0 / estimated_rows.max(1) as f64).clamp(0.01, 100.0)
+/// The sample `boundaries_sql` takes: about 1000 of the table's blocks (its size on disk, so
+/// no statistics are needed), at least 0.01 %, at most the table.
+pub fn sample_percent(blocks: i64) -> f64 {
+    (100.0 * 1000.0 / blocks.max(1) as f64).clamp(0.01, 100.0)
 }
+
+/// The table's blocks on disk, partitions included.
+pub const BLOCKS_SQL: &str = "SELECT (COALESCE(pg_catalog.sum(pg_catalog.pg_relation_size(p.relid)), 0) \
+    OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8)::pg_catalog.int8 \
+    FROM pg_catalog.pg_partition_tree($1) p";
 
 /// Key ranges for a job with `workers` workers: a few per worker on a big table, so one that
 /// finishes early takes over ranges instead of idling; one per worker on a small one.
@@ -391,7 +397,7 @@ mod tests {
         assert!(sql.contains("FROM public.t TABLESAMPLE SYSTEM (0.5)"));
         assert!(sql.contains("ORDER BY \"tenant\", \"Id\") AS rn"));
         assert!(sql.contains("(rn * 8) / n <> ((rn - 1) * 8) / n"));
-        assert_eq!(sample_percent(10_000_000), 0.5);
+        assert_eq!(sample_percent(200_000), 0.5);
         assert_eq!(sample_percent(1000), 100.0);
         assert_eq!(sample_percent(0), 100.0);
         assert_eq!(range_count(1, 10_000_000), 1);

@@ -15,6 +15,12 @@ pub const SLOT_LOCK: i32 = 0x6d73_6c74;
 /// Advisory-lock namespace of key ranges ('mrng'); the second key is the range id. The worker
 /// walking a range holds it, so a range is never walked by two processes.
 pub const RANGE_LOCK: i32 = 0x6d72_6e67;
+/// Advisory-lock namespace ('mctl') ordering batches and control calls; the second key is the
+/// job id. Every batch holds it shared for its transaction, pause/cancel/resume exclusively.
+/// The lock manager queues a new shared request behind a waiting exclusive one, so a control
+/// call waits for the batches in flight and no new batch of any worker overtakes it (row locks
+/// would not: FOR KEY SHARE never queues behind a waiting FOR UPDATE).
+pub const CONTROL_LOCK: i32 = 0x6d63_746c;
 
 /// States a job can be in.
 pub const QUEUED: &str = "queued";
@@ -133,23 +139,11 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
     }
 }
 
-/// Reads a job; with `lock`, row-locks it FOR UPDATE for the rest of the transaction (control
-/// functions and keyless batches do).
+/// Reads a job; with `lock`, row-locks it FOR UPDATE for the rest of the transaction.
 pub fn load(id: i64, lock: bool) -> Option<Job> {
-    load_with(id, if lock { " FOR UPDATE" } else { "" })
-}
-
-/// Reads a job for a batch, holding FOR KEY SHARE until the batch commits: batches of several
-/// workers do not block each other (their checkpoints take FOR NO KEY UPDATE, which KEY SHARE
-/// allows), while pause/cancel/resume, which lock FOR UPDATE, wait for every batch in flight,
-/// and a batch that starts after them sees their new state.
-pub fn load_for_batch(id: i64) -> Option<Job> {
-    load_with(id, " FOR KEY SHARE")
-}
-
-fn load_with(id: i64, locking: &str) -> Option<Job> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1{locking}"
+        "SELECT {COLUMNS} FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1{}",
+        if lock { " FOR UPDATE" } else { "" }
     );
     as_registry_owner(|| {
         Spi::connect_mut(|client| {
@@ -588,6 +582,22 @@ pub fn busy_slots() -> i64 {
     .ok()
     .flatten()
     .unwrap_or(0)
+}
+
+/// Takes the job's control lock for the rest of the transaction (see CONTROL_LOCK): shared by
+/// a batch, exclusive by a control call. Waits (bounded by lock_timeout).
+pub fn lock_control(id: i64, exclusive: bool) {
+    // Job ids stay in int4 range (job_id_seq); a larger id names no job and needs no lock.
+    let Ok(key) = i32::try_from(id) else {
+        return;
+    };
+    let sql = if exclusive {
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)"
+    } else {
+        "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)"
+    };
+    Spi::run_with_args(sql, &[CONTROL_LOCK.into(), key.into()])
+        .unwrap_or_else(|e| error!("migrate: could not lock job {id}: {e}"));
 }
 
 /// Session-level advisory try-lock (held until released or the process exits).

@@ -302,12 +302,12 @@ fn start_helpers(job: &Job) {
     })
     .unwrap_or(0);
     if started < helpers {
-        let note = format!(
-            "running with {} of {} workers: no background worker slot free (max_worker_processes)",
+        pgrx::log!(
+            "migrate: job {} runs with {} of {} workers: no background worker slot free (max_worker_processes)",
+            job.id,
             started + 1,
             job.workers
         );
-        let _ = xact::run(|| queue::set_note(job.id, Some(&note)));
     }
 }
 
@@ -382,7 +382,7 @@ fn start_job(id: i64) -> Option<Job> {
         let ranges = backfill::range_count(job.workers, estimate.unwrap_or(0));
         let boundaries = if ranges > 1 {
             as_owner(&job, || {
-                sample_boundaries(&table, key, upper, estimate.unwrap_or(0), ranges)
+                sample_boundaries(&table, job.relid, key, upper, ranges)
             })
         } else {
             Vec::new()
@@ -410,13 +410,16 @@ fn start_job(id: i64) -> Option<Job> {
 /// block sample of the table.
 fn sample_boundaries(
     table: &str,
+    relid: pg_sys::Oid,
     key: &Key,
     upper: &[String],
-    estimated_rows: i64,
     ranges: i32,
 ) -> Vec<Vec<String>> {
-    let sql =
-        backfill::boundaries_sql(table, key, backfill::sample_percent(estimated_rows), ranges);
+    let blocks = Spi::get_one_with_args::<i64>(backfill::BLOCKS_SQL, &[relid.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let sql = backfill::boundaries_sql(table, key, backfill::sample_percent(blocks), ranges);
     let none: Option<Vec<String>> = None;
     Spi::connect(|client| {
         client
@@ -570,13 +573,10 @@ impl Runner {
 
     /// One batch in the current transaction.
     fn batch(&mut self) -> Outcome {
-        // A keyless job has one worker and locks its job row; a keyed one key-share-locks it
-        // (see queue::load_for_batch) and row-locks its range.
-        let job = match self.range {
-            Some(_) => queue::load_for_batch(self.id),
-            None => queue::load(self.id, true),
-        };
-        let Some(job) = job else {
+        // After any pause/cancel/resume in progress (see queue::CONTROL_LOCK); the job is read
+        // after the lock, so its state is the one they left.
+        queue::lock_control(self.id, false);
+        let Some(job) = queue::load(self.id, false) else {
             return Outcome::Stopped;
         };
         if job.state != RUNNING {
@@ -604,6 +604,9 @@ impl Runner {
             _ => keyless_batch(&job, &table, size),
         });
         xact::disarm_statement_timeout();
+        // The bookkeeping below waits for other workers' checkpoints of the job row, which
+        // their commits release; a slow commit must not roll back this finished batch.
+        set_config(c"lock_timeout", c"0", pg_sys::GucAction::GUC_ACTION_LOCAL);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let next_batch_size = match job.batch_size {
             Some(pinned) => pinned,

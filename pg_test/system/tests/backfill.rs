@@ -321,6 +321,33 @@ fn several_workers_walk_disjoint_ranges_exactly_once_through_kill_9_and_pause() 
 }
 
 #[test]
+fn pause_is_not_starved_by_back_to_back_batches_of_two_workers() {
+    const ROWS: i64 = 300_000;
+    let cluster = Cluster::start("backfill-pause-busy", &[]);
+    let mut c = cluster.connect("postgres");
+    counter_table(&mut c, ROWS);
+    // Tiny batches with no pause: one worker's next batch always starts while the other's runs,
+    // so a pause that only waited for the batches it saw could wait until the job ends.
+    let id = queue_as_app(&mut c, "'t', 'n = n + 1', batch_size => 200, workers => 2");
+    wait_for(&mut c, id, Duration::from_secs(30), |j| j.rows_done > 2000);
+    c.batch_execute("SET statement_timeout = '10s'").unwrap();
+    let asked = Instant::now();
+    c.execute("SELECT migrate.pause_job($1)", &[&id])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let took = asked.elapsed();
+    c.batch_execute("RESET statement_timeout").unwrap();
+    assert!(took < Duration::from_secs(2), "pause_job took {took:?}");
+    let paused = job(&mut c, id);
+    assert_eq!(paused.state, "paused");
+    assert!(paused.rows_done < ROWS, "paused mid-job");
+    assert_checkpoint_matches_data(&mut c, id);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(job(&mut c, id).rows_done, paused.rows_done);
+    c.execute("SELECT migrate.cancel_job($1)", &[&id]).unwrap();
+    assert_eq!(job(&mut c, id).state, "cancelled");
+}
+
+#[test]
 fn sigterm_cancels_the_running_batch_promptly_and_resume_job_continues() {
     let cluster = Cluster::start("backfill-sigterm", &[]);
     let mut c = cluster.connect("postgres");
