@@ -45,10 +45,6 @@ pub struct Job {
     pub current_batch_size: i32,
     pub workers: i32,
     pub pause_ms: f64,
-    pub rows_done: i64,
-    pub rate: Option<f64>,
-    pub last_key: Option<Vec<String>>,
-    pub upper_key: Option<Vec<String>>,
     pub owner: pg_sys::Oid,
     pub owner_name: String,
     pub allow_superuser: bool,
@@ -79,7 +75,7 @@ pub struct MigrationJob {
 const COLUMNS: &str = "id, state, relid::pg_catalog.oid, table_name, set_sql, where_sql, \
     key_columns, key_types, search_path, batch_size, current_batch_size, \
     (EXTRACT(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8, \
-    rows_done, rate, last_key, upper_key, owner_oid, owner_name::pg_catalog.text, \
+    rows_done, owner_oid, owner_name::pg_catalog.text, \
     allow_superuser, started_at IS NOT NULL, kind, version, direction, script, current_statement, \
     run_id, requested_by::pg_catalog.text, (settings OPERATOR(pg_catalog.->>) 'lock_timeout_ms')::pg_catalog.int4, \
     (settings OPERATOR(pg_catalog.->>) 'lock_retries')::pg_catalog.int4, \
@@ -108,33 +104,29 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
         search_path: text(9).unwrap_or_default(),
         batch_size: row.get::<i32>(10).ok().flatten(),
         current_batch_size: row.get::<i32>(11).ok().flatten().unwrap_or(1),
-        workers: row.get::<i32>(32).ok().flatten().unwrap_or(1),
+        workers: row.get::<i32>(29).ok().flatten().unwrap_or(1),
         pause_ms: row.get::<f64>(12).ok().flatten().unwrap_or(0.0),
-        rows_done: row.get::<i64>(13).ok().flatten().unwrap_or_default(),
-        rate: row.get::<f64>(14).ok().flatten(),
-        last_key: texts(15),
-        upper_key: texts(16),
         owner: row
-            .get::<pg_sys::Oid>(17)
+            .get::<pg_sys::Oid>(14)
             .ok()
             .flatten()
             .unwrap_or(pg_sys::InvalidOid),
-        owner_name: text(18).unwrap_or_default(),
-        allow_superuser: row.get::<bool>(19).ok().flatten().unwrap_or(false),
-        started: row.get::<bool>(20).ok().flatten().unwrap_or(false),
-        kind: text(21).unwrap_or_default(),
-        migration: text(22).map(|version| MigrationJob {
+        owner_name: text(15).unwrap_or_default(),
+        allow_superuser: row.get::<bool>(16).ok().flatten().unwrap_or(false),
+        started: row.get::<bool>(17).ok().flatten().unwrap_or(false),
+        kind: text(18).unwrap_or_default(),
+        migration: text(19).map(|version| MigrationJob {
             version,
-            up: text(23).as_deref() == Some("up"),
-            script: text(24).unwrap_or_default(),
+            up: text(20).as_deref() == Some("up"),
+            script: text(21).unwrap_or_default(),
             statements_done: row.get::<i64>(13).ok().flatten().unwrap_or_default(),
-            statements: row.get::<i64>(31).ok().flatten().unwrap_or_default(),
-            current_statement: row.get::<i32>(25).ok().flatten(),
-            run_id: row.get::<i64>(26).ok().flatten().unwrap_or_default(),
-            requested_by: text(27).unwrap_or_default(),
-            lock_timeout_ms: row.get::<i32>(28).ok().flatten().unwrap_or(1000),
-            lock_retries: row.get::<i32>(29).ok().flatten().unwrap_or(0),
-            lock_retry_delay_ms: row.get::<i32>(30).ok().flatten().unwrap_or(500),
+            statements: row.get::<i64>(28).ok().flatten().unwrap_or_default(),
+            current_statement: row.get::<i32>(22).ok().flatten(),
+            run_id: row.get::<i64>(23).ok().flatten().unwrap_or_default(),
+            requested_by: text(24).unwrap_or_default(),
+            lock_timeout_ms: row.get::<i32>(25).ok().flatten().unwrap_or(1000),
+            lock_retries: row.get::<i32>(26).ok().flatten().unwrap_or(0),
+            lock_retry_delay_ms: row.get::<i32>(27).ok().flatten().unwrap_or(500),
         }),
     }
 }

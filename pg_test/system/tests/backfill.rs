@@ -89,19 +89,20 @@ fn assert_exactly_once(c: &mut Client, rows: i64) {
     );
 }
 
-/// Rows updated so far match the checkpoint: nothing outside a committed batch happened.
+/// Rows updated so far match the checkpoint: nothing outside a committed batch happened. One
+/// statement, so one snapshot: a batch commits its rows and its checkpoint together, and workers
+/// may still be running.
 fn assert_checkpoint_matches_data(c: &mut Client, id: i64) {
-    let j = job(c, id);
-    let updated: i64 = c
-        .query_one("SELECT count(*) FROM t WHERE n = 1", &[])
-        .unwrap()
-        .get(0);
-    let twice: i64 = c
-        .query_one("SELECT count(*) FROM t WHERE n > 1", &[])
-        .unwrap()
-        .get(0);
+    let row = c
+        .query_one(
+            "SELECT (SELECT rows_done FROM migrate.job_queue WHERE id = $1), \
+                    count(*) FILTER (WHERE n = 1), count(*) FILTER (WHERE n > 1) FROM t",
+            &[&id],
+        )
+        .unwrap();
+    let (rows_done, updated, twice): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     assert_eq!(
-        updated, j.rows_done,
+        updated, rows_done,
         "rows updated = rows_done of the checkpoint"
     );
     assert_eq!(twice, 0);
@@ -113,6 +114,20 @@ fn kill9(pid: i32) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// After a `kill -9`, the postmaster resets every backend, this session's too: waits for that,
+/// then connects again once crash recovery is done.
+fn reconnect_after_crash(cluster: &Cluster, mut c: Client) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.batch_execute("SELECT 1").is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the crash did not reset the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.connect_retry("postgres", Duration::from_secs(60))
 }
 
 #[test]
@@ -134,16 +149,7 @@ fn exactly_once_on_a_million_rows_through_kill_9_and_immediate_restarts() {
             j.worker_pid.is_some() && j.rows_done > last_done
         });
         kill9(j.worker_pid.unwrap());
-        // The postmaster resets every backend, this session's too: wait for that, reconnect.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while c.batch_execute("SELECT 1").is_ok() {
-            assert!(
-                Instant::now() < deadline,
-                "the crash did not reset the server"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        c = cluster.connect_retry("postgres", Duration::from_secs(60));
+        c = reconnect_after_crash(&cluster, c);
         let j = wait_for(&mut c, id, Duration::from_secs(60), |j| {
             j.worker_pid.is_some() || j.state == "succeeded"
         });
@@ -260,15 +266,7 @@ fn several_workers_walk_disjoint_ranges_exactly_once_through_kill_9_and_pause() 
         .get(0);
     assert!(pids.contains(&helper));
     kill9(helper);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while c.batch_execute("SELECT 1").is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the crash did not reset the server"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    c = cluster.connect_retry("postgres", Duration::from_secs(60));
+    c = reconnect_after_crash(&cluster, c);
     assert_checkpoint_matches_data(&mut c, id);
     assert_ranges_match_job(&mut c, id);
     let before = job(&mut c, id).rows_done;
