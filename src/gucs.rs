@@ -10,9 +10,10 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 /// refused so it is never silently skipped or silently run out of order.
 pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false);
 
-/// `migrate.lock_timeout` (ms): the lock_timeout every guarded DDL runs with, unless the
-/// session's own is lower and non-zero. 0 leaves lock_timeout alone.
-pub static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+// `migrate.lock_timeout` (ms): the lock_timeout every guarded DDL runs with, unless the
+// session's own is lower and non-zero. 0 leaves lock_timeout alone. Raising it (or 0) weakens
+// the guard. PostgreSQL owns the variable through DefineCustomIntVariable; we only read it.
+static mut LOCK_TIMEOUT_MS: c_int = 1000;
 
 /// `migrate.lock_retries`: how often `deploy()` tries a migration again after it gave up on a
 /// lock (lock_timeout, 55P03) before it reports the failure.
@@ -22,9 +23,9 @@ pub static LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 /// twice as long (up to a minute), with random jitter so competing deploys do not align.
 pub static LOCK_RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
 
-/// `migrate.guard_min_rows`: tables estimated below this many rows are exempt from the
-/// size-dependent rules.
-pub static GUARD_MIN_ROWS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+// `migrate.guard_min_rows`: tables estimated below this many rows are exempt from the
+// size-dependent rules. Raising it weakens the guard.
+static mut GUARD_MIN_ROWS: c_int = 10_000;
 
 /// `migrate.max_job_workers`: background workers that may run jobs at once in one database.
 pub static MAX_JOB_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
@@ -118,42 +119,97 @@ fn mode_name(value: c_int) -> &'static str {
 
 /// True if the current user may weaken the guard: a superuser or a member of migrate_admin.
 pub fn may_weaken_guard() -> bool {
-    // SAFETY: catalog lookups, only called inside a transaction.
-    unsafe {
-        let user = pg_sys::GetUserId();
-        if pg_sys::superuser_arg(user) {
-            return true;
+    crate::pg::security::is_migrate_admin()
+}
+
+/// What the administrator configured for each guard setting (configuration file, server
+/// command line or default): sessions may move a setting freely on its strong side of this
+/// value (and back to it), but weakening past it needs privilege. Kept per backend, updated
+/// by the check hooks whenever a value arrives from an administrator's source.
+static mut BASELINE_GUARD_MODE: c_int = GuardMode::Enforce as c_int;
+static mut BASELINE_LOCK_TIMEOUT_MS: c_int = 1000;
+static mut BASELINE_GUARD_MIN_ROWS: c_int = 10_000;
+
+/// The guard settings a session could otherwise use to switch the guard off.
+#[derive(Clone, Copy)]
+enum GuardSetting {
+    Mode,
+    LockTimeout,
+    MinRows,
+}
+
+impl GuardSetting {
+    fn name(self) -> &'static str {
+        match self {
+            GuardSetting::Mode => "migrate.guard",
+            GuardSetting::LockTimeout => "migrate.lock_timeout",
+            GuardSetting::MinRows => "migrate.guard_min_rows",
         }
-        let admin = pg_sys::get_role_oid(c"migrate_admin".as_ptr(), true);
-        admin != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, admin)
+    }
+
+    fn baseline(self) -> *mut c_int {
+        match self {
+            GuardSetting::Mode => &raw mut BASELINE_GUARD_MODE,
+            GuardSetting::LockTimeout => &raw mut BASELINE_LOCK_TIMEOUT_MS,
+            GuardSetting::MinRows => &raw mut BASELINE_GUARD_MIN_ROWS,
+        }
     }
 }
 
-/// Check hook of `migrate.guard`: lowering it from a session (SET, ALTER ROLE/DATABASE SET
-/// applied at login) needs superuser or migrate_admin, and every lowering is logged.
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn check_guard_mode(
-    newval: *mut c_int,
-    _extra: *mut *mut c_void,
-    source: pg_sys::GucSource::Type,
-) -> bool {
-    // SAFETY: PostgreSQL passes a valid pointer to the proposed value.
-    let (new, current) = unsafe { (*newval, GUARD_MODE) };
-    // The configuration file and the server command line are the administrator's.
+/// True if `new` guards less than `baseline` for this setting.
+fn weakens(setting: GuardSetting, new: c_int, baseline: c_int) -> bool {
+    match setting {
+        GuardSetting::Mode => new < baseline,
+        // 0 turns the bound off; a longer bound lets DDL queue longer.
+        GuardSetting::LockTimeout => baseline != 0 && (new == 0 || new > baseline),
+        GuardSetting::MinRows => new > baseline,
+    }
+}
+
+fn describe(setting: GuardSetting, value: c_int) -> String {
+    match setting {
+        GuardSetting::Mode => mode_name(value).to_string(),
+        GuardSetting::LockTimeout => format!("{value}ms"),
+        GuardSetting::MinRows => value.to_string(),
+    }
+}
+
+/// The check every guard setting's hook makes. A value from the configuration file, the
+/// command line or the default becomes the baseline; a value from a session (SET, SET LOCAL, a
+/// function's SET clause, ALTER ROLE/DATABASE SET applied at login, PGOPTIONS) that weakens
+/// the guard past the baseline needs superuser or migrate_admin, and is logged.
+fn check_weakening(setting: GuardSetting, new: c_int, source: pg_sys::GucSource::Type) -> bool {
     let from_session = source >= pg_sys::GucSource::PGC_S_DATABASE;
-    // SAFETY: reads transaction state.
-    if new >= current || !from_session || !unsafe { pg_sys::IsTransactionState() } {
+    let baseline = setting.baseline();
+    if !from_session {
+        // SAFETY: a backend-local variable only this hook writes.
+        unsafe { *baseline = new };
         return true;
     }
-    if !may_weaken_guard() {
-        // SAFETY: GUC_check_errcode/_errmsg_string are how check hooks report; the message is
-        // palloc'd as PostgreSQL expects.
+    // SAFETY: as above, a read.
+    let base = unsafe { *baseline };
+    if !weakens(setting, new, base) {
+        return true;
+    }
+    // SAFETY: reads transaction state.
+    let allowed = unsafe { pg_sys::IsTransactionState() } && may_weaken_guard();
+    if !allowed {
+        let message = format!(
+            "permission denied to weaken {} to {} (configured: {})",
+            setting.name(),
+            describe(setting, new),
+            describe(setting, base)
+        );
+        let message = std::ffi::CString::new(message).unwrap_or_default();
+        // SAFETY: GUC_check_errcode/_errmsg_string/_errhint_string are how check hooks report;
+        // the strings are palloc'd as PostgreSQL expects.
         unsafe {
             pg_sys::GUC_check_errcode(
                 pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as c_int,
             );
-            pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(
-                c"permission denied to lower migrate.guard: only superusers and members of migrate_admin may"
+            pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr());
+            pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(
+                c"Only superusers and members of migrate_admin may weaken the guard; anyone may strengthen it. To permit one rule for one transaction, a member of migrate_admin can SELECT migrate.allow('rule', 'why')."
                     .as_ptr(),
             );
         }
@@ -162,11 +218,42 @@ unsafe extern "C-unwind" fn check_guard_mode(
     let role =
         crate::pg::security::role_name(crate::pg::security::current_user()).unwrap_or_default();
     pgrx::log!(
-        "migrate.guard lowered from {} to {} by role \"{role}\"",
-        mode_name(current),
-        mode_name(new)
+        "{} weakened from {} to {} by role \"{role}\"",
+        setting.name(),
+        describe(setting, base),
+        describe(setting, new)
     );
     true
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_guard_mode(
+    newval: *mut c_int,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL passes a valid pointer to the proposed value.
+    check_weakening(GuardSetting::Mode, unsafe { *newval }, source)
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_lock_timeout(
+    newval: *mut c_int,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL passes a valid pointer to the proposed value.
+    check_weakening(GuardSetting::LockTimeout, unsafe { *newval }, source)
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_guard_min_rows(
+    newval: *mut c_int,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL passes a valid pointer to the proposed value.
+    check_weakening(GuardSetting::MinRows, unsafe { *newval }, source)
 }
 
 /// Registers the settings; called from `_PG_init`.
@@ -179,26 +266,37 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
-    GucRegistry::define_int_guc(
-        c"migrate.lock_timeout",
-        c"lock_timeout for every DDL statement the guard sees (0: leave lock_timeout alone).",
-        c"A DDL stuck behind a long transaction gives up after this long instead of making every later query queue behind it. The session's own lock_timeout wins when it is lower and not 0.",
-        &LOCK_TIMEOUT_MS,
-        0,
-        i32::MAX,
-        GucContext::Userset,
-        GucFlags::UNIT_MS,
-    );
-    GucRegistry::define_int_guc(
-        c"migrate.guard_min_rows",
-        c"Tables estimated below this many rows are exempt from size-dependent guard rules.",
-        c"Estimates come from pg_class (the planner's view); nothing is counted and no lock is taken.",
-        &GUARD_MIN_ROWS,
-        0,
-        i32::MAX,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
+    // SAFETY: registers backend-lifetime variables with static names and check hooks.
+    unsafe {
+        pg_sys::DefineCustomIntVariable(
+            c"migrate.lock_timeout".as_ptr(),
+            c"lock_timeout for every DDL statement the guard sees (0: leave lock_timeout alone).".as_ptr(),
+            c"A DDL stuck behind a long transaction gives up after this long instead of making every later query queue behind it. The session's own lock_timeout wins when it is lower and not 0. Raising it or setting 0 needs superuser or migrate_admin.".as_ptr(),
+            &raw mut LOCK_TIMEOUT_MS,
+            1000,
+            0,
+            i32::MAX,
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GUC_UNIT_MS as c_int,
+            Some(check_lock_timeout),
+            None,
+            None,
+        );
+        pg_sys::DefineCustomIntVariable(
+            c"migrate.guard_min_rows".as_ptr(),
+            c"Tables estimated below this many rows are exempt from size-dependent guard rules.".as_ptr(),
+            c"Estimates come from pg_class (the planner's view); nothing is counted and no lock is taken. Raising it needs superuser or migrate_admin.".as_ptr(),
+            &raw mut GUARD_MIN_ROWS,
+            10_000,
+            0,
+            i32::MAX,
+            pg_sys::GucContext::PGC_USERSET,
+            0,
+            Some(check_guard_min_rows),
+            None,
+            None,
+        );
+    }
     GucRegistry::define_int_guc(
         c"migrate.lock_retries",
         c"How often deploy() retries a migration that gave up waiting for a lock.",
@@ -226,7 +324,7 @@ pub fn init() {
             c"migrate.guard".as_ptr(),
             c"What the migration guard does with outage-causing DDL: off, warn or enforce."
                 .as_ptr(),
-            c"Lowering it needs superuser or membership in migrate_admin, and is logged.".as_ptr(),
+            c"Lowering it below the configured value needs superuser or membership in migrate_admin, and is logged.".as_ptr(),
             &raw mut GUARD_MODE,
             GuardMode::Enforce as c_int,
             GUARD_OPTIONS.0.as_ptr(),
@@ -244,7 +342,8 @@ pub fn allow_out_of_order() -> bool {
 }
 
 pub fn lock_timeout_ms() -> i32 {
-    LOCK_TIMEOUT_MS.get()
+    // SAFETY: a plain read of a backend-local int that PostgreSQL updates between statements.
+    unsafe { LOCK_TIMEOUT_MS }
 }
 
 pub fn lock_retries() -> i32 {
@@ -263,7 +362,8 @@ pub fn lock_retry_backoff_ms(base_ms: i32, attempt: u32, jitter: f64) -> u64 {
 }
 
 pub fn guard_min_rows() -> f64 {
-    GUARD_MIN_ROWS.get() as f64
+    // SAFETY: as lock_timeout_ms.
+    f64::from(unsafe { GUARD_MIN_ROWS })
 }
 
 fn define_job_gucs() {

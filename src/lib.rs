@@ -37,6 +37,10 @@ extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // A Rust backtrace in an error's DETAIL would show users our internals (and a server
+    // started with RUST_BACKTRACE set would add one to every error): errors say what happened.
+    std::env::remove_var("RUST_BACKTRACE");
+    std::env::remove_var("RUST_LIB_BACKTRACE");
     gucs::init();
     guard::state::init();
     // SAFETY: reads a flag the postmaster sets while loading shared_preload_libraries.

@@ -117,7 +117,7 @@ fn check(
         // Looking a type or function up can fail; that is the statement's problem, reported
         // as a row, not a reason to stop checking the others.
         // SAFETY: trees come from raw_parser in this call's memory context.
-        match subxact::run(|| unsafe { facts::analyse(tree) }) {
+        match subxact::run(|| crate::pg::security::restricted(|| unsafe { facts::analyse(tree) })) {
             Ok(analysed) => {
                 for fact in &analysed.facts {
                     let exempt = rules::exemption(&fact.table, min_rows);

@@ -16,8 +16,27 @@ use crate::pg::subxact;
 
 /// One thing a statement does to one table.
 pub struct Fact {
+    pub relid: pg_sys::Oid,
     pub table: TableFacts,
     pub action: Action,
+}
+
+/// True if the current user owns the relation (or has its owner's privileges): every statement
+/// the guard judges needs that, so for anyone else PostgreSQL refuses it anyway and the guard
+/// has nothing to judge, log or block.
+pub fn may_alter(relid: pg_sys::Oid) -> bool {
+    // SAFETY: a relcache read without a lock, as in table_facts; the owner is copied out before
+    // the reference is closed.
+    let owner = unsafe {
+        let rel = pg_sys::RelationIdGetRelation(relid);
+        if rel.is_null() {
+            return false;
+        }
+        let owner = (*(*rel).rd_rel).relowner;
+        pg_sys::RelationClose(rel);
+        owner
+    };
+    crate::pg::security::has_privileges_of(crate::pg::security::current_user(), owner)
 }
 
 /// What the guard needs to know about one statement.
@@ -121,11 +140,15 @@ pub fn table_facts(relid: pg_sys::Oid) -> Option<TableFacts> {
 
 /// Volatility of a column default: analysed the way ALTER TABLE will analyse it. None if it
 /// does not analyse (the statement will fail by itself with a better message).
+///
+/// Analysis folds constants, which runs type input functions and domain CHECKs: the caller
+/// runs it in [`crate::pg::security::restricted`], and the subtransaction is rolled back so
+/// whatever that code did is undone.
 unsafe fn default_volatility(raw: *mut pg_sys::Node) -> Option<Volatility> {
     if raw.is_null() {
         return None;
     }
-    subxact::run(|| unsafe {
+    subxact::run_and_roll_back(|| unsafe {
         // SAFETY: transformExpr works on a copy; column defaults cannot reference columns, so
         // an empty ParseState is enough.
         let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
@@ -322,13 +345,16 @@ fn push(out: &mut StatementFacts, relid: Option<pg_sys::Oid>, actions: Vec<Actio
         return;
     };
     out.facts.extend(actions.into_iter().map(|action| Fact {
+        relid,
         table: table.clone(),
         action,
     }));
 }
 
 /// Everything the rules need about one parse tree. Statements the guard does not know are
-/// returned empty.
+/// returned empty. Names resolve as the current user with the session's search_path, exactly
+/// as the statement itself will resolve them; call it inside
+/// [`crate::pg::security::restricted`], since analysing an expression can run user code.
 ///
 /// # Safety
 /// `node` must be a valid parse tree (a utility statement node) in the current memory context.

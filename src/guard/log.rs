@@ -49,6 +49,21 @@ fn insert(e: &Entry, client_addr: Option<String>) {
     .unwrap_or_else(|err| pgrx::error!("migrate: could not write migrate.guard_log: {err}"));
 }
 
+/// The longest statement text the log keeps (a role could otherwise fill it with megabytes).
+const MAX_STATEMENT_CHARS: usize = 2000;
+
+/// `text` cut to `MAX_STATEMENT_CHARS` characters, saying how much was cut.
+pub fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_STATEMENT_CHARS) {
+        None => text.to_string(),
+        Some((cut, _)) => format!(
+            "{}... ({} more characters)",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
+    }
+}
+
 /// Writes a row in the current transaction.
 pub fn record(e: &Entry) {
     as_registry_owner(|| insert(e, client_addr()));
@@ -68,8 +83,40 @@ struct Payload {
     entry: Entry,
 }
 
+thread_local! {
+    /// Token bucket of autonomous writes: (tokens left, when it was last refilled).
+    static WRITE_TOKENS: std::cell::Cell<(f64, Option<std::time::Instant>)> =
+        const { std::cell::Cell::new((BURST, None)) };
+}
+
+/// Each autonomous write costs a background worker: a session may start a burst of them (a
+/// migration file full of blocked statements) and then a few per second, so a loop of blocked
+/// statements cannot take every worker slot. Beyond that, blocks go to the server log only.
+const BURST: f64 = 50.0;
+const MAX_WRITES_PER_SECOND: f64 = 5.0;
+
+fn within_rate() -> bool {
+    let now = std::time::Instant::now();
+    WRITE_TOKENS.with(|t| {
+        let (tokens, last) = t.get();
+        let refilled = last.map_or(BURST, |last| {
+            (tokens + now.duration_since(last).as_secs_f64() * MAX_WRITES_PER_SECOND).min(BURST)
+        });
+        let allowed = refilled >= 1.0;
+        t.set((if allowed { refilled - 1.0 } else { refilled }, Some(now)));
+        allowed
+    })
+}
+
 /// Writes a row that survives the abort of the current transaction.
 pub fn record_autonomously(e: Entry) {
+    if !within_rate() {
+        pgrx::log!(
+            "migrate guard blocked (not recorded in migrate.guard_log: this session blocks more than {MAX_WRITES_PER_SECOND} statements per second): rule {} on {} by {}: {}",
+            e.rule, e.table_name, e.role, e.statement
+        );
+        return;
+    }
     let client_addr = as_registry_owner(client_addr);
     // SAFETY: MyDatabaseId is set in every backend connected to a database.
     let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
@@ -148,13 +195,10 @@ pub extern "C-unwind" fn migrate_guard_log_writer(arg: pg_sys::Datum) {
     };
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(payload.database)), None);
     BackgroundWorker::transaction(|| {
-        // The extension may have been dropped meanwhile: then there is nothing to write to.
-        let exists = Spi::get_one::<bool>("SELECT to_regclass('migrate.guard_log') IS NOT NULL")
-            .ok()
-            .flatten()
-            .unwrap_or(false);
-        if exists {
-            insert(&payload.entry, payload.client_addr.clone());
+        // The extension may have been dropped meanwhile (and a look-alike schema put in its
+        // place): then there is nothing of ours to write to.
+        if crate::worker::queue::extension_installed() {
+            as_registry_owner(|| insert(&payload.entry, payload.client_addr.clone()));
         }
     });
 }

@@ -4,7 +4,10 @@
 //! rewrite of a guarded table, whatever syntax caused it.
 //!
 //! pgrx has no event-trigger support, so these are plain V1 C functions declared in
-//! src/sql/guard.sql (`RETURNS event_trigger`, `SECURITY DEFINER`, pinned `search_path`).
+//! src/sql/guard.sql (`RETURNS event_trigger`). They run as the user whose statement fired
+//! them, never as the extension owner: the guard resolves names and analyses expressions
+//! exactly as that statement will, with no privilege the statement does not have. Its own
+//! bookkeeping (guard_log) switches to the registry owner (see `crate::pg::security`).
 
 use std::ffi::CStr;
 
@@ -128,7 +131,7 @@ fn judge(facts: &[Fact], mode: GuardMode) {
                 action: String::new(),
                 rule: finding.rule.id.to_string(),
                 table_name: finding.table.clone(),
-                statement: statement_text(),
+                statement: log::bounded(&statement_text()),
                 message: finding.message.clone(),
                 reason: None,
                 estimated_rows: fact.table.estimated_rows,
@@ -210,9 +213,16 @@ pub unsafe extern "C-unwind" fn migrate_guard_ddl_start(
         state::push_saved_timeout(None);
         return pg_sys::Datum::from(0);
     }
+    // As the statement's own user, sandboxed: analysis can run user code (see facts::analyse).
     // SAFETY: the parse tree of the statement being run.
-    let StatementFacts { facts, concurrent } = unsafe { facts::analyse(tree) };
+    let StatementFacts {
+        mut facts,
+        concurrent,
+    } = crate::pg::security::restricted(|| unsafe { facts::analyse(tree) });
     state::push_saved_timeout(if concurrent { None } else { bound_lock_wait() });
+    // A statement on a table the role may not alter fails PostgreSQL's own check right after
+    // this trigger: nothing to judge, and nothing to log on behalf of a role that cannot act.
+    facts.retain(|f| facts::may_alter(f.relid));
     judge(&facts, mode);
     pg_sys::Datum::from(0)
 }
@@ -252,9 +262,10 @@ pub unsafe extern "C-unwind" fn migrate_guard_table_rewrite(
         Spi::get_one::<pg_sys::Oid>("SELECT pg_catalog.pg_event_trigger_table_rewrite_oid()")
             .ok()
             .flatten();
-    if let Some(table) = relid.and_then(facts::table_facts) {
+    if let Some((relid, table)) = relid.and_then(|r| Some((r, facts::table_facts(r)?))) {
         judge(
             &[Fact {
+                relid,
                 table,
                 action: Action::TableRewrite,
             }],

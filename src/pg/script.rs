@@ -11,6 +11,8 @@ use std::ffi::CString;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use super::security;
+
 /// One statement of a script: its text and where it starts.
 #[derive(Debug, Clone)]
 pub struct Statement {
@@ -109,6 +111,30 @@ pub fn current_statement() -> Option<String> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
+/// The server's raw parser, always with the lexer settings of [`security::SQL_DIALECT`]: the
+/// statements a script splits into must not depend on the session that happens to look.
+fn raw_parse(sql: &CString) -> *mut pg_sys::List {
+    security::with_own_settings(security::SQL_DIALECT, || {
+        // SAFETY: a NUL-terminated string; errors are raised as usual.
+        unsafe { pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT) }
+    })
+}
+
+/// Raises unless `sql` is exactly one statement (as the lexer of [`security::SQL_DIALECT`]
+/// sees it). Code that builds a statement around a user's text checks it with this right
+/// before running it, in the session that runs it.
+pub fn ensure_single_statement(sql: &str) {
+    if parse_trees(sql).len() != 1 {
+        crate::error::UserError::new(
+            PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+            "migrate: a statement built from user SQL is not exactly one statement",
+        )
+        .detail(format!("Statement: {sql}"))
+        .hint("Check the quoting of the SQL you passed; it must not end the statement.")
+        .raise();
+    }
+}
+
 /// Parse trees of every statement in `script` (raw_parser output, in the current memory
 /// context); raises the syntax error, with its position recorded, if it does not parse.
 pub fn parse_trees(script: &str) -> Vec<*mut pg_sys::Node> {
@@ -118,7 +144,7 @@ pub fn parse_trees(script: &str) -> Vec<*mut pg_sys::Node> {
     // SAFETY: raw_parser returns a List of RawStmt; we return their statement nodes, which
     // live in the current memory context.
     unsafe {
-        let list = pg_sys::raw_parser(c_script.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        let list = raw_parse(&c_script);
         if list.is_null() {
             return Vec::new();
         }
@@ -137,7 +163,7 @@ pub fn split(script: &str) -> Vec<Statement> {
     // SAFETY: raw_parser returns a List of RawStmt allocated in the current memory context; we
     // copy out byte offsets at once and do not keep the nodes.
     unsafe {
-        let list = pg_sys::raw_parser(c_script.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        let list = raw_parse(&c_script);
         if list.is_null() {
             return out;
         }

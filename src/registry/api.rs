@@ -50,6 +50,7 @@ pub(super) fn checked_version<'a>(
                 .hint("Use a shorter version, such as a timestamp: 20240102153000.");
             }
             version::VersionProblem::BadCharacter(c) => format!("contains {c:?}"),
+            version::VersionProblem::NoLetterOrDigit => "has no letter or digit".to_string(),
         };
         UserError::new(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -139,6 +140,7 @@ fn add_migration(
     name: Option<&str>,
     options: Option<JsonB>,
 ) -> Result<&'static str> {
+    execute::registry_call("add")?;
     let version = checked_version(version, "version", "add")?;
     // A byte-order mark is an editor artefact, never SQL: the checksum ignores it, and so do
     // the stored text and the parser.
@@ -249,16 +251,28 @@ fn add_migration(
             {
                 return Ok("unchanged");
             }
-            catalog::amend(version, name, down_sql);
+            let down_changed =
+                m.down_sql.as_deref().map(checksum::normalise) != down_sql.map(checksum::normalise);
+            catalog::amend(
+                version,
+                name,
+                down_sql,
+                down_changed.then_some(role.as_str()),
+            );
             let run_id = catalog::next_run_id();
             let started = catalog::clock_now();
+            let detail = if down_changed {
+                format!("down script changed; it now runs as role \"{role}\"")
+            } else {
+                "name changed".to_string()
+            };
             catalog::log_event(&Event {
                 run_id,
                 version,
                 action: "amend",
                 started,
                 role: &role,
-                detail: Some("name or down script changed"),
+                detail: Some(&detail),
             });
             return Ok("amended");
         }
@@ -305,6 +319,7 @@ fn apply(
 }
 
 fn apply_pending(target: Option<&str>) -> Result<Vec<StepRow>> {
+    execute::registry_call("apply")?;
     let target = target
         .map(|t| checked_version(Some(t), "target", "apply"))
         .transpose()?;
@@ -315,7 +330,7 @@ fn apply_pending(target: Option<&str>) -> Result<Vec<StepRow>> {
     let chosen = plan::apply(&entries, target, gucs::allow_out_of_order()).map_err(plan_error)?;
     let roles = chosen
         .iter()
-        .map(|&i| execute::executing_role(&all[i]))
+        .map(|&i| execute::executing_role(&all[i], Direction::Up))
         .collect::<Result<Vec<_>>>()?;
 
     let role = current_role_name();
@@ -388,6 +403,7 @@ fn rollback_to(
 }
 
 fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
+    execute::registry_call("rollback")?;
     catalog::lock_registry();
     super::deploy::refuse_while_deploying("rollback")?;
     let all = catalog::load_all(true);
@@ -395,7 +411,7 @@ fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
     let chosen = plan::rollback(&entries, steps, target).map_err(plan_error)?;
     let roles = chosen
         .iter()
-        .map(|&i| execute::executing_role(&all[i]))
+        .map(|&i| execute::executing_role(&all[i], Direction::Down))
         .collect::<Result<Vec<_>>>()?;
     let role = current_role_name();
     let run_id = catalog::next_run_id();
@@ -428,6 +444,7 @@ fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
 #[pg_extern(volatile)]
 fn baseline(version: Option<&str>) -> i32 {
     (|| {
+        execute::registry_call("baseline")?;
         let target = checked_version(version, "version", "baseline")?;
         catalog::lock_registry();
         let all = catalog::load_all(true);
@@ -457,6 +474,7 @@ fn baseline(version: Option<&str>) -> i32 {
 #[pg_extern(volatile)]
 fn resolve(version: Option<&str>, state: Option<&str>) {
     (|| {
+        execute::registry_call("resolve")?;
         let version = checked_version(version, "version", "resolve")?;
         let state = state.ok_or_else(|| null_argument("state", "resolve"))?;
         if state != "applied" && state != "pending" {
@@ -527,6 +545,7 @@ fn validate() -> TableIterator<
         name!(detail, String),
     ),
 > {
+    execute::registry_call("validate").or_raise();
     let all = catalog::load_all(false);
     let mut rows = Vec::new();
     for m in &all {

@@ -8,10 +8,6 @@ use pgrx::spi::SpiClient;
 use super::{checksum, plan, version};
 use crate::pg::security::as_registry_owner;
 
-/// Key of the transaction-scoped advisory lock that serialises registry changes in a database
-/// (the bytes of "migrate" as a number, so it is recognisable in pg_locks).
-pub const REGISTRY_LOCK_KEY: i64 = 0x006d_6967_7261_7465;
-
 /// One row of `migrate.migrations`.
 #[derive(Debug, Clone)]
 pub struct Migration {
@@ -23,11 +19,22 @@ pub struct Migration {
     pub transactional: bool,
     pub requires: Vec<String>,
     pub added_by: String,
+    /// The role that wrote the down script when it was amended after the migration was
+    /// registered (None: the role that registered it).
+    pub down_by: Option<String>,
     pub state: String,
     pub applied_checksum: Option<String>,
 }
 
 impl Migration {
+    /// The role that wrote the script that runs in `direction`; it runs as that role.
+    pub fn author(&self, direction: super::execute::Direction) -> &str {
+        match (direction, &self.down_by) {
+            (super::execute::Direction::Down, Some(by)) => by,
+            _ => &self.added_by,
+        }
+    }
+
     pub fn is_applied(&self) -> bool {
         self.state != "pending"
     }
@@ -49,17 +56,24 @@ fn spi<T>(result: pgrx::spi::Result<T>) -> T {
 
 /// Waits for, then holds until the end of the transaction, the registry lock: concurrent
 /// `apply()`, `add()`, `rollback()` and `baseline()` calls in one database run one at a time.
+/// It is a row lock on `migrate.locks`, which only the extension's own functions can take, so
+/// its holder is always another registry call, never a role squatting a public advisory key.
 pub fn lock_registry() {
+    lock_row("registry")
+}
+
+/// Locks row `name` of `migrate.locks` for the rest of the transaction.
+pub fn lock_row(name: &str) {
     as_registry_owner(|| {
         spi(Spi::run_with_args(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-            &[REGISTRY_LOCK_KEY.into()],
+            "SELECT 1 FROM migrate.locks WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+            &[name.into()],
         ))
     })
 }
 
 const COLUMNS: &str = "version, name, up_sql, down_sql, checksum, transactional, requires, \
-                       added_by::text, state, applied_checksum";
+                       added_by::text, state, applied_checksum, down_by::text";
 
 fn read_rows(client: &mut SpiClient<'_>, sql: &str, params: &[DatumWithOid<'_>]) -> Vec<Migration> {
     let table = spi(client.update(sql, None, params));
@@ -75,6 +89,7 @@ fn read_rows(client: &mut SpiClient<'_>, sql: &str, params: &[DatumWithOid<'_>])
             added_by: spi(row.get::<String>(8)).unwrap_or_default(),
             state: spi(row.get::<String>(9)).unwrap_or_default(),
             applied_checksum: spi(row.get::<String>(10)),
+            down_by: spi(row.get::<String>(11)),
         })
         .collect()
 }
@@ -115,7 +130,7 @@ pub fn upsert(def: &Definition<'_>) {
                name = excluded.name, up_sql = excluded.up_sql, down_sql = excluded.down_sql, \
                checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, \
                transactional = excluded.transactional, requires = excluded.requires, \
-               added_by = excluded.added_by, added_at = pg_catalog.now() \
+               added_by = excluded.added_by, down_by = NULL, added_at = pg_catalog.now() \
              WHERE m.state = 'pending'",
             &[
                 def.version.into(),
@@ -134,11 +149,13 @@ pub fn upsert(def: &Definition<'_>) {
 }
 
 /// Updates the parts of an applied migration that may still change: its name and down script.
-pub fn amend(version: &str, name: Option<&str>, down_sql: Option<&str>) {
+/// `down_by` is the role that wrote a changed down script: from now on it runs as that role.
+pub fn amend(version: &str, name: Option<&str>, down_sql: Option<&str>, down_by: Option<&str>) {
     as_registry_owner(|| {
         spi(Spi::run_with_args(
-            "UPDATE migrate.migrations SET name = $2, down_sql = $3 WHERE version = $1",
-            &[version.into(), name.into(), down_sql.into()],
+            "UPDATE migrate.migrations SET name = $2, down_sql = $3, \
+               down_by = COALESCE($4, down_by) WHERE version = $1",
+            &[version.into(), name.into(), down_sql.into(), down_by.into()],
         ))
     })
 }

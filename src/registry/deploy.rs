@@ -13,8 +13,9 @@
 //!   `deploy()` again resumes: a failed transactional migration left nothing behind, a failed
 //!   non-transactional one resumes at the statement that failed.
 //!
-//! Deploys in one database run one at a time (a session-level advisory lock, waited for
-//! without a snapshot).
+//! Deploys in one database run one at a time: a running deploy holds a session-level advisory
+//! lock on a random key that it records in `migrate.locks` (which only the extension writes),
+//! so no role can squat the key in advance to stall deploys or fake one to refuse `apply()`.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -35,25 +36,34 @@ use crate::pg::{script, xact};
 use crate::worker::api::{nonatomic_call, wait_for_job, JobEnd};
 use crate::worker::{launch, queue};
 
-/// Session-level advisory lock held by a running deploy ("migdepl").
-const DEPLOY_LOCK_KEY: i64 = 0x006d_6967_6465_706c;
+/// The backend running a deploy in this database, if any: the pid recorded in `migrate.locks`,
+/// provided it still holds the key recorded with it.
+fn running_deploy() -> Option<i32> {
+    crate::pg::security::as_registry_owner(|| {
+        Spi::get_one::<i32>(
+            "SELECT k.deploy_pid FROM migrate.locks k \
+             WHERE k.name OPERATOR(pg_catalog.=) 'deploy' AND EXISTS (\
+               SELECT FROM pg_catalog.pg_locks l \
+               WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
+                 AND l.pid OPERATOR(pg_catalog.=) k.deploy_pid \
+                 AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
+                     WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
+                 AND l.classid OPERATOR(pg_catalog.=) ((k.deploy_key OPERATOR(pg_catalog.>>) 32) \
+                     OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid \
+                 AND l.objid OPERATOR(pg_catalog.=) (k.deploy_key OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid \
+                 AND l.objsubid OPERATOR(pg_catalog.=) 1)",
+        )
+        .ok()
+        .flatten()
+    })
+}
 
 /// Refuses a registry change while a deploy runs in another session: it would interleave with
 /// the deploy's steps (which commit one by one) or race its background worker.
 pub fn refuse_while_deploying(what: &str) -> Result<()> {
-    let pid = Spi::get_one_with_args::<i32>(
-        "SELECT l.pid FROM pg_catalog.pg_locks l \
-         WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
-           AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
-               WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
-           AND l.classid OPERATOR(pg_catalog.=) ($1 OPERATOR(pg_catalog.>>) 32)::pg_catalog.oid \
-           AND l.objid OPERATOR(pg_catalog.=) ($1 OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid \
-           AND l.objsubid OPERATOR(pg_catalog.=) 1 \
-           AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() LIMIT 1",
-        &[DEPLOY_LOCK_KEY.into()],
-    )
-    .ok()
-    .flatten();
+    // SAFETY: reads a backend-local variable.
+    let me = unsafe { pg_sys::MyProcPid };
+    let pid = running_deploy().filter(|&pid| pid != me);
     match pid {
         Some(pid) => Err(UserError::new(
             ERRCODE_OBJECT_IN_USE,
@@ -66,11 +76,21 @@ pub fn refuse_while_deploying(what: &str) -> Result<()> {
     }
 }
 
-/// A random number in [0, 1) for backoff jitter.
-pub fn jitter() -> f64 {
+/// 64 random bits (std's per-process random hash keys, mixed with the pid and the time).
+pub fn random_u64() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
+/// A random number in [0, 1) for backoff jitter.
+pub fn jitter() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 crate::v1_function_info!(pg_finfo_migrate_deploy);
@@ -86,6 +106,7 @@ pub unsafe extern "C-unwind" fn migrate_deploy(fcinfo: pg_sys::FunctionCallInfo)
             nonatomic_call(fcinfo),
         )
     };
+    execute::registry_call("deploy").or_raise();
     if let Some(t) = target.as_deref() {
         checked_version(Some(t), "target", "deploy").or_raise();
     }
@@ -106,49 +127,66 @@ pub unsafe extern "C-unwind" fn migrate_deploy(fcinfo: pg_sys::FunctionCallInfo)
             error!("migrate.deploy: SPI_connect_ext failed");
         }
     }
-    take_deploy_lock();
+    let key = take_deploy_lock();
     PgTryBuilder::new(|| deploy(target.as_deref()).or_raise())
-        .finally(release_deploy_lock)
+        .finally(|| release_deploy_lock(key))
         .execute();
     // SAFETY: closes the connection opened above.
     unsafe { pg_sys::SPI_finish() };
     pg_sys::Datum::from(0)
 }
 
-/// Waits (committing between tries, so without a snapshot) until no other deploy runs.
-fn take_deploy_lock() {
+/// Waits (committing between tries, so without a snapshot) until no other deploy runs, then
+/// holds a fresh random advisory key and records it (with this backend's pid) in
+/// `migrate.locks`; returns the key. Starts are serialised by the row lock on 'deploy'.
+fn take_deploy_lock() -> i64 {
     let mut noted = false;
     loop {
+        catalog::lock_row("deploy");
+        if let Some(pid) = running_deploy() {
+            if !noted {
+                pgrx::notice!(
+                    "migrate.deploy: another deploy is running in this database (backend {pid}); waiting for it"
+                );
+                noted = true;
+            }
+            // SAFETY: we hold a non-atomic SPI connection.
+            unsafe { pg_sys::SPI_commit() };
+            xact::sleep(Duration::from_millis(200));
+            continue;
+        }
+        // Nobody can hold a key drawn now; on the rare collision with some other lock, draw again.
+        let key = (random_u64() >> 1) as i64;
         // SAFETY: a direct call of the SQL function, which takes no snapshot.
         let got = unsafe {
             pgrx::direct_function_call::<bool>(
                 pg_sys::pg_try_advisory_lock_int8,
-                &[DEPLOY_LOCK_KEY.into_datum()],
+                &[key.into_datum()],
             )
         }
         .unwrap_or(false);
-        if got {
-            return;
+        if !got {
+            continue;
         }
-        if !noted {
-            pgrx::notice!(
-                "migrate.deploy: another deploy is running in this database; waiting for it"
-            );
-            noted = true;
-        }
-        // SAFETY: we hold a non-atomic SPI connection.
+        crate::pg::security::as_registry_owner(|| {
+            Spi::run_with_args(
+                "UPDATE migrate.locks SET deploy_key = $1, deploy_pid = pg_catalog.pg_backend_pid() \
+                 WHERE name OPERATOR(pg_catalog.=) 'deploy'",
+                &[key.into()],
+            )
+            .unwrap_or_else(|e| error!("migrate.deploy: could not record the deploy: {e}"))
+        });
+        // SAFETY: we hold a non-atomic SPI connection; other sessions now see the deploy.
         unsafe { pg_sys::SPI_commit() };
-        xact::sleep(Duration::from_millis(200));
+        return key;
     }
 }
 
-fn release_deploy_lock() {
+/// Releases the deploy's key (the row keeps it: a key nobody holds means no deploy runs).
+fn release_deploy_lock(key: i64) {
     // SAFETY: a direct call of the SQL function; it only touches the lock table.
     unsafe {
-        pgrx::direct_function_call::<bool>(
-            pg_sys::pg_advisory_unlock_int8,
-            &[DEPLOY_LOCK_KEY.into_datum()],
-        );
+        pgrx::direct_function_call::<bool>(pg_sys::pg_advisory_unlock_int8, &[key.into_datum()]);
     }
 }
 
@@ -162,15 +200,28 @@ fn deploy(target: Option<&str>) -> Result<()> {
         catalog::lock_registry();
         let all = catalog::load_all(true);
         let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
-        let step =
-            plan::deploy_next(&entries, target, gucs::allow_out_of_order()).map_err(plan_error)?;
+        let step = match plan::deploy_next(&entries, target, gucs::allow_out_of_order()) {
+            Ok(step) => step,
+            Err(e) => {
+                let version = e.version().unwrap_or_default().to_string();
+                let e = plan_error(e);
+                record_refusal(&version, run_id, &role, &e);
+                return Err(e);
+            }
+        };
         let Some(step) = step else { break };
         let (index, direction) = match step {
             Step::Up(i) => (i, Direction::Up),
             Step::Down(i) => (i, Direction::Down),
         };
         let m = &all[index];
-        let executor = execute::executing_role(m)?;
+        let executor = match execute::executing_role(m, direction) {
+            Ok(executor) => executor,
+            Err(e) => {
+                record_refusal(&m.version, run_id, &role, &e);
+                return Err(e);
+            }
+        };
         let attempt = match &retries {
             Some((v, n)) if *v == m.version => *n,
             _ => 0,
@@ -308,6 +359,25 @@ fn format_interval(i: &pgrx::datum::Interval) -> String {
     }
 }
 
+/// Appends a refusal that stopped the deploy before its next step ran (action `deploy`) and
+/// commits it, so it survives the error raised next.
+fn record_refusal(version: &str, run_id: i64, role: &str, e: &UserError) {
+    catalog::log_failure(
+        &Event {
+            run_id,
+            version,
+            action: "deploy",
+            started: catalog::clock_now(),
+            role,
+            detail: Some("refused before the step ran"),
+        },
+        &crate::error::sqlstate_text(e.code as i32),
+        &e.message,
+    );
+    // SAFETY: we hold a non-atomic SPI connection.
+    unsafe { pg_sys::SPI_commit() };
+}
+
 /// Appends the failure to the history and commits it, so it survives the error we raise next.
 fn record_failure(m: &Migration, direction: Direction, run_id: i64, role: &str, e: &UserError) {
     let message = match &e.detail {
@@ -342,7 +412,7 @@ fn worker_step(
     let up = direction == Direction::Up;
     let sql = direction.script(m);
     check_no_transaction_control(m, direction, sql)?;
-    check_worker_may_log_in(m, executor)?;
+    check_worker_may_log_in(m, direction, executor)?;
     let started = std::time::Instant::now();
     let job = queue_job(m, up, sql, executor, run_id, role);
     // SAFETY: we hold a non-atomic SPI connection; the commit starts the worker.
@@ -363,6 +433,9 @@ fn worker_step(
         Err(JobEnd::Failed(error)) => error,
         Err(JobEnd::Cancelled) => "the job was cancelled".into(),
         Err(JobEnd::Missing) => "the job disappeared".into(),
+        Err(JobEnd::NoWorker { state }) => format!(
+            "the job is {state} and no worker runs it (SELECT migrate.resume_job({job}) or CALL migrate.deploy() again)"
+        ),
         Err(JobEnd::TimedOut { .. }) => unreachable!("no deadline"),
     };
     let (code, message) = match failed.split_once(": ") {
@@ -383,23 +456,28 @@ fn worker_step(
 
 /// The worker logs in as the migration's role. PostgreSQL 15 lets a background worker log in
 /// only as a role with LOGIN (17 and later can bypass that), so refuse before anything runs.
-fn check_worker_may_log_in(m: &Migration, executor: pg_sys::Oid) -> Result<()> {
+fn check_worker_may_log_in(
+    m: &Migration,
+    direction: Direction,
+    executor: pg_sys::Oid,
+) -> Result<()> {
     #[cfg(feature = "pg15")]
     {
         if !crate::pg::security::can_login(executor) {
+            let author = m.author(direction);
             return Err(UserError::new(
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
-                    "migration {} is non-transactional and its role \"{}\" may not log in",
-                    m.version, m.added_by
+                    "migration {} is non-transactional and its role \"{author}\" may not log in",
+                    m.version
                 ),
             )
             .detail("Its statements run in a background worker that logs in as that role; on PostgreSQL 15 a worker may only log in as a role with LOGIN.")
-            .hint(format!("ALTER ROLE \"{}\" LOGIN, or register the migration as a role with LOGIN.", m.added_by)));
+            .hint(format!("ALTER ROLE \"{author}\" LOGIN, or register the migration as a role with LOGIN.")));
         }
     }
     #[cfg(not(feature = "pg15"))]
-    let _ = (m, executor);
+    let _ = (m, direction, executor);
     Ok(())
 }
 
@@ -490,7 +568,7 @@ fn queue_job(
         statements_done: skip as i64,
         search_path: &search_path,
         owner: executor,
-        owner_name: &m.added_by,
+        owner_name: m.author(if up { Direction::Up } else { Direction::Down }),
         run_id,
         requested_by: role,
         lock_timeout_ms: gucs::lock_timeout_ms(),

@@ -169,13 +169,14 @@ fn plan(
     ),
 > {
     let rows = (|| {
+        execute::registry_call("plan")?;
         let target = target
             .map(|t| checked_version(Some(t), "target", "plan"))
             .transpose()?;
         let (all, path) = steps(target)?;
         let roles = path
             .iter()
-            .map(|&(i, _)| execute::executing_role(&all[i]))
+            .map(|&(i, direction)| execute::executing_role(&all[i], direction))
             .collect::<Result<Vec<_>>>()?;
         let mut rows: Vec<PlanRow> = Vec::new();
         // The dry run's own failures (a cancel, a catalog query) are raised, never mistaken
@@ -214,69 +215,86 @@ fn plan_step(
     for (rule, reason) in crate::registry::options::allow_directives(sql) {
         guard::state::allow(&rule, &reason, true);
     }
-    let mut ok = true;
-    for (n, statement) in statements.iter().enumerate() {
-        let text = statement.text[script::first_token(&statement.text)..]
-            .trim_end()
-            .to_string();
-        let number = n as i32 + 1;
-        if !m.transactional {
-            rows.push(analyse_only(m, label, number, &text));
-            continue;
-        }
-        let before = observe();
-        let started = Instant::now();
-        let (result, findings) = guard::state::collect_findings(|| {
-            subxact::run(|| security::run_as(role, || script::run(&statement.text)))
-        });
-        let ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-        if let Err(caught) = result {
-            let caught = reraise_cancel(caught);
-            let mut row = error_row(m, label, number, &text, &caught);
-            row.8 = findings;
-            row.9 = Some(ms);
-            rows.push(row);
-            ok = false;
-            break;
-        }
-        let after = observe();
-        let mut strongest: HashMap<String, (u8, &'static str)> = HashMap::new();
-        for (oid, name, mode) in after.locks.difference(&before.locks) {
-            // Relations the statement created are nobody else's concern.
-            if !before.files.contains_key(oid) && !before.locks.iter().any(|l| l.0 == *oid) {
+    let what = format!("the {label} script of migration {}", m.version);
+    let mut walk = || {
+        let mut ok = true;
+        for (n, statement) in statements.iter().enumerate() {
+            let text = statement.text[script::first_token(&statement.text)..]
+                .trim_end()
+                .to_string();
+            let number = n as i32 + 1;
+            if !m.transactional {
+                rows.push(analyse_only(m, label, number, &text));
                 continue;
             }
-            let rank = lock_mode_name(mode);
-            let entry = strongest.entry(name.clone()).or_insert(rank);
-            if rank.0 > entry.0 {
-                *entry = rank;
+            let before = observe();
+            let started = Instant::now();
+            let (result, findings) =
+                guard::state::collect_findings(|| subxact::run(|| script::run(&statement.text)));
+            let ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+            if let Err(caught) = result {
+                let caught = reraise_cancel(caught);
+                let mut row = error_row(m, label, number, &text, &caught);
+                row.8 = findings;
+                row.9 = Some(ms);
+                rows.push(row);
+                ok = false;
+                break;
+            }
+            let after = observe();
+            let mut strongest: HashMap<String, (u8, &'static str)> = HashMap::new();
+            for (oid, name, mode) in after.locks.difference(&before.locks) {
+                // Relations the statement created are nobody else's concern.
+                if !before.files.contains_key(oid) && !before.locks.iter().any(|l| l.0 == *oid) {
+                    continue;
+                }
+                let rank = lock_mode_name(mode);
+                let entry = strongest.entry(name.clone()).or_insert(rank);
+                if rank.0 > entry.0 {
+                    *entry = rank;
+                }
+            }
+            let mut locks: Vec<String> = strongest
+                .into_iter()
+                .map(|(name, (_, mode))| format!("{name}: {mode}"))
+                .collect();
+            locks.sort();
+            let rewrites: Vec<String> = before
+                .files
+                .iter()
+                .filter(|(oid, (_, file))| after.files.get(oid).is_some_and(|(_, f)| f != file))
+                .map(|(_, (name, _))| name.clone())
+                .collect();
+            rows.push((
+                m.version.clone(),
+                label.into(),
+                number,
+                text,
+                true,
+                locks,
+                rewrites,
+                Some(after.scanned - before.scanned),
+                findings,
+                Some(ms),
+                None,
+            ));
+        }
+        ok
+    };
+    let ok = if m.transactional {
+        // As the script's author, isolated like a real step (settings, deferred triggers,
+        // objects left in the session); a refusal of the isolation itself is the step's row.
+        let _nested = execute::NestedStep::enter();
+        match subxact::run(|| security::run_isolated(role, &what, &mut walk)) {
+            Ok(ok) => ok,
+            Err(caught) => {
+                rows.push(error_row(m, label, 0, sql, &reraise_cancel(caught)));
+                false
             }
         }
-        let mut locks: Vec<String> = strongest
-            .into_iter()
-            .map(|(name, (_, mode))| format!("{name}: {mode}"))
-            .collect();
-        locks.sort();
-        let rewrites: Vec<String> = before
-            .files
-            .iter()
-            .filter(|(oid, (_, file))| after.files.get(oid).is_some_and(|(_, f)| f != file))
-            .map(|(_, (name, _))| name.clone())
-            .collect();
-        rows.push((
-            m.version.clone(),
-            label.into(),
-            number,
-            text,
-            true,
-            locks,
-            rewrites,
-            Some(after.scanned - before.scanned),
-            findings,
-            Some(ms),
-            None,
-        ));
-    }
+    } else {
+        walk()
+    };
     guard::state::end_migration_scope();
     script::clear_current_statement();
     ok
@@ -323,7 +341,7 @@ fn analyse_only(m: &Migration, label: &str, number: i32, text: &str) -> PlanRow 
     let analysed = subxact::run(|| {
         let tree = *script::parse_trees(text).first()?;
         // SAFETY: a raw parse tree built just now, in this memory context.
-        let statement = unsafe { facts::analyse(tree) };
+        let statement = security::restricted(|| unsafe { facts::analyse(tree) });
         let mut findings = Vec::new();
         for fact in &statement.facts {
             for f in rules::evaluate(&fact.action, &fact.table, min_rows) {
@@ -491,6 +509,7 @@ fn verify(
     ),
 > {
     let rows = (|| {
+        execute::registry_call("verify")?;
         let wanted = version
             .map(|v| checked_version(Some(v), "version", "verify"))
             .transpose()?;
@@ -550,7 +569,7 @@ fn verify_one(m: &Migration) -> (Vec<VerifyRow>, bool) {
             detail,
         )
     };
-    let role = match execute::executing_role(m) {
+    let role = match execute::executing_role(m, Direction::Up) {
         Ok(r) => r,
         Err(e) => return (vec![row(false, "cannot run", Some(e.message))], false),
     };
@@ -574,11 +593,19 @@ fn verify_one(m: &Migration) -> (Vec<VerifyRow>, bool) {
             up(m, role).is_ok(),
         );
     };
+    let down_role = match execute::executing_role(m, Direction::Down) {
+        Ok(r) => r,
+        Err(e) => return (vec![row(false, "cannot run", Some(e.message))], false),
+    };
     let before = fingerprint();
     if let Err(e) = up(m, role) {
         return (vec![row(false, "up failed", Some(e))], false);
     }
-    if let Err(e) = run(down, role) {
+    if let Err(e) = run(
+        down,
+        down_role,
+        &format!("the down script of migration {}", m.version),
+    ) {
         return (vec![row(false, "down failed", Some(e))], false);
     }
     let after = fingerprint();
@@ -604,16 +631,22 @@ fn verify_one(m: &Migration) -> (Vec<VerifyRow>, bool) {
 }
 
 fn up(m: &Migration, role: pg_sys::Oid) -> std::result::Result<(), String> {
-    run(&m.up_sql, role)
+    run(
+        &m.up_sql,
+        role,
+        &format!("the up script of migration {}", m.version),
+    )
 }
 
-/// Runs a script as `role` with the guard in dry-run mode; the error as text.
-fn run(sql: &str, role: pg_sys::Oid) -> std::result::Result<(), String> {
+/// Runs a script as `role` (isolated like a real step) with the guard in dry-run mode; the
+/// error as text.
+fn run(sql: &str, role: pg_sys::Oid, what: &str) -> std::result::Result<(), String> {
     for (rule, reason) in crate::registry::options::allow_directives(sql) {
         guard::state::allow(&rule, &reason, true);
     }
+    let _nested = execute::NestedStep::enter();
     let (result, _) = guard::state::collect_findings(|| {
-        subxact::run(|| security::run_as(role, || script::run(sql)))
+        subxact::run(|| security::run_isolated(role, what, || script::run(sql)))
     });
     guard::state::end_migration_scope();
     script::clear_current_statement();

@@ -40,19 +40,22 @@ impl Direction {
     }
 }
 
-/// The role a migration's SQL runs as: the role that registered it, so the SQL never gets more
-/// privilege than its author had. The caller must have that role's privileges, so applying
-/// never gives the SQL more privilege than the caller either.
-pub fn executing_role(m: &Migration) -> Result<pg_sys::Oid, UserError> {
-    let author = security::role_oid(&m.added_by).ok_or_else(|| {
+/// The role a migration's script runs as: the role that wrote that script (the up script's is
+/// the role that registered the migration; a down script amended later is its amender's), so
+/// the SQL never gets more privilege than its author had. The caller must have that role's
+/// privileges, so applying never gives the SQL more privilege than the caller either.
+pub fn executing_role(m: &Migration, direction: Direction) -> Result<pg_sys::Oid, UserError> {
+    let author_name = m.author(direction);
+    let author = security::role_oid(author_name).ok_or_else(|| {
         UserError::new(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!(
-                "migration {} was registered by role \"{}\", which no longer exists",
-                m.version, m.added_by
+                "the {} script of migration {} was written by role \"{author_name}\", which no longer exists",
+                direction.label(),
+                m.version
             ),
         )
-        .hint("Register the migration again with migrate.add() as an existing role.")
+        .hint("Register the script again with migrate.add() as an existing role.")
     })?;
     let caller = security::current_user();
     if !security::has_privileges_of(caller, author) {
@@ -60,17 +63,16 @@ pub fn executing_role(m: &Migration) -> Result<pg_sys::Oid, UserError> {
         return Err(UserError::new(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
-                "permission denied to run migration {} as role \"{}\"",
-                m.version, m.added_by
+                "permission denied to run the {} script of migration {} as role \"{author_name}\"",
+                direction.label(),
+                m.version
             ),
         )
         .detail(format!(
-            "Migration SQL runs as the role that registered it; \"{caller_name}\" does not have the privileges of \"{}\".",
-            m.added_by
+            "Migration SQL runs as the role that wrote it; \"{caller_name}\" does not have the privileges of \"{author_name}\"."
         ))
         .hint(format!(
-            "Run it as \"{}\" (or a member of it), or register it again as \"{caller_name}\".",
-            m.added_by
+            "Run it as \"{author_name}\" (or a member of it), or register it again as \"{caller_name}\"."
         )));
     }
     Ok(author)
@@ -89,14 +91,67 @@ pub fn run_step<R>(
     for (rule, reason) in options::allow_directives(sql) {
         guard::state::allow(&rule, &reason, true);
     }
+    let what = format!(
+        "the {} script of migration {}",
+        direction.label(),
+        m.version
+    );
     let result = subxact::run(|| {
-        security::run_as(role, || script::run(sql));
+        let _nested = NestedStep::enter();
+        security::run_isolated(role, &what, || script::run(sql));
+        drop(_nested);
         bookkeeping()
     })
     .map_err(|caught| describe_failure(m, direction, sql, caught));
     guard::state::end_migration_scope();
     script::clear_current_statement();
     result
+}
+
+thread_local! {
+    /// True while a migration script runs: registry calls from inside one are refused.
+    static IN_STEP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks a migration script as running for as long as it lives (also when an error unwinds).
+pub struct NestedStep(bool);
+
+impl NestedStep {
+    pub fn enter() -> Self {
+        NestedStep(IN_STEP.replace(true))
+    }
+}
+
+impl Drop for NestedStep {
+    fn drop(&mut self) {
+        IN_STEP.set(self.0);
+    }
+}
+
+/// The checks every registry call makes first: the caller is a superuser or a member of
+/// migrate_admin (EXECUTE is granted to PUBLIC so that everyone else gets this error, with its
+/// hint, rather than PostgreSQL's bare "permission denied for function"), and the call is not
+/// made by a migration script (`SELECT migrate.apply()` as a migration would run inside the
+/// step that is recording itself, and recurse).
+pub fn registry_call(function: &str) -> Result<(), UserError> {
+    if !security::is_migrate_admin() {
+        return Err(UserError::new(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied for migrate.{function}(): role \"{}\" is not a member of migrate_admin",
+                security::role_name(security::current_user()).unwrap_or_default()
+            ),
+        )
+        .hint("Running migrations needs superuser or membership in migrate_admin: GRANT migrate_admin TO the deploying role."));
+    }
+    if IN_STEP.get() {
+        return Err(UserError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+            format!("migrate.{function}() cannot be called from a migration script"),
+        )
+        .hint("A migration runs inside apply(), rollback(), deploy(), plan() or verify(); call registry functions from the client instead."));
+    }
+    Ok(())
 }
 
 /// Checks that a migration script parses and that its `-- migrate:allow` lines name real
@@ -179,7 +234,10 @@ fn describe_failure(
     }
     details.extend(detail);
     let hint = hint.unwrap_or_else(|| {
-        if code == PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION {
+        if code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
+            "The migration was cancelled (a cancel request or statement_timeout) and nothing of it remains; run it again, with a longer statement_timeout if it needs one."
+                .into()
+        } else if code == PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION {
             "This statement cannot run inside a transaction: move it to its own migration marked \
              -- migrate:no-transaction and run it with CALL migrate.deploy()."
                 .into()

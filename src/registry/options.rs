@@ -52,9 +52,112 @@ pub const NO_TRANSACTION_DIRECTIVE: &str = "-- migrate:no-transaction";
 /// The prefix of a line that permits one guard rule for the migration.
 pub const ALLOW_DIRECTIVE: &str = "-- migrate:allow";
 
+/// The `--` comments of a script that stand on a line of their own (only whitespace before
+/// them), as the server's lexer sees them with `standard_conforming_strings = on`: text inside
+/// string literals (`'...'`, `E'...'` with backslash escapes), dollar quotes (`$tag$...$tag$`),
+/// quoted identifiers and block comments (which nest) is not a comment, so a directive cannot
+/// be smuggled in through data.
+pub fn line_comments(sql: &str) -> Vec<&str> {
+    let b = sql.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+    let mut out = Vec::new();
+    let mut line_blank = true;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\n' => {
+                line_blank = true;
+                i += 1;
+                continue;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                let end = sql[i..].find('\n').map_or(b.len(), |n| i + n);
+                if line_blank {
+                    out.push(sql[i..end].trim_end());
+                }
+                i = end;
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 1;
+                i += 2;
+                while i < b.len() && depth > 0 {
+                    if b[i..].starts_with(b"/*") {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i..].starts_with(b"*/") {
+                        depth -= 1;
+                        i += 2;
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'\'' => {
+                let escapes =
+                    i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !ident(b[i - 2]));
+                i += 1;
+                while i < b.len() {
+                    if escapes && b[i] == b'\\' {
+                        i += 2;
+                    } else if b[i] == b'\'' {
+                        if b.get(i + 1) == Some(&b'\'') {
+                            i += 2;
+                        } else {
+                            i += 1;
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() {
+                    if b[i] == b'"' {
+                        if b.get(i + 1) == Some(&b'"') {
+                            i += 2;
+                        } else {
+                            i += 1;
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'$' if i == 0 || !ident(b[i - 1]) => {
+                // $tag$ with a tag that does not start with a digit ($1 is a parameter).
+                let tag_end = sql[i + 1..]
+                    .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+                    .map(|n| i + 1 + n);
+                match tag_end {
+                    Some(t)
+                        if b[t] == b'$' && !b.get(i + 1).is_some_and(|d| d.is_ascii_digit()) =>
+                    {
+                        let tag = &sql[i..=t];
+                        i = sql[t + 1..]
+                            .find(tag)
+                            .map_or(b.len(), |n| t + 1 + n + tag.len());
+                    }
+                    _ => i += 1,
+                }
+            }
+            _ => i += 1,
+        }
+        if !c.is_ascii_whitespace() {
+            line_blank = false;
+        }
+    }
+    out
+}
+
 /// `(rule, reason)` of every `-- migrate:allow RULE reason` line.
 pub fn allow_directives(sql: &str) -> Vec<(String, String)> {
-    sql.lines()
+    line_comments(sql)
+        .into_iter()
         .filter_map(|line| line.trim().strip_prefix(ALLOW_DIRECTIVE))
         .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
         .map(|rest| {
@@ -67,7 +170,8 @@ pub fn allow_directives(sql: &str) -> Vec<(String, String)> {
 
 /// True when the script has `-- migrate:no-transaction` on a line of its own.
 pub fn has_no_transaction_directive(sql: &str) -> bool {
-    sql.lines()
+    line_comments(sql)
+        .into_iter()
         .any(|line| line.trim() == NO_TRANSACTION_DIRECTIVE)
 }
 
@@ -100,7 +204,11 @@ pub fn parse(options: &Value, up_sql: &str) -> Result<Options, OptionsProblem> {
                         expected: "an array of version strings",
                     })?;
                     version::check(v).map_err(|_| OptionsProblem::BadRequirement(v.to_string()))?;
-                    if !requires.iter().any(|r: &String| r == v) {
+                    // 01 and 1 are one version: keep the first spelling only.
+                    if !requires
+                        .iter()
+                        .any(|r: &String| version::compare(r, v).is_eq())
+                    {
                         requires.push(v.to_string());
                     }
                 }
@@ -187,8 +295,36 @@ mod tests {
 
     #[test]
     fn requires() {
-        let o = parse(&json!({"requires": ["1", "2", "1"]}), "SELECT 1").unwrap();
+        let o = parse(&json!({"requires": ["1", "2", "1", "01"]}), "SELECT 1").unwrap();
         assert_eq!(o.requires, vec!["1", "2"]);
+    }
+
+    #[test]
+    fn directives_only_in_real_comments() {
+        let hidden = [
+            "SELECT '\n-- migrate:no-transaction\n'",
+            "SELECT E'it\\'s\n-- migrate:no-transaction\n'",
+            "SELECT $$\n-- migrate:no-transaction\n$$",
+            "SELECT $x$\n-- migrate:no-transaction\n$x$",
+            "SELECT 1 AS \"\n-- migrate:no-transaction\n\"",
+            "/* a /* nested */\n-- migrate:no-transaction\n */ SELECT 1",
+            "SELECT 1 -- migrate:no-transaction",
+        ];
+        for sql in hidden {
+            assert!(!has_no_transaction_directive(sql), "{sql:?}");
+        }
+        let real = [
+            "-- migrate:no-transaction\nVACUUM t",
+            "SELECT 'a''b';\n  -- migrate:no-transaction\nVACUUM t",
+            "SELECT $$x$$;\n-- migrate:no-transaction",
+            "SELECT a$b$ FROM t;\n-- migrate:no-transaction",
+            "SELECT $1;\n-- migrate:no-transaction",
+            "SELECT 'it''s' -- c\n-- migrate:no-transaction",
+        ];
+        for sql in real {
+            assert!(has_no_transaction_directive(sql), "{sql:?}");
+        }
+        assert!(allow_directives("SELECT $$\n-- migrate:allow set_not_null x\n$$").is_empty());
     }
 
     #[test]

@@ -52,6 +52,24 @@ pub enum PlanError {
     },
 }
 
+impl PlanError {
+    /// The migration the error is about, if it names one.
+    pub fn version(&self) -> Option<&str> {
+        use PlanError::*;
+        match self {
+            UnknownTarget(v) => Some(v),
+            OutOfOrder { version, .. }
+            | NonTransactional { version }
+            | MissingRequirement { version, .. }
+            | RequirementNotReady { version, .. }
+            | Irreversible { version }
+            | StillRequired { version, .. }
+            | AlreadyApplied { version } => Some(version),
+            TooManySteps { .. } => None,
+        }
+    }
+}
+
 /// Sorts entries in natural version order.
 pub fn sort(entries: &mut [Entry]) {
     entries.sort_by(|a, b| version::compare(&a.version, &b.version));

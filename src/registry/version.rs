@@ -15,6 +15,8 @@ pub enum VersionProblem {
     Empty,
     TooLong,
     BadCharacter(char),
+    /// Only separators (`.`, `_`, `-`): nothing to order by.
+    NoLetterOrDigit,
 }
 
 /// Versions are made of ASCII letters, digits, `.`, `_` and `-`: safe in file names, URLs and
@@ -31,6 +33,9 @@ pub fn check(version: &str) -> Result<(), VersionProblem> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         Some(c) => Err(VersionProblem::BadCharacter(c)),
+        None if !version.chars().any(|c| c.is_ascii_alphanumeric()) => {
+            Err(VersionProblem::NoLetterOrDigit)
+        }
         None => Ok(()),
     }
 }
@@ -202,6 +207,9 @@ mod tests {
         assert_eq!(check("1 2"), Err(VersionProblem::BadCharacter(' ')));
         assert_eq!(check("1;drop"), Err(VersionProblem::BadCharacter(';')));
         assert_eq!(check(&"1".repeat(201)), Err(VersionProblem::TooLong));
+        for v in [".", "-", "_", "._-"] {
+            assert_eq!(check(v), Err(VersionProblem::NoLetterOrDigit));
+        }
         assert!(check("2024-01-02_add_users.v2").is_ok());
     }
 }

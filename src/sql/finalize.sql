@@ -49,3 +49,12 @@ GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interv
     TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval) TO PUBLIC;
 GRANT SELECT ON migrate.jobs TO PUBLIC;
+-- The registry API checks migrate_admin itself (src/registry/execute.rs), so that a role
+-- without it gets an error that says what to grant.
+GRANT EXECUTE ON FUNCTION migrate.add(text, text, text, text, jsonb), migrate.apply(text),
+    migrate.rollback(integer), migrate.rollback_to(text), migrate.baseline(text),
+    migrate.resolve(text, text), migrate.validate(), migrate.plan(text), migrate.verify(text),
+    migrate.allow(text, text)
+    TO PUBLIC;
+GRANT EXECUTE ON PROCEDURE migrate.deploy(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.worker_processes() TO PUBLIC;

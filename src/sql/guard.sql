@@ -22,18 +22,19 @@ COMMENT ON TABLE migrate.guard_log IS
 SELECT pg_catalog.pg_extension_config_dump('migrate.guard_log', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.guard_log_id_seq', '');
 
--- SECURITY DEFINER so the guard works the same for every role, but deliberately without a
--- SET search_path clause: the trigger must resolve the DDL's table, type and function names
--- exactly as the DDL itself will, with the session's search_path. It only looks names up (no
--- user code runs), and every SQL statement it runs itself is schema-qualified or runs with
--- search_path = pg_catalog, pg_temp (src/pg/security.rs). pg_test/sql/guard_security.sql
--- plants hostile objects to prove it.
+-- Deliberately not SECURITY DEFINER: the guard runs as the user whose statement fired it, so it
+-- resolves table, type and function names exactly as that statement will (a definer would see
+-- schemas the user cannot use) and analyses expressions (which can run type input functions
+-- and domain CHECKs) with no privilege the statement does not have, inside a security-
+-- restricted operation (src/pg/security.rs). Its writes to migrate.guard_log switch to the
+-- registry owner with search_path = pg_catalog, pg_temp. pg_test/sql/guard_security.sql and
+-- adversarial.sql plant hostile objects to prove it.
 CREATE FUNCTION migrate.guard_ddl_start() RETURNS event_trigger
-    LANGUAGE c SECURITY DEFINER
+    LANGUAGE c
     AS 'MODULE_PATHNAME', 'migrate_guard_ddl_start';
 CREATE FUNCTION migrate.guard_ddl_end() RETURNS event_trigger
-    LANGUAGE c SECURITY DEFINER
+    LANGUAGE c
     AS 'MODULE_PATHNAME', 'migrate_guard_ddl_end';
 CREATE FUNCTION migrate.guard_table_rewrite() RETURNS event_trigger
-    LANGUAGE c SECURITY DEFINER
+    LANGUAGE c
     AS 'MODULE_PATHNAME', 'migrate_guard_table_rewrite';

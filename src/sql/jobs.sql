@@ -87,10 +87,27 @@ COMMENT ON TABLE migrate.job_ranges IS
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_ranges', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_range_id_seq', '');
 
+-- The extension's own job workers in this database. Advisory-lock keys are public, so a lock
+-- only counts when one of these processes holds it: any role can take (0x6d6a6f62, 7), but no
+-- SQL can make its backend a 'migrate job worker'. SECURITY DEFINER because backend_type is
+-- only shown for one's own sessions; it evaluates nothing user-defined.
+CREATE FUNCTION migrate.worker_processes() RETURNS SETOF integer
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT a.pid FROM pg_catalog.pg_stat_activity a
+    WHERE a.backend_type OPERATOR(pg_catalog.=) 'migrate job worker'
+      AND a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+END;
+COMMENT ON FUNCTION migrate.worker_processes() IS
+    'Internal: process ids of the migrate job workers connected to this database.';
+
 -- A live worker holds the advisory lock (0x6d6a6f62, job id) while it runs a job: that is how
--- the view tells a running job from an interrupted one.
+-- the view tells a running job from an interrupted one. Keys, checkpoints (last_key), errors
+-- (their DETAIL can quote row values) and notes (a deploy step's SQL) are shown only to the
+-- job's owner, roles with its privileges, and migrate_admin.
 CREATE VIEW migrate.jobs AS
--- Advisory locks (two-key form) held in this database: a job's leader holds (0x6d6a6f62, job id).
+-- Advisory locks (two-key form) held in this database by the extension's own workers: a
+-- job's leader holds (0x6d6a6f62, job id).
 WITH held AS (
     SELECT l.classid, l.objid, l.pid
     FROM pg_catalog.pg_locks l
@@ -99,6 +116,7 @@ WITH held AS (
       AND l.database OPERATOR(pg_catalog.=)
           (SELECT d.oid FROM pg_catalog.pg_database d
            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+      AND l.pid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT migrate.worker_processes()))
 )
 SELECT j.id,
        j.kind,
@@ -125,27 +143,31 @@ SELECT j.id,
        j.batches,
        j.workers,
        COALESCE(aw.n, 0) AS active_workers,
-       j.last_key,
+       CASE WHEN v.visible THEN j.last_key END AS last_key,
        CASE WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'running'
             THEN 'interrupted: no worker is running this job; it resumes with migrate.resume_job('
                  OPERATOR(pg_catalog.||) j.id OPERATOR(pg_catalog.||)
                  ') or at server start when migrate is in shared_preload_libraries'
             WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'queued'
-            THEN 'waiting for a worker (migrate.max_job_workers)'
-            ELSE j.note
+            THEN COALESCE(CASE WHEN v.visible THEN j.note END,
+                          'waiting for a worker (migrate.max_job_workers)')
+            WHEN v.visible THEN j.note
        END AS note,
-       CASE WHEN j.error_sqlstate IS NOT NULL
+       CASE WHEN j.error_sqlstate IS NOT NULL AND v.visible
             THEN j.error_sqlstate OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) j.error_message
+            WHEN j.error_sqlstate IS NOT NULL THEN j.error_sqlstate
        END AS error,
        j.owner_name AS owner,
        w.pid AS worker_pid,
-       CASE WHEN pg_catalog.pg_has_role(j.owner_oid, 'USAGE') THEN j.set_sql END AS set_sql,
-       CASE WHEN pg_catalog.pg_has_role(j.owner_oid, 'USAGE') THEN j.where_sql END AS where_sql,
+       CASE WHEN v.visible THEN j.set_sql END AS set_sql,
+       CASE WHEN v.visible THEN j.where_sql END AS where_sql,
        j.created_at,
        j.started_at,
        j.updated_at,
        j.finished_at
 FROM migrate.job_queue j
+CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
+                           OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v
 LEFT JOIN held w
        ON w.classid OPERATOR(pg_catalog.=) 1835691874::oid
       AND w.objid OPERATOR(pg_catalog.=) j.id::oid

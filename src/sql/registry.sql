@@ -13,6 +13,37 @@ BEGIN
 END
 $do$;
 
+-- The extension needs a schema of its own: a pre-existing migrate schema owned by an ordinary
+-- role would let that role drop, rename or shadow what the workers trust.
+DO $do$
+BEGIN
+    IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+        RAISE EXCEPTION 'migrate needs a UTF8 database, not %', pg_catalog.getdatabaseencoding()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Create the database with ENCODING ''UTF8'' (scripts, names and keys are handled as UTF-8 text).';
+    END IF;
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_namespace n
+            JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+            WHERE n.nspname OPERATOR(pg_catalog.=) 'migrate') THEN
+        RAISE EXCEPTION 'schema migrate exists and is owned by a role that is not a superuser'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Drop or rename that schema (or give it to a superuser) before CREATE EXTENSION migrate.';
+    END IF;
+END
+$do$;
+
+-- Locks only the extension's own functions can take: a row lock needs UPDATE on the table,
+-- which nobody but its owner has (advisory-lock keys, by contrast, are public: any role could
+-- take them and stall us). 'registry' serialises registry changes, 'slots' the count of job
+-- workers; 'deploy' records the random advisory key the running deploy holds.
+CREATE TABLE migrate.locks (
+    name       text PRIMARY KEY,
+    deploy_key bigint,
+    deploy_pid integer
+);
+COMMENT ON TABLE migrate.locks IS 'Internal: locks only the extension itself can take.';
+INSERT INTO migrate.locks (name) VALUES ('registry'), ('deploy'), ('slots');
+
 CREATE SEQUENCE migrate.run_id_seq;
 CREATE SEQUENCE migrate.event_id_seq;
 
@@ -29,6 +60,9 @@ CREATE TABLE migrate.migrations (
     requires           text[] NOT NULL DEFAULT '{}',
     added_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
     added_by           name NOT NULL,
+    -- the role that amended the down script after registration (NULL: added_by); the down
+    -- script runs as the role that wrote it
+    down_by            name,
     state              text NOT NULL DEFAULT 'pending'
         CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'applied', 'baselined'])),
     applied_at         timestamptz,

@@ -17,6 +17,9 @@ use crate::gucs;
 use crate::pg::security::{current_user, has_privileges_of, role_name, role_oid};
 use crate::v1_function_info;
 
+/// The longest pause between batches: longer is a paused job, which pause_job() does.
+const MAX_PAUSE_MS: f64 = 3_600_000.0;
+
 /// Milliseconds in an interval (months count as 30 days, as PostgreSQL's own arithmetic does).
 fn interval_ms(i: &Interval) -> f64 {
     let days = f64::from(i.months()) * 30.0 + f64::from(i.days());
@@ -81,12 +84,12 @@ fn queue_backfill(
         .hint("Pass fewer workers, or have a superuser raise migrate.max_job_workers."));
     }
     let pause_ms = pause.as_ref().map(interval_ms).unwrap_or(0.0);
-    if pause_ms < 0.0 {
+    if !(0.0..=MAX_PAUSE_MS).contains(&pause_ms) {
         return Err(UserError::new(
             ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("migrate.backfill: pause for {table} must not be negative"),
+            format!("migrate.backfill: pause for {table} must be between 0 and 1 hour"),
         )
-        .hint("Pass a pause such as '50 ms', or NULL for none."));
+        .hint("Pass a pause such as '50 ms', or NULL for none; pause the job with migrate.pause_job() to stop it for longer."));
     }
     let where_sql = where_sql.filter(|w| !w.trim().is_empty());
     let owner = current_user();
@@ -179,9 +182,13 @@ fn check_statement(
     };
     let explain = format!("EXPLAIN (COSTS OFF) {sql}");
     let none: Option<Vec<String>> = None;
+    // Lexed as the worker will lex it (see security::SQL_DIALECT), as one statement.
     crate::pg::subxact::run(|| {
-        Spi::run_with_args(&explain, &[none.clone().into(), none.clone().into()])
-            .unwrap_or_else(|e| error!("{e}"))
+        crate::pg::security::with_own_settings(crate::pg::security::SQL_DIALECT, || {
+            crate::pg::script::ensure_single_statement(&sql);
+            Spi::run_with_args(&explain, &[none.clone().into(), none.clone().into()])
+                .unwrap_or_else(|e| error!("{e}"))
+        })
     })
     .map_err(|caught| {
         let (code, message, detail, hint) = crate::error::caught_parts(&caught);
@@ -233,6 +240,16 @@ fn job_for_control(id: i64, what: &str) -> Result<Job> {
     Ok(job)
 }
 
+fn job_id(id: Option<i64>, what: &str) -> Result<i64> {
+    id.ok_or_else(|| {
+        UserError::new(
+            ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("migrate.{what}: job id must not be NULL"),
+        )
+        .hint("Pass a job id from migrate.jobs.")
+    })
+}
+
 fn wrong_state(id: i64, what: &str, state: &str, hint: &str) -> UserError {
     UserError::new(
         ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -243,7 +260,8 @@ fn wrong_state(id: i64, what: &str, state: &str, hint: &str) -> UserError {
 
 /// Pauses a queued or running job after its current batch (which commits).
 #[pg_extern]
-fn pause_job(id: i64) {
+fn pause_job(id: Option<i64>) {
+    let id = job_id(id, "pause_job").or_raise();
     let job = job_for_control(id, "pause_job").or_raise();
     match job.state.as_str() {
         QUEUED | RUNNING => queue::set_state(id, PAUSED, None),
@@ -261,7 +279,8 @@ fn pause_job(id: i64) {
 /// Resumes a paused, failed or interrupted job from its last checkpoint; its worker starts when
 /// the caller commits.
 #[pg_extern]
-fn resume_job(id: i64) {
+fn resume_job(id: Option<i64>) {
+    let id = job_id(id, "resume_job").or_raise();
     let job = job_for_control(id, "resume_job").or_raise();
     match job.state.as_str() {
         RUNNING | QUEUED if queue::has_worker(id) => wrong_state(
@@ -272,9 +291,21 @@ fn resume_job(id: i64) {
         )
         .raise(),
         PAUSED | FAILED | RUNNING | QUEUED => {
-            // A failed job's owner must still qualify; the worker checks again before each batch.
-            let table = job.table_name.clone();
-            check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+            // A failed job's role must still qualify; the worker checks again before it runs.
+            if job.migration.is_some() {
+                launch::login_role(id)
+                    .map_err(|why| {
+                        UserError::new(
+                            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            format!("migrate.resume_job: job {id} cannot run: {why}"),
+                        )
+                        .hint("CALL migrate.deploy() again: it queues the migration's registered script.")
+                    })
+                    .or_raise();
+            } else {
+                let table = job.table_name.clone();
+                check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+            }
             queue::set_state(id, QUEUED, None);
             launch::start_at_commit(id);
         }
@@ -290,7 +321,8 @@ fn resume_job(id: i64) {
 
 /// Cancels a job: it stops after its current batch. Rows already updated stay updated.
 #[pg_extern]
-fn cancel_job(id: i64) {
+fn cancel_job(id: Option<i64>) {
+    let id = job_id(id, "cancel_job").or_raise();
     let job = job_for_control(id, "cancel_job").or_raise();
     match job.state.as_str() {
         QUEUED | RUNNING | PAUSED | FAILED => queue::set_state(id, CANCELLED, None),
@@ -371,6 +403,13 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
             ERRCODE_QUERY_CANCELED,
             format!("migrate.wait_job: job {id} was cancelled"),
         )
+        .hint("Rows it updated before it was cancelled stay updated; queue a new backfill to finish the rest.")
+        .raise(),
+        Err(JobEnd::NoWorker { state }) => UserError::new(
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("migrate.wait_job: job {id} is {state} and no worker runs it"),
+        )
+        .hint(format!("SELECT migrate.resume_job({id}) to start it again; it resumes from its last checkpoint."))
         .raise(),
         Err(JobEnd::TimedOut { state, done, estimated }) => UserError::new(
             ERRCODE_QUERY_CANCELED,
@@ -391,6 +430,10 @@ pub enum JobEnd {
     Missing,
     Failed(String),
     Cancelled,
+    /// Nobody runs the job and nobody will: its worker died (or never started) or it is paused.
+    NoWorker {
+        state: String,
+    },
     TimedOut {
         state: String,
         done: i64,
@@ -421,8 +464,11 @@ pub fn wait_for_job(
     deadline: Option<Instant>,
     who: &str,
 ) -> std::result::Result<(), JobEnd> {
+    /// How long a job may have no worker (and no free slot to get one) before waiting ends.
+    const NO_WORKER_GRACE: Duration = Duration::from_secs(10);
     let started = Instant::now();
     let mut warned = false;
+    let mut orphaned: Option<Instant> = None;
     loop {
         let Some((state, error, done, estimated)) = job_status(id) else {
             return Err(JobEnd::Missing);
@@ -433,13 +479,21 @@ pub fn wait_for_job(
             CANCELLED => return Err(JobEnd::Cancelled),
             _ => {}
         }
-        // A worker takes a moment to start after commit: only then is "no worker" news.
-        if !warned && started.elapsed() > Duration::from_secs(2) && !has_worker_or_slot(id, &state)
-        {
-            pgrx::notice!(
-                "{who}: job {id} is {state} and no worker runs it; SELECT migrate.resume_job({id}) to restart it"
-            );
-            warned = true;
+        // A worker takes a moment to start after commit: only then is "no worker" news. Still
+        // none well after that (a worker that died, a job paused meanwhile): stop waiting.
+        if started.elapsed() > Duration::from_secs(2) && !has_worker_or_slot(id, &state) {
+            let since = *orphaned.get_or_insert_with(Instant::now);
+            if !warned {
+                pgrx::notice!(
+                    "{who}: job {id} is {state} and no worker runs it; SELECT migrate.resume_job({id}) to restart it"
+                );
+                warned = true;
+            }
+            if since.elapsed() > NO_WORKER_GRACE {
+                return Err(JobEnd::NoWorker { state });
+            }
+        } else {
+            orphaned = None;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(JobEnd::TimedOut {

@@ -122,14 +122,19 @@ fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
     } else {
         format!("migrate job {job}")
     };
-    // A migration job's worker logs in as the migration's role (see migration.rs); other jobs
-    // start as the bootstrap superuser and switch per batch.
+    // A job's worker logs in as the role the job runs as, so every transaction it runs, its
+    // COMMIT (deferred triggers) included, has that identity; only the recovery sweep, which
+    // runs no user SQL, logs in as the bootstrap superuser.
     let role = if job == RECOVERY {
         0
     } else {
-        queue::load(job, false)
-            .filter(|j| j.migration.is_some())
-            .map_or(0, |j| j.owner.to_u32())
+        match login_role(job) {
+            Ok(role) => role.to_u32(),
+            Err(why) => {
+                pgrx::log!("migrate: job {job} is not started: {why}");
+                return false;
+            }
+        }
     };
     BackgroundWorkerBuilder::new(&name)
         .set_type("migrate job worker")
@@ -144,6 +149,45 @@ fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
         ))
         .load_dynamic()
         .is_ok()
+}
+
+/// The role a job's worker may log in as, checked against the registry's rules rather than
+/// taken from the job row: a backfill's owner (never a superuser unless the superuser allowed
+/// it when queueing), a migration job's registered author of exactly that script.
+pub fn login_role(job: i64) -> Result<pg_sys::Oid, String> {
+    let j = queue::load(job, false).ok_or_else(|| "it does not exist".to_string())?;
+    let Some(m) = &j.migration else {
+        super::runner::check_job_role(j.owner, j.allow_superuser).map_err(|e| e.message)?;
+        return Ok(j.owner);
+    };
+    let direction = if m.up {
+        crate::registry::execute::Direction::Up
+    } else {
+        crate::registry::execute::Direction::Down
+    };
+    let registered = crate::registry::catalog::load_all(false)
+        .into_iter()
+        .find(|r| r.version == m.version)
+        .ok_or_else(|| format!("migration {} is not registered", m.version))?;
+    if registered.transactional
+        || (direction == crate::registry::execute::Direction::Down && registered.down_sql.is_none())
+        || direction.script(&registered) != m.script
+    {
+        return Err(format!(
+            "its script is not the registered {} script of non-transactional migration {}",
+            direction.label(),
+            m.version
+        ));
+    }
+    let author = crate::pg::security::role_oid(registered.author(direction))
+        .ok_or_else(|| format!("the author of migration {} no longer exists", m.version))?;
+    if author != j.owner {
+        return Err(format!(
+            "its role is not the author of migration {}",
+            m.version
+        ));
+    }
+    Ok(author)
 }
 
 /// Starts workers for queued jobs nobody runs, as many as there are free slots. Called by a

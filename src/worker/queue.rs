@@ -560,7 +560,8 @@ pub fn requeue_interrupted() -> i64 {
     as_registry_owner(|| Spi::get_one::<i64>(&sql).ok().flatten().unwrap_or(0))
 }
 
-/// Worker slots held in this database (each running job worker holds one).
+/// Worker slots held in this database: slot locks held by the extension's own job workers
+/// (a slot lock any other process holds is not ours and counts for nothing).
 pub fn busy_slots() -> i64 {
     Spi::get_one_with_args::<i64>(
         "SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks l \
@@ -568,7 +569,8 @@ pub fn busy_slots() -> i64 {
            AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
                WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
            AND l.classid OPERATOR(pg_catalog.=) $1::pg_catalog.int8::pg_catalog.oid \
-           AND l.objsubid OPERATOR(pg_catalog.=) 2",
+           AND l.objsubid OPERATOR(pg_catalog.=) 2 \
+           AND l.pid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT migrate.worker_processes()))",
         &[i64::from(SLOT_LOCK).into()],
     )
     .ok()
@@ -576,8 +578,46 @@ pub fn busy_slots() -> i64 {
     .unwrap_or(0)
 }
 
+/// Takes a worker slot if fewer than `max` of this database's job workers hold one: returns
+/// the slot's key. The count and the claim are serialised by the 'slots' row of
+/// migrate.locks (only the extension can lock it); the key itself is random, so no role can
+/// hold every slot key in advance to keep workers from starting.
+pub fn take_slot(max: i64) -> Option<i32> {
+    crate::registry::catalog::lock_row("slots");
+    if busy_slots() >= max {
+        return None;
+    }
+    (0..8).find_map(|_| {
+        let key = (crate::registry::deploy::random_u64() >> 33) as i32;
+        try_lock(SLOT_LOCK, key).then_some(key)
+    })
+}
+
+/// Who holds advisory lock (namespace, key) other than this backend, for error messages:
+/// "backend 123 (role app, not a migrate worker)".
+pub fn lock_holders(namespace: i32, key: i32) -> String {
+    Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.string_agg(pg_catalog.format('backend %s (role %s, %s)', l.pid, \
+                COALESCE(a.usename::pg_catalog.text, '?'), \
+                CASE WHEN l.pid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT migrate.worker_processes())) \
+                     THEN 'a migrate worker' ELSE 'not a migrate worker' END), ', ') \
+         FROM pg_catalog.pg_locks l \
+         LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid \
+         WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
+           AND l.classid OPERATOR(pg_catalog.=) $1::pg_catalog.int8::pg_catalog.oid \
+           AND l.objid OPERATOR(pg_catalog.=) $2::pg_catalog.int8::pg_catalog.oid \
+           AND l.objsubid OPERATOR(pg_catalog.=) 2 \
+           AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
+        &[namespace.into(), key.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| "nobody any more".into())
+}
+
 /// Takes the job's control lock for the rest of the transaction (see CONTROL_LOCK): shared by
-/// a batch, exclusive by a control call. Waits (bounded by lock_timeout).
+/// a batch, exclusive by a control call. Its key is public, so the wait is bounded (10 s, as
+/// batches and control calls are short) and a timeout names the holder.
 pub fn lock_control(id: i64, exclusive: bool) {
     // Job ids stay in int4 range (job_id_seq); a larger id names no job and needs no lock.
     let Ok(key) = i32::try_from(id) else {
@@ -588,8 +628,27 @@ pub fn lock_control(id: i64, exclusive: bool) {
     } else {
         "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)"
     };
-    Spi::run_with_args(sql, &[CONTROL_LOCK.into(), key.into()])
-        .unwrap_or_else(|e| error!("migrate: could not lock job {id}: {e}"));
+    let locked = crate::pg::security::with_own_settings(&[(c"lock_timeout", c"10s")], || {
+        crate::pg::subxact::run(|| {
+            Spi::run_with_args(sql, &[CONTROL_LOCK.into(), key.into()])
+                .unwrap_or_else(|e| error!("migrate: could not lock job {id}: {e}"))
+        })
+    });
+    if let Err(caught) = locked {
+        if crate::error::caught_parts(&caught).0 != PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE {
+            caught.rethrow();
+        }
+        crate::error::UserError::new(
+            PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            format!("job {id}: gave up after 10 s waiting for its control lock"),
+        )
+        .detail(format!(
+            "Advisory lock ({CONTROL_LOCK}, {key}) is held by {}.",
+            lock_holders(CONTROL_LOCK, key)
+        ))
+        .hint("A holder that is not a migrate worker is not ours: end that session (pg_terminate_backend) and try again.")
+        .raise();
+    }
 }
 
 /// Session-level advisory try-lock (held until released or the process exits).
@@ -610,12 +669,27 @@ pub fn unlock(namespace: i32, key: i32) {
     );
 }
 
-/// True if this database has the extension (a worker may outlive a DROP EXTENSION).
+/// True if this database has the extension and every table a worker reads belongs to it and
+/// to a superuser (a worker may outlive a DROP EXTENSION; and any database owner can create a
+/// schema named migrate whose tables look like ours, to make a worker run what they contain).
 pub fn extension_installed() -> bool {
-    Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('migrate.job_queue') IS NOT NULL")
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    const SQL: &str = "\
+        SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 5 \
+        FROM pg_catalog.pg_extension e \
+        JOIN pg_catalog.pg_depend d \
+          ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
+         AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+         AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid \
+         AND c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace \
+        JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+        JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.relowner AND r.rolsuper \
+        WHERE e.extname OPERATOR(pg_catalog.=) 'migrate' AND n.nspname OPERATOR(pg_catalog.=) 'migrate' \
+          AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['migrations', 'events', 'job_queue', \
+              'job_ranges', 'guard_log'])";
+    crate::pg::security::with_own_settings(&[(c"search_path", c"pg_catalog, pg_temp")], || {
+        Spi::get_one::<bool>(SQL).ok().flatten().unwrap_or(false)
+    })
 }
 
 /// Halves an adaptive job's batch size (after a batch timed out).

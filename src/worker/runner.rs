@@ -37,16 +37,37 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     let job = arg.value() as i64;
     let (database, wait_for, role, helper) = parse_extra(BackgroundWorker::get_extra());
     connect(database, role);
-    if xact::run(pin_text_formats).is_err() {
+    if xact::run(pin_session_settings).is_err() {
         return;
     }
     if wait_for != 0 && !wait_for_commit(wait_for) {
         pgrx::debug1!("migrate job {job}: the transaction that queued it did not commit");
         return;
     }
+    // Any database owner can create a schema named migrate with tables that look like ours:
+    // read nothing unless the extension is installed and owns what we read.
     if !xact::run(queue::extension_installed).unwrap_or(false) {
         pgrx::debug1!("migrate job {job}: extension not installed in this database");
         return;
+    }
+    // The role we logged in as was checked against the registry when the worker was started;
+    // check again now that this process can read it, before running anything as it.
+    if job != RECOVERY {
+        let checked = xact::run(|| launch::login_role(job));
+        match checked {
+            Ok(Ok(expected)) if expected.to_u32() == role => {}
+            Ok(Ok(_)) => {
+                pgrx::log!(
+                    "migrate job {job}: logged in as another role than the job's; not running it"
+                );
+                return;
+            }
+            Ok(Err(why)) => {
+                pgrx::log!("migrate job {job}: not running it: {why}");
+                return;
+            }
+            Err(_) => return,
+        }
     }
     if job == RECOVERY {
         let _ = xact::run(|| {
@@ -73,8 +94,19 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
         return;
     }
     if !xact::run(|| queue::try_lock(JOB_LOCK, job as i32)).unwrap_or(false) {
-        let _ = xact::run(|| queue::unlock(SLOT_LOCK, slot));
-        pgrx::debug1!("migrate job {job}: another worker runs it");
+        // Another worker of ours runs it, or some other session holds the job's (public) key:
+        // then say who, where the job's owner looks.
+        let _ = xact::run(|| {
+            let holders = queue::lock_holders(JOB_LOCK, job as i32);
+            if holders.contains("not a migrate worker") {
+                let note = format!(
+                    "cannot start: its lock ({JOB_LOCK}, {job}) is held by {holders}; resume it once that session ends"
+                );
+                pgrx::log!("migrate job {job}: {note}");
+                queue::set_note(job, Some(&note));
+            }
+            queue::unlock(SLOT_LOCK, slot);
+        });
         return;
     }
     run_job(job);
@@ -122,14 +154,20 @@ fn connect(database: u32, role: u32) {
     };
 }
 
-/// Checkpointed keys are stored as text: pin every setting that changes a type's text form so
-/// a key written by one worker reads back identically in the next.
-fn pin_text_formats() {
+/// Settings of the worker's session. Our own SQL runs with search_path = pg_catalog, pg_temp
+/// (a job's SQL gets the job's search_path, set around it). SQL the job stores was checked with
+/// `standard_conforming_strings = on` and runs with it. Checkpointed keys are stored as text:
+/// every setting that changes a type's text form is pinned so a key written by one worker reads
+/// back identically in the next. A lock any role could hold is never waited for without bound.
+fn pin_session_settings() {
     for (name, value) in [
+        (c"search_path", c"pg_catalog, pg_temp"),
+        (c"standard_conforming_strings", c"on"),
         (c"DateStyle", c"ISO, YMD"),
         (c"IntervalStyle", c"postgres"),
         (c"extra_float_digits", c"1"),
         (c"bytea_output", c"hex"),
+        (c"lock_timeout", c"10s"),
     ] {
         set_config(name, value, pg_sys::GucAction::GUC_ACTION_SET);
     }
@@ -162,7 +200,7 @@ fn wait_for_commit(full_xid: u64) -> bool {
 }
 
 fn take_slot() -> Option<i32> {
-    xact::run(|| (0..gucs::max_job_workers()).find(|&slot| queue::try_lock(SLOT_LOCK, slot)))
+    xact::run(|| queue::take_slot(i64::from(gucs::max_job_workers())))
         .ok()
         .flatten()
 }
@@ -189,6 +227,30 @@ pub fn check_owner(
     table: &str,
     allow_superuser: bool,
 ) -> Result<(), UserError> {
+    let name = check_job_role(owner, allow_superuser)?;
+    let may_update = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_table_privilege($1, $2, 'UPDATE')",
+        &[owner.into(), relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !may_update {
+        return Err(UserError::new(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: role \"{name}\" may not UPDATE {table}"),
+        )
+        .hint(format!(
+            "GRANT UPDATE ON {table} TO \"{name}\", or queue the job as a role that may update it."
+        )));
+    }
+    Ok(())
+}
+
+/// The checks on the role a backfill runs as (its worker logs in as it): it exists, may log in
+/// on PostgreSQL 15, and is not a superuser unless that was allowed when the job was queued.
+/// Returns its name.
+pub fn check_job_role(owner: pg_sys::Oid, allow_superuser: bool) -> Result<String, UserError> {
     let Some(name) = crate::pg::security::role_name(owner) else {
         return Err(UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
@@ -221,23 +283,7 @@ pub fn check_owner(
         .detail("A job runs with the privileges of the role that queued it.")
         .hint("Queue it as the role that owns the table (SET ROLE), or have a superuser SET migrate.allow_superuser_jobs = on first."));
     }
-    let may_update = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.has_table_privilege($1, $2, 'UPDATE')",
-        &[owner.into(), relid.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !may_update {
-        return Err(UserError::new(
-            ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied: role \"{name}\" may not UPDATE {table}"),
-        )
-        .hint(format!(
-            "GRANT UPDATE ON {table} TO \"{name}\", or queue the job as a role that may update it."
-        )));
-    }
-    Ok(())
+    Ok(name)
 }
 
 fn run_job(id: i64) {
@@ -541,7 +587,8 @@ impl Runner {
             if limit_kb == 0 {
                 return true;
             }
-            let lag = xact::run(|| {
+            // pg_stat_replication shows positions only to pg_read_all_stats.
+            let lag = xact::run(|| crate::pg::security::as_registry_owner(|| {
                 Spi::get_one::<i64>(
                     "SELECT COALESCE(pg_catalog.max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), replay_lsn)), 0)::pg_catalog.int8 \
                      FROM pg_catalog.pg_stat_replication",
@@ -549,7 +596,7 @@ impl Runner {
                 .ok()
                 .flatten()
                 .unwrap_or(0)
-            })
+            }))
             .unwrap_or(0);
             if lag <= i64::from(limit_kb) * 1024 {
                 if noted {
@@ -674,16 +721,18 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> B
             (range.upper_key.clone(), left, true)
         }
     };
+    let update = backfill::update_sql(
+        table,
+        key,
+        &job.set_sql,
+        job.where_sql.as_deref(),
+        has_lower,
+    );
+    crate::pg::script::ensure_single_statement(&update);
     let updated = Spi::connect_mut(|client| {
         client
             .update(
-                &backfill::update_sql(
-                    table,
-                    key,
-                    &job.set_sql,
-                    job.where_sql.as_deref(),
-                    has_lower,
-                ),
+                &update,
                 None,
                 &[lower.clone().into(), Some(last_key.clone()).into()],
             )
@@ -700,13 +749,9 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> B
 
 fn keyless_batch(job: &Job, table: &str, size: i32) -> BatchDone {
     let where_sql = job.where_sql.as_deref().unwrap_or("false");
-    let (updated, still) = Spi::get_two::<i64, i64>(&backfill::keyless_update_sql(
-        table,
-        &job.set_sql,
-        where_sql,
-        size,
-    ))
-    .unwrap_or_else(|e| error!("{e}"));
+    let update = backfill::keyless_update_sql(table, &job.set_sql, where_sql, size);
+    crate::pg::script::ensure_single_statement(&update);
+    let (updated, still) = Spi::get_two::<i64, i64>(&update).unwrap_or_else(|e| error!("{e}"));
     let (updated, still) = (updated.unwrap_or(0), still.unwrap_or(0));
     if still > 0 {
         UserError::new(

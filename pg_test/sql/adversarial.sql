@@ -1,0 +1,302 @@
+-- The standing adversarial suite: every way a role without privilege tried to gain privilege
+-- through migrate (or to switch the guard off, or stall it), with variants of each class. Each
+-- case ends by showing that the attacker gained nothing, with the SQLSTATE they got.
+-- docs/SECURITY.md explains the model these cases prove.
+CREATE EXTENSION migrate;
+CREATE EXTENSION dblink;
+CREATE ROLE regress_mallory LOGIN;
+CREATE ROLE regress_deployer LOGIN IN ROLE migrate_admin;
+CREATE ROLE regress_other LOGIN;
+GRANT CREATE ON SCHEMA public TO regress_mallory, regress_deployer;
+-- Did anyone become superuser? Asked after every case.
+CREATE VIEW escalated AS
+    SELECT rolname FROM pg_roles WHERE rolsuper AND rolname LIKE 'regress_%';
+GRANT SELECT ON escalated TO PUBLIC;
+CREATE TABLE public.big (id int PRIMARY KEY, v int);
+INSERT INTO big SELECT g, g FROM generate_series(1, 20000) g;
+ANALYZE big;
+
+-- 1. The guard analyses user SQL as the statement's user, never as a definer.
+-- 1a. The reported repro: a domain CHECK folded by transformExpr() called a function that
+-- makes its caller superuser when the caller is one.
+SET ROLE regress_mallory;
+CREATE TEMP TABLE t (a int);
+CREATE FUNCTION pg_temp.pwn(v int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE regress_mallory SUPERUSER';
+    END IF;
+    RETURN true;
+END $$;
+CREATE DOMAIN pg_temp.evil AS int CHECK (pg_temp.pwn(VALUE));
+ALTER TABLE t ADD COLUMN c int DEFAULT ('{1}'::pg_temp.evil[])[1];
+-- 1b. The same through a composite of the domain, on a table the role does not own (the guard
+-- fires before PostgreSQL's ownership check): analysed as mallory, then refused.
+CREATE TYPE pg_temp.box AS (d pg_temp.evil);
+ALTER TABLE public.big ADD COLUMN c int DEFAULT (ROW(1)::pg_temp.box).d;
+-- 1c. migrate.check() analyses as its caller too.
+SELECT rule FROM migrate.check($$ALTER TABLE t ADD COLUMN d int DEFAULT ('{1}'::pg_temp.evil[])[1]$$);
+RESET ROLE;
+SELECT * FROM escalated;
+-- 1d. A superuser's DDL with a domain planted by mallory runs the domain's code as the
+-- superuser only because the statement itself does; the guard's analysis adds nothing (it runs
+-- in a security-restricted operation, so pwn() cannot even ALTER ROLE from there).
+-- 1e. Names resolve as the statement's user: with a schema mallory cannot use first on the
+-- search_path, the guard judges the table PostgreSQL really builds the index on.
+CREATE SCHEMA hidden;
+CREATE TABLE hidden.big_or_small (id int);
+CREATE SCHEMA app AUTHORIZATION regress_mallory;
+CREATE TABLE app.big_or_small (id int);
+INSERT INTO app.big_or_small SELECT g FROM generate_series(1, 20000) g;
+ANALYZE app.big_or_small;
+ALTER TABLE app.big_or_small OWNER TO regress_mallory;
+SET ROLE regress_mallory;
+SET search_path = hidden, app;
+CREATE INDEX ON big_or_small (id);
+RESET search_path;
+RESET ROLE;
+-- 1f. Statements on tables the role may not alter are not judged or logged (PostgreSQL
+-- refuses them); nothing reaches migrate.guard_log on mallory's behalf.
+SET ROLE regress_mallory;
+CREATE INDEX ON public.big (v);
+ALTER TABLE public.big ALTER COLUMN v TYPE bigint;
+RESET ROLE;
+SELECT count(*) AS mallory_log_rows FROM migrate.guard_log
+WHERE role = 'regress_mallory' AND table_name = 'public.big';
+
+-- 2. A transaction that ran a role's SQL never ends with more privilege than that role.
+-- 2a. A deployer's migration creates and fires a deferred constraint trigger; a superuser
+-- applies it and commits. The trigger fires before apply() switches back, as the deployer.
+CREATE FUNCTION public.whoami_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE WARNING 'deferred trigger runs as %', current_user;
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE regress_deployer SUPERUSER';
+    END IF;
+    RETURN NULL;
+END $$;
+SET ROLE regress_deployer;
+SELECT migrate.add('1', $$
+CREATE TABLE dep_t (id int);
+CREATE CONSTRAINT TRIGGER later AFTER INSERT ON dep_t DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION public.whoami_trigger();
+INSERT INTO dep_t VALUES (1);
+$$, 'DROP TABLE dep_t');
+RESET ROLE;
+BEGIN;
+SELECT version FROM migrate.apply();
+COMMIT;
+SELECT * FROM escalated;
+-- 2b. The same through deploy(), which commits per migration.
+SET ROLE regress_deployer;
+SELECT migrate.add('2', 'INSERT INTO dep_t VALUES (2)', 'DELETE FROM dep_t WHERE id = 2');
+RESET ROLE;
+SET client_min_messages = warning;
+CALL migrate.deploy();
+RESET client_min_messages;
+SELECT * FROM escalated;
+-- 2c. A cursor WITH HOLD runs its query at COMMIT: refused, nothing applied.
+SET ROLE regress_deployer;
+SELECT migrate.add('3', 'DECLARE c CURSOR WITH HOLD FOR SELECT * FROM dep_t');
+RESET ROLE;
+SELECT version FROM migrate.apply();
+-- 2d. A temporary table shadows the caller's tables for the rest of the session: refused.
+SET ROLE regress_deployer;
+SELECT migrate.add('3', 'CREATE TEMP TABLE big (id int, v int)');
+RESET ROLE;
+SELECT version FROM migrate.apply();
+-- 2e. A prepared statement is run by whoever EXECUTEs its name next: refused.
+SET ROLE regress_deployer;
+SELECT migrate.add('3', 'PREPARE p AS SELECT 1');
+RESET ROLE;
+SELECT version FROM migrate.apply();
+-- ... but a migration that cleans up after itself is fine.
+SET ROLE regress_deployer;
+SELECT migrate.add('3', $$
+CREATE TEMP TABLE staging (id int);
+INSERT INTO staging VALUES (3);
+INSERT INTO dep_t SELECT id FROM staging;
+DROP TABLE staging;
+$$, 'DELETE FROM dep_t WHERE id = 3');
+RESET ROLE;
+SELECT version FROM migrate.apply();
+SELECT * FROM pg_cursors;
+-- 2f. A backfill worker logs in as the job's owner, so the deferred trigger on the owner's
+-- table fires at the batch's COMMIT as the owner.
+CREATE TABLE public.owned (id int PRIMARY KEY, v int);
+INSERT INTO owned SELECT g, 0 FROM generate_series(1, 50) g;
+CREATE TABLE public.trigger_runs (role name);
+GRANT INSERT ON trigger_runs TO regress_mallory;
+CREATE FUNCTION public.record_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.trigger_runs VALUES (current_user);
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE regress_mallory SUPERUSER';
+    END IF;
+    RETURN NULL;
+END $$;
+ALTER TABLE owned OWNER TO regress_mallory;
+SET ROLE regress_mallory;
+CREATE CONSTRAINT TRIGGER at_commit AFTER UPDATE ON owned DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION public.record_trigger();
+SELECT migrate.backfill('owned', 'v = 1') AS owned_job \gset
+RESET ROLE;
+CALL migrate.wait_job(:owned_job, '60 s');
+SELECT role, count(*) FROM trigger_runs GROUP BY role;
+SELECT * FROM escalated;
+
+-- 4. A down script runs as the role that wrote it, not as the migration's original author.
+SELECT migrate.add('4', 'CREATE TABLE su_t (id int)', 'DROP TABLE su_t');
+SELECT version FROM migrate.apply();
+SET ROLE regress_deployer;
+SELECT migrate.add('4', 'CREATE TABLE su_t (id int)', 'ALTER ROLE regress_deployer SUPERUSER');
+RESET ROLE;
+SELECT version, action, detail FROM migrate.history WHERE action = 'amend';
+SELECT version FROM migrate.rollback();
+SELECT * FROM escalated;
+-- 4b. Even the dry run: plan() of a deploy back runs the amended down script as its writer,
+-- so COPY ... TO PROGRAM (which would survive the rollback) is refused.
+SET ROLE regress_deployer;
+SELECT migrate.add('4', 'CREATE TABLE su_t (id int)', $$COPY (SELECT 1) TO PROGRAM 'touch /tmp/migrate-pwned'$$);
+RESET ROLE;
+SELECT version, direction, error FROM migrate.plan('3') WHERE error IS NOT NULL;
+SELECT pg_stat_file('/tmp/migrate-pwned', true) IS NULL AS no_file;
+SELECT migrate.add('4', 'CREATE TABLE su_t (id int)', 'DROP TABLE su_t');
+
+-- 5. Settings never leak from one step into the next or into the caller.
+CREATE SCHEMA dep AUTHORIZATION regress_deployer;
+SET ROLE regress_deployer;
+SELECT migrate.add('5', $$
+SET search_path = dep, pg_catalog, public;
+CREATE FUNCTION dep.lower(text) RETURNS text LANGUAGE plpgsql AS 'BEGIN RAISE NOTICE ''hijacked as %'', current_user; RETURN $1; END';
+SELECT set_config('lock_timeout', '1h', false);
+SET LOCAL statement_timeout = '1h';
+$$);
+RESET ROLE;
+SELECT migrate.add('6', $$CREATE TABLE lowered AS SELECT lower('ABC') AS v$$);
+SELECT version FROM migrate.apply();
+SELECT v FROM lowered;
+SHOW search_path;
+SHOW lock_timeout;
+SHOW statement_timeout;
+-- 5b. Nor does a superuser migration's SET migrate.guard = off outlive it.
+SELECT migrate.add('7', 'SET migrate.guard = off');
+SELECT version FROM migrate.apply();
+SHOW migrate.guard;
+
+-- 6. The guard's settings: weakening any of them needs the privilege lowering migrate.guard
+-- needs; strengthening them (and going back to the configured value) stays free.
+SET ROLE regress_mallory;
+SET LOCAL migrate.guard_min_rows = 2147483647;
+SET migrate.guard_min_rows = 2147483647;
+SET migrate.lock_timeout = 0;
+SET migrate.lock_timeout = '1h';
+SELECT set_config('migrate.guard_min_rows', '999999', true);
+ALTER ROLE regress_mallory SET migrate.guard_min_rows = 999999;
+CREATE FUNCTION public.weakened() RETURNS int LANGUAGE sql SET migrate.guard_min_rows = 999999
+    AS 'SELECT 1';
+SET migrate.guard_min_rows = 10;
+SET migrate.lock_timeout = '100ms';
+RESET migrate.guard_min_rows;
+RESET migrate.lock_timeout;
+SHOW migrate.guard_min_rows;
+SHOW migrate.lock_timeout;
+RESET ROLE;
+SET ROLE regress_deployer;
+BEGIN;
+SET LOCAL migrate.guard_min_rows = 2147483647;
+SHOW migrate.guard_min_rows;
+ROLLBACK;
+RESET ROLE;
+
+-- 7. SQL checked under one lexer is run under the same one: with standard_conforming_strings
+-- off, this set_sql looks like one assignment, but the worker would see a second statement.
+SET ROLE regress_mallory;
+SET standard_conforming_strings = off;
+SELECT migrate.backfill('owned', $$v = length('x\'); UPDATE public.owned SET v = -999 --')$$);
+SELECT migrate.backfill('owned', 'v = 2', $$id > length('x\'); UPDATE public.owned SET v = -999 --')$$);
+RESET standard_conforming_strings;
+RESET ROLE;
+SELECT count(*) AS jobs FROM migrate.job_queue;
+
+-- 8. Advisory-lock keys are public. A squatter holding the old registry key, deploy key or
+-- every worker-slot key stalls nothing.
+SELECT dblink_connect('squatter', 'host=127.0.0.1 port=' || current_setting('port')
+                      || ' dbname=' || current_database() || ' user=regress_mallory');
+SELECT * FROM dblink('squatter', $$SELECT pg_advisory_lock(30796665482998885),
+    pg_advisory_lock(30796665248378988), pg_advisory_lock(1836280948, 0),
+    pg_advisory_lock(1836280948, 1), pg_advisory_lock(1836280948, 2),
+    pg_advisory_lock(1836280948, 3)$$) AS t(a text, b text, c text, d text, e text, f text);
+SELECT migrate.add('8', 'SELECT 1');
+SELECT version FROM migrate.apply();
+SET ROLE regress_mallory;
+SELECT migrate.backfill('owned', 'v = 3') AS slots_job \gset
+RESET ROLE;
+CALL migrate.wait_job(:slots_job, '60 s');
+-- A squatter on a job's control lock makes control calls give up after a bound, naming it.
+SELECT * FROM dblink('squatter', format('SELECT pg_advisory_lock(1835234412, %s)', :slots_job))
+    AS t(a text);
+SELECT set_config('regress.job', :'slots_job', false) IS NOT NULL AS noted;
+DO $$
+DECLARE
+    detail text;
+BEGIN
+    PERFORM migrate.cancel_job(current_setting('regress.job')::bigint);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RAISE NOTICE '% %', SQLSTATE, regexp_replace(SQLERRM, '[0-9]+', 'N', 'g');
+    RAISE NOTICE 'names the holder, not ours: %', detail LIKE '%role regress_mallory, not a migrate worker%';
+END $$;
+SELECT dblink_disconnect('squatter');
+
+-- 9. What other roles' jobs reveal: nothing but their shape.
+SET ROLE regress_other;
+SELECT id IS NOT NULL AS seen, last_key, error, note, set_sql, where_sql FROM migrate.jobs
+WHERE id = :owned_job;
+RESET ROLE;
+SET ROLE regress_mallory;
+SELECT id IS NOT NULL AS seen, last_key IS NOT NULL AS own_key, set_sql FROM migrate.jobs
+WHERE id = :owned_job;
+RESET ROLE;
+
+-- 10. Registry calls from inside a migration are refused, not recursed into.
+SELECT migrate.add('9', 'SELECT * FROM migrate.rollback()');
+SELECT version FROM migrate.apply();
+SELECT migrate.add('9', 'SELECT * FROM migrate.apply()');
+SELECT version FROM migrate.apply();
+SELECT migrate.add('9', $$SELECT migrate.add('10', 'SELECT 1')$$);
+SELECT version FROM migrate.apply();
+
+-- 11. Directives count only in real comments, never inside strings or dollar quotes.
+SELECT migrate.add('9', $m$SELECT $x$
+-- migrate:no-transaction
+$x$$m$);
+SELECT transactional FROM migrate.status() WHERE version = '9';
+SELECT migrate.add('9', $$SELECT '
+-- migrate:allow no_such_rule hidden in a string
+'$$);
+
+-- 12. Bad input the review found: each refused with its own SQLSTATE.
+SELECT migrate.add('.', 'SELECT 1');
+SELECT migrate.add('_-_', 'SELECT 1');
+SELECT migrate.add('11', 'SELECT 1', options => '{"requires": ["9", "09"]}');
+SELECT requires FROM migrate.migrations WHERE version = '11';
+SET ROLE regress_mallory;
+SELECT migrate.backfill('owned', 'v = 4', pause => '300000 years');
+SELECT migrate.pause_job(NULL);
+SELECT migrate.resume_job(NULL);
+SELECT migrate.cancel_job(NULL);
+SELECT migrate.add('12', 'SELECT 1');
+SELECT migrate.allow('index_not_concurrent', 'mine');
+RESET ROLE;
+
+-- 13. Only UTF8 databases: elsewhere text would not convert, so the extension refuses to install.
+CREATE DATABASE regress_sql_ascii ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
+\c regress_sql_ascii
+CREATE EXTENSION migrate;
+\c regress_adversarial
+DROP DATABASE regress_sql_ascii;
+
+-- Clean up the cluster-wide roles.
+DROP OWNED BY regress_mallory, regress_deployer, regress_other;
+DROP ROLE regress_mallory, regress_deployer, regress_other;
