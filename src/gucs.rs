@@ -473,6 +473,25 @@ pub fn launcher_database() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{weakens, GuardSetting};
+
+    #[test]
+    fn what_weakens_each_guard_setting() {
+        // mode: off (0) < warn (1) < enforce (2)
+        assert!(weakens(GuardSetting::Mode, 1, 2));
+        assert!(!weakens(GuardSetting::Mode, 2, 1));
+        // lock_timeout: 0 or longer than configured weakens; shorter does not
+        assert!(weakens(GuardSetting::LockTimeout, 0, 1000));
+        assert!(weakens(GuardSetting::LockTimeout, 5000, 1000));
+        assert!(!weakens(GuardSetting::LockTimeout, 100, 1000));
+        assert!(!weakens(GuardSetting::LockTimeout, 1000, 1000));
+        // configured 0 (off): nothing a session sets is weaker
+        assert!(!weakens(GuardSetting::LockTimeout, 5000, 0));
+        // guard_min_rows: higher weakens
+        assert!(weakens(GuardSetting::MinRows, 20_000, 10_000));
+        assert!(!weakens(GuardSetting::MinRows, 10, 10_000));
+    }
+
     #[test]
     fn lock_retry_backoff_doubles_with_jitter_and_a_cap() {
         assert_eq!(super::lock_retry_backoff_ms(500, 1, 1.0), 500);

@@ -242,44 +242,40 @@ fn session_objects() -> BTreeSet<(String, String)> {
 /// outlives it in another scope or with another identity:
 /// - in a GUC nest level of its own, with [`SQL_DIALECT`]: every `SET` and `SET LOCAL` inside
 ///   is undone when it ends, so it cannot change what the next step or the caller resolves;
-/// - when `role` is not the current user: deferred triggers it queued fire before the
-///   identity switches back (`SET CONSTRAINTS ALL IMMEDIATE`), as `role` instead of at the
-///   caller's COMMIT, and it fails (42501) if it leaves a cursor, a prepared statement or a
-///   temporary object in the caller's session.
+/// - deferred triggers it queued fire before it ends (`SET CONSTRAINTS ALL IMMEDIATE`), as
+///   `role`, instead of at a COMMIT that may run as someone else (another step's author, or the
+///   caller after a `RESET ROLE`);
+/// - it fails (42501) if it leaves a cursor, a prepared statement or a temporary object in the
+///   session, where later code with another identity would run or find it.
 ///
 /// `what` names the step in errors.
 pub fn run_isolated<R>(role: pg_sys::Oid, what: &str, f: impl FnOnce() -> R) -> R {
     let caller = current_user();
-    let switching = role != caller;
-    let before = switching.then(session_objects);
+    let before = session_objects();
     let result = with_own_settings(SQL_DIALECT, || {
         run_as(role, || {
             let result = f();
-            if switching {
-                // Also the state of every deferrable constraint for the rest of the caller's
-                // transaction: checked at statement end from here on, never later as the caller.
-                Spi::run("SET CONSTRAINTS ALL IMMEDIATE")
-                    .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"));
-            }
+            // Also the state of every deferrable constraint for the rest of the transaction:
+            // checked at statement end from here on, never later as someone else.
+            Spi::run("SET CONSTRAINTS ALL IMMEDIATE")
+                .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"));
             result
         })
     });
-    if let Some(before) = before {
-        let left: Vec<String> = session_objects()
-            .difference(&before)
-            .map(|(_, what)| what.clone())
-            .collect();
-        if !left.is_empty() {
-            let author = role_name(role).unwrap_or_default();
-            let caller = role_name(caller).unwrap_or_default();
-            UserError::new(
+    let left: Vec<String> = session_objects()
+        .difference(&before)
+        .map(|(_, what)| what.clone())
+        .collect();
+    if !left.is_empty() {
+        let author = role_name(role).unwrap_or_default();
+        let caller = role_name(caller).unwrap_or_default();
+        UserError::new(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("{what} ran as role \"{author}\" and left {} in the session of role \"{caller}\"", left.join(", ")),
             )
-            .detail("Cursors, prepared statements and temporary objects outlive the step and would be run or found by the caller with the caller's privileges.")
-            .hint("Close cursors, DEALLOCATE prepared statements and drop temporary objects before the script ends, or run it as its author.")
+            .detail("Cursors, prepared statements and temporary objects outlive the script; whatever runs next in the session (another migration's author, or the caller) would run or find them with its own privileges.")
+            .hint("Close cursors, DEALLOCATE prepared statements and drop temporary objects (ON COMMIT DROP is not enough) before the script ends.")
             .raise();
-        }
     }
     result
 }

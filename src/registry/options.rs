@@ -97,37 +97,9 @@ pub fn line_comments(sql: &str) -> Vec<&str> {
             b'\'' => {
                 let escapes =
                     i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !ident(b[i - 2]));
-                i += 1;
-                while i < b.len() {
-                    if escapes && b[i] == b'\\' {
-                        i += 2;
-                    } else if b[i] == b'\'' {
-                        if b.get(i + 1) == Some(&b'\'') {
-                            i += 2;
-                        } else {
-                            i += 1;
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
+                i = after_quoted(b, i, b'\'', escapes);
             }
-            b'"' => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == b'"' {
-                        if b.get(i + 1) == Some(&b'"') {
-                            i += 2;
-                        } else {
-                            i += 1;
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
+            b'"' => i = after_quoted(b, i, b'"', false),
             b'$' if i == 0 || !ident(b[i - 1]) => {
                 // $tag$ with a tag that does not start with a digit ($1 is a parameter).
                 let tag_end = sql[i + 1..]
@@ -152,6 +124,25 @@ pub fn line_comments(sql: &str) -> Vec<&str> {
         }
     }
     out
+}
+
+/// The index just after the literal or quoted identifier that opens at `b[start]` with `quote`
+/// (doubled quotes inside it; backslash escapes with `escapes`), or the end of the text.
+fn after_quoted(b: &[u8], start: usize, quote: u8, escapes: bool) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        if escapes && b[i] == b'\\' {
+            i += 2;
+        } else if b[i] == quote {
+            if b.get(i + 1) != Some(&quote) {
+                return i + 1;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
 }
 
 /// `(rule, reason)` of every `-- migrate:allow RULE reason` line.

@@ -158,7 +158,9 @@ fn connect(database: u32, role: u32) {
 /// (a job's SQL gets the job's search_path, set around it). SQL the job stores was checked with
 /// `standard_conforming_strings = on` and runs with it. Checkpointed keys are stored as text:
 /// every setting that changes a type's text form is pinned so a key written by one worker reads
-/// back identically in the next. A lock any role could hold is never waited for without bound.
+/// back identically in the next. (No session-wide lock_timeout: a concurrent index build's wait
+/// for older transactions is a lock wait too. The locks a worker waits for are either row locks
+/// only the extension can take, or bounded where they are taken.)
 fn pin_session_settings() {
     for (name, value) in [
         (c"search_path", c"pg_catalog, pg_temp"),
@@ -167,7 +169,6 @@ fn pin_session_settings() {
         (c"IntervalStyle", c"postgres"),
         (c"extra_float_digits", c"1"),
         (c"bytea_output", c"hex"),
-        (c"lock_timeout", c"10s"),
     ] {
         set_config(name, value, pg_sys::GucAction::GUC_ACTION_SET);
     }
@@ -365,9 +366,15 @@ fn walk_ranges(job: &Job) {
             if queue::load(job.id, false).is_none_or(|j| j.state != RUNNING) {
                 return None;
             }
-            queue::unfinished_ranges(job.id)
-                .into_iter()
-                .find(|&range| queue::try_lock(RANGE_LOCK, range))
+            let ranges = queue::unfinished_ranges(job.id);
+            let claimed = ranges
+                .iter()
+                .copied()
+                .find(|&range| queue::try_lock(RANGE_LOCK, range));
+            if claimed.is_none() {
+                report_squatted_ranges(job.id, &ranges);
+            }
+            claimed
         });
         let Ok(Some(range)) = claimed else {
             return;
@@ -375,6 +382,23 @@ fn walk_ranges(job: &Job) {
         let finished = Runner::new(job.id, Some(range)).run(job.pause_ms);
         let _ = xact::run(|| queue::unlock(RANGE_LOCK, range));
         if !finished {
+            return;
+        }
+    }
+}
+
+/// A range whose (public) lock key some other session holds is never walked: say who holds
+/// it in the job's note, so the owner can end that session.
+fn report_squatted_ranges(job: i64, ranges: &[i32]) {
+    for &range in ranges {
+        let holders = queue::lock_holders(RANGE_LOCK, range);
+        if holders.contains("not a migrate worker") {
+            queue::set_note(
+                job,
+                Some(&format!(
+                    "waiting for range {range}: its lock ({RANGE_LOCK}, {range}) is held by {holders}"
+                )),
+            );
             return;
         }
     }

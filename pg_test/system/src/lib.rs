@@ -133,6 +133,15 @@ impl Cluster {
         .unwrap_or_else(|e| panic!("connect to {db}: {e}"))
     }
 
+    /// Connects as `user` (trust authentication: no password).
+    pub fn connect_as(&self, db: &str, user: &str) -> Client {
+        Client::connect(
+            &format!("host=127.0.0.1 port={} user={user} dbname={db}", self.port),
+            NoTls,
+        )
+        .unwrap_or_else(|e| panic!("connect to {db} as {user}: {e}"))
+    }
+
     /// Restarts the server in the given shutdown mode (`immediate` skips the shutdown
     /// checkpoint, so the next start goes through crash recovery).
     pub fn restart(&self, mode: &str) {
