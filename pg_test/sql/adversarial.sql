@@ -130,6 +130,17 @@ SELECT version FROM migrate.apply();
 RESET ROLE;
 COMMIT;
 SELECT * FROM escalated;
+-- 2h. Nor can the deployer's script RESET ROLE (or SET SESSION AUTHORIZATION) to whoever ran
+-- SET ROLE deployer above it.
+SET ROLE regress_deployer;
+SELECT migrate.add('3.2', 'RESET ROLE; ALTER ROLE regress_deployer SUPERUSER');
+SELECT version FROM migrate.apply();
+SELECT migrate.add('3.2', 'SET SESSION AUTHORIZATION postgres; ALTER ROLE regress_deployer SUPERUSER');
+SELECT version FROM migrate.apply();
+SELECT migrate.add('3.2', 'SELECT 1');
+SELECT version FROM migrate.apply();
+RESET ROLE;
+SELECT * FROM escalated;
 -- 2f. A backfill worker logs in as the job's owner, so the deferred trigger on the owner's
 -- table fires at the batch's COMMIT as the owner.
 CREATE TABLE public.owned (id int PRIMARY KEY, v int);

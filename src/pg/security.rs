@@ -252,15 +252,35 @@ fn session_objects() -> BTreeSet<(String, String)> {
 pub fn run_isolated<R>(role: pg_sys::Oid, what: &str, f: impl FnOnce() -> R) -> R {
     let caller = current_user();
     let before = session_objects();
+    // The script may not SET ROLE, RESET ROLE or SET SESSION AUTHORIZATION (PostgreSQL refuses
+    // them inside a local user id change) unless the session itself is the author's all the way
+    // down: after `SET ROLE deployer` by a superuser, RESET ROLE in the deployer's script would
+    // reach the superuser. So switch, even to the same role, unless nothing is above it.
+    // SAFETY: reads backend-local variables.
+    let (session, authenticated) =
+        unsafe { (pg_sys::GetSessionUserId(), pg_sys::GetAuthenticatedUserId()) };
+    let must_switch = !(role == caller && role == session && role == authenticated);
     let result = with_own_settings(SQL_DIALECT, || {
-        run_as(role, || {
+        let run = || {
             let result = f();
             // Also the state of every deferrable constraint for the rest of the transaction:
             // checked at statement end from here on, never later as someone else.
             Spi::run("SET CONSTRAINTS ALL IMMEDIATE")
                 .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"));
             result
-        })
+        };
+        if must_switch {
+            let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+            // SAFETY: reads two backend-local variables into our out-parameters.
+            unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
+            switched(
+                role,
+                context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+                run,
+            )
+        } else {
+            run()
+        }
     });
     let left: Vec<String> = session_objects()
         .difference(&before)
