@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SQL regression suite: runs each pg_test/sql/NAME.sql with psql in a fresh database of a running
-# cluster and compares what a psql user sees with pg_test/expected/NAME.out.
+# cluster and compares what a psql user sees with pg_test/expected/NAME.out. The file is fed on
+# stdin (as pg_regress does), so messages carry no file line numbers and edits do not churn them.
 # Usage: pg_test/run_sql.sh PORT [NAME...]    MIGRATE_ACCEPT=1 rewrites the expected files.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -19,7 +20,7 @@ for name in "${names[@]}"; do
   # with the code, so they are dropped.
   PGOPTIONS="-c client_min_messages=notice" \
   psql -X -a -q -h 127.0.0.1 -p "$port" -U postgres -d "$db" \
-    -v VERBOSITY=verbose -v SHOW_CONTEXT=errors -f "sql/$name.sql" 2>&1 \
+    -v VERBOSITY=verbose -v SHOW_CONTEXT=errors < "sql/$name.sql" 2>&1 \
     | grep -v '^LOCATION:  ' > "results/$name.out"
   if [ "${MIGRATE_ACCEPT:-0}" = 1 ]; then cp "results/$name.out" "expected/$name.out"; fi
   if diff -u "expected/$name.out" "results/$name.out" > "results/$name.diff"; then
