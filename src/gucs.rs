@@ -354,13 +354,6 @@ pub fn lock_retry_delay_ms() -> i32 {
     LOCK_RETRY_DELAY_MS.get()
 }
 
-/// The wait before lock retry number `attempt` (1-based): `base_ms` doubled per earlier retry,
-/// capped at a minute, then scaled by `jitter` in [0, 1) to between half and all of it.
-pub fn lock_retry_backoff_ms(base_ms: i32, attempt: u32, jitter: f64) -> u64 {
-    let full = (i64::from(base_ms.max(1)) << attempt.saturating_sub(1).min(20)).min(60_000) as f64;
-    (full * (0.5 + 0.5 * jitter.clamp(0.0, 1.0))) as u64
-}
-
 pub fn guard_min_rows() -> f64 {
     // SAFETY: as lock_timeout_ms.
     f64::from(unsafe { GUARD_MIN_ROWS })
@@ -490,13 +483,5 @@ mod tests {
         // guard_min_rows: higher weakens
         assert!(weakens(GuardSetting::MinRows, 20_000, 10_000));
         assert!(!weakens(GuardSetting::MinRows, 10, 10_000));
-    }
-
-    #[test]
-    fn lock_retry_backoff_doubles_with_jitter_and_a_cap() {
-        assert_eq!(super::lock_retry_backoff_ms(500, 1, 1.0), 500);
-        assert_eq!(super::lock_retry_backoff_ms(500, 1, 0.0), 250);
-        assert_eq!(super::lock_retry_backoff_ms(500, 3, 1.0), 2000);
-        assert_eq!(super::lock_retry_backoff_ms(500, 40, 1.0), 60_000);
     }
 }

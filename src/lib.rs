@@ -5,6 +5,7 @@
 //! - [`worker`]: background jobs (batched backfills) run by background workers.
 //! - [`pg`]: the small, fenced layer over server internals (roles, subtransactions, scripts).
 //! - [`gucs`]: every `migrate.*` setting.
+//! - [`retry`]: the one backoff rule and the randomness behind jitter and lock keys.
 
 use pgrx::prelude::*;
 
@@ -13,6 +14,7 @@ pub mod guard;
 pub mod gucs;
 pub mod pg;
 pub mod registry;
+pub mod retry;
 pub mod worker;
 
 ::pgrx::pg_module_magic!(name, version);

@@ -65,10 +65,11 @@ pub(super) fn current_role_name() -> String {
     security::role_name(security::current_user()).unwrap_or_default()
 }
 
-pub(super) fn plan_error(e: plan::PlanError) -> UserError {
-    use plan::PlanError::*;
-    use PgSqlErrorCode::*;
-    match e {
+impl From<plan::PlanError> for UserError {
+    fn from(e: plan::PlanError) -> Self {
+        use plan::PlanError::*;
+        use PgSqlErrorCode::*;
+        match e {
         UnknownTarget(t) => UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
             format!("migration {t} is not registered"),
@@ -117,6 +118,7 @@ pub(super) fn plan_error(e: plan::PlanError) -> UserError {
             format!("cannot baseline: migration {version} is already applied"),
         )
         .hint("baseline() adopts a database that has no applied migrations; use apply() from here on."),
+    }
     }
 }
 
@@ -327,7 +329,7 @@ fn apply_pending(target: Option<&str>) -> Result<Vec<StepRow>> {
     super::deploy::refuse_while_deploying("apply")?;
     let all = catalog::load_all(true);
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
-    let chosen = plan::apply(&entries, target, gucs::allow_out_of_order()).map_err(plan_error)?;
+    let chosen = plan::apply(&entries, target, gucs::allow_out_of_order())?;
     let roles = chosen
         .iter()
         .map(|&i| execute::executing_role(&all[i], Direction::Up))
@@ -408,7 +410,7 @@ fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
     super::deploy::refuse_while_deploying("rollback")?;
     let all = catalog::load_all(true);
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
-    let chosen = plan::rollback(&entries, steps, target).map_err(plan_error)?;
+    let chosen = plan::rollback(&entries, steps, target)?;
     let roles = chosen
         .iter()
         .map(|&i| execute::executing_role(&all[i], Direction::Down))
@@ -449,7 +451,7 @@ fn baseline(version: Option<&str>) -> i32 {
         catalog::lock_registry();
         let all = catalog::load_all(true);
         let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
-        let chosen = plan::baseline(&entries, target).map_err(plan_error)?;
+        let chosen = plan::baseline(&entries, target)?;
         let role = current_role_name();
         let run_id = catalog::next_run_id();
         for &i in &chosen {

@@ -17,7 +17,6 @@
 //! lock on a random key that it records in `migrate.locks` (which only the extension writes),
 //! so no role can squat the key in advance to stall deploys or fake one to refuse `apply()`.
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use pgrx::datum::IntoDatum;
@@ -26,7 +25,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 use pgrx::PgTryBuilder;
 
-use super::api::{checked_version, current_role_name, plan_error};
+use super::api::{checked_version, current_role_name};
 use super::catalog::{self, Event, Migration};
 use super::execute::{self, Direction};
 use super::plan::{self, Step};
@@ -76,21 +75,9 @@ pub fn refuse_while_deploying(what: &str) -> Result<()> {
     }
 }
 
-/// 64 random bits (std's per-process random hash keys, mixed with the pid and the time).
-pub fn random_u64() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
-}
-
-/// A random number in [0, 1) for backoff jitter.
-pub fn jitter() -> f64 {
-    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+/// `migrate.lock_retry_delay` as a wait.
+fn lock_retry_delay() -> u64 {
+    u64::try_from(gucs::lock_retry_delay_ms()).unwrap_or(1)
 }
 
 crate::v1_function_info!(pg_finfo_migrate_deploy);
@@ -156,7 +143,7 @@ fn take_deploy_lock() -> i64 {
             continue;
         }
         // Nobody can hold a key drawn now; on the rare collision with some other lock, draw again.
-        let key = (random_u64() >> 1) as i64;
+        let key = (crate::retry::random_u64() >> 1) as i64;
         // SAFETY: a direct call of the SQL function, which takes no snapshot.
         let got = unsafe {
             pgrx::direct_function_call::<bool>(
@@ -204,7 +191,7 @@ fn deploy(target: Option<&str>) -> Result<()> {
             Ok(step) => step,
             Err(e) => {
                 let version = e.version().unwrap_or_default().to_string();
-                let e = plan_error(e);
+                let e = UserError::from(e);
                 record_refusal(&version, run_id, &role, &e);
                 return Err(e);
             }
@@ -273,8 +260,12 @@ fn deploy(target: Option<&str>) -> Result<()> {
                 // SAFETY: rolls back the step (already undone) and our registry lock: between
                 // tries this session holds no lock at all.
                 unsafe { pg_sys::SPI_rollback() };
-                let wait =
-                    gucs::lock_retry_backoff_ms(gucs::lock_retry_delay_ms(), attempt + 1, jitter());
+                let wait = crate::retry::backoff_ms(
+                    lock_retry_delay(),
+                    attempt + 1,
+                    crate::retry::LOCK_RETRY_CAP_MS,
+                    crate::retry::jitter(),
+                );
                 pgrx::notice!(
                     "migrate: migration {} gave up waiting for a lock (lock_timeout {} ms); retry {} of {} in {wait} ms",
                     m.version,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use super::api::{checked_version, plan_error};
+use super::api::checked_version;
 use super::catalog::{self, Migration};
 use super::execute::{self, Direction};
 use super::plan::{self, Step};
@@ -134,8 +134,7 @@ type Path = Vec<(usize, Direction)>;
 fn steps(target: Option<&str>) -> Result<(Vec<Migration>, Path)> {
     let all = catalog::load_all(false);
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
-    let path = plan::deploy_path(&entries, target, gucs::allow_out_of_order())
-        .map_err(plan_error)?
+    let path = plan::deploy_path(&entries, target, gucs::allow_out_of_order())?
         .into_iter()
         .map(|s| match s {
             Step::Up(i) => (i, Direction::Up),

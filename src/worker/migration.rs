@@ -18,7 +18,6 @@ use pgrx::PgSqlErrorCode::*;
 
 use super::queue::{self, Job, MigrationJob, RUNNING};
 use crate::error::{caught_parts, sqlstate_text};
-use crate::gucs;
 use crate::pg::security::set_config;
 use crate::pg::{script, toplevel, xact};
 use crate::registry::catalog::{self, Event};
@@ -210,10 +209,11 @@ fn run_statement(
                 let (code, message, _, _) = caught_parts(&caught);
                 if code == ERRCODE_LOCK_NOT_AVAILABLE && attempt < m.lock_retries.max(0) as u32 {
                     attempt += 1;
-                    let wait = gucs::lock_retry_backoff_ms(
-                        m.lock_retry_delay_ms,
+                    let wait = crate::retry::backoff_ms(
+                        u64::try_from(m.lock_retry_delay_ms).unwrap_or(1),
                         attempt,
-                        crate::registry::deploy::jitter(),
+                        crate::retry::LOCK_RETRY_CAP_MS,
+                        crate::retry::jitter(),
                     );
                     let note = format!(
                         "{label}: {message}; lock retry {attempt} of {} in {wait} ms",

@@ -588,7 +588,7 @@ pub fn take_slot(max: i64) -> Option<i32> {
         return None;
     }
     (0..8).find_map(|_| {
-        let key = (crate::registry::deploy::random_u64() >> 33) as i32;
+        let key = (crate::retry::random_u64() >> 33) as i32;
         try_lock(SLOT_LOCK, key).then_some(key)
     })
 }

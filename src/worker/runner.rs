@@ -576,9 +576,10 @@ impl Runner {
                         queue::set_note(self.id, Some(&note));
                         queue::shrink_batch(self.id);
                     });
-                    // Exponential backoff: 100 ms, 200 ms, ... up to 10 s.
-                    let backoff = 100u64 << self.retries.min(7);
-                    xact::sleep(Duration::from_millis(backoff.min(10_000)));
+                    // 100 ms, 200 ms, ... up to 10 s, with jitter so several workers spread out.
+                    let backoff =
+                        crate::retry::backoff_ms(100, self.retries, 10_000, crate::retry::jitter());
+                    xact::sleep(Duration::from_millis(backoff));
                 }
                 Err(caught) => {
                     record_failure(self.id, &caught);
