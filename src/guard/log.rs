@@ -95,6 +95,35 @@ thread_local! {
 const BURST: f64 = 50.0;
 const MAX_WRITES_PER_SECOND: f64 = 5.0;
 
+/// guard_log writer workers that may run at once in the whole cluster: however many sessions
+/// block statements, they never take more of max_worker_processes than this.
+const MAX_WRITERS: i64 = 2;
+
+/// guard_log writer workers running now, in any database.
+fn writers_running() -> i64 {
+    as_registry_owner(|| {
+        Spi::get_one::<i64>(
+            "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity \
+             WHERE backend_type OPERATOR(pg_catalog.=) 'migrate guard_log writer'",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+    })
+}
+
+/// Waits up to a second for fewer than MAX_WRITERS writers to run; false if none got free.
+fn writer_free() -> bool {
+    for _ in 0..50 {
+        if writers_running() < MAX_WRITERS {
+            return true;
+        }
+        // SAFETY: a plain sleep; the backend's latch and interrupts are untouched.
+        unsafe { pg_sys::pg_usleep(20_000) };
+    }
+    false
+}
+
 fn within_rate() -> bool {
     let now = std::time::Instant::now();
     WRITE_TOKENS.with(|t| {
@@ -110,9 +139,9 @@ fn within_rate() -> bool {
 
 /// Writes a row that survives the abort of the current transaction.
 pub fn record_autonomously(e: Entry) {
-    if !within_rate() {
+    if !within_rate() || !writer_free() {
         pgrx::log!(
-            "migrate guard blocked (not recorded in migrate.guard_log: this session blocks more than {MAX_WRITES_PER_SECOND} statements per second): rule {} on {} by {}: {}",
+            "migrate guard blocked (not recorded in migrate.guard_log: too many blocks at once, more than {MAX_WRITES_PER_SECOND} per second from this session or {MAX_WRITERS} writers busy): rule {} on {} by {}: {}",
             e.rule, e.table_name, e.role, e.statement
         );
         return;

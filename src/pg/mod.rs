@@ -2,6 +2,7 @@
 //! user, pinning `search_path`, internal subtransactions, transactions in background workers, and
 //! parsing/executing SQL scripts with precise error positions.
 
+pub mod locks;
 pub mod script;
 pub mod security;
 pub mod subxact;

@@ -194,64 +194,193 @@ pub fn as_registry_owner<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// What a step could leave in the session for code that runs after it, with another identity
-/// or outside its GUC scope: open cursors (a `WITH HOLD` one runs its query at COMMIT),
-/// prepared statements (run by whoever EXECUTEs the name next) and temporary objects (found
-/// first on every search_path: a temporary table with a trigger shadows the caller's table).
-///
-/// Each as (identity, description): a prepared statement replaced under the same name is a new
-/// one (its prepare time differs).
-fn session_objects() -> BTreeSet<(String, String)> {
-    const SQL: &str = "\
-        SELECT 'c' OPERATOR(pg_catalog.||) name, 'cursor ' OPERATOR(pg_catalog.||) name \
-            FROM pg_catalog.pg_cursors \
-        UNION ALL SELECT 'p' OPERATOR(pg_catalog.||) name OPERATOR(pg_catalog.||) ' ' \
-                OPERATOR(pg_catalog.||) prepare_time::pg_catalog.text, \
-            'prepared statement ' OPERATOR(pg_catalog.||) name \
-            FROM pg_catalog.pg_prepared_statements \
-        UNION ALL SELECT 'r' OPERATOR(pg_catalog.||) c.oid::pg_catalog.text, \
-            'temporary relation ' OPERATOR(pg_catalog.||) c.relname \
-            FROM pg_catalog.pg_class c \
-            WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() \
-        UNION ALL SELECT 'f' OPERATOR(pg_catalog.||) p.oid::pg_catalog.text, \
-            'temporary function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_catalog.text \
-            FROM pg_catalog.pg_proc p \
-            WHERE p.pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() \
-        UNION ALL SELECT 't' OPERATOR(pg_catalog.||) t.oid::pg_catalog.text, \
-            'temporary type ' OPERATOR(pg_catalog.||) t.typname \
-            FROM pg_catalog.pg_type t \
-            WHERE t.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() \
-              AND t.typrelid OPERATOR(pg_catalog.=) 0 AND t.typelem OPERATOR(pg_catalog.=) 0";
-    as_registry_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(SQL, None, &[])
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|r| {
-                            Some((r.get::<String>(1).ok()??, r.get::<String>(2).ok()??))
-                        })
-                        .collect()
-                })
-                .unwrap_or_else(|e| error!("migrate: could not read the session's objects: {e}"))
+/// What a script could leave in the session for code that runs after it, with another
+/// identity or outside its GUC scope: open cursors (a `WITH HOLD` one runs its query at
+/// COMMIT), prepared statements (run by whoever EXECUTEs the name next), temporary objects
+/// (found first on every search_path: a temporary table with a trigger shadows the caller's
+/// table) and session-level advisory locks (which survive a rollback and could fake a deploy).
+/// Cursors and prepared statements are identified with their creation time, so one replaced
+/// under the same name is a new one.
+#[derive(Default, PartialEq)]
+pub struct SessionObjects {
+    cursors: BTreeSet<(String, String)>,
+    prepared: BTreeSet<(String, String)>,
+    temporary: BTreeSet<(String, String)>,
+    advisory: BTreeSet<(i64, i64, i32, String)>,
+}
+
+impl SessionObjects {
+    pub fn capture() -> Self {
+        const SQL: &str = "\
+            SELECT 'c', name, creation_time::pg_catalog.text, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int4 \
+                FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.<>) '' \
+            UNION ALL SELECT 'p', name, prepare_time::pg_catalog.text, NULL, NULL, NULL \
+                FROM pg_catalog.pg_prepared_statements \
+            UNION ALL SELECT 't', 'temporary relation ' OPERATOR(pg_catalog.||) c.relname, c.oid::pg_catalog.text, NULL, NULL, NULL \
+                FROM pg_catalog.pg_class c \
+                WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() \
+            UNION ALL SELECT 't', 'temporary function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_catalog.text, \
+                    p.oid::pg_catalog.text, NULL, NULL, NULL \
+                FROM pg_catalog.pg_proc p \
+                WHERE p.pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() \
+            UNION ALL SELECT 't', 'temporary type ' OPERATOR(pg_catalog.||) t.typname, t.oid::pg_catalog.text, NULL, NULL, NULL \
+                FROM pg_catalog.pg_type t \
+                WHERE t.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() \
+                  AND t.typrelid OPERATOR(pg_catalog.=) 0 AND t.typelem OPERATOR(pg_catalog.=) 0 \
+            UNION ALL SELECT 'a', l.mode, NULL, l.classid::pg_catalog.int8, l.objid::pg_catalog.int8, l.objsubid::pg_catalog.int4 \
+                FROM pg_catalog.pg_locks l \
+                WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
+                  AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()";
+        let mut out = SessionObjects::default();
+        as_registry_owner(|| {
+            Spi::connect(|client| {
+                let rows = client.select(SQL, None, &[]).unwrap_or_else(|e| {
+                    error!("migrate: could not read the session's objects: {e}")
+                });
+                for r in rows {
+                    let text = |n| r.get::<String>(n).ok().flatten().unwrap_or_default();
+                    let kind = text(1);
+                    let pair = (text(2), text(3));
+                    match kind.as_str() {
+                        "c" => out.cursors.insert(pair),
+                        "p" => out.prepared.insert(pair),
+                        "t" => out.temporary.insert(pair),
+                        _ => out.advisory.insert((
+                            r.get::<i64>(4).ok().flatten().unwrap_or(0),
+                            r.get::<i64>(5).ok().flatten().unwrap_or(0),
+                            r.get::<i32>(6).ok().flatten().unwrap_or(0),
+                            pair.0,
+                        )),
+                    };
+                }
+            })
+        });
+        out
+    }
+
+    /// What is in `self` (after the script) and was not in `before`, described.
+    /// What is in `self` and was not in `before`, described in a few words (the first five).
+    pub fn describe_left_since(&self, before: &SessionObjects) -> Option<String> {
+        let left = self.left_since(before);
+        match left.len() {
+            0 => None,
+            n if n <= 5 => Some(left.join(", ")),
+            n => Some(format!("{} and {} more", left[..5].join(", "), n - 5)),
+        }
+    }
+
+    fn left_since(&self, before: &SessionObjects) -> Vec<String> {
+        let mut left = Vec::new();
+        left.extend(
+            self.cursors
+                .difference(&before.cursors)
+                .map(|(n, _)| format!("cursor {n}")),
+        );
+        left.extend(
+            self.prepared
+                .difference(&before.prepared)
+                .map(|(n, _)| format!("prepared statement {n}")),
+        );
+        left.extend(
+            self.temporary
+                .difference(&before.temporary)
+                .map(|(what, _)| what.clone()),
+        );
+        left.extend(
+            self.advisory
+                .difference(&before.advisory)
+                .map(|(c, o, sub, _)| match sub {
+                    1 => format!("advisory lock {}", (c << 32) | o),
+                    _ => format!("advisory lock ({c}, {o})"),
+                }),
+        );
+        left
+    }
+
+    /// Removes what the script added that a rollback does not remove (cursors it left open,
+    /// prepared statements, session-level advisory locks), whether it succeeded or failed.
+    pub fn remove_added(&self, before: &SessionObjects) {
+        as_registry_owner(|| {
+            with_own_settings(&[(c"client_min_messages", c"error")], || {
+                // Quoted by format(%I) and run as utility statements; failures (a cursor the
+                // caller closed meanwhile) are of no consequence.
+                let run_for = |template: &str, name: &str| {
+                    let sql = Spi::get_one_with_args::<String>(
+                        "SELECT pg_catalog.format($1, $2::pg_catalog.text)",
+                        &[template.into(), name.into()],
+                    );
+                    if let Ok(Some(sql)) = sql {
+                        let _ = crate::pg::subxact::run(|| Spi::run(&sql));
+                    }
+                };
+                for (name, _) in self.cursors.difference(&before.cursors) {
+                    run_for("CLOSE %I", name);
+                }
+                for (name, _) in self.prepared.difference(&before.prepared) {
+                    run_for("DEALLOCATE %I", name);
+                }
+                for (classid, objid, subid, mode) in self.advisory.difference(&before.advisory) {
+                    let shared = mode == "ShareLock";
+                    // Held as often as the script took it: release until it is gone (a
+                    // transaction-level lock cannot be released and goes at transaction end).
+                    for _ in 0..1000 {
+                        let released = if *subid == 1 {
+                            let key = (classid << 32) | objid;
+                            let f = if shared {
+                                "SELECT pg_catalog.pg_advisory_unlock_shared($1)"
+                            } else {
+                                "SELECT pg_catalog.pg_advisory_unlock($1)"
+                            };
+                            Spi::get_one_with_args::<bool>(f, &[key.into()])
+                        } else {
+                            let f = if shared {
+                                "SELECT pg_catalog.pg_advisory_unlock_shared($1::pg_catalog.int4, $2::pg_catalog.int4)"
+                            } else {
+                                "SELECT pg_catalog.pg_advisory_unlock($1::pg_catalog.int4, $2::pg_catalog.int4)"
+                            };
+                            Spi::get_one_with_args::<bool>(
+                                f,
+                                &[(*classid as i32).into(), (*objid as i32).into()],
+                            )
+                        };
+                        if released.ok().flatten() != Some(true) {
+                            break;
+                        }
+                    }
+                }
+            })
         })
-    })
+    }
 }
 
 /// Runs `f`, another role's SQL (a migration script), as `role`, so that nothing it does
 /// outlives it in another scope or with another identity:
-/// - in a GUC nest level of its own, with [`SQL_DIALECT`]: every `SET` and `SET LOCAL` inside
-///   is undone when it ends, so it cannot change what the next step or the caller resolves;
-/// - deferred triggers it queued fire before it ends (`SET CONSTRAINTS ALL IMMEDIATE`), as
-///   `role`, instead of at a COMMIT that may run as someone else (another step's author, or the
-///   caller after a `RESET ROLE`);
-/// - it fails (42501) if it leaves a cursor, a prepared statement or a temporary object in the
-///   session, where later code with another identity would run or find it.
+/// - it does not start while the session has cursors open (a script could FETCH from them,
+///   with the caller's snapshot and privileges, or close one and open another of that name);
+/// - deferred triggers the caller queued before fire first, as the caller; within the script
+///   every deferrable constraint is deferred, and at its end its own deferred triggers fire as
+///   `role` (`SET CONSTRAINTS ALL IMMEDIATE`), never at a COMMIT that may run as someone else;
+/// - it runs in a GUC nest level of its own, with [`SQL_DIALECT`]: every `SET` and `SET LOCAL`
+///   inside is undone when it ends, so it cannot change what the next step or the caller resolves;
+/// - cursors, prepared statements and advisory locks it leaves are removed, whether it succeeded
+///   or failed; if it succeeded and left any of those or a temporary object, it fails (42501).
 ///
 /// `what` names the step in errors.
 pub fn run_isolated<R>(role: pg_sys::Oid, what: &str, f: impl FnOnce() -> R) -> R {
     let caller = current_user();
-    let before = session_objects();
+    let before = SessionObjects::capture();
+    if !before.cursors.is_empty() {
+        let names: Vec<&str> = before.cursors.iter().map(|(n, _)| n.as_str()).collect();
+        UserError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_CURSOR_STATE,
+            format!("{what} cannot run while the session has open cursors ({})", names.join(", ")),
+        )
+        .detail("A migration script could read an open cursor with the privileges of the role that opened it.")
+        .hint("CLOSE the cursors first.")
+        .raise();
+    }
+    Spi::run("SET CONSTRAINTS ALL IMMEDIATE")
+        .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"));
     // The script may not SET ROLE, RESET ROLE or SET SESSION AUTHORIZATION (PostgreSQL refuses
     // them inside a local user id change) unless the session itself is the author's all the way
     // down: after `SET ROLE deployer` by a superuser, RESET ROLE in the deployer's script would
@@ -260,42 +389,51 @@ pub fn run_isolated<R>(role: pg_sys::Oid, what: &str, f: impl FnOnce() -> R) -> 
     let (session, authenticated) =
         unsafe { (pg_sys::GetSessionUserId(), pg_sys::GetAuthenticatedUserId()) };
     let must_switch = !(role == caller && role == session && role == authenticated);
-    let result = with_own_settings(SQL_DIALECT, || {
-        let run = || {
-            let result = f();
-            // Also the state of every deferrable constraint for the rest of the transaction:
-            // checked at statement end from here on, never later as someone else.
-            Spi::run("SET CONSTRAINTS ALL IMMEDIATE")
-                .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"));
-            result
-        };
-        if must_switch {
-            let (mut user, mut context) = (pg_sys::InvalidOid, 0);
-            // SAFETY: reads two backend-local variables into our out-parameters.
-            unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
-            switched(
-                role,
-                context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-                run,
-            )
-        } else {
-            run()
-        }
+    let outcome = crate::pg::subxact::run(|| {
+        with_own_settings(SQL_DIALECT, || {
+            let run = || {
+                Spi::run("SET CONSTRAINTS ALL DEFERRED")
+                    .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"));
+                let result = f();
+                // The script's deferred triggers fire now, as its author, and every
+                // deferrable constraint is immediate for the rest of the transaction.
+                Spi::run("SET CONSTRAINTS ALL IMMEDIATE")
+                    .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"));
+                result
+            };
+            if must_switch {
+                let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+                // SAFETY: reads two backend-local variables into our out-parameters.
+                unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
+                switched(
+                    role,
+                    context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+                    run,
+                )
+            } else {
+                run()
+            }
+        })
     });
-    let left: Vec<String> = session_objects()
-        .difference(&before)
-        .map(|(_, what)| what.clone())
-        .collect();
-    if !left.is_empty() {
+    let after = SessionObjects::capture();
+    let left = after.describe_left_since(&before);
+    after.remove_added(&before);
+    let result = match outcome {
+        Ok(result) => result,
+        Err(caught) => caught.rethrow(),
+    };
+    if let Some(left) = left {
         let author = role_name(role).unwrap_or_default();
         let caller = role_name(caller).unwrap_or_default();
         UserError::new(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("{what} ran as role \"{author}\" and left {} in the session of role \"{caller}\"", left.join(", ")),
-            )
-            .detail("Cursors, prepared statements and temporary objects outlive the script; whatever runs next in the session (another migration's author, or the caller) would run or find them with its own privileges.")
-            .hint("Close cursors, DEALLOCATE prepared statements and drop temporary objects (ON COMMIT DROP is not enough) before the script ends.")
-            .raise();
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "{what} ran as role \"{author}\" and left {left} in the session of role \"{caller}\""
+            ),
+        )
+        .detail("Cursors, prepared statements, temporary objects and advisory locks outlive the script; whatever runs next in the session (another migration's author, or the caller) would run or find them with its own privileges.")
+        .hint("Close cursors, DEALLOCATE prepared statements, release session advisory locks and drop temporary objects (ON COMMIT DROP is not enough) before the script ends.")
+        .raise();
     }
     result
 }

@@ -13,13 +13,12 @@
 //!   `deploy()` again resumes: a failed transactional migration left nothing behind, a failed
 //!   non-transactional one resumes at the statement that failed.
 //!
-//! Deploys in one database run one at a time: a running deploy holds a session-level advisory
-//! lock on a random key that it records in `migrate.locks` (which only the extension writes),
-//! so no role can squat the key in advance to stall deploys or fake one to refuse `apply()`.
+//! Deploys in one database run one at a time: a running deploy holds a session-level lock that
+//! only the extension can take (see [`crate::pg::locks`]), so no role can squat it to stall
+//! deploys or fake one to make `apply()` refuse.
 
 use std::time::Duration;
 
-use pgrx::datum::IntoDatum;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
@@ -31,30 +30,19 @@ use super::execute::{self, Direction};
 use super::plan::{self, Step};
 use crate::error::{caught_parts, sqlstate_from_text, OrRaise, Result, UserError};
 use crate::gucs;
+use crate::pg::locks::{self, Mode, Namespace};
 use crate::pg::{script, xact};
 use crate::worker::api::{nonatomic_call, wait_for_job, JobEnd};
 use crate::worker::{launch, queue};
 
-/// The backend running a deploy in this database, if any: the pid recorded in `migrate.locks`,
-/// provided it still holds the key recorded with it.
+/// The backend running a deploy in this database, if any: the holder of the deploy lock.
 fn running_deploy() -> Option<i32> {
-    crate::pg::security::as_registry_owner(|| {
-        Spi::get_one::<i32>(
-            "SELECT k.deploy_pid FROM migrate.locks k \
-             WHERE k.name OPERATOR(pg_catalog.=) 'deploy' AND EXISTS (\
-               SELECT FROM pg_catalog.pg_locks l \
-               WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
-                 AND l.pid OPERATOR(pg_catalog.=) k.deploy_pid \
-                 AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
-                     WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
-                 AND l.classid OPERATOR(pg_catalog.=) ((k.deploy_key OPERATOR(pg_catalog.>>) 32) \
-                     OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid \
-                 AND l.objid OPERATOR(pg_catalog.=) (k.deploy_key OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid \
-                 AND l.objsubid OPERATOR(pg_catalog.=) 1)",
-        )
-        .ok()
-        .flatten()
-    })
+    Spi::get_one::<i32>(&format!(
+        "SELECT l.pid FROM pg_catalog.pg_locks l WHERE {} LIMIT 1",
+        locks::held_sql(Namespace::Deploy)
+    ))
+    .ok()
+    .flatten()
 }
 
 /// Refuses a registry change while a deploy runs in another session: it would interleave with
@@ -114,9 +102,9 @@ pub unsafe extern "C-unwind" fn migrate_deploy(fcinfo: pg_sys::FunctionCallInfo)
             error!("migrate.deploy: SPI_connect_ext failed");
         }
     }
-    let key = take_deploy_lock();
+    take_deploy_lock();
     PgTryBuilder::new(|| deploy(target.as_deref()).or_raise())
-        .finally(|| release_deploy_lock(key))
+        .finally(release_deploy_lock)
         .execute();
     // SAFETY: closes the connection opened above.
     unsafe { pg_sys::SPI_finish() };
@@ -124,57 +112,25 @@ pub unsafe extern "C-unwind" fn migrate_deploy(fcinfo: pg_sys::FunctionCallInfo)
 }
 
 /// Waits (committing between tries, so without a snapshot) until no other deploy runs, then
-/// holds a fresh random advisory key and records it (with this backend's pid) in
-/// `migrate.locks`; returns the key. Starts are serialised by the row lock on 'deploy'.
-fn take_deploy_lock() -> i64 {
+/// holds the deploy lock (a session-level lock only the extension can take).
+fn take_deploy_lock() {
     let mut noted = false;
-    loop {
-        catalog::lock_row("deploy");
-        if let Some(pid) = running_deploy() {
-            if !noted {
-                pgrx::notice!(
-                    "migrate.deploy: another deploy is running in this database (backend {pid}); waiting for it"
-                );
-                noted = true;
-            }
-            // SAFETY: we hold a non-atomic SPI connection.
-            unsafe { pg_sys::SPI_commit() };
-            xact::sleep(Duration::from_millis(200));
-            continue;
+    while !locks::try_lock(Namespace::Deploy, 0, Mode::Exclusive, true) {
+        if !noted {
+            pgrx::notice!(
+                "migrate.deploy: another deploy is running in this database (backend {}); waiting for it",
+                running_deploy().unwrap_or_default()
+            );
+            noted = true;
         }
-        // Nobody can hold a key drawn now; on the rare collision with some other lock, draw again.
-        let key = (crate::retry::random_u64() >> 1) as i64;
-        // SAFETY: a direct call of the SQL function, which takes no snapshot.
-        let got = unsafe {
-            pgrx::direct_function_call::<bool>(
-                pg_sys::pg_try_advisory_lock_int8,
-                &[key.into_datum()],
-            )
-        }
-        .unwrap_or(false);
-        if !got {
-            continue;
-        }
-        crate::pg::security::as_registry_owner(|| {
-            Spi::run_with_args(
-                "UPDATE migrate.locks SET deploy_key = $1, deploy_pid = pg_catalog.pg_backend_pid() \
-                 WHERE name OPERATOR(pg_catalog.=) 'deploy'",
-                &[key.into()],
-            )
-            .unwrap_or_else(|e| error!("migrate.deploy: could not record the deploy: {e}"))
-        });
-        // SAFETY: we hold a non-atomic SPI connection; other sessions now see the deploy.
+        // SAFETY: we hold a non-atomic SPI connection.
         unsafe { pg_sys::SPI_commit() };
-        return key;
+        xact::sleep(Duration::from_millis(200));
     }
 }
 
-/// Releases the deploy's key (the row keeps it: a key nobody holds means no deploy runs).
-fn release_deploy_lock(key: i64) {
-    // SAFETY: a direct call of the SQL function; it only touches the lock table.
-    unsafe {
-        pgrx::direct_function_call::<bool>(pg_sys::pg_advisory_unlock_int8, &[key.into_datum()]);
-    }
+fn release_deploy_lock() {
+    locks::unlock(Namespace::Deploy, 0, Mode::Exclusive);
 }
 
 /// Runs the deploy's steps; each ends with a commit.
@@ -238,6 +194,16 @@ fn deploy(target: Option<&str>) -> Result<()> {
         } else {
             worker_step(m, direction, executor, run_id, &role)
         };
+        // A script could have called pg_advisory_unlock_all(), which also drops the deploy lock.
+        if !locks::held(Namespace::Deploy, 0, Mode::Exclusive)
+            && !locks::try_lock(Namespace::Deploy, 0, Mode::Exclusive, true)
+        {
+            return Err(UserError::new(
+                ERRCODE_OBJECT_IN_USE,
+                format!("migration {} released the deploy's lock, and another deploy took it", m.version),
+            )
+            .hint("Do not call pg_advisory_unlock_all() in migrations; CALL migrate.deploy() again when the other deploy ends."));
+        }
         match outcome {
             Ok(took) => {
                 pgrx::notice!(

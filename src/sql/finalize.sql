@@ -57,4 +57,3 @@ GRANT EXECUTE ON FUNCTION migrate.add(text, text, text, text, jsonb), migrate.ap
     migrate.allow(text, text)
     TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.deploy(text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION migrate.worker_processes() TO PUBLIC;

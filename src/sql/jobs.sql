@@ -2,7 +2,7 @@
 -- Only the extension's functions write migrate.job_queue (as its owner); a batch and its
 -- checkpoint commit in the same transaction, which is what makes a job resumable exactly once.
 
--- Job ids double as advisory-lock keys (a worker holds one per job), so they stay in int4 range.
+-- Job ids double as lock keys (a worker holds one per job), so they stay in int4 range.
 CREATE SEQUENCE migrate.job_id_seq AS integer;
 CREATE TABLE migrate.job_queue (
     id                 bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_id_seq'),
@@ -65,8 +65,8 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.job_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_id_seq', '');
 
 -- A keyed backfill is split into key ranges when it first starts: one range for a single
--- worker, several (from a sample of the key) when workers > 1. A worker holds the advisory
--- lock (0x6d726e67, range id) while it walks a range, so no range is ever walked by two
+-- worker, several (from a sample of the key) when workers > 1. A worker holds the range's
+-- lock (src/pg/locks.rs) while it walks a range, so no range is ever walked by two
 -- processes; each batch writes the range's checkpoint in its own transaction.
 CREATE SEQUENCE migrate.job_range_id_seq AS integer CYCLE;
 CREATE TABLE migrate.job_ranges (
@@ -87,36 +87,22 @@ COMMENT ON TABLE migrate.job_ranges IS
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_ranges', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_range_id_seq', '');
 
--- The extension's own job workers in this database. Advisory-lock keys are public, so a lock
--- only counts when one of these processes holds it: any role can take (0x6d6a6f62, 7), but no
--- SQL can make its backend a 'migrate job worker'. SECURITY DEFINER because backend_type is
--- only shown for one's own sessions; it evaluates nothing user-defined.
-CREATE FUNCTION migrate.worker_processes() RETURNS SETOF integer
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT a.pid FROM pg_catalog.pg_stat_activity a
-    WHERE a.backend_type OPERATOR(pg_catalog.=) 'migrate job worker'
-      AND a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
-END;
-COMMENT ON FUNCTION migrate.worker_processes() IS
-    'Internal: process ids of the migrate job workers connected to this database.';
-
--- A live worker holds the advisory lock (0x6d6a6f62, job id) while it runs a job: that is how
--- the view tells a running job from an interrupted one. Keys, checkpoints (last_key), errors
+-- A live worker holds the job's lock while it runs a job: that is how the view tells a running
+-- job from an interrupted one. The locks are object locks on the class migrate.locks, which only
+-- the extension can take (src/pg/locks.rs): objsubid 1 = a job's leader (objid: job id), 2 = a
+-- worker walking a range (objid: range id). Keys, checkpoints (last_key), errors
 -- (their DETAIL can quote row values) and notes (a deploy step's SQL) are shown only to the
 -- job's owner, roles with its privileges, and migrate_admin.
 CREATE VIEW migrate.jobs AS
--- Advisory locks (two-key form) held in this database by the extension's own workers: a
--- job's leader holds (0x6d6a6f62, job id).
+-- The extension's locks held in this database.
 WITH held AS (
-    SELECT l.classid, l.objid, l.pid
+    SELECT l.objsubid, l.objid, l.pid
     FROM pg_catalog.pg_locks l
-    WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted
-      AND l.objsubid OPERATOR(pg_catalog.=) 2
+    WHERE l.locktype OPERATOR(pg_catalog.=) 'object' AND l.granted
+      AND l.classid OPERATOR(pg_catalog.=) 'migrate.locks'::pg_catalog.regclass
       AND l.database OPERATOR(pg_catalog.=)
           (SELECT d.oid FROM pg_catalog.pg_database d
            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-      AND l.pid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT migrate.worker_processes()))
 )
 SELECT j.id,
        j.kind,
@@ -169,13 +155,13 @@ FROM migrate.job_queue j
 CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
                            OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v
 LEFT JOIN held w
-       ON w.classid OPERATOR(pg_catalog.=) 1835691874::oid
+       ON w.objsubid OPERATOR(pg_catalog.=) 1
       AND w.objid OPERATOR(pg_catalog.=) j.id::oid
--- Workers walking one of the job's ranges hold the range's lock (0x6d726e67, range id).
+-- Workers walking one of the job's ranges hold the range's lock.
 LEFT JOIN (SELECT r.job_id, pg_catalog.count(*) AS n
            FROM migrate.job_ranges r
            JOIN held l
-             ON l.classid OPERATOR(pg_catalog.=) 1836215911::oid
+             ON l.objsubid OPERATOR(pg_catalog.=) 2
             AND l.objid OPERATOR(pg_catalog.=) r.id::oid
            GROUP BY r.job_id) aw
        ON aw.job_id OPERATOR(pg_catalog.=) j.id;

@@ -32,17 +32,16 @@ BEGIN
 END
 $do$;
 
--- Locks only the extension's own functions can take: a row lock needs UPDATE on the table,
--- which nobody but its owner has (advisory-lock keys, by contrast, are public: any role could
--- take them and stall us). 'registry' serialises registry changes, 'slots' the count of job
--- workers; 'deploy' records the random advisory key the running deploy holds.
+-- Locks only the extension's own functions can take (advisory-lock keys, by contrast, are
+-- public: any role could take them and stall us). Its rows are row-locked (which needs UPDATE on
+-- the table, which nobody but its owner has): 'registry' serialises registry changes, 'slots'
+-- the count of job workers. Its OID is the class of the workers' and the deploy's object locks,
+-- which no SQL statement can take (src/pg/locks.rs).
 CREATE TABLE migrate.locks (
-    name       text PRIMARY KEY,
-    deploy_key bigint,
-    deploy_pid integer
+    name text PRIMARY KEY
 );
 COMMENT ON TABLE migrate.locks IS 'Internal: locks only the extension itself can take.';
-INSERT INTO migrate.locks (name) VALUES ('registry'), ('deploy'), ('slots');
+INSERT INTO migrate.locks (name) VALUES ('registry'), ('slots');
 
 CREATE SEQUENCE migrate.run_id_seq;
 CREATE SEQUENCE migrate.event_id_seq;

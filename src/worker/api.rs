@@ -215,16 +215,16 @@ pub fn current_setting(name: &str) -> String {
 
 /// Loads a job for a control function, locked, after checking the caller may control it: the
 /// job's owner (or a role with its privileges) or a member of migrate_admin.
-fn job_for_control(id: i64, what: &str) -> Result<Job> {
-    // Waits for every batch in flight; batches that start later wait for this transaction.
-    queue::lock_control(id, true);
-    let job = queue::load(id, true).ok_or_else(|| {
+fn job_for_control(id: i64, what: &str, may_stop_workers: bool) -> Result<Job> {
+    let missing = || {
         UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
             format!("migrate.{what}: job {id} does not exist"),
         )
         .hint("See SELECT * FROM migrate.jobs for job ids.")
-    })?;
+    };
+    // Who may control it is checked before anything waits.
+    let job = queue::load(id, false).ok_or_else(missing)?;
     let me = current_user();
     let admin = role_oid("migrate_admin").is_some_and(|a| has_privileges_of(me, a));
     if !admin && !has_privileges_of(me, job.owner) {
@@ -237,7 +237,26 @@ fn job_for_control(id: i64, what: &str) -> Result<Job> {
         )
         .hint("Only the role that queued a job, roles with its privileges, and migrate_admin may control it."));
     }
-    Ok(job)
+    // Waits for every batch in flight; batches that start later wait for this transaction. A
+    // batch that does not end (a job's SQL can catch its own statement timeout) would hold the
+    // lock for ever: to cancel or pause, stop the job's workers (their batches roll back).
+    if !queue::lock_control_within(id, true) {
+        let stopped = if may_stop_workers {
+            queue::terminate_workers(id)
+        } else {
+            Vec::new()
+        };
+        if stopped.is_empty() {
+            return Err(queue::control_lock_unavailable(id));
+        }
+        pgrx::log!("migrate.{what}: terminated worker(s) {stopped:?} of job {id}");
+        pgrx::notice!(
+            "migrate.{what}: a batch of job {id} did not end within 10 s; stopped its {} worker(s) (the batch rolled back)",
+            stopped.len()
+        );
+        queue::lock_control(id, true);
+    }
+    queue::load(id, true).ok_or_else(missing)
 }
 
 fn job_id(id: Option<i64>, what: &str) -> Result<i64> {
@@ -262,7 +281,7 @@ fn wrong_state(id: i64, what: &str, state: &str, hint: &str) -> UserError {
 #[pg_extern]
 fn pause_job(id: Option<i64>) {
     let id = job_id(id, "pause_job").or_raise();
-    let job = job_for_control(id, "pause_job").or_raise();
+    let job = job_for_control(id, "pause_job", true).or_raise();
     match job.state.as_str() {
         QUEUED | RUNNING => queue::set_state(id, PAUSED, None),
         PAUSED => {}
@@ -281,7 +300,7 @@ fn pause_job(id: Option<i64>) {
 #[pg_extern]
 fn resume_job(id: Option<i64>) {
     let id = job_id(id, "resume_job").or_raise();
-    let job = job_for_control(id, "resume_job").or_raise();
+    let job = job_for_control(id, "resume_job", false).or_raise();
     match job.state.as_str() {
         RUNNING | QUEUED if queue::has_worker(id) => wrong_state(
             id,
@@ -323,7 +342,7 @@ fn resume_job(id: Option<i64>) {
 #[pg_extern]
 fn cancel_job(id: Option<i64>) {
     let id = job_id(id, "cancel_job").or_raise();
-    let job = job_for_control(id, "cancel_job").or_raise();
+    let job = job_for_control(id, "cancel_job", true).or_raise();
     match job.state.as_str() {
         QUEUED | RUNNING | PAUSED | FAILED => queue::set_state(id, CANCELLED, None),
         CANCELLED => {}

@@ -29,8 +29,9 @@ const LIBRARY: &str = "migrate";
 pub const RECOVERY: i64 = 0;
 
 thread_local! {
-    /// Jobs queued or resumed by the running transaction, to start at its commit.
-    static PENDING: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+    /// Jobs queued or resumed by the running transaction, to start at its commit, with the
+    /// subtransaction level that queued each (a rolled-back subtransaction takes its jobs along).
+    static PENDING: RefCell<Vec<(i64, i32)>> = const { RefCell::new(Vec::new()) };
 }
 
 static CALLBACK: Once = Once::new();
@@ -38,10 +39,29 @@ static CALLBACK: Once = Once::new();
 /// Starts a worker for `job` when the current transaction commits.
 pub fn start_at_commit(job: i64) {
     CALLBACK.call_once(|| {
-        // SAFETY: registers a callback for the rest of the backend's life.
-        unsafe { pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut()) };
+        // SAFETY: registers callbacks for the rest of the backend's life.
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
+        }
     });
-    PENDING.with(|p| p.borrow_mut().push(job));
+    // SAFETY: reads the current transaction's nesting depth.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    PENDING.with(|p| p.borrow_mut().push((job, level)));
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subxact_event(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        // SAFETY: reads the aborting subtransaction's nesting depth.
+        let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+        PENDING.with(|p| p.borrow_mut().retain(|&(_, l)| l < level));
+    }
 }
 
 #[pg_guard]
@@ -54,7 +74,11 @@ unsafe extern "C-unwind" fn on_xact_event(
         // Still inside the transaction: an error here (no worker slot) rolls the caller back
         // with a clear message instead of leaving a job nobody runs.
         XACT_EVENT_PRE_COMMIT => {
-            let jobs = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+            let jobs: Vec<i64> = PENDING
+                .with(|p| std::mem::take(&mut *p.borrow_mut()))
+                .into_iter()
+                .map(|(job, _)| job)
+                .collect();
             if !jobs.is_empty() {
                 // SAFETY: the statement's snapshot is gone by now; SPI needs one.
                 unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
@@ -75,6 +99,10 @@ fn start_pending(jobs: &[i64]) {
     let xid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
     let mut free = i64::from(gucs::max_job_workers()) - queue::busy_slots();
     for &job in jobs {
+        // Queued and then deleted (or rolled back by a path we did not see): nothing to start.
+        if queue::load(job, false).is_none() {
+            continue;
+        }
         if free <= 0 {
             pgrx::notice!(
                 "migrate: job {job} is queued; it starts when one of the {} running job workers of this database finishes (migrate.max_job_workers)",

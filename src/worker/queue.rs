@@ -6,21 +6,12 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiHeapTupleData;
 
 use super::backfill::Key;
+use crate::pg::locks;
 use crate::pg::security::as_registry_owner;
 
-/// Advisory-lock namespace of job locks ('mjob'); the second key is the job id.
-pub const JOB_LOCK: i32 = 0x6d6a_6f62;
-/// Advisory-lock namespace of worker slots ('mslt'); the second key is the slot number.
-pub const SLOT_LOCK: i32 = 0x6d73_6c74;
-/// Advisory-lock namespace of key ranges ('mrng'); the second key is the range id. The worker
-/// walking a range holds it, so a range is never walked by two processes.
-pub const RANGE_LOCK: i32 = 0x6d72_6e67;
-/// Advisory-lock namespace ('mctl') ordering batches and control calls; the second key is the
-/// job id. Every batch holds it shared for its transaction, pause/cancel/resume exclusively.
-/// The lock manager queues a new shared request behind a waiting exclusive one, so a control
-/// call waits for the batches in flight and no new batch of any worker overtakes it (row locks
-/// would not: FOR KEY SHARE never queues behind a waiting FOR UPDATE).
-pub const CONTROL_LOCK: i32 = 0x6d63_746c;
+// The worker's locks (job, range, slot, control) are object locks only this extension can take:
+// see crate::pg::locks.
+pub use crate::pg::locks::{Mode, Namespace};
 
 /// States a job can be in.
 pub const QUEUED: &str = "queued";
@@ -513,7 +504,7 @@ pub fn fail(id: i64, sqlstate: &str, message: &str) {
 }
 
 /// SQL condition: no live worker runs job `j`. The jobs view is the one place that knows how
-/// a worker is recognised (it holds the job's advisory lock).
+/// a worker is recognised (it holds the job's lock).
 const NO_WORKER: &str = "j.id OPERATOR(pg_catalog.<>) ALL (SELECT w.id FROM migrate.jobs w \
     WHERE w.worker_pid IS NOT NULL)";
 
@@ -560,113 +551,171 @@ pub fn requeue_interrupted() -> i64 {
     as_registry_owner(|| Spi::get_one::<i64>(&sql).ok().flatten().unwrap_or(0))
 }
 
-/// Worker slots held in this database: slot locks held by the extension's own job workers
-/// (a slot lock any other process holds is not ours and counts for nothing).
+/// Worker slots held in this database: one per job worker process.
 pub fn busy_slots() -> i64 {
-    Spi::get_one_with_args::<i64>(
-        "SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks l \
-         WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
-           AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
-               WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
-           AND l.classid OPERATOR(pg_catalog.=) $1::pg_catalog.int8::pg_catalog.oid \
-           AND l.objsubid OPERATOR(pg_catalog.=) 2 \
-           AND l.pid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT migrate.worker_processes()))",
-        &[i64::from(SLOT_LOCK).into()],
-    )
+    Spi::get_one::<i64>(&format!(
+        "SELECT pg_catalog.count(DISTINCT l.pid) FROM pg_catalog.pg_locks l WHERE {}",
+        locks::held_sql(Namespace::Slot)
+    ))
     .ok()
     .flatten()
     .unwrap_or(0)
 }
 
-/// Takes a worker slot if fewer than `max` of this database's job workers hold one: returns
-/// the slot's key. The count and the claim are serialised by the 'slots' row of
-/// migrate.locks (only the extension can lock it); the key itself is random, so no role can
-/// hold every slot key in advance to keep workers from starting.
-pub fn take_slot(max: i64) -> Option<i32> {
+/// Worker slots held by workers logged in as `role`.
+pub fn role_slots(role: pg_sys::Oid) -> i64 {
+    let sql = format!(
+        "SELECT pg_catalog.count(DISTINCT l.pid) FROM pg_catalog.pg_locks l \
+         JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid \
+         WHERE {} AND a.usesysid OPERATOR(pg_catalog.=) $1",
+        locks::held_sql(Namespace::Slot)
+    );
+    crate::pg::security::as_registry_owner(|| {
+        Spi::get_one_with_args::<i64>(&sql, &[role.into()])
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    })
+}
+
+/// How many of `max` slots one role's backfills may hold: all but one, so no role (whatever
+/// its jobs do) keeps every other role's jobs and every deploy step waiting.
+pub fn per_role_slots(max: i64) -> i64 {
+    (max - 1).max(1)
+}
+
+/// Takes a worker slot if fewer than `max` of this database's job workers hold one (and, for
+/// a backfill, fewer than [`per_role_slots`] of its role's): returns the slot's key. The count
+/// and the claim are serialised by the 'slots' row of migrate.locks.
+pub fn take_slot(max: i64, backfill: bool) -> Option<i32> {
     crate::registry::catalog::lock_row("slots");
     if busy_slots() >= max {
         return None;
     }
-    (0..8).find_map(|_| {
-        let key = (crate::retry::random_u64() >> 33) as i32;
-        try_lock(SLOT_LOCK, key).then_some(key)
-    })
+    let me = crate::pg::security::current_user();
+    if backfill && role_slots(me) >= per_role_slots(max) {
+        return None;
+    }
+    // SAFETY: reads a backend-local variable.
+    let key = unsafe { pg_sys::MyProcPid };
+    try_lock(Namespace::Slot, key).then_some(key)
 }
 
-/// Who holds advisory lock (namespace, key) other than this backend, for error messages:
-/// "backend 123 (role app, not a migrate worker)".
-pub fn lock_holders(namespace: i32, key: i32) -> String {
+/// Who holds lock (namespace, key) other than this backend, for error messages:
+/// "backend 123 (role app)".
+pub fn lock_holders(namespace: Namespace, key: i32) -> String {
     Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.string_agg(pg_catalog.format('backend %s (role %s, %s)', l.pid, \
-                COALESCE(a.usename::pg_catalog.text, '?'), \
-                CASE WHEN l.pid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT migrate.worker_processes())) \
-                     THEN 'a migrate worker' ELSE 'not a migrate worker' END), ', ') \
-         FROM pg_catalog.pg_locks l \
-         LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid \
-         WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
-           AND l.classid OPERATOR(pg_catalog.=) $1::pg_catalog.int8::pg_catalog.oid \
-           AND l.objid OPERATOR(pg_catalog.=) $2::pg_catalog.int8::pg_catalog.oid \
-           AND l.objsubid OPERATOR(pg_catalog.=) 2 \
-           AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
-        &[namespace.into(), key.into()],
+        &format!(
+            "SELECT pg_catalog.string_agg(pg_catalog.format('backend %s (role %s)', l.pid, \
+                    COALESCE(a.usename::pg_catalog.text, '?')), ', ') \
+             FROM pg_catalog.pg_locks l \
+             LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid \
+             WHERE {} AND l.objid OPERATOR(pg_catalog.=) $1::pg_catalog.int8::pg_catalog.oid \
+               AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
+            locks::held_sql(namespace)
+        ),
+        &[key.into()],
     )
     .ok()
     .flatten()
     .unwrap_or_else(|| "nobody any more".into())
 }
 
-/// Takes the job's control lock for the rest of the transaction (see CONTROL_LOCK): shared by
-/// a batch, exclusive by a control call. Its key is public, so the wait is bounded (10 s, as
-/// batches and control calls are short) and a timeout names the holder.
+/// Takes the job's control lock for the rest of the transaction: shared by a batch, exclusive
+/// by a control call. The lock manager queues a new shared request behind a waiting exclusive
+/// one, so a control call waits for the batches in flight and no new batch of any worker
+/// overtakes it (row locks would not: FOR KEY SHARE never queues behind a waiting FOR UPDATE).
+/// The wait is bounded (10 s: batches and control calls are short); a timeout names the holder.
 pub fn lock_control(id: i64, exclusive: bool) {
-    // Job ids stay in int4 range (job_id_seq); a larger id names no job and needs no lock.
-    let Ok(key) = i32::try_from(id) else {
-        return;
-    };
-    let sql = if exclusive {
-        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)"
-    } else {
-        "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)"
-    };
-    let locked = crate::pg::security::with_own_settings(&[(c"lock_timeout", c"10s")], || {
-        crate::pg::subxact::run(|| {
-            Spi::run_with_args(sql, &[CONTROL_LOCK.into(), key.into()])
-                .unwrap_or_else(|e| error!("migrate: could not lock job {id}: {e}"))
-        })
-    });
-    if let Err(caught) = locked {
-        if crate::error::caught_parts(&caught).0 != PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE {
-            caught.rethrow();
-        }
-        crate::error::UserError::new(
-            PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
-            format!("job {id}: gave up after 10 s waiting for its control lock"),
-        )
-        .detail(format!(
-            "Advisory lock ({CONTROL_LOCK}, {key}) is held by {}.",
-            lock_holders(CONTROL_LOCK, key)
-        ))
-        .hint("A holder that is not a migrate worker is not ours: end that session (pg_terminate_backend) and try again.")
-        .raise();
+    if !lock_control_within(id, exclusive) {
+        control_lock_unavailable(id).raise();
     }
 }
 
-/// Session-level advisory try-lock (held until released or the process exits).
-pub fn try_lock(namespace: i32, key: i32) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
-        &[namespace.into(), key.into()],
+/// The error of a control lock that stayed taken: who holds it.
+pub fn control_lock_unavailable(id: i64) -> crate::error::UserError {
+    let key = i32::try_from(id).unwrap_or_default();
+    crate::error::UserError::new(
+        PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+        format!("job {id}: gave up after 10 s waiting for its control lock"),
     )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+    .detail(format!(
+        "It is held by {}.",
+        lock_holders(Namespace::Control, key)
+    ))
+    .hint("A batch or a control call of this job is in a long transaction; try again when it ends.")
 }
 
-pub fn unlock(namespace: i32, key: i32) {
-    let _ = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.pg_advisory_unlock($1, $2)",
-        &[namespace.into(), key.into()],
+/// Takes the job's control lock like [`lock_control`]; false if it was not free within 10 s.
+pub fn lock_control_within(id: i64, exclusive: bool) -> bool {
+    // Job ids stay in int4 range (job_id_seq); a larger id names no job and needs no lock.
+    let Ok(key) = i32::try_from(id) else {
+        return true;
+    };
+    let mode = if exclusive {
+        Mode::Exclusive
+    } else {
+        Mode::Shared
+    };
+    let locked = crate::pg::security::with_own_settings(&[(c"lock_timeout", c"10s")], || {
+        crate::pg::subxact::run(|| locks::lock(Namespace::Control, key, mode))
+    });
+    match locked {
+        Ok(()) => true,
+        Err(caught)
+            if crate::error::caught_parts(&caught).0
+                == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE =>
+        {
+            false
+        }
+        Err(caught) => caught.rethrow(),
+    }
+}
+
+/// Terminates the workers running job `id` (its leader and the workers walking its ranges)
+/// and waits up to 5 s for each to exit; their batches in flight roll back. Returns the pids.
+/// Runs as the registry owner: whoever may cancel or pause a job may stop its workers.
+pub fn terminate_workers(id: i64) -> Vec<i32> {
+    // First the pids, then the signals: the planner may evaluate a WHERE clause's terms in any
+    // order, so a side effect must never sit in one.
+    let sql = format!(
+        "SELECT DISTINCT l.pid FROM pg_catalog.pg_locks l \
+         WHERE l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() \
+           AND (({job} AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.=) $1) \
+             OR ({range} AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY (ARRAY( \
+                 SELECT r.id::pg_catalog.int8 FROM migrate.job_ranges r \
+                 WHERE r.job_id OPERATOR(pg_catalog.=) $1))))",
+        job = locks::held_sql(Namespace::Job),
+        range = locks::held_sql(Namespace::Range),
     );
+    crate::pg::security::as_registry_owner(|| {
+        let pids: Vec<i32> = Spi::connect(|client| {
+            client
+                .select(&sql, None, &[id.into()])
+                .map(|rows| {
+                    rows.into_iter()
+                        .filter_map(|r| r.get::<i32>(1).ok().flatten())
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        for &pid in &pids {
+            let _ = Spi::run_with_args(
+                "SELECT pg_catalog.pg_terminate_backend($1, 5000)",
+                &[pid.into()],
+            );
+        }
+        pids
+    })
+}
+
+/// Session-level try-lock of one of the worker's locks (held until released or exit).
+pub fn try_lock(namespace: Namespace, key: i32) -> bool {
+    locks::try_lock(namespace, key, Mode::Exclusive, true)
+}
+
+pub fn unlock(namespace: Namespace, key: i32) {
+    locks::unlock(namespace, key, Mode::Exclusive)
 }
 
 /// True if this database has the extension and every table a worker reads belongs to it and

@@ -2,7 +2,7 @@
 //! job lock), plus helpers for a backfill with several workers.
 //!
 //! A keyed backfill is split into key ranges when it first starts; every worker of the job
-//! claims ranges (an advisory lock each) until none is left. Each batch is a transaction of its
+//! claims ranges (a lock each) until none is left. Each batch is a transaction of its
 //! own that key-share-locks the job, row-locks its range, re-checks the owner's privileges,
 //! updates the next keys of the range as the owner, and writes the range's and the job's
 //! checkpoint, so a crash at any point loses at most the batches in flight, which roll back as
@@ -19,10 +19,10 @@ use pgrx::PgSqlErrorCode::*;
 
 use super::backfill::{self, Key};
 use super::launch::{self, RECOVERY};
-use super::queue::{self, Checkpoint, Job, Range, JOB_LOCK, RANGE_LOCK, RUNNING, SLOT_LOCK};
+use super::queue::{self, Checkpoint, Job, Namespace, Range, RUNNING};
 use crate::error::{caught_parts, sqlstate_text, OrRaise, UserError};
 use crate::gucs;
-use crate::pg::security::{run_as, set_config};
+use crate::pg::security::{run_as, set_config, SessionObjects};
 use crate::pg::xact;
 
 /// Consecutive retryable failures (lock or statement timeout, deadlock, serialization) a job
@@ -79,7 +79,7 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
         });
         return;
     }
-    let Some(slot) = take_slot() else {
+    let Some(slot) = take_slot(job) else {
         // Every slot is busy: the job stays queued and a finishing worker starts it (a helper
         // is simply not needed: the job's other workers take its ranges).
         pgrx::debug1!("migrate job {job}: every worker slot is busy");
@@ -88,33 +88,22 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     if helper {
         run_helper(job);
         let _ = xact::run(|| {
-            queue::unlock(SLOT_LOCK, slot);
+            queue::unlock(Namespace::Slot, slot);
             launch::start_queued();
         });
         return;
     }
-    if !xact::run(|| queue::try_lock(JOB_LOCK, job as i32)).unwrap_or(false) {
-        // Another worker of ours runs it, or some other session holds the job's (public) key:
-        // then say who, where the job's owner looks.
-        let _ = xact::run(|| {
-            let holders = queue::lock_holders(JOB_LOCK, job as i32);
-            if holders.contains("not a migrate worker") {
-                let note = format!(
-                    "cannot start: its lock ({JOB_LOCK}, {job}) is held by {holders}; resume it once that session ends"
-                );
-                pgrx::log!("migrate job {job}: {note}");
-                queue::set_note(job, Some(&note));
-            }
-            queue::unlock(SLOT_LOCK, slot);
-        });
+    if !xact::run(|| queue::try_lock(Namespace::Job, job as i32)).unwrap_or(false) {
+        let _ = xact::run(|| queue::unlock(Namespace::Slot, slot));
+        pgrx::debug1!("migrate job {job}: another worker runs it");
         return;
     }
     run_job(job);
     // Release the slot before looking for queued jobs, so a job queued meanwhile is seen here
     // or its own worker finds the slot free.
     let _ = xact::run(|| {
-        queue::unlock(JOB_LOCK, job as i32);
-        queue::unlock(SLOT_LOCK, slot);
+        queue::unlock(Namespace::Job, job as i32);
+        queue::unlock(Namespace::Slot, slot);
         launch::start_queued();
     });
 }
@@ -200,10 +189,14 @@ fn wait_for_commit(full_xid: u64) -> bool {
     }
 }
 
-fn take_slot() -> Option<i32> {
-    xact::run(|| queue::take_slot(i64::from(gucs::max_job_workers())))
-        .ok()
-        .flatten()
+fn take_slot(job: i64) -> Option<i32> {
+    xact::run(|| {
+        let backfill =
+            job != RECOVERY && queue::load(job, false).is_some_and(|j| j.migration.is_none());
+        queue::take_slot(i64::from(gucs::max_job_workers()), backfill)
+    })
+    .ok()
+    .flatten()
 }
 
 /// The qualified, quoted name of the job's table now (it may have been renamed since).
@@ -366,39 +359,16 @@ fn walk_ranges(job: &Job) {
             if queue::load(job.id, false).is_none_or(|j| j.state != RUNNING) {
                 return None;
             }
-            let ranges = queue::unfinished_ranges(job.id);
-            let claimed = ranges
-                .iter()
-                .copied()
-                .find(|&range| queue::try_lock(RANGE_LOCK, range));
-            if claimed.is_none() {
-                report_squatted_ranges(job.id, &ranges);
-            }
-            claimed
+            queue::unfinished_ranges(job.id)
+                .into_iter()
+                .find(|&range| queue::try_lock(Namespace::Range, range))
         });
         let Ok(Some(range)) = claimed else {
             return;
         };
         let finished = Runner::new(job.id, Some(range)).run(job.pause_ms);
-        let _ = xact::run(|| queue::unlock(RANGE_LOCK, range));
+        let _ = xact::run(|| queue::unlock(Namespace::Range, range));
         if !finished {
-            return;
-        }
-    }
-}
-
-/// A range whose (public) lock key some other session holds is never walked: say who holds
-/// it in the job's note, so the owner can end that session.
-fn report_squatted_ranges(job: i64, ranges: &[i32]) {
-    for &range in ranges {
-        let holders = queue::lock_holders(RANGE_LOCK, range);
-        if holders.contains("not a migrate worker") {
-            queue::set_note(
-                job,
-                Some(&format!(
-                    "waiting for range {range}: its lock ({RANGE_LOCK}, {range}) is held by {holders}"
-                )),
-            );
             return;
         }
     }
@@ -645,7 +615,7 @@ impl Runner {
 
     /// One batch in the current transaction.
     fn batch(&mut self) -> Outcome {
-        // After any pause/cancel/resume in progress (see queue::CONTROL_LOCK); the job is read
+        // After any pause/cancel/resume in progress (see queue::lock_control); the job is read
         // after the lock, so its state is the one they left.
         queue::lock_control(self.id, false);
         let Some(job) = queue::load(self.id, false) else {
@@ -669,6 +639,10 @@ impl Runner {
             pg_sys::GucAction::GUC_ACTION_LOCAL,
         );
         let started = Instant::now();
+        // The job's SQL runs in this worker's session: what it could leave there (advisory
+        // locks that would pass for this worker's, prepared statements, temporary objects) is
+        // removed, and the job fails, so no job's SQL can pose as the extension's worker.
+        let session_before = SessionObjects::capture();
         // xact::run disarms it if the batch fails.
         xact::arm_statement_timeout(gucs::backfill_statement_timeout_ms());
         let done = as_owner(&job, || match (&job.key, &range) {
@@ -676,6 +650,30 @@ impl Runner {
             _ => keyless_batch(&job, &table, size),
         });
         xact::disarm_statement_timeout();
+        let session_after = SessionObjects::capture();
+        // pg_advisory_unlock_all() also drops the worker's own locks (see pg::locks).
+        let lock_kept = match &range {
+            Some(r) => crate::pg::locks::held(Namespace::Range, r.id, queue::Mode::Exclusive),
+            None => crate::pg::locks::held(Namespace::Job, job.id as i32, queue::Mode::Exclusive),
+        };
+        if !lock_kept {
+            UserError::new(
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("backfill of {table}: the job's SQL released its worker's locks"),
+            )
+            .hint("Do not call pg_advisory_unlock_all() in set_sql or where_sql; the batch was rolled back.")
+            .raise();
+        }
+        if let Some(left) = session_after.describe_left_since(&session_before) {
+            session_after.remove_added(&session_before);
+            UserError::new(
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("backfill of {table}: the job's SQL left {left} in its worker's session"),
+            )
+            .detail("A job's set_sql and where_sql run in the extension's worker; locks, prepared statements and temporary objects they take would outlive the batch there.")
+            .hint("Use set_sql and where_sql that only compute values; the batch was rolled back.")
+            .raise();
+        }
         // The bookkeeping below waits for other workers' checkpoints of the job row, which
         // their commits release; a slow commit must not roll back this finished batch.
         set_config(c"lock_timeout", c"0", pg_sys::GucAction::GUC_ACTION_LOCAL);
