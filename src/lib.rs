@@ -45,8 +45,7 @@ pub extern "C-unwind" fn _PG_init() {
     std::env::remove_var("RUST_LIB_BACKTRACE");
     gucs::init();
     guard::state::init();
-    // SAFETY: reads a flag the postmaster sets while loading shared_preload_libraries.
-    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+    if pg::backend::preloading() {
         worker::launch::register_launcher();
     }
 }

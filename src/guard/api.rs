@@ -1,6 +1,5 @@
 //! The guard's SQL API: `migrate.allow()`, `migrate.check()` and the rows of `migrate.rules`.
 
-use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::{facts, rules, state};
@@ -71,8 +70,7 @@ fn allow(rule: Option<&str>, reason: Option<&str>) {
         .hint("Only superusers and members of migrate_admin may permit guard rules.")
         .raise();
     }
-    // SAFETY: reads transaction state.
-    if !unsafe { pg_sys::IsTransactionBlock() } {
+    if !crate::pg::backend::in_transaction_block() {
         warning!(
             "migrate.allow('{}') outside a transaction block ends with this statement",
             rule.id

@@ -48,18 +48,7 @@ pub struct StatementFacts {
     pub concurrent: bool,
 }
 
-/// Iterates the pointers of a PostgreSQL `List`.
-unsafe fn list_items<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
-    if list.is_null() {
-        return Vec::new();
-    }
-    // SAFETY: a non-NULL List has `length` valid cells.
-    unsafe {
-        (0..(*list).length as usize)
-            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut T)
-            .collect()
-    }
-}
+use crate::pg::list::items as list_items;
 
 unsafe fn is_a(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
     // SAFETY: every Node starts with its tag.
@@ -67,8 +56,8 @@ unsafe fn is_a(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
 }
 
 unsafe fn text(ptr: *const std::ffi::c_char) -> Option<String> {
-    // SAFETY: parse trees hold NUL-terminated strings or NULL.
     (!ptr.is_null()).then(|| {
+        // SAFETY: parse trees hold NUL-terminated strings or NULL (checked above).
         unsafe { CStr::from_ptr(ptr) }
             .to_string_lossy()
             .into_owned()

@@ -118,8 +118,7 @@ fn writer_free() -> bool {
         if writers_running() < MAX_WRITERS {
             return true;
         }
-        // SAFETY: a plain sleep; the backend's latch and interrupts are untouched.
-        unsafe { pg_sys::pg_usleep(20_000) };
+        crate::pg::backend::sleep_us(20_000);
     }
     false
 }
@@ -147,25 +146,14 @@ pub fn record_autonomously(e: Entry) {
         return;
     }
     let client_addr = as_registry_owner(client_addr);
-    // SAFETY: MyDatabaseId is set in every backend connected to a database.
-    let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let database = crate::pg::backend::database().to_u32();
     let payload = serde_json::to_vec(&Payload {
         database,
         client_addr,
         entry: e,
     })
     .expect("the entry serialises");
-    // SAFETY: a new DSM segment sized for the payload plus its length; pinning it keeps it
-    // alive after this backend detaches (at abort) until the worker unpins it.
-    let handle = unsafe {
-        let size = payload.len() + 8;
-        let seg = pg_sys::dsm_create(size, 0);
-        let base = pg_sys::dsm_segment_address(seg) as *mut u8;
-        std::ptr::copy_nonoverlapping((payload.len() as u64).to_le_bytes().as_ptr(), base, 8);
-        std::ptr::copy_nonoverlapping(payload.as_ptr(), base.add(8), payload.len());
-        pg_sys::dsm_pin_segment(seg);
-        pg_sys::dsm_segment_handle(seg)
-    };
+    let handle = crate::pg::dsm::publish(&payload);
     // Blocks can come in bursts (a migration file full of them) while max_worker_processes is
     // small: wait up to a second for a slot before falling back to the server log.
     let mut started = Err(());
@@ -182,12 +170,10 @@ pub fn record_autonomously(e: Entry) {
         if started.is_ok() {
             break;
         }
-        // SAFETY: a plain sleep; the backend's latch and interrupts are untouched.
-        unsafe { pg_sys::pg_usleep(20_000) };
+        crate::pg::backend::sleep_us(20_000);
     }
     if started.is_err() {
-        // SAFETY: the segment was pinned above and nobody else knows its handle.
-        unsafe { pg_sys::dsm_unpin_segment(handle) };
+        crate::pg::dsm::discard(handle);
         let entry = serde_json::from_slice::<Payload>(&payload)
             .expect("round trip")
             .entry;
@@ -203,21 +189,8 @@ pub fn record_autonomously(e: Entry) {
 #[no_mangle]
 pub extern "C-unwind" fn migrate_guard_log_writer(arg: pg_sys::Datum) {
     let handle = arg.value() as pg_sys::dsm_handle;
-    // SAFETY: the segment was pinned by the backend that started us; we copy the payload out,
-    // unpin (freeing it once we detach) and detach.
-    let payload: Vec<u8> = unsafe {
-        let seg = pg_sys::dsm_attach(handle);
-        if seg.is_null() {
-            return;
-        }
-        let base = pg_sys::dsm_segment_address(seg) as *const u8;
-        let mut len = [0u8; 8];
-        std::ptr::copy_nonoverlapping(base, len.as_mut_ptr(), 8);
-        let bytes =
-            std::slice::from_raw_parts(base.add(8), u64::from_le_bytes(len) as usize).to_vec();
-        pg_sys::dsm_unpin_segment(handle);
-        pg_sys::dsm_detach(seg);
-        bytes
+    let Some(payload) = crate::pg::dsm::take(handle) else {
+        return;
     };
     let Ok(payload) = serde_json::from_slice::<Payload>(&payload) else {
         return;

@@ -73,8 +73,7 @@ pub fn collect(finding: String) {
 }
 
 fn nest_level() -> i32 {
-    // SAFETY: reads the current transaction's nesting depth.
-    unsafe { pg_sys::GetCurrentTransactionNestLevel() }
+    crate::pg::backend::nest_level()
 }
 
 #[pgrx::pg_guard]
@@ -116,10 +115,11 @@ unsafe extern "C-unwind" fn on_subxact_event(
 /// Registers the transaction callbacks once per backend.
 pub fn init() {
     static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| unsafe {
-        // SAFETY: the callbacks only touch our thread-local state.
-        pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
+    REGISTER.call_once(|| {
+        crate::pg::backend::register_transaction_callbacks(
+            Some(on_xact_event),
+            Some(on_subxact_event),
+        )
     });
 }
 

@@ -2,7 +2,11 @@
 //! user, pinning `search_path`, internal subtransactions, transactions in background workers, and
 //! parsing/executing SQL scripts with precise error positions.
 
+pub mod backend;
+pub mod dsm;
+pub mod list;
 pub mod locks;
+pub mod procedure;
 pub mod script;
 pub mod security;
 pub mod subxact;

@@ -144,12 +144,9 @@ pub fn parse_trees(script: &str) -> Vec<*mut pg_sys::Node> {
     // SAFETY: raw_parser returns a List of RawStmt; we return their statement nodes, which
     // live in the current memory context.
     unsafe {
-        let list = raw_parse(&c_script);
-        if list.is_null() {
-            return Vec::new();
-        }
-        (0..(*list).length as usize)
-            .map(|i| (*((*(*list).elements.add(i)).ptr_value as *const pg_sys::RawStmt)).stmt)
+        super::list::items::<pg_sys::RawStmt>(raw_parse(&c_script))
+            .into_iter()
+            .map(|raw| (*raw).stmt)
             .collect()
     }
 }
@@ -163,13 +160,7 @@ pub fn split(script: &str) -> Vec<Statement> {
     // SAFETY: raw_parser returns a List of RawStmt allocated in the current memory context; we
     // copy out byte offsets at once and do not keep the nodes.
     unsafe {
-        let list = raw_parse(&c_script);
-        if list.is_null() {
-            return out;
-        }
-        let list = &*list;
-        for i in 0..list.length as usize {
-            let raw = (*list.elements.add(i)).ptr_value as *const pg_sys::RawStmt;
+        for raw in super::list::items::<pg_sys::RawStmt>(raw_parse(&c_script)) {
             let start = (*raw).stmt_location.max(0) as usize;
             let end = match (*raw).stmt_len {
                 0 => script.len(),

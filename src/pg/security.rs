@@ -135,8 +135,13 @@ pub fn restricted<R>(f: impl FnOnce() -> R) -> R {
 
 /// True if the current user is a superuser.
 pub fn is_superuser() -> bool {
-    // SAFETY: a catalog lookup of the current user, inside a transaction.
-    unsafe { pg_sys::superuser_arg(pg_sys::GetUserId()) }
+    is_superuser_role(current_user())
+}
+
+/// True if `role` is a superuser.
+pub fn is_superuser_role(role: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup, inside a transaction.
+    unsafe { pg_sys::superuser_arg(role) }
 }
 
 /// True if the current user is a superuser or has the privileges of `migrate_admin`.

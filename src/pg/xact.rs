@@ -126,3 +126,26 @@ pub fn install_worker_signal_handlers() {
         pg_sys::BackgroundWorkerUnblockSignals();
     }
 }
+
+/// Runs `f` with the transaction's snapshot pushed as the active one (SPI needs one, and at
+/// PRE_COMMIT the statement's own is gone). An error aborts the transaction, which pops it.
+pub fn with_active_snapshot<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: inside a transaction; the pushed snapshot is popped below or by abort.
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+    let result = f();
+    // SAFETY: pops what we pushed.
+    unsafe { pg_sys::PopActiveSnapshot() };
+    result
+}
+
+/// Connects a background worker to `database` as `role` (once, before any transaction). On
+/// PostgreSQL 17 and later it may act for a role without LOGIN; 15 refuses that (callers check
+/// first).
+pub fn connect_worker(database: pg_sys::Oid, role: pg_sys::Oid) {
+    #[cfg(feature = "pg18")]
+    let flags = pg_sys::BGWORKER_BYPASS_ROLELOGINCHECK;
+    #[cfg(feature = "pg15")]
+    let flags = 0;
+    // SAFETY: called once, from a registered background worker, before any transaction.
+    unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(database, role, flags) };
+}

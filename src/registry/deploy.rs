@@ -31,8 +31,9 @@ use super::plan::{self, Step};
 use crate::error::{caught_parts, sqlstate_from_text, OrRaise, Result, UserError};
 use crate::gucs;
 use crate::pg::locks::{self, Mode, Namespace};
-use crate::pg::{script, xact};
-use crate::worker::api::{nonatomic_call, wait_for_job, JobEnd};
+use crate::pg::procedure::nonatomic_call;
+use crate::pg::{backend, procedure, script, xact};
+use crate::worker::api::{wait_for_job, JobEnd};
 use crate::worker::{launch, queue};
 
 /// The backend running a deploy in this database, if any: the holder of the deploy lock.
@@ -48,9 +49,7 @@ fn running_deploy() -> Option<i32> {
 /// Refuses a registry change while a deploy runs in another session: it would interleave with
 /// the deploy's steps (which commit one by one) or race its background worker.
 pub fn refuse_while_deploying(what: &str) -> Result<()> {
-    // SAFETY: reads a backend-local variable.
-    let me = unsafe { pg_sys::MyProcPid };
-    let pid = running_deploy().filter(|&pid| pid != me);
+    let pid = running_deploy().filter(|&pid| pid != backend::pid());
     match pid {
         Some(pid) => Err(UserError::new(
             ERRCODE_OBJECT_IN_USE,
@@ -94,20 +93,12 @@ pub unsafe extern "C-unwind" fn migrate_deploy(fcinfo: pg_sys::FunctionCallInfo)
         .hint("Run CALL migrate.deploy(); on its own (autocommit), not inside BEGIN ... COMMIT or a function. migrate.apply() runs migrations inside your transaction.")
         .raise();
     }
-    // SAFETY: a non-atomic SPI connection is what lets a procedure commit.
-    unsafe {
-        if pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32)
-            != pg_sys::SPI_OK_CONNECT as i32
-        {
-            error!("migrate.deploy: SPI_connect_ext failed");
-        }
-    }
+    procedure::connect("migrate.deploy");
     take_deploy_lock();
     PgTryBuilder::new(|| deploy(target.as_deref()).or_raise())
         .finally(release_deploy_lock)
         .execute();
-    // SAFETY: closes the connection opened above.
-    unsafe { pg_sys::SPI_finish() };
+    procedure::finish();
     pg_sys::Datum::from(0)
 }
 
@@ -123,8 +114,7 @@ fn take_deploy_lock() {
             );
             noted = true;
         }
-        // SAFETY: we hold a non-atomic SPI connection.
-        unsafe { pg_sys::SPI_commit() };
+        procedure::commit();
         xact::sleep(Duration::from_millis(200));
     }
 }
@@ -223,9 +213,9 @@ fn deploy(target: Option<&str>) -> Result<()> {
                     && m.transactional
                     && attempt < gucs::lock_retries().max(0) as u32 =>
             {
-                // SAFETY: rolls back the step (already undone) and our registry lock: between
-                // tries this session holds no lock at all.
-                unsafe { pg_sys::SPI_rollback() };
+                // Rolls back the step (already undone) and our registry lock: between tries this
+                // session holds no lock at all.
+                procedure::rollback();
                 let wait = crate::retry::backoff_ms(
                     lock_retry_delay(),
                     attempt + 1,
@@ -292,8 +282,7 @@ fn transactional_step(
     });
     match result {
         Ok(took) => {
-            // SAFETY: we hold a non-atomic SPI connection; this commits the step.
-            unsafe { pg_sys::SPI_commit() };
+            procedure::commit();
             Ok(format_interval(&took))
         }
         Err(e) => Err(e),
@@ -331,8 +320,7 @@ fn record_refusal(version: &str, run_id: i64, role: &str, e: &UserError) {
         &crate::error::sqlstate_text(e.code as i32),
         &e.message,
     );
-    // SAFETY: we hold a non-atomic SPI connection.
-    unsafe { pg_sys::SPI_commit() };
+    procedure::commit();
 }
 
 /// Appends the failure to the history and commits it, so it survives the error we raise next.
@@ -353,8 +341,7 @@ fn record_failure(m: &Migration, direction: Direction, run_id: i64, role: &str, 
         &crate::error::sqlstate_text(e.code as i32),
         &message,
     );
-    // SAFETY: we hold a non-atomic SPI connection.
-    unsafe { pg_sys::SPI_commit() };
+    procedure::commit();
 }
 
 /// Hands a non-transactional migration to a job worker (or resumes the job that ran it
@@ -372,8 +359,7 @@ fn worker_step(
     check_worker_may_log_in(m, direction, executor)?;
     let started = std::time::Instant::now();
     let job = queue_job(m, up, sql, executor, run_id, role);
-    // SAFETY: we hold a non-atomic SPI connection; the commit starts the worker.
-    unsafe { pg_sys::SPI_commit() };
+    procedure::commit();
     let failed = match wait_for_job(job, None, "migrate.deploy") {
         Ok(()) => {
             let note = Spi::get_one_with_args::<String>(

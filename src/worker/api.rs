@@ -14,6 +14,7 @@ use super::queue::{self, Job, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEE
 use super::runner::check_owner;
 use crate::error::{OrRaise, Result, UserError};
 use crate::gucs;
+use crate::pg::procedure::{self, nonatomic_call};
 use crate::pg::security::{current_user, has_privileges_of, role_name, role_oid};
 use crate::v1_function_info;
 
@@ -94,8 +95,7 @@ fn queue_backfill(
     let where_sql = where_sql.filter(|w| !w.trim().is_empty());
     let owner = current_user();
     let owner_name = role_name(owner).unwrap_or_default();
-    // SAFETY: a catalog lookup of the current user.
-    let is_superuser = unsafe { pg_sys::superuser_arg(owner) };
+    let is_superuser = crate::pg::security::is_superuser();
     let allow_superuser = is_superuser && gucs::allow_superuser_jobs();
     check_owner(owner, relid, &table, allow_superuser)?;
 
@@ -395,15 +395,8 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
     let deadline = timeout
         .as_ref()
         .map(|t| Instant::now() + Duration::from_secs_f64(interval_ms(t).max(0.0) / 1000.0));
-    // SAFETY: a non-atomic SPI connection is what lets a procedure commit; SPI_commit releases
-    // the CALL's own snapshot, and each poll below takes and drops its own.
-    unsafe {
-        if pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32)
-            != pg_sys::SPI_OK_CONNECT as i32
-        {
-            error!("migrate.wait_job: SPI_connect_ext failed");
-        }
-    }
+    // Committing releases the CALL's own snapshot; each poll below takes and drops its own.
+    procedure::connect("migrate.wait_job");
     match wait_for_job(id, deadline, "migrate.wait_job") {
         Ok(()) => {}
         Err(JobEnd::Missing) => UserError::new(
@@ -439,8 +432,7 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
         .hint("The job goes on in the background; wait again or watch migrate.jobs.")
         .raise(),
     }
-    // SAFETY: closes the connection opened above.
-    unsafe { pg_sys::SPI_finish() };
+    procedure::finish();
     pg_sys::Datum::from(0)
 }
 
@@ -458,21 +450,6 @@ pub enum JobEnd {
         done: i64,
         estimated: i64,
     },
-}
-
-/// True when a C function was called by `CALL` outside a transaction block, the only place a
-/// procedure may commit.
-///
-/// # Safety
-/// `fcinfo` must be the call's own.
-pub unsafe fn nonatomic_call(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    // SAFETY: the caller passes the executor's fcinfo; context is a Node or NULL.
-    unsafe {
-        let context = (*fcinfo).context;
-        !context.is_null()
-            && (*context).type_ == pg_sys::NodeTag::T_CallContext
-            && !(*(context as *mut pg_sys::CallContext)).atomic
-    }
 }
 
 /// Polls job `id` until it succeeds, fails, is cancelled or `deadline` passes, committing
@@ -521,8 +498,8 @@ pub fn wait_for_job(
                 estimated: estimated.unwrap_or(0),
             });
         }
-        // SAFETY: the caller holds a non-atomic SPI connection; we hold no snapshot of our own.
-        unsafe { pg_sys::SPI_commit() };
+        // The caller holds a non-atomic SPI connection; we hold no snapshot of our own.
+        procedure::commit();
         crate::pg::xact::sleep(Duration::from_millis(100));
     }
 }

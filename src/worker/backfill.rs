@@ -272,7 +272,7 @@ pub fn check_set_sql(table: &str, set_sql: &str, key: Option<&Key>) -> Result<()
             return Err(not_a_set_list());
         }
         if let Some(key) = key {
-            for target in list_nodes(stmt.targetList) {
+            for target in crate::pg::list::items::<pg_sys::Node>(stmt.targetList) {
                 let res = &*(target as *const pg_sys::ResTarget);
                 if res.name.is_null() {
                     continue;
@@ -344,19 +344,6 @@ fn parse(sql: &str, what: &str, table: &str) -> Result<Vec<*mut pg_sys::Node>> {
         )
         .hint(format!("Fix {what} and queue the backfill again."))
     })
-}
-
-/// The nodes of a PostgreSQL List (empty for NIL).
-unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
-    if list.is_null() {
-        return Vec::new();
-    }
-    // SAFETY: a valid List of pointers, per the caller.
-    unsafe {
-        (0..(*list).length as usize)
-            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node)
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use pgrx::PgSqlErrorCode::*;
 use super::queue;
 use crate::error::UserError;
 use crate::gucs;
+use crate::pg::backend;
 
 /// The library's own name, for the postmaster to load worker entry points from.
 const LIBRARY: &str = "migrate";
@@ -39,14 +40,9 @@ static CALLBACK: Once = Once::new();
 /// Starts a worker for `job` when the current transaction commits.
 pub fn start_at_commit(job: i64) {
     CALLBACK.call_once(|| {
-        // SAFETY: registers callbacks for the rest of the backend's life.
-        unsafe {
-            pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
-            pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
-        }
+        backend::register_transaction_callbacks(Some(on_xact_event), Some(on_subxact_event));
     });
-    // SAFETY: reads the current transaction's nesting depth.
-    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    let level = backend::nest_level();
     PENDING.with(|p| p.borrow_mut().push((job, level)));
 }
 
@@ -58,8 +54,7 @@ unsafe extern "C-unwind" fn on_subxact_event(
     _arg: *mut std::ffi::c_void,
 ) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        // SAFETY: reads the aborting subtransaction's nesting depth.
-        let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+        let level = backend::nest_level();
         PENDING.with(|p| p.borrow_mut().retain(|&(_, l)| l < level));
     }
 }
@@ -80,11 +75,7 @@ unsafe extern "C-unwind" fn on_xact_event(
                 .map(|(job, _)| job)
                 .collect();
             if !jobs.is_empty() {
-                // SAFETY: the statement's snapshot is gone by now; SPI needs one.
-                unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-                start_pending(&jobs);
-                // SAFETY: pops what we pushed (an error aborts the transaction, which pops it).
-                unsafe { pg_sys::PopActiveSnapshot() };
+                crate::pg::xact::with_active_snapshot(|| start_pending(&jobs));
             }
         }
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_COMMIT => {
@@ -95,8 +86,8 @@ unsafe extern "C-unwind" fn on_xact_event(
 }
 
 fn start_pending(jobs: &[i64]) {
-    // SAFETY: the transaction has (or is about to get) an xid: it wrote the job row.
-    let xid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
+    // The transaction has (or is about to get) an xid: it wrote the job row.
+    let xid = backend::top_full_transaction_id();
     let mut free = i64::from(gucs::max_job_workers()) - queue::busy_slots();
     for &job in jobs {
         // Queued and then deleted (or rolled back by a path we did not see): nothing to start.
@@ -127,8 +118,7 @@ fn start_pending(jobs: &[i64]) {
 }
 
 fn max_worker_processes() -> i32 {
-    // SAFETY: a plain read of a GUC variable.
-    unsafe { pg_sys::max_worker_processes }
+    backend::max_worker_processes()
 }
 
 /// Registers a dynamic worker for `job` in this database; false if no slot was free.
@@ -143,8 +133,7 @@ pub fn start_helper(job: i64) -> bool {
 }
 
 fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
-    // SAFETY: MyDatabaseId is set in every backend connected to a database.
-    let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let database = backend::database().to_u32();
     let name = if job == RECOVERY {
         "migrate job recovery".to_string()
     } else {

@@ -30,14 +30,11 @@ pub fn run(id: i64) {
         Err(caught) => return fail(id, None, &caught, None, &[]),
     };
     let (job, m, started_at) = started;
-    let app = std::ffi::CString::new(format!(
+    crate::pg::backend::report_appname(&format!(
         "migrate job {id}: migration {} ({})",
         m.version,
         direction(m.up)
-    ))
-    .unwrap_or_default();
-    // SAFETY: pgstat_report_appname copies the string into shared memory.
-    unsafe { pg_sys::pgstat_report_appname(app.as_ptr()) };
+    ));
     let statements = match xact::run(|| {
         // Session-wide for this worker: the deploying session's search_path and lock_timeout.
         let path = std::ffi::CString::new(job.search_path.as_str()).unwrap_or_default();

@@ -596,8 +596,7 @@ pub fn take_slot(max: i64, backfill: bool) -> Option<i32> {
     if backfill && role_slots(me) >= per_role_slots(max) {
         return None;
     }
-    // SAFETY: reads a backend-local variable.
-    let key = unsafe { pg_sys::MyProcPid };
+    let key = crate::pg::backend::pid();
     try_lock(Namespace::Slot, key).then_some(key)
 }
 

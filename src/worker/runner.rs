@@ -127,20 +127,7 @@ fn connect(database: u32, role: u32) {
         BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
         return;
     }
-    // PostgreSQL 17 and later let a worker act for a role without LOGIN; 15 refuses it (deploy
-    // checks that first).
-    #[cfg(feature = "pg18")]
-    let flags = pg_sys::BGWORKER_BYPASS_ROLELOGINCHECK;
-    #[cfg(feature = "pg15")]
-    let flags = 0;
-    // SAFETY: called once, from a registered background worker, before any transaction.
-    unsafe {
-        pg_sys::BackgroundWorkerInitializeConnectionByOid(
-            pg_sys::Oid::from(database),
-            pg_sys::Oid::from(role),
-            flags,
-        )
-    };
+    xact::connect_worker(pg_sys::Oid::from(database), pg_sys::Oid::from(role));
 }
 
 /// Settings of the worker's session. Our own SQL runs with search_path = pg_catalog, pg_temp
@@ -268,8 +255,7 @@ pub fn check_job_role(owner: pg_sys::Oid, allow_superuser: bool) -> Result<Strin
             )));
         }
     }
-    // SAFETY: a catalog lookup of an existing role.
-    if unsafe { pg_sys::superuser_arg(owner) } && !allow_superuser {
+    if crate::pg::security::is_superuser_role(owner) && !allow_superuser {
         return Err(UserError::new(
             ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("background jobs do not run as superuser \"{name}\""),
@@ -325,9 +311,7 @@ fn run_helper(id: i64) {
 }
 
 fn report_appname(name: &str) {
-    let app = std::ffi::CString::new(name).unwrap_or_default();
-    // SAFETY: pgstat_report_appname copies the string into shared memory.
-    unsafe { pg_sys::pgstat_report_appname(app.as_ptr()) };
+    crate::pg::backend::report_appname(name);
 }
 
 /// Starts the job's other workers: one fewer than it asked for, and no more than it has ranges

@@ -1,0 +1,75 @@
+//! Facts about this backend and its server that live in C globals, and the few things a
+//! backend tells the server about itself.
+
+use std::ffi::CString;
+
+use pgrx::pg_sys;
+
+/// This backend's process id.
+pub fn pid() -> i32 {
+    // SAFETY: set at process start, never changed.
+    unsafe { pg_sys::MyProcPid }
+}
+
+/// The database this backend is connected to.
+pub fn database() -> pg_sys::Oid {
+    // SAFETY: set at connection, never changed.
+    unsafe { pg_sys::MyDatabaseId }
+}
+
+/// `max_worker_processes`.
+pub fn max_worker_processes() -> i32 {
+    // SAFETY: a plain read of a GUC variable.
+    unsafe { pg_sys::max_worker_processes }
+}
+
+/// The current transaction's subtransaction depth (1 at top level).
+pub fn nest_level() -> i32 {
+    // SAFETY: reads the current transaction's nesting depth.
+    unsafe { pg_sys::GetCurrentTransactionNestLevel() }
+}
+
+/// The full transaction id of the current top-level transaction, assigning one if needed.
+pub fn top_full_transaction_id() -> u64 {
+    // SAFETY: inside a transaction (callers are); assigning an xid is allowed outside recovery.
+    unsafe { pg_sys::GetTopFullTransactionId() }.value
+}
+
+/// Shows `name` as this backend's `application_name` in pg_stat_activity.
+pub fn report_appname(name: &str) {
+    let name = CString::new(name.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: pgstat_report_appname copies the string into shared memory.
+    unsafe { pg_sys::pgstat_report_appname(name.as_ptr()) };
+}
+
+/// Registers callbacks for the end of every transaction and subtransaction of this backend,
+/// for the rest of its life. Call once (guard it with a `Once`).
+pub fn register_transaction_callbacks(
+    xact: pg_sys::XactCallback,
+    subxact: pg_sys::SubXactCallback,
+) {
+    // SAFETY: the callbacks are 'static functions; registration only appends to a list.
+    unsafe {
+        pg_sys::RegisterXactCallback(xact, std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(subxact, std::ptr::null_mut());
+    }
+}
+
+/// True inside `BEGIN ... COMMIT` (not a single implicit statement).
+pub fn in_transaction_block() -> bool {
+    // SAFETY: reads transaction state.
+    unsafe { pg_sys::IsTransactionBlock() }
+}
+
+/// True while the postmaster loads `shared_preload_libraries`.
+pub fn preloading() -> bool {
+    // SAFETY: reads a flag the postmaster sets while loading shared_preload_libraries.
+    unsafe { pg_sys::process_shared_preload_libraries_in_progress }
+}
+
+/// Sleeps without serving interrupts or touching the latch (for sub-second waits in code that
+/// must not be interrupted half-way).
+pub fn sleep_us(us: i64) {
+    // SAFETY: a plain sleep.
+    unsafe { pg_sys::pg_usleep(us as std::ffi::c_long) };
+}
