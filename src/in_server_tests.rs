@@ -6,6 +6,20 @@ mod tests {
     use pgrx::prelude::*;
 
     #[pg_test]
+    fn the_library_is_preloaded_as_in_production() {
+        let preload = Spi::get_one::<String>("SELECT current_setting('shared_preload_libraries')")
+            .unwrap()
+            .unwrap_or_default();
+        assert!(preload.contains("migrate"), "{preload}");
+        // The postmaster-level setting only exists when preloaded.
+        assert!(
+            Spi::get_one::<String>("SELECT current_setting('migrate.launcher_database')")
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[pg_test]
     fn apply_runs_in_callers_transaction() {
         Spi::run("SELECT migrate.add('1', 'CREATE TABLE t1 (id int)', 'DROP TABLE t1')").unwrap();
         Spi::run("SELECT migrate.add('2', 'ALTER TABLE t1 ADD COLUMN v text', 'ALTER TABLE t1 DROP COLUMN v')").unwrap();

@@ -60,13 +60,14 @@ fn checksum(sql: &str) -> String {
 #[cfg(any(test, feature = "pg_test"))]
 mod in_server_tests;
 
-/// Required by `cargo pgrx test`.
+/// Required by `cargo pgrx test`. The in-server tests run with the library preloaded, as
+/// production does (the launcher and the postmaster-level setting exist only then).
 #[cfg(test)]
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        vec!["shared_preload_libraries = 'migrate'"]
     }
 }
