@@ -138,6 +138,19 @@ fn within_rate() -> bool {
 
 /// Writes a row that survives the abort of the current transaction.
 pub fn record_autonomously(e: Entry) {
+    // Each autonomous row costs a background worker, which max_worker_processes limits for the
+    // whole cluster: only superusers and members of migrate_admin (who run migrations, and
+    // whose blocks the log is for) may spend them. Anyone else's blocks go to the server log.
+    if !crate::pg::security::is_migrate_admin() {
+        pgrx::log!(
+            "migrate guard blocked: rule {} on {} by {}: {}",
+            e.rule,
+            e.table_name,
+            e.role,
+            e.statement
+        );
+        return;
+    }
     if !within_rate() || !writer_free() {
         pgrx::log!(
             "migrate guard blocked (not recorded in migrate.guard_log: too many blocks at once, more than {MAX_WRITES_PER_SECOND} per second from this session or {MAX_WRITERS} writers busy): rule {} on {} by {}: {}",

@@ -73,3 +73,21 @@ pub fn sleep_us(us: i64) {
     // SAFETY: a plain sleep.
     unsafe { pg_sys::pg_usleep(us as std::ffi::c_long) };
 }
+
+/// The name of the portal running the current client statement (a protocol-level cursor that
+/// is running the extension's own call), if any.
+pub fn active_portal_name() -> Option<String> {
+    // SAFETY: ActivePortal is NULL or the portal being run; its name is a NUL-terminated string
+    // that lives as long as the portal.
+    unsafe {
+        let portal = pg_sys::ActivePortal;
+        if portal.is_null() || (*portal).name.is_null() {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr((*portal).name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}

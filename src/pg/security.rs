@@ -219,7 +219,10 @@ impl SessionObjects {
         const SQL: &str = "\
             SELECT 'c', name, creation_time::pg_catalog.text, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int4 \
                 FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.<>) '' \
-            UNION ALL SELECT 'p', name, prepare_time::pg_catalog.text, NULL, NULL, NULL \
+                  AND name OPERATOR(pg_catalog.<>) $1 \
+            UNION ALL SELECT 'p', name, prepare_time::pg_catalog.text OPERATOR(pg_catalog.||) ' ' \
+                    OPERATOR(pg_catalog.||) from_sql::pg_catalog.text OPERATOR(pg_catalog.||) ' ' \
+                    OPERATOR(pg_catalog.||) statement, NULL, NULL, NULL \
                 FROM pg_catalog.pg_prepared_statements \
             UNION ALL SELECT 't', 'temporary relation ' OPERATOR(pg_catalog.||) c.relname, c.oid::pg_catalog.text, NULL, NULL, NULL \
                 FROM pg_catalog.pg_class c \
@@ -237,9 +240,13 @@ impl SessionObjects {
                 WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
                   AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()";
         let mut out = SessionObjects::default();
+        // The portal running this very call (a client's named protocol portal) is not the
+        // script's business.
+        let running = crate::pg::backend::active_portal_name().unwrap_or_default();
         as_registry_owner(|| {
             Spi::connect(|client| {
-                let rows = client.select(SQL, None, &[]).unwrap_or_else(|e| {
+                let args = [running.as_str().into()];
+                let rows = client.select(SQL, None, &args).unwrap_or_else(|e| {
                     error!("migrate: could not read the session's objects: {e}")
                 });
                 for r in rows {
@@ -281,6 +288,8 @@ impl SessionObjects {
                 .difference(&before.cursors)
                 .map(|(n, _)| format!("cursor {n}")),
         );
+        // A statement of the caller's replaced under its name (same prepare time when done in
+        // the caller's own query message) differs in its text.
         left.extend(
             self.prepared
                 .difference(&before.prepared)
@@ -291,13 +300,22 @@ impl SessionObjects {
                 .difference(&before.temporary)
                 .map(|(what, _)| what.clone()),
         );
+        let key = |(c, o, sub, _): &(i64, i64, i32, String)| match sub {
+            1 => format!("{}", (c << 32) | o),
+            _ => format!("({c}, {o})"),
+        };
         left.extend(
             self.advisory
                 .difference(&before.advisory)
-                .map(|(c, o, sub, _)| match sub {
-                    1 => format!("advisory lock {}", (c << 32) | o),
-                    _ => format!("advisory lock ({c}, {o})"),
-                }),
+                .map(|l| format!("advisory lock {}", key(l))),
+        );
+        // Taking things away from the caller is refused too (pg_advisory_unlock_all() releases
+        // the caller's locks, DEALLOCATE ALL its statements), though it cannot be undone.
+        left.extend(
+            before
+                .advisory
+                .difference(&self.advisory)
+                .map(|l| format!("(released) the caller's advisory lock {}", key(l))),
         );
         left
     }
@@ -328,7 +346,7 @@ impl SessionObjects {
                     let shared = mode == "ShareLock";
                     // Held as often as the script took it: release until it is gone (a
                     // transaction-level lock cannot be released and goes at transaction end).
-                    for _ in 0..1000 {
+                    loop {
                         let released = if *subid == 1 {
                             let key = (classid << 32) | objid;
                             let f = if shared {
@@ -401,9 +419,13 @@ pub fn run_isolated<R>(role: pg_sys::Oid, what: &str, f: impl FnOnce() -> R) -> 
                     .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"));
                 let result = f();
                 // The script's deferred triggers fire now, as its author, and every
-                // deferrable constraint is immediate for the rest of the transaction.
-                Spi::run("SET CONSTRAINTS ALL IMMEDIATE")
-                    .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"));
+                // deferrable constraint is immediate for the rest of the transaction. In a
+                // security-restricted operation, so a trigger fired here cannot defer new work
+                // past this point (PostgreSQL refuses to queue a deferred event in one).
+                restricted(|| {
+                    Spi::run("SET CONSTRAINTS ALL IMMEDIATE")
+                        .unwrap_or_else(|e| error!("migrate: SET CONSTRAINTS failed: {e}"))
+                });
                 result
             };
             if must_switch {

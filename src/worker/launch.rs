@@ -53,9 +53,18 @@ unsafe extern "C-unwind" fn on_subxact_event(
     _parent: pg_sys::SubTransactionId,
     _arg: *mut std::ffi::c_void,
 ) {
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        let level = backend::nest_level();
-        PENDING.with(|p| p.borrow_mut().retain(|&(_, l)| l < level));
+    let level = backend::nest_level();
+    match event {
+        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            PENDING.with(|p| p.borrow_mut().retain(|&(_, l)| l < level));
+        }
+        // A released subtransaction's jobs belong to its parent from now on.
+        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => PENDING.with(|p| {
+            for entry in p.borrow_mut().iter_mut().filter(|(_, l)| *l >= level) {
+                entry.1 = level - 1;
+            }
+        }),
+        _ => {}
     }
 }
 

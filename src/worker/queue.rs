@@ -551,31 +551,39 @@ pub fn requeue_interrupted() -> i64 {
     as_registry_owner(|| Spi::get_one::<i64>(&sql).ok().flatten().unwrap_or(0))
 }
 
-/// Worker slots held in this database: one per job worker process.
+/// Worker slots in use in this database: the extension's job worker processes connected to it
+/// (`backend_type` is set by the postmaster; no SQL can change it, and a job's own SQL cannot
+/// hide its worker from the count, as it could drop the worker's session locks with
+/// pg_advisory_unlock_all()). Counts every worker but this backend; one starting up counts
+/// too, which only makes a new one wait.
 pub fn busy_slots() -> i64 {
-    Spi::get_one::<i64>(&format!(
-        "SELECT pg_catalog.count(DISTINCT l.pid) FROM pg_catalog.pg_locks l WHERE {}",
-        locks::held_sql(Namespace::Slot)
-    ))
-    .ok()
-    .flatten()
-    .unwrap_or(0)
+    count_workers(
+        "a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()",
+        None,
+    )
 }
 
-/// Worker slots held by workers logged in as `role`.
+/// The extension's job worker processes logged in as `role`, in every database: one role's
+/// backfills share one allowance, however many databases it can reach.
 pub fn role_slots(role: pg_sys::Oid) -> i64 {
+    count_workers("a.usesysid OPERATOR(pg_catalog.=) $1", Some(role))
+}
+
+fn count_workers(condition: &str, role: Option<pg_sys::Oid>) -> i64 {
     let sql = format!(
-        "SELECT pg_catalog.count(DISTINCT l.pid) FROM pg_catalog.pg_locks l \
-         JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid \
-         WHERE {} AND a.usesysid OPERATOR(pg_catalog.=) $1",
-        locks::held_sql(Namespace::Slot)
+        "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a \
+         WHERE a.backend_type OPERATOR(pg_catalog.=) 'migrate job worker' \
+           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() AND {condition}"
     );
+    // pg_stat_activity shows other roles' backend types only to pg_read_all_stats.
     crate::pg::security::as_registry_owner(|| {
-        Spi::get_one_with_args::<i64>(&sql, &[role.into()])
-            .ok()
-            .flatten()
-            .unwrap_or(0)
+        let count = match role {
+            Some(role) => Spi::get_one_with_args::<i64>(&sql, &[role.into()]),
+            None => Spi::get_one::<i64>(&sql),
+        };
+        count.unwrap_or_else(|e| error!("migrate: could not count job workers: {e}"))
     })
+    .unwrap_or(0)
 }
 
 /// How many of `max` slots one role's backfills may hold: all but one, so no role (whatever
@@ -589,6 +597,7 @@ pub fn per_role_slots(max: i64) -> i64 {
 /// and the claim are serialised by the 'slots' row of migrate.locks.
 pub fn take_slot(max: i64, backfill: bool) -> Option<i32> {
     crate::registry::catalog::lock_row("slots");
+    // Both counts exclude this process: it takes the slot if fewer than the limit run now.
     if busy_slots() >= max {
         return None;
     }
@@ -671,20 +680,26 @@ pub fn lock_control_within(id: i64, exclusive: bool) -> bool {
     }
 }
 
-/// Terminates the workers running job `id` (its leader and the workers walking its ranges)
-/// and waits up to 5 s for each to exit; their batches in flight roll back. Returns the pids.
+/// Terminates the workers running job `id` (its leader, the workers walking its ranges, and any
+/// worker in a batch of it: a job's SQL can drop a worker's session locks, not the batch's
+/// transaction lock) and waits up to 5 s for each to exit; their batches roll back. Returns
+/// the pids.
 /// Runs as the registry owner: whoever may cancel or pause a job may stop its workers.
 pub fn terminate_workers(id: i64) -> Vec<i32> {
     // First the pids, then the signals: the planner may evaluate a WHERE clause's terms in any
     // order, so a side effect must never sit in one.
     let sql = format!(
         "SELECT DISTINCT l.pid FROM pg_catalog.pg_locks l \
+         JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid \
          WHERE l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() \
+           AND a.backend_type OPERATOR(pg_catalog.=) 'migrate job worker' \
            AND (({job} AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.=) $1) \
+             OR ({control} AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.=) $1) \
              OR ({range} AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY (ARRAY( \
                  SELECT r.id::pg_catalog.int8 FROM migrate.job_ranges r \
                  WHERE r.job_id OPERATOR(pg_catalog.=) $1))))",
         job = locks::held_sql(Namespace::Job),
+        control = locks::held_sql(Namespace::Control),
         range = locks::held_sql(Namespace::Range),
     );
     crate::pg::security::as_registry_owner(|| {

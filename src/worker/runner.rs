@@ -472,10 +472,12 @@ fn estimate_rows(relid: pg_sys::Oid) -> i64 {
 }
 
 /// Runs `f` as the job's owner with the search_path it was queued with.
+/// Runs `f` as the job's owner with the search_path it was queued with, in a GUC level of its
+/// own: a setting the job's SQL changes (`set_config(..., false)`) does not reach the worker's
+/// own queries or the next batch.
 fn as_owner<R>(job: &Job, f: impl FnOnce() -> R) -> R {
     let path = std::ffi::CString::new(job.search_path.as_str()).unwrap_or_default();
-    set_config(c"search_path", &path, pg_sys::GucAction::GUC_ACTION_LOCAL);
-    run_as(job.owner, f)
+    crate::pg::security::with_own_settings(&[(c"search_path", &path)], || run_as(job.owner, f))
 }
 
 enum Outcome {
