@@ -533,7 +533,15 @@ fn has_worker_or_slot(id: i64, state: &str) -> bool {
         PAUSED => false,
         RUNNING => queue::has_worker(id),
         QUEUED => {
-            queue::has_worker(id) || queue::busy_slots() >= i64::from(gucs::max_job_workers())
+            let max = i64::from(gucs::max_job_workers());
+            // Waiting for a slot, or for one of its role's own (a role's backfills get all
+            // slots but one): a finishing worker will start it.
+            queue::has_worker(id)
+                || queue::busy_slots() >= max
+                || queue::load(id, false).is_some_and(|j| {
+                    j.migration.is_none()
+                        && queue::role_slots(j.owner) >= queue::per_role_slots(max)
+                })
         }
         _ => true,
     }
