@@ -466,7 +466,7 @@ fn queue_job(
     if let Some(prev) = queue::latest_migration_job(&m.version, up) {
         let prev_m = prev.migration.clone().expect("a migration job");
         let alive = queue::has_worker(prev.id);
-        match prev.state.as_str() {
+        match prev.state {
             queue::RUNNING | queue::QUEUED if alive => {
                 pgrx::notice!(
                     "migrate: job {} is already running it; waiting for it",

@@ -10,7 +10,7 @@ use pgrx::PgSqlErrorCode::*;
 
 use super::backfill::{self, FIRST_BATCH_SIZE};
 use super::launch;
-use super::queue::{self, Job, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED};
+use super::queue::{self, Job, JobState, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED};
 use super::runner::check_owner;
 use crate::error::{OrRaise, Result, UserError};
 use crate::gucs;
@@ -269,7 +269,7 @@ fn job_id(id: Option<i64>, what: &str) -> Result<i64> {
     })
 }
 
-fn wrong_state(id: i64, what: &str, state: &str, hint: &str) -> UserError {
+fn wrong_state(id: i64, what: &str, state: impl std::fmt::Display, hint: &str) -> UserError {
     UserError::new(
         ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         format!("migrate.{what}: job {id} is {state}"),
@@ -282,7 +282,7 @@ fn wrong_state(id: i64, what: &str, state: &str, hint: &str) -> UserError {
 fn pause_job(id: Option<i64>) {
     let id = job_id(id, "pause_job").or_raise();
     let job = job_for_control(id, "pause_job", true).or_raise();
-    match job.state.as_str() {
+    match job.state {
         QUEUED | RUNNING => queue::set_state(id, PAUSED, None),
         PAUSED => {}
         state => wrong_state(
@@ -301,11 +301,11 @@ fn pause_job(id: Option<i64>) {
 fn resume_job(id: Option<i64>) {
     let id = job_id(id, "resume_job").or_raise();
     let job = job_for_control(id, "resume_job", false).or_raise();
-    match job.state.as_str() {
+    match job.state {
         RUNNING | QUEUED if queue::has_worker(id) => wrong_state(
             id,
             "resume_job",
-            &format!("{} by a live worker", job.state),
+            format!("{} by a live worker", job.state),
             "Nothing to resume; watch it in migrate.jobs.",
         )
         .raise(),
@@ -343,7 +343,7 @@ fn resume_job(id: Option<i64>) {
 fn cancel_job(id: Option<i64>) {
     let id = job_id(id, "cancel_job").or_raise();
     let job = job_for_control(id, "cancel_job", true).or_raise();
-    match job.state.as_str() {
+    match job.state {
         QUEUED | RUNNING | PAUSED | FAILED => queue::set_state(id, CANCELLED, None),
         CANCELLED => {}
         state => wrong_state(
@@ -469,15 +469,18 @@ pub fn wait_for_job(
         let Some((state, error, done, estimated)) = job_status(id) else {
             return Err(JobEnd::Missing);
         };
-        match state.as_str() {
-            SUCCEEDED => return Ok(()),
-            FAILED => return Err(JobEnd::Failed(error.unwrap_or_default())),
-            CANCELLED => return Err(JobEnd::Cancelled),
+        let job_state = JobState::parse(&state);
+        match job_state {
+            Some(SUCCEEDED) => return Ok(()),
+            Some(FAILED) => return Err(JobEnd::Failed(error.unwrap_or_default())),
+            Some(CANCELLED) => return Err(JobEnd::Cancelled),
             _ => {}
         }
         // A worker takes a moment to start after commit: only then is "no worker" news. Still
         // none well after that (a worker that died, a job paused meanwhile): stop waiting.
-        if started.elapsed() > Duration::from_secs(2) && !has_worker_or_slot(id, &state) {
+        if started.elapsed() > Duration::from_secs(2)
+            && !job_state.is_some_and(|s| has_worker_or_slot(id, s))
+        {
             let since = *orphaned.get_or_insert_with(Instant::now);
             if !warned {
                 pgrx::notice!(
@@ -528,7 +531,7 @@ fn job_status(id: i64) -> Option<(String, Option<String>, i64, Option<i64>)> {
 
 /// False when the job is waiting for something that will not happen by itself: running or
 /// queued without a worker and with a free slot (its worker is gone), or paused.
-fn has_worker_or_slot(id: i64, state: &str) -> bool {
+fn has_worker_or_slot(id: i64, state: JobState) -> bool {
     match state {
         PAUSED => false,
         RUNNING => queue::has_worker(id),

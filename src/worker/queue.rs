@@ -14,18 +14,55 @@ use crate::pg::security::as_registry_owner;
 pub use crate::pg::locks::{Mode, Namespace};
 
 /// States a job can be in.
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const PAUSED: &str = "paused";
-pub const SUCCEEDED: &str = "succeeded";
-pub const FAILED: &str = "failed";
-pub const CANCELLED: &str = "cancelled";
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    Running,
+    Paused,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// The state as `migrate.job_queue.state` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Paused => "paused",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state of its spelling; the table's CHECK constraint allows no other.
+    pub fn parse(text: &str) -> Option<JobState> {
+        [QUEUED, RUNNING, PAUSED, SUCCEEDED, FAILED, CANCELLED]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub const QUEUED: JobState = JobState::Queued;
+pub const RUNNING: JobState = JobState::Running;
+pub const PAUSED: JobState = JobState::Paused;
+pub const SUCCEEDED: JobState = JobState::Succeeded;
+pub const FAILED: JobState = JobState::Failed;
+pub const CANCELLED: JobState = JobState::Cancelled;
 
 /// One job as stored.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: i64,
-    pub state: String,
+    pub state: JobState,
     pub relid: pg_sys::Oid,
     pub table_name: String,
     pub set_sql: String,
@@ -82,7 +119,10 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
     };
     Job {
         id: row.get::<i64>(1).ok().flatten().unwrap_or_default(),
-        state: text(2).unwrap_or_default(),
+        state: text(2)
+            .as_deref()
+            .and_then(JobState::parse)
+            .unwrap_or_else(|| error!("migrate: job with an unknown state")),
         relid: row
             .get::<pg_sys::Oid>(3)
             .ok()
@@ -293,7 +333,7 @@ fn write(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
 }
 
 /// Moves a job to `state` with a note (clearing the error when it goes back to queued).
-pub fn set_state(id: i64, state: &str, note: Option<&str>) {
+pub fn set_state(id: i64, state: JobState, note: Option<&str>) {
     write(
         "change the state of a job",
         "UPDATE migrate.job_queue SET state = $2, note = $3, updated_at = pg_catalog.clock_timestamp(), \
@@ -302,7 +342,7 @@ pub fn set_state(id: i64, state: &str, note: Option<&str>) {
          error_sqlstate = CASE WHEN $2 OPERATOR(pg_catalog.=) 'queued' THEN NULL ELSE error_sqlstate END, \
          error_message = CASE WHEN $2 OPERATOR(pg_catalog.=) 'queued' THEN NULL ELSE error_message END \
          WHERE id OPERATOR(pg_catalog.=) $1",
-        &[id.into(), state.into(), note.into()],
+        &[id.into(), state.as_str().into(), note.into()],
     );
 }
 
