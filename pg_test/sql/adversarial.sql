@@ -122,6 +122,22 @@ $$, 'DELETE FROM dep_t WHERE id = 3');
 RESET ROLE;
 SELECT version FROM migrate.apply();
 SELECT * FROM pg_cursors;
+-- ... and deferral still works inside a migration: a deferred foreign key is checked at its end.
+SET ROLE regress_deployer;
+SELECT migrate.add('3.0.1', $$
+CREATE TABLE dep_parent (id int PRIMARY KEY);
+CREATE TABLE dep_child (id int PRIMARY KEY,
+                        p int REFERENCES dep_parent DEFERRABLE INITIALLY DEFERRED);
+INSERT INTO dep_child VALUES (1, 1);
+INSERT INTO dep_parent VALUES (1);
+$$, 'DROP TABLE dep_child, dep_parent');
+SELECT migrate.add('3.0.2', 'INSERT INTO dep_child VALUES (2, 2)');
+RESET ROLE;
+SELECT version FROM migrate.apply();
+SET ROLE regress_deployer;
+SELECT migrate.add('3.0.2', 'INSERT INTO dep_parent VALUES (2); INSERT INTO dep_child VALUES (2, 2)');
+RESET ROLE;
+SELECT version FROM migrate.apply();
 -- 2g. A role applying its own migration is isolated too: after SET ROLE deployer; apply();
 -- RESET ROLE; COMMIT the deployer's deferred trigger would otherwise fire as the superuser.
 SET ROLE regress_deployer;
