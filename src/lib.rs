@@ -1,6 +1,8 @@
 //! `migrate`: safe schema migrations run by PostgreSQL itself.
 //!
 //! - [`registry`]: migrations in the database's own catalog, applied and rolled back atomically.
+//! - [`deploy`]: `CALL migrate.deploy()` and `migrate.resolve()`, which drive the registry and
+//!   the workers (neither imports it).
 //! - [`guard`]: event triggers that bound lock waits and stop outage-causing DDL.
 //! - [`worker`]: background jobs (batched backfills) run by background workers.
 //! - [`pg`]: the small, fenced layer over server internals (roles, subtransactions, scripts).
@@ -9,6 +11,7 @@
 
 use pgrx::prelude::*;
 
+pub mod deploy;
 pub mod error;
 pub mod guard;
 pub mod gucs;

@@ -235,6 +235,26 @@ SET ROLE regress_deployer;
 SELECT migrate.add('3.6', 'SELECT 1');
 RESET ROLE;
 SELECT version FROM migrate.apply();
+-- 2q. What the session holds, a script could use with the rights of whoever acquired it: a
+-- script does not run while the session has a dblink connection (named or unnamed) or an open
+-- large object.
+SET ROLE regress_deployer;
+SELECT migrate.add('3.7', 'SELECT 1');
+RESET ROLE;
+SELECT dblink_connect('mine', 'host=127.0.0.1 port=' || current_setting('port')
+                      || ' dbname=' || current_database() || ' user=postgres');
+SELECT version FROM migrate.apply();
+SELECT dblink_disconnect('mine');
+SELECT dblink_connect('host=127.0.0.1 port=' || current_setting('port')
+                      || ' dbname=' || current_database() || ' user=postgres');
+SELECT version FROM migrate.apply();
+SELECT dblink_disconnect();
+BEGIN;
+SELECT lo_create(424242);
+SELECT lo_open(424242, 262144);
+SELECT version FROM migrate.apply();
+ROLLBACK;
+SELECT version FROM migrate.apply();
 -- 2f. A backfill worker logs in as the job's owner, so the deferred trigger on the owner's
 -- table fires at the batch's COMMIT as the owner.
 CREATE TABLE public.owned (id int PRIMARY KEY, v int);
@@ -313,7 +333,7 @@ SET ROLE regress_deployer;
 SELECT migrate.add('4', 'CREATE TABLE su_t (id int)', $$COPY (SELECT 1) TO PROGRAM 'touch /tmp/migrate-pwned'$$);
 RESET ROLE;
 SELECT version, direction, split_part(error, ':', 1) AS sqlstate, error LIKE '%COPY%' AS copy
-FROM migrate.plan('3.6') WHERE error IS NOT NULL;
+FROM migrate.plan('3.7') WHERE error IS NOT NULL;
 SELECT pg_stat_file('/tmp/migrate-pwned', true) IS NULL AS no_file;
 SELECT migrate.add('4', 'CREATE TABLE su_t (id int)', 'DROP TABLE su_t');
 
@@ -383,7 +403,10 @@ SELECT * FROM dblink('squatter', $$SELECT pg_advisory_lock(30796665482998885),
     pg_advisory_lock(1836280948, 1), pg_advisory_lock(1836280948, 2),
     pg_advisory_lock(1836280948, 3)$$) AS t(a text, b text, c text, d text, e text, f text);
 SELECT migrate.add('8', 'SELECT 1');
-SELECT version FROM migrate.apply();
+-- (From a session of its own: this one holds the squatter's dblink connection, see 2q.)
+SELECT * FROM dblink('host=127.0.0.1 port=' || current_setting('port') || ' dbname='
+                     || current_database() || ' user=postgres',
+                     'SELECT version FROM migrate.apply()') AS t(version text);
 SET ROLE regress_mallory;
 SELECT migrate.backfill('owned', 'v = 3') AS slots_job \gset
 RESET ROLE;

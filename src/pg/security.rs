@@ -218,8 +218,7 @@ impl SessionObjects {
     pub fn capture() -> Self {
         const SQL: &str = "\
             SELECT 'c', name, creation_time::pg_catalog.text, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int4 \
-                FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.<>) '' \
-                  AND name OPERATOR(pg_catalog.<>) $1 \
+                FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.<>) $1 \
             UNION ALL SELECT 'p', name, prepare_time::pg_catalog.text OPERATOR(pg_catalog.||) ' ' \
                     OPERATOR(pg_catalog.||) from_sql::pg_catalog.text OPERATOR(pg_catalog.||) ' ' \
                     OPERATOR(pg_catalog.||) statement, NULL, NULL, NULL \
@@ -240,8 +239,8 @@ impl SessionObjects {
                 WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted \
                   AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()";
         let mut out = SessionObjects::default();
-        // The portal running this very call (a client's named protocol portal) is not the
-        // script's business.
+        // The portal running this very call is not the script's business (any other, the
+        // client's unnamed one included, is the caller's).
         let running = crate::pg::backend::active_portal_name().unwrap_or_default();
         as_registry_owner(|| {
             Spi::connect(|client| {
@@ -376,6 +375,62 @@ impl SessionObjects {
     }
 }
 
+/// Capabilities the session holds that SQL running in it could use with the rights of whoever
+/// acquired them, and that no identity switch takes away: dblink connections (named or the
+/// unnamed one) and open large-object descriptors (permission is checked at lo_open only).
+/// Described, or None.
+fn session_capabilities() -> Option<String> {
+    let mut held = Vec::new();
+    let dblink = Spi::get_one::<String>(
+        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'dblink'",
+    )
+    .ok()
+    .flatten();
+    if let Some(schema) = dblink {
+        let named = crate::pg::subxact::run(|| {
+            Spi::get_one::<Vec<String>>(&format!("SELECT {schema}.dblink_get_connections()"))
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+        if !named.is_empty() {
+            held.push(format!("dblink connection(s) {}", named.join(", ")));
+        }
+        // The unnamed connection is not listed: probe it with a harmless statement.
+        let unnamed = crate::pg::subxact::run_and_roll_back(|| {
+            Spi::run(&format!("SELECT {schema}.dblink_exec('SELECT 1')"))
+        });
+        let open = match unnamed {
+            Ok(_) => true,
+            // 08003: no unnamed connection; 42501: dblink is not for this role at all.
+            Err(caught) => !matches!(
+                crate::error::caught_parts(&caught).0,
+                PgSqlErrorCode::ERRCODE_CONNECTION_DOES_NOT_EXIST
+                    | PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
+            ),
+        };
+        if open {
+            held.push("the unnamed dblink connection".to_string());
+        }
+    }
+    // Descriptors are numbered from 0 and reused lowest first; a session rarely holds many.
+    let descriptors: Vec<i32> = (0..64)
+        .filter(|fd| {
+            crate::pg::subxact::run_and_roll_back(|| {
+                Spi::run_with_args("SELECT pg_catalog.lo_tell64($1)", &[(*fd).into()])
+            })
+            .is_ok_and(|r| r.is_ok())
+        })
+        .collect();
+    if !descriptors.is_empty() {
+        held.push(format!("open large object descriptor(s) {descriptors:?}"));
+    }
+    (!held.is_empty()).then(|| held.join(", "))
+}
+
 /// Runs `f`, another role's SQL (a migration script), as `role`, so that nothing it does
 /// outlives it in another scope or with another identity:
 /// - it does not start while the session has cursors open (a script could FETCH from them,
@@ -400,6 +455,15 @@ pub fn run_isolated<R>(role: pg_sys::Oid, what: &str, f: impl FnOnce() -> R) -> 
         )
         .detail("A migration script could read an open cursor with the privileges of the role that opened it.")
         .hint("CLOSE the cursors first.")
+        .raise();
+    }
+    if let Some(held) = session_capabilities() {
+        UserError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+            format!("{what} cannot run while the session holds {held}"),
+        )
+        .detail("A migration script runs in this session: it could use what the session holds (a dblink connection, an open large object) with the rights of whoever opened it.")
+        .hint("Disconnect dblink connections and close large objects first, or run migrations from a session of their own.")
         .raise();
     }
     Spi::run("SET CONSTRAINTS ALL IMMEDIATE")

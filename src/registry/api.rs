@@ -18,7 +18,7 @@ use crate::pg::security;
 /// One row per migration a call ran: version, name and how long its script took.
 type StepRow = (String, Option<String>, Interval);
 
-fn null_argument(argument: &str, function: &str) -> UserError {
+pub(crate) fn null_argument(argument: &str, function: &str) -> UserError {
     UserError::new(
         PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
         format!("{argument} must not be NULL"),
@@ -29,7 +29,7 @@ fn null_argument(argument: &str, function: &str) -> UserError {
 }
 
 /// Validates a version argument: not NULL, not empty, only letters, digits, `.`, `_`, `-`.
-pub(super) fn checked_version<'a>(
+pub(crate) fn checked_version<'a>(
     value: Option<&'a str>,
     argument: &str,
     function: &str,
@@ -61,7 +61,7 @@ pub(super) fn checked_version<'a>(
     Ok(v)
 }
 
-pub(super) fn current_role_name() -> String {
+pub(crate) fn current_role_name() -> String {
     security::role_name(security::current_user()).unwrap_or_default()
 }
 
@@ -326,7 +326,7 @@ fn apply_pending(target: Option<&str>) -> Result<Vec<StepRow>> {
         .map(|t| checked_version(Some(t), "target", "apply"))
         .transpose()?;
     catalog::lock_registry();
-    super::deploy::refuse_while_deploying("apply")?;
+    catalog::refuse_while_deploying("apply")?;
     let all = catalog::load_all(true);
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
     let chosen = plan::apply(&entries, target, gucs::allow_out_of_order())?;
@@ -407,7 +407,7 @@ fn rollback_to(
 fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
     execute::registry_call("rollback")?;
     catalog::lock_registry();
-    super::deploy::refuse_while_deploying("rollback")?;
+    catalog::refuse_while_deploying("rollback")?;
     let all = catalog::load_all(true);
     let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
     let chosen = plan::rollback(&entries, steps, target)?;
@@ -467,72 +467,6 @@ fn baseline(version: Option<&str>) -> i32 {
             });
         }
         Ok(chosen.len() as i32)
-    })()
-    .or_raise()
-}
-
-/// The operator's escape hatch: records that migration `version` is `applied` (fixed or run by
-/// hand) or `pending` (undone by hand) without running anything. Logged with the old state.
-#[pg_extern(volatile)]
-fn resolve(version: Option<&str>, state: Option<&str>) {
-    (|| {
-        execute::registry_call("resolve")?;
-        let version = checked_version(version, "version", "resolve")?;
-        let state = state.ok_or_else(|| null_argument("state", "resolve"))?;
-        if state != "applied" && state != "pending" {
-            return Err(UserError::new(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("invalid state \"{state}\" for migrate.resolve()"),
-            )
-            .hint("Use 'applied' (the migration's changes are in place) or 'pending' (they are not)."));
-        }
-        catalog::lock_registry();
-        let all = catalog::load_all(true);
-        let m = all
-            .iter()
-            .find(|m| version::compare(&m.version, version) == std::cmp::Ordering::Equal)
-            .ok_or_else(|| {
-                UserError::new(
-                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                    format!("migration {version} is not registered"),
-                )
-                .hint("See SELECT * FROM migrate.status() for registered versions.")
-            })?;
-        for up in [true, false] {
-            if let Some(job) = crate::worker::queue::latest_migration_job(&m.version, up) {
-                let live = job.state == crate::worker::queue::RUNNING
-                    || job.state == crate::worker::queue::QUEUED;
-                if live && crate::worker::queue::has_worker(job.id) {
-                    return Err(UserError::new(
-                        PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
-                        format!("migration {} is being run by job {} right now", m.version, job.id),
-                    )
-                    .hint(format!("Wait for it (CALL migrate.wait_job({})) or cancel it with migrate.cancel_job({}) first.", job.id, job.id)));
-                }
-            }
-        }
-        if (state == "applied") == m.is_applied() {
-            pgrx::notice!("migrate: migration {} is already {}", m.version, m.state);
-            return Ok(());
-        }
-        let role = current_role_name();
-        let run_id = catalog::next_run_id();
-        let started = catalog::clock_now();
-        if state == "applied" {
-            catalog::mark_applied(&m.version, "applied", &role, run_id, started);
-        } else {
-            catalog::mark_pending(&m.version);
-        }
-        let detail = format!("{} -> {state}, set by hand", m.state);
-        catalog::log_event(&Event {
-            run_id,
-            version: &m.version,
-            action: "resolve",
-            started,
-            role: &role,
-            detail: Some(&detail),
-        });
-        Ok(())
     })()
     .or_raise()
 }

@@ -62,6 +62,33 @@ pub fn lock_registry() {
     lock_row("registry")
 }
 
+/// The backend running a deploy in this database, if any: the holder of the deploy lock.
+pub fn running_deploy() -> Option<i32> {
+    use crate::pg::locks::{self, Namespace};
+    Spi::get_one::<i32>(&format!(
+        "SELECT l.pid FROM pg_catalog.pg_locks l WHERE {} LIMIT 1",
+        locks::held_sql(Namespace::Deploy)
+    ))
+    .ok()
+    .flatten()
+}
+
+/// Refuses a registry change while a deploy runs in another session: it would interleave with
+/// the deploy's steps (which commit one by one) or race its background worker.
+pub fn refuse_while_deploying(what: &str) -> crate::error::Result<()> {
+    let pid = running_deploy().filter(|&pid| pid != crate::pg::backend::pid());
+    match pid {
+        Some(pid) => Err(crate::error::UserError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+            format!(
+                "migrate.{what}() refused: a deploy is running in this database (backend {pid})"
+            ),
+        )
+        .hint("Wait for the deploy to finish (or cancel it), then try again.")),
+        None => Ok(()),
+    }
+}
+
 /// Locks row `name` of `migrate.locks` for the rest of the transaction.
 pub fn lock_row(name: &str) {
     as_registry_owner(|| {

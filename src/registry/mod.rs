@@ -1,10 +1,9 @@
 //! The migration registry: versions, checksums, and applying/rolling back migrations in the
 //! caller's transaction.
 
-mod api;
+pub(crate) mod api;
 pub mod catalog;
 pub mod checksum;
-pub mod deploy;
 mod dry_run;
 pub mod execute;
 

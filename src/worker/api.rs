@@ -18,6 +18,10 @@ use crate::pg::procedure::{self, nonatomic_call};
 use crate::pg::security::{current_user, has_privileges_of, role_name, role_oid};
 use crate::v1_function_info;
 
+/// Jobs one role may have queued, running or paused at once: the queue starts jobs oldest
+/// first, so one role's flood must not push every other role's jobs back for good.
+const MAX_UNFINISHED_JOBS: i64 = 100;
+
 /// The longest pause between batches: longer is a paused job, which pause_job() does.
 const MAX_PAUSE_MS: f64 = 3_600_000.0;
 
@@ -121,6 +125,14 @@ fn queue_backfill(
         .hint("Pass workers => 1, or add a primary key."));
     }
     check_statement(&table, set_sql, where_sql, key.as_ref())?;
+    let unfinished = queue::unfinished_jobs(owner);
+    if unfinished >= MAX_UNFINISHED_JOBS {
+        return Err(UserError::new(
+            ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            format!("migrate.backfill: role \"{owner_name}\" already has {unfinished} unfinished jobs"),
+        )
+        .hint("Wait for them to finish, or cancel some; each role may have at most 100 jobs queued, running or paused."));
+    }
 
     let search_path = current_setting("search_path");
     let id = queue::insert_backfill(&queue::NewBackfill {

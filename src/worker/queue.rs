@@ -532,6 +532,20 @@ pub fn finish_if_ranges_done(job: i64) -> bool {
     })
 }
 
+/// Backfill jobs of `owner` that are queued, running or paused.
+pub fn unfinished_jobs(owner: pg_sys::Oid) -> i64 {
+    as_registry_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            "SELECT pg_catalog.count(*) FROM migrate.job_queue \
+             WHERE owner_oid OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.=) 'backfill' \
+               AND state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running', 'paused'])",
+            &[owner.into()],
+        )
+        .unwrap_or_else(|e| error!("migrate: could not count jobs: {e}"))
+        .unwrap_or(0)
+    })
+}
+
 /// Marks a job failed with the error that stopped it.
 pub fn fail(id: i64, sqlstate: &str, message: &str) {
     write(

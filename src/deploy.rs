@@ -24,43 +24,17 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 use pgrx::PgTryBuilder;
 
-use super::api::{checked_version, current_role_name};
-use super::catalog::{self, Event, Migration};
-use super::execute::{self, Direction};
-use super::plan::{self, Step};
 use crate::error::{caught_parts, sqlstate_from_text, OrRaise, Result, UserError};
 use crate::gucs;
 use crate::pg::locks::{self, Mode, Namespace};
 use crate::pg::procedure::nonatomic_call;
-use crate::pg::{backend, procedure, script, xact};
+use crate::pg::{procedure, script, xact};
+use crate::registry::api::{checked_version, current_role_name, null_argument};
+use crate::registry::catalog::{self, Event, Migration};
+use crate::registry::execute::{self, Direction};
+use crate::registry::plan::{self, Step};
 use crate::worker::api::{wait_for_job, JobEnd};
 use crate::worker::{launch, queue};
-
-/// The backend running a deploy in this database, if any: the holder of the deploy lock.
-fn running_deploy() -> Option<i32> {
-    Spi::get_one::<i32>(&format!(
-        "SELECT l.pid FROM pg_catalog.pg_locks l WHERE {} LIMIT 1",
-        locks::held_sql(Namespace::Deploy)
-    ))
-    .ok()
-    .flatten()
-}
-
-/// Refuses a registry change while a deploy runs in another session: it would interleave with
-/// the deploy's steps (which commit one by one) or race its background worker.
-pub fn refuse_while_deploying(what: &str) -> Result<()> {
-    let pid = running_deploy().filter(|&pid| pid != backend::pid());
-    match pid {
-        Some(pid) => Err(UserError::new(
-            ERRCODE_OBJECT_IN_USE,
-            format!(
-                "migrate.{what}() refused: a deploy is running in this database (backend {pid})"
-            ),
-        )
-        .hint("Wait for the deploy to finish (or cancel it), then try again.")),
-        None => Ok(()),
-    }
-}
 
 /// `migrate.lock_retry_delay` as a wait.
 fn lock_retry_delay() -> u64 {
@@ -105,6 +79,7 @@ pub unsafe extern "C-unwind" fn migrate_deploy(fcinfo: pg_sys::FunctionCallInfo)
 /// Waits (committing between tries, so without a snapshot) until no other deploy runs, then
 /// holds the deploy lock (a session-level lock only the extension can take).
 fn take_deploy_lock() {
+    use crate::registry::catalog::running_deploy;
     let mut noted = false;
     while !locks::try_lock(Namespace::Deploy, 0, Mode::Exclusive, true) {
         if !noted {
@@ -537,4 +512,70 @@ fn queue_job(
 /// A statement's text with comments kept but whitespace runs collapsed, for comparing scripts.
 fn normalise(statement: &str) -> String {
     statement.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The operator's escape hatch: records that migration `version` is `applied` (fixed or run by
+/// hand) or `pending` (undone by hand) without running anything. Logged with the old state.
+#[pg_extern(volatile)]
+fn resolve(version: Option<&str>, state: Option<&str>) {
+    (|| {
+        execute::registry_call("resolve")?;
+        let version = checked_version(version, "version", "resolve")?;
+        let state = state.ok_or_else(|| null_argument("state", "resolve"))?;
+        if state != "applied" && state != "pending" {
+            return Err(UserError::new(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid state \"{state}\" for migrate.resolve()"),
+            )
+            .hint("Use 'applied' (the migration's changes are in place) or 'pending' (they are not)."));
+        }
+        catalog::lock_registry();
+        let all = catalog::load_all(true);
+        let m = all
+            .iter()
+            .find(|m| crate::registry::version::compare(&m.version, version).is_eq())
+            .ok_or_else(|| {
+                UserError::new(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                    format!("migration {version} is not registered"),
+                )
+                .hint("See SELECT * FROM migrate.status() for registered versions.")
+            })?;
+        for up in [true, false] {
+            if let Some(job) = queue::latest_migration_job(&m.version, up) {
+                let live = job.state == queue::RUNNING
+                    || job.state == queue::QUEUED;
+                if live && queue::has_worker(job.id) {
+                    return Err(UserError::new(
+                        PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+                        format!("migration {} is being run by job {} right now", m.version, job.id),
+                    )
+                    .hint(format!("Wait for it (CALL migrate.wait_job({})) or cancel it with migrate.cancel_job({}) first.", job.id, job.id)));
+                }
+            }
+        }
+        if (state == "applied") == m.is_applied() {
+            pgrx::notice!("migrate: migration {} is already {}", m.version, m.state);
+            return Ok(());
+        }
+        let role = current_role_name();
+        let run_id = catalog::next_run_id();
+        let started = catalog::clock_now();
+        if state == "applied" {
+            catalog::mark_applied(&m.version, "applied", &role, run_id, started);
+        } else {
+            catalog::mark_pending(&m.version);
+        }
+        let detail = format!("{} -> {state}, set by hand", m.state);
+        catalog::log_event(&Event {
+            run_id,
+            version: &m.version,
+            action: "resolve",
+            started,
+            role: &role,
+            detail: Some(&detail),
+        });
+        Ok(())
+    })()
+    .or_raise()
 }
