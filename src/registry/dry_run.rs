@@ -113,8 +113,23 @@ fn observe() -> Observation {
     })
 }
 
-/// One row of `plan()`.
-type PlanRow = (
+/// One row of `plan()`: a statement and what running it did.
+struct PlanRow {
+    version: String,
+    direction: String,
+    statement: i32,
+    sql: String,
+    executed: bool,
+    locks: Vec<String>,
+    rewrites: Vec<String>,
+    rows_scanned: Option<i64>,
+    guard: Vec<String>,
+    duration_ms: Option<f64>,
+    error: Option<String>,
+}
+
+/// `plan()`'s result columns, in order (pgrx declares them as a tuple).
+type PlanColumns = (
     String,
     String,
     i32,
@@ -127,6 +142,41 @@ type PlanRow = (
     Option<f64>,
     Option<String>,
 );
+
+impl PlanRow {
+    /// A row for statement `statement` of `m`'s `direction` script, nothing observed yet.
+    fn new(m: &Migration, direction: &str, statement: i32, sql: &str) -> Self {
+        PlanRow {
+            version: m.version.clone(),
+            direction: direction.into(),
+            statement,
+            sql: sql.trim().to_string(),
+            executed: true,
+            locks: Vec::new(),
+            rewrites: Vec::new(),
+            rows_scanned: None,
+            guard: Vec::new(),
+            duration_ms: None,
+            error: None,
+        }
+    }
+
+    fn into_columns(self) -> PlanColumns {
+        (
+            self.version,
+            self.direction,
+            self.statement,
+            self.sql,
+            self.executed,
+            self.locks,
+            self.rewrites,
+            self.rows_scanned,
+            self.guard,
+            self.duration_ms,
+            self.error,
+        )
+    }
+}
 
 /// The migrations a deploy would run, in order: (index in the registry, direction).
 type Path = Vec<(usize, Direction)>;
@@ -193,7 +243,7 @@ fn plan(
         }
         Ok(rows)
     })();
-    TableIterator::new(rows.or_raise())
+    TableIterator::new(rows.or_raise().into_iter().map(PlanRow::into_columns))
 }
 
 /// Plans one migration's statements; false if one failed (later steps would depend on it).
@@ -234,8 +284,8 @@ fn plan_step(
             if let Err(caught) = result {
                 let caught = reraise_cancel(caught);
                 let mut row = error_row(m, label, number, &text, &caught);
-                row.8 = findings;
-                row.9 = Some(ms);
+                row.guard = findings;
+                row.duration_ms = Some(ms);
                 rows.push(row);
                 ok = false;
                 break;
@@ -264,19 +314,14 @@ fn plan_step(
                 .filter(|(oid, (_, file))| after.files.get(oid).is_some_and(|(_, f)| f != file))
                 .map(|(_, (name, _))| name.clone())
                 .collect();
-            rows.push((
-                m.version.clone(),
-                label.into(),
-                number,
-                text,
-                true,
+            rows.push(PlanRow {
                 locks,
                 rewrites,
-                Some(after.scanned - before.scanned),
-                findings,
-                Some(ms),
-                None,
-            ));
+                rows_scanned: Some(after.scanned - before.scanned),
+                guard: findings,
+                duration_ms: Some(ms),
+                ..PlanRow::new(m, label, number, &text)
+            });
         }
         ok
     };
@@ -318,19 +363,10 @@ fn error_row(
     caught: &pgrx::pg_sys::panic::CaughtError,
 ) -> PlanRow {
     let (code, message, _, _) = caught_parts(caught);
-    (
-        m.version.clone(),
-        label.into(),
-        number,
-        sql.trim().to_string(),
-        true,
-        Vec::new(),
-        Vec::new(),
-        None,
-        Vec::new(),
-        None,
-        Some(format!("{}: {message}", sqlstate_text(code as i32))),
-    )
+    PlanRow {
+        error: Some(format!("{}: {message}", sqlstate_text(code as i32))),
+        ..PlanRow::new(m, label, number, sql)
+    }
 }
 
 /// A statement of a non-transactional migration: it cannot run in a transaction, so it is only
@@ -363,19 +399,12 @@ fn analyse_only(m: &Migration, label: &str, number: i32, text: &str) -> PlanRow 
             return error_row(m, label, number, text, &caught);
         }
     };
-    (
-        m.version.clone(),
-        label.into(),
-        number,
-        text.to_string(),
-        false,
+    PlanRow {
+        executed: false,
         locks,
-        Vec::new(),
-        None,
-        findings,
-        None,
-        None,
-    )
+        guard: findings,
+        ..PlanRow::new(m, label, number, text)
+    }
 }
 
 /// The table lock of the top-level statements a non-transactional migration typically has.
