@@ -289,6 +289,13 @@ CALL migrate.wait_job(:lock_job, '60 s');
 SELECT state, error LIKE '42501: backfill of public.owned: the job''s SQL left advisory lock%' AS refused
 FROM migrate.jobs WHERE id = :lock_job;
 SELECT count(*) AS slot_keys_held FROM pg_locks WHERE locktype = 'advisory' AND classid = 1836280948;
+-- ... and if it drops the worker's own session locks (the one way SQL reaches them), the job
+-- fails too: another worker could otherwise take the same range.
+SET ROLE regress_mallory;
+SELECT migrate.backfill('owned', $$v = v + (SELECT 0 FROM (SELECT pg_advisory_unlock_all()) s)$$)
+    AS unlock_job \gset
+RESET ROLE;
+CALL migrate.wait_job(:unlock_job, '60 s');
 -- 2m. A batch that never ends (its SQL catches its own statement timeout, after dropping the
 -- worker's session locks) does not make the job uncancellable: cancel_job() stops its worker
 -- after 10 s.
@@ -451,6 +458,12 @@ SELECT migrate.add('11', 'SELECT 1', options => '{"requires": ["9", "09"]}');
 SELECT requires FROM migrate.migrations WHERE version = '11';
 SET ROLE regress_mallory;
 SELECT migrate.backfill('owned', 'v = 4', pause => '300000 years');
+-- One role may have at most 100 backfills queued, running or paused (the queue starts jobs
+-- oldest first: a flood must not push every other role's jobs back for good).
+BEGIN;
+SELECT count(migrate.backfill('owned', 'v = 6', pause => '1 hour')) FROM generate_series(1, 100);
+SELECT migrate.backfill('owned', 'v = 6');
+ROLLBACK;
 SELECT migrate.pause_job(NULL);
 SELECT migrate.resume_job(NULL);
 SELECT migrate.cancel_job(NULL);

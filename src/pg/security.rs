@@ -401,7 +401,10 @@ fn session_capabilities() -> Option<String> {
         }
         // The unnamed connection is not listed: probe it with a harmless statement.
         let unnamed = crate::pg::subxact::run_and_roll_back(|| {
-            Spi::run(&format!("SELECT {schema}.dblink_exec('SELECT 1')"))
+            // Typed exactly, so no overload planted in dblink's schema can be picked instead.
+            Spi::run(&format!(
+                "SELECT {schema}.dblink_exec('SELECT 1'::pg_catalog.text)"
+            ))
         });
         let open = match unnamed {
             Ok(_) => true,
