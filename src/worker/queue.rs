@@ -605,11 +605,13 @@ pub fn requeue_interrupted() -> i64 {
     as_registry_owner(|| Spi::get_one::<i64>(&sql).ok().flatten().unwrap_or(0))
 }
 
-/// Worker slots in use in this database: the extension's job worker processes connected to it
-/// (`backend_type` is set by the postmaster; no SQL can change it, and a job's own SQL cannot
-/// hide its worker from the count, as it could drop the worker's session locks with
-/// pg_advisory_unlock_all()). Counts every worker but this backend; one starting up counts
-/// too, which only makes a new one wait.
+/// Worker slots in use in this database: job worker processes that took one. A process
+/// counts when it is one of the extension's job workers (`backend_type`, set by the postmaster:
+/// no SQL can change it) and holds its slot lock, or is in a batch (the batch's control lock):
+/// a job's SQL can drop the worker's session locks with pg_advisory_unlock_all(), but only
+/// inside a batch, and the worker fails the job when the batch ends. A worker still starting up
+/// does not count, so two starting at once cannot both refuse and strand a queued job (their
+/// claims are serialised by the 'slots' row lock).
 pub fn busy_slots() -> i64 {
     count_workers(
         "a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()",
@@ -617,8 +619,9 @@ pub fn busy_slots() -> i64 {
     )
 }
 
-/// The extension's job worker processes logged in as `role`, in every database: one role's
-/// backfills share one allowance, however many databases it can reach.
+/// Worker slots held by workers logged in as `role`: in this database as for [`busy_slots`],
+/// and every job worker of the role in other databases (one allowance for a role, however
+/// many databases it can reach).
 pub fn role_slots(role: pg_sys::Oid) -> i64 {
     count_workers("a.usesysid OPERATOR(pg_catalog.=) $1", Some(role))
 }
@@ -627,7 +630,12 @@ fn count_workers(condition: &str, role: Option<pg_sys::Oid>) -> i64 {
     let sql = format!(
         "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a \
          WHERE a.backend_type OPERATOR(pg_catalog.=) 'migrate job worker' \
-           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() AND {condition}"
+           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() AND {condition} \
+           AND (a.datname OPERATOR(pg_catalog.<>) pg_catalog.current_database() \
+                OR a.pid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT l.pid FROM pg_catalog.pg_locks l \
+                   WHERE ({slot}) OR ({control}))))",
+        slot = locks::held_sql(Namespace::Slot),
+        control = locks::held_sql(Namespace::Control),
     );
     // pg_stat_activity shows other roles' backend types only to pg_read_all_stats.
     crate::pg::security::as_registry_owner(|| {
