@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Live-server suites for one PostgreSQL version: installs the extension, runs the SQL regression
-# files against a throwaway cluster, then the system tests (which start clusters of their own).
+# files against a throwaway cluster (on a fresh install, then on one upgraded from every
+# release), then the system tests (which start clusters of their own).
 # Usage: pg_test/run.sh 15|18
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,13 @@ cluster_start "$version" "$dir" "$port"
 trap 'cluster_stop "$version" "$dir"' EXIT
 status=0
 pg_test/run_sql.sh "$port" || status=1
+# Every released version upgraded to this one: objects and state checked, then the golden files.
+MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") pg_test/upgrade.sh "$port" || status=1
+for script in sql/migrate--*.sql; do
+  from=$(basename "$script" .sql); from=${from#migrate--}
+  [[ $from == *--* ]] && continue
+  MIGRATE_UPGRADE_FROM=$from pg_test/run_sql.sh "$port" || status=1
+done
 cluster_stop "$version" "$dir"
 
 MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") \

@@ -3,6 +3,9 @@
 # cluster and compares what a psql user sees with pg_test/expected/NAME.out. The file is fed on
 # stdin (as pg_regress does), so messages carry no file line numbers and edits do not churn them.
 # Usage: pg_test/run_sql.sh PORT [NAME...]    MIGRATE_ACCEPT=1 rewrites the expected files.
+# MIGRATE_UPGRADE_FROM=0.1.0 runs each file against an upgraded install instead: its first
+# `CREATE EXTENSION migrate;` installs that release and runs ALTER EXTENSION migrate UPDATE, and
+# the echoed line is put back, so the expected output is the same as for a fresh install.
 set -uo pipefail
 cd "$(dirname "$0")"
 port=$1; shift
@@ -11,6 +14,12 @@ if [ ${#names[@]} -eq 0 ]; then
   for f in sql/*.sql; do names+=("$(basename "$f" .sql)"); done
 fi
 mkdir -p results
+create='CREATE EXTENSION migrate;'
+upgrade=$create
+if [ -n "${MIGRATE_UPGRADE_FROM:-}" ]; then
+  upgrade="CREATE EXTENSION migrate VERSION '$MIGRATE_UPGRADE_FROM'; ALTER EXTENSION migrate UPDATE;"
+  echo "(each file on an install upgraded from $MIGRATE_UPGRADE_FROM)"
+fi
 passed=0 failed=0
 for name in "${names[@]}"; do
   db="regress_$name"
@@ -20,8 +29,8 @@ for name in "${names[@]}"; do
   # with the code, so they are dropped.
   PGOPTIONS="-c client_min_messages=notice" \
   psql -X -a -q -h 127.0.0.1 -p "$port" -U postgres -d "$db" \
-    -v VERBOSITY=verbose -v SHOW_CONTEXT=errors < "sql/$name.sql" 2>&1 \
-    | grep -v '^LOCATION:  ' > "results/$name.out"
+    -v VERBOSITY=verbose -v SHOW_CONTEXT=errors < <(sed "0,/$create/s//$upgrade/" "sql/$name.sql") 2>&1 \
+    | grep -v '^LOCATION:  ' | sed "s/^$upgrade\$/$create/" > "results/$name.out"
   if [ "${MIGRATE_ACCEPT:-0}" = 1 ]; then cp "results/$name.out" "expected/$name.out"; fi
   if diff -u "expected/$name.out" "results/$name.out" > "results/$name.diff"; then
     echo "ok   sql/$name"

@@ -3,6 +3,7 @@
 # and trust local connections: they are for demos and tests, never for real data.
 
 PG18_PREFIX=${PG18_PREFIX:-/opt/pg18}
+MIGRATE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 pg_config_for() {
   case "$1" in
@@ -30,8 +31,17 @@ as_postgres() {
 install_extension() {
   local version=$1 flags=()
   [ "${MIGRATE_PROFILE:-debug}" = release ] && flags+=(--release)
-  cargo pgrx install --no-default-features --features "pg$version" \
-    --pg-config "$(pg_config_for "$version")" "${flags[@]}" >/dev/null
+  (cd "$MIGRATE_ROOT" && cargo pgrx install --no-default-features --features "pg$version" \
+    --pg-config "$(pg_config_for "$version")" "${flags[@]}" >/dev/null) || return 1
+  # cargo pgrx installs the current version's script and the upgrade scripts (A--B); the
+  # released versions' install scripts (sql/migrate--0.1.0.sql, ...) are ours to copy, so a test
+  # can install an old version and upgrade it.
+  local extdir; extdir="$("$(pg_config_for "$version")" --sharedir)/extension"
+  local script
+  for script in "$MIGRATE_ROOT"/sql/migrate--*.sql; do
+    [[ $(basename "$script") =~ ^migrate--[^-]+\.sql$ ]] && cp "$script" "$extdir/"
+  done
+  return 0
 }
 
 # cluster_start VERSION DATADIR PORT [extra postgres -c settings...]

@@ -18,6 +18,7 @@ step() {
 set -o pipefail
 
 step "cargo fmt" cargo fmt --all -- --check
+step "released scripts unchanged" bash scripts/check_released.sh
 for v in 15 18; do
   step "clippy pg$v" cargo clippy --all-targets --no-default-features --features "pg$v pg_test" -- -D warnings
 done
@@ -30,7 +31,7 @@ done
 
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
-sql_passed=$(grep -Eo '^sql: [0-9]+ passed' "$log" | awk '{s+=$2} END {print s+0}')
+sql_passed=$(grep -Eo '^(sql|upgrade): [0-9]+ passed' "$log" | awk '{s+=$2} END {print s+0}')
 passed=$((passed + sql_passed))
 if [ ${#failed_steps[@]} -gt 0 ]; then
   echo "failed steps: ${failed_steps[*]}"

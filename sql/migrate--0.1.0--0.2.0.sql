@@ -1,0 +1,6 @@
+-- migrate 0.1.0 -> 0.2.0. Runs inside ALTER EXTENSION migrate UPDATE with search_path = migrate.
+-- Rules (UPDATING.md): schema-qualify everything, spell operators OPERATOR(pg_catalog.=), no
+-- IF NOT EXISTS for the extension's own objects, add columns at the end of a table (a fresh
+-- install's column order must match), and keep src/sql/ (the fresh install) in step: the
+-- upgrade test diffs an upgraded database's objects against a fresh install.
+-- This script may change until 0.2.0 is released; then it is frozen like migrate--0.1.0.sql.
