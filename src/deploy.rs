@@ -30,9 +30,9 @@ use crate::pg::locks::{self, Mode, Namespace};
 use crate::pg::procedure::nonatomic_call;
 use crate::pg::{procedure, script, xact};
 use crate::registry::api::{checked_version, current_role_name, null_argument};
-use crate::registry::catalog::{self, Event, Migration};
-use crate::registry::execute::{self, Direction};
-use crate::registry::plan::{self, Step};
+use crate::registry::catalog::{self, Action, Event, Migration, MigrationState};
+use crate::registry::execute::{self, Direction, Run};
+use crate::registry::plan;
 use crate::worker::api::{wait_for_job, JobEnd};
 use crate::worker::{launch, queue};
 
@@ -100,33 +100,32 @@ fn release_deploy_lock() {
 
 /// Runs the deploy's steps; each ends with a commit.
 fn deploy(target: Option<&str>) -> Result<()> {
-    let role = current_role_name();
-    let run_id = catalog::next_run_id();
+    let run = Run::begin(Some("deploy"));
     let mut retries: Option<(String, u32)> = None;
     let mut steps = 0;
     loop {
         catalog::lock_registry();
         let all = catalog::load_all(true);
-        let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
-        let step = match plan::deploy_next(&entries, target, gucs::allow_out_of_order()) {
+        let step = match plan::deploy_next(
+            &catalog::plan_entries(&all),
+            target,
+            gucs::allow_out_of_order(),
+        ) {
             Ok(step) => step,
             Err(e) => {
                 let version = e.version().unwrap_or_default().to_string();
                 let e = UserError::from(e);
-                record_refusal(&version, run_id, &role, &e);
+                record_refusal(&run, &version, &e);
                 return Err(e);
             }
         };
         let Some(step) = step else { break };
-        let (index, direction) = match step {
-            Step::Up(i) => (i, Direction::Up),
-            Step::Down(i) => (i, Direction::Down),
-        };
+        let (index, direction) = Direction::of(step);
         let m = &all[index];
         let executor = match execute::executing_role(m, direction) {
             Ok(executor) => executor,
             Err(e) => {
-                record_refusal(&m.version, run_id, &role, &e);
+                record_refusal(&run, &m.version, &e);
                 return Err(e);
             }
         };
@@ -155,9 +154,13 @@ fn deploy(target: Option<&str>) -> Result<()> {
             );
         }
         let outcome = if m.transactional {
-            transactional_step(m, direction, executor, run_id, &role)
+            // Committed with its registry row and history event.
+            run.step(m, direction, executor).map(|took| {
+                procedure::commit();
+                format_interval(&took)
+            })
         } else {
-            worker_step(m, direction, executor, run_id, &role)
+            worker_step(m, direction, executor, &run)
         };
         // A script could have called pg_advisory_unlock_all(), which also drops the deploy lock.
         if !locks::held(Namespace::Deploy, 0, Mode::Exclusive)
@@ -210,7 +213,18 @@ fn deploy(target: Option<&str>) -> Result<()> {
             Err(mut e) => {
                 // A worker step's job recorded its own failure.
                 if m.transactional {
-                    record_failure(m, direction, run_id, &role, &e);
+                    let message = match &e.detail {
+                        Some(d) => format!("{} ({d})", e.message),
+                        None => e.message.clone(),
+                    };
+                    run.record_failure(
+                        &m.version,
+                        direction.action(),
+                        "deploy",
+                        &crate::error::sqlstate_text(e.code as i32),
+                        &message,
+                    );
+                    procedure::commit();
                     e.hint = Some(format!(
                         "Migration {} left nothing behind; the ones before it stay {}. Fix the cause (a pending migration can be replaced with migrate.add()) and CALL migrate.deploy() again.",
                         m.version,
@@ -227,50 +241,6 @@ fn deploy(target: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Runs a transactional migration and its bookkeeping in the current transaction and commits.
-/// On failure the step's work is already undone and the caller decides: retry or record.
-fn transactional_step(
-    m: &Migration,
-    direction: Direction,
-    executor: pg_sys::Oid,
-    run_id: i64,
-    role: &str,
-) -> Result<String> {
-    let sql = direction.script(m);
-    let action = action(direction);
-    let started = catalog::clock_now();
-    let result = execute::run_step(m, direction, sql, executor, || {
-        match direction {
-            Direction::Up => {
-                catalog::mark_applied(&m.version, "applied", role, run_id, started);
-            }
-            Direction::Down => catalog::mark_pending(&m.version),
-        }
-        catalog::log_event(&Event {
-            run_id,
-            version: &m.version,
-            action,
-            started,
-            role,
-            detail: Some("deploy"),
-        })
-    });
-    match result {
-        Ok(took) => {
-            procedure::commit();
-            Ok(format_interval(&took))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn action(direction: Direction) -> &'static str {
-    match direction {
-        Direction::Up => "apply",
-        Direction::Down => "rollback",
-    }
-}
-
 fn format_interval(i: &pgrx::datum::Interval) -> String {
     let ms = i.as_micros() as f64 / 1000.0;
     if ms < 1000.0 {
@@ -282,39 +252,13 @@ fn format_interval(i: &pgrx::datum::Interval) -> String {
 
 /// Appends a refusal that stopped the deploy before its next step ran (action `deploy`) and
 /// commits it, so it survives the error raised next.
-fn record_refusal(version: &str, run_id: i64, role: &str, e: &UserError) {
-    catalog::log_failure(
-        &Event {
-            run_id,
-            version,
-            action: "deploy",
-            started: catalog::clock_now(),
-            role,
-            detail: Some("refused before the step ran"),
-        },
+fn record_refusal(run: &Run, version: &str, e: &UserError) {
+    run.record_failure(
+        version,
+        Action::Deploy,
+        "refused before the step ran",
         &crate::error::sqlstate_text(e.code as i32),
         &e.message,
-    );
-    procedure::commit();
-}
-
-/// Appends the failure to the history and commits it, so it survives the error we raise next.
-fn record_failure(m: &Migration, direction: Direction, run_id: i64, role: &str, e: &UserError) {
-    let message = match &e.detail {
-        Some(d) => format!("{} ({d})", e.message),
-        None => e.message.clone(),
-    };
-    catalog::log_failure(
-        &Event {
-            run_id,
-            version: &m.version,
-            action: action(direction),
-            started: catalog::clock_now(),
-            role,
-            detail: Some("deploy"),
-        },
-        &crate::error::sqlstate_text(e.code as i32),
-        &message,
     );
     procedure::commit();
 }
@@ -325,15 +269,14 @@ fn worker_step(
     m: &Migration,
     direction: Direction,
     executor: pg_sys::Oid,
-    run_id: i64,
-    role: &str,
+    run: &Run,
 ) -> Result<String> {
     let up = direction == Direction::Up;
     let sql = direction.script(m);
     check_no_transaction_control(m, direction, sql)?;
     check_worker_may_log_in(m, direction, executor)?;
     let started = std::time::Instant::now();
-    let job = queue_job(m, up, sql, executor, run_id, role);
+    let job = queue_job(m, up, sql, executor, run);
     procedure::commit();
     let failed = match wait_for_job(job, None, "migrate.deploy") {
         Ok(()) => {
@@ -425,14 +368,7 @@ fn check_no_transaction_control(m: &Migration, direction: Direction, sql: &str) 
 
 /// The job that runs this step: the running one, the previous one resumed (same script), or a
 /// new one that skips the statements a failed earlier version of the script had done.
-fn queue_job(
-    m: &Migration,
-    up: bool,
-    sql: &str,
-    executor: pg_sys::Oid,
-    run_id: i64,
-    role: &str,
-) -> i64 {
+fn queue_job(m: &Migration, up: bool, sql: &str, executor: pg_sys::Oid, run: &Run) -> i64 {
     let statements: Vec<String> = script::split(sql)
         .into_iter()
         .map(|s| normalise(&s.text))
@@ -487,8 +423,8 @@ fn queue_job(
         search_path: &search_path,
         owner: executor,
         owner_name: m.author(if up { Direction::Up } else { Direction::Down }),
-        run_id,
-        requested_by: role,
+        run_id: run.id,
+        requested_by: &run.role,
         lock_timeout_ms: gucs::lock_timeout_ms(),
         lock_retries: gucs::lock_retries(),
         lock_retry_delay_ms: gucs::lock_retry_delay_ms(),
@@ -522,13 +458,17 @@ fn resolve(version: Option<&str>, state: Option<&str>) {
         execute::registry_call("resolve")?;
         let version = checked_version(version, "version", "resolve")?;
         let state = state.ok_or_else(|| null_argument("state", "resolve"))?;
-        if state != "applied" && state != "pending" {
+        let state = match state {
+            "applied" => MigrationState::Applied,
+            "pending" => MigrationState::Pending,
+            _ => {
             return Err(UserError::new(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("invalid state \"{state}\" for migrate.resolve()"),
             )
             .hint("Use 'applied' (the migration's changes are in place) or 'pending' (they are not)."));
-        }
+            }
+        };
         catalog::lock_registry();
         let all = catalog::load_all(true);
         let m = all
@@ -554,15 +494,15 @@ fn resolve(version: Option<&str>, state: Option<&str>) {
                 }
             }
         }
-        if (state == "applied") == m.is_applied() {
+        if (state == MigrationState::Applied) == m.is_applied() {
             pgrx::notice!("migrate: migration {} is already {}", m.version, m.state);
             return Ok(());
         }
         let role = current_role_name();
         let run_id = catalog::next_run_id();
         let started = catalog::clock_now();
-        if state == "applied" {
-            catalog::mark_applied(&m.version, "applied", &role, run_id, started);
+        if state == MigrationState::Applied {
+            catalog::mark_applied(&m.version, state, &role, run_id, started);
         } else {
             catalog::mark_pending(&m.version);
         }
@@ -570,7 +510,7 @@ fn resolve(version: Option<&str>, state: Option<&str>) {
         catalog::log_event(&Event {
             run_id,
             version: &m.version,
-            action: "resolve",
+            action: Action::Resolve,
             started,
             role: &role,
             detail: Some(&detail),

@@ -8,8 +8,8 @@ use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::catalog::{self, Event, Migration};
-use super::execute::{self, Direction};
+use super::catalog::{self, Action, Event, Migration, MigrationState};
+use super::execute::{self, Direction, Run};
 use super::{checksum, options, plan, version};
 use crate::error::{OrRaise, Result, UserError};
 use crate::gucs;
@@ -197,7 +197,7 @@ fn add_migration(
             other.version
         )));
     }
-    let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
+    let entries = catalog::plan_entries(&all);
     if let Some(cycle) = plan::find_cycle(&entries, version, &opts.requires) {
         return Err(UserError::new(
             PgSqlErrorCode::ERRCODE_INVALID_RECURSION,
@@ -271,7 +271,7 @@ fn add_migration(
             catalog::log_event(&Event {
                 run_id,
                 version,
-                action: "amend",
+                action: Action::Amend,
                 started,
                 role: &role,
                 detail: Some(&detail),
@@ -285,7 +285,11 @@ fn add_migration(
     catalog::log_event(&Event {
         run_id,
         version,
-        action: if outcome == "added" { "add" } else { "replace" },
+        action: if outcome == "added" {
+            Action::Add
+        } else {
+            Action::Replace
+        },
         started,
         role: &role,
         detail: None,
@@ -328,31 +332,18 @@ fn apply_pending(target: Option<&str>) -> Result<Vec<StepRow>> {
     catalog::lock_registry();
     catalog::refuse_while_deploying("apply")?;
     let all = catalog::load_all(true);
-    let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
+    let entries = catalog::plan_entries(&all);
     let chosen = plan::apply(&entries, target, gucs::allow_out_of_order())?;
     let roles = chosen
         .iter()
         .map(|&i| execute::executing_role(&all[i], Direction::Up))
         .collect::<Result<Vec<_>>>()?;
 
-    let role = current_role_name();
-    let run_id = catalog::next_run_id();
+    let run = Run::begin(None);
     let mut out = Vec::with_capacity(chosen.len());
     for (&i, executor) in chosen.iter().zip(roles) {
         let m = &all[i];
-        let started = catalog::clock_now();
-        let duration = execute::run_step(m, Direction::Up, &m.up_sql, executor, || {
-            let duration = catalog::mark_applied(&m.version, "applied", &role, run_id, started);
-            catalog::log_event(&Event {
-                run_id,
-                version: &m.version,
-                action: "apply",
-                started,
-                role: &role,
-                detail: None,
-            });
-            duration
-        })?;
+        let duration = run.step(m, Direction::Up, executor)?;
         out.push((m.version.clone(), m.name.clone(), duration));
     }
     if out.is_empty() {
@@ -409,30 +400,17 @@ fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
     catalog::lock_registry();
     catalog::refuse_while_deploying("rollback")?;
     let all = catalog::load_all(true);
-    let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
+    let entries = catalog::plan_entries(&all);
     let chosen = plan::rollback(&entries, steps, target)?;
     let roles = chosen
         .iter()
         .map(|&i| execute::executing_role(&all[i], Direction::Down))
         .collect::<Result<Vec<_>>>()?;
-    let role = current_role_name();
-    let run_id = catalog::next_run_id();
+    let run = Run::begin(None);
     let mut out = Vec::with_capacity(chosen.len());
     for (&i, executor) in chosen.iter().zip(roles) {
         let m = &all[i];
-        let down = Direction::Down.script(m);
-        let started = catalog::clock_now();
-        let duration = execute::run_step(m, Direction::Down, down, executor, || {
-            catalog::mark_pending(&m.version);
-            catalog::log_event(&Event {
-                run_id,
-                version: &m.version,
-                action: "rollback",
-                started,
-                role: &role,
-                detail: None,
-            })
-        })?;
+        let duration = run.step(m, Direction::Down, executor)?;
         out.push((m.version.clone(), m.name.clone(), duration));
     }
     if out.is_empty() {
@@ -450,17 +428,23 @@ fn baseline(version: Option<&str>) -> i32 {
         let target = checked_version(version, "version", "baseline")?;
         catalog::lock_registry();
         let all = catalog::load_all(true);
-        let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
+        let entries = catalog::plan_entries(&all);
         let chosen = plan::baseline(&entries, target)?;
         let role = current_role_name();
         let run_id = catalog::next_run_id();
         for &i in &chosen {
             let started = catalog::clock_now();
-            catalog::mark_applied(&all[i].version, "baselined", &role, run_id, started);
+            catalog::mark_applied(
+                &all[i].version,
+                MigrationState::Baselined,
+                &role,
+                run_id,
+                started,
+            );
             catalog::log_event(&Event {
                 run_id,
                 version: &all[i].version,
-                action: "baseline",
+                action: Action::Baseline,
                 started,
                 role: &role,
                 detail: Some("marked applied without running"),
@@ -505,7 +489,7 @@ fn validate() -> TableIterator<
             ));
         }
     }
-    let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
+    let entries = catalog::plan_entries(&all);
     rows.extend(
         plan::problems(&entries)
             .into_iter()

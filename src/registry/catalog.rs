@@ -3,7 +3,7 @@
 
 use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiHeapTupleData};
 
 use super::{checksum, plan, version};
 use crate::pg::security::as_registry_owner;
@@ -22,8 +22,75 @@ pub struct Migration {
     /// The role that wrote the down script when it was amended after the migration was
     /// registered (None: the role that registered it).
     pub down_by: Option<String>,
-    pub state: String,
+    pub state: MigrationState,
     pub applied_checksum: Option<String>,
+}
+
+/// `migrate.migrations.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationState {
+    Pending,
+    /// Its up script ran (apply, deploy, or set by hand with resolve()).
+    Applied,
+    /// Marked applied by baseline() without running: the schema already had it.
+    Baselined,
+}
+
+impl MigrationState {
+    /// The state as the table's CHECK constraint spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationState::Pending => "pending",
+            MigrationState::Applied => "applied",
+            MigrationState::Baselined => "baselined",
+        }
+    }
+
+    /// The state a row holds; the CHECK constraint allows nothing else, so anything else
+    /// raises rather than being read as some default.
+    fn from_column(text: &str) -> Self {
+        match text {
+            "pending" => MigrationState::Pending,
+            "applied" => MigrationState::Applied,
+            "baselined" => MigrationState::Baselined,
+            other => error!("migrate: migrate.migrations has an unknown state \"{other}\""),
+        }
+    }
+}
+
+impl std::fmt::Display for MigrationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `migrate.events.action`: what a history row records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Add,
+    Replace,
+    Amend,
+    Apply,
+    Rollback,
+    Baseline,
+    /// deploy() refused before a step ran.
+    Deploy,
+    Resolve,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Add => "add",
+            Action::Replace => "replace",
+            Action::Amend => "amend",
+            Action::Apply => "apply",
+            Action::Rollback => "rollback",
+            Action::Baseline => "baseline",
+            Action::Deploy => "deploy",
+            Action::Resolve => "resolve",
+        }
+    }
 }
 
 impl Migration {
@@ -36,10 +103,10 @@ impl Migration {
     }
 
     pub fn is_applied(&self) -> bool {
-        self.state != "pending"
+        self.state != MigrationState::Pending
     }
 
-    pub fn plan_entry(&self) -> plan::Entry {
+    fn plan_entry(&self) -> plan::Entry {
         plan::Entry {
             version: self.version.clone(),
             applied: self.is_applied(),
@@ -48,6 +115,11 @@ impl Migration {
             requires: self.requires.clone(),
         }
     }
+}
+
+/// What the planner needs to know of each migration, in the same order as `all`.
+pub fn plan_entries(all: &[Migration]) -> Vec<plan::Entry> {
+    all.iter().map(Migration::plan_entry).collect()
 }
 
 fn spi<T>(result: pgrx::spi::Result<T>) -> T {
@@ -65,12 +137,17 @@ pub fn lock_registry() {
 /// The backend running a deploy in this database, if any: the holder of the deploy lock.
 pub fn running_deploy() -> Option<i32> {
     use crate::pg::locks::{self, Namespace};
-    Spi::get_one::<i32>(&format!(
+    let holder = Spi::get_one::<i32>(&format!(
         "SELECT l.pid FROM pg_catalog.pg_locks l WHERE {} LIMIT 1",
         locks::held_sql(Namespace::Deploy)
-    ))
-    .ok()
-    .flatten()
+    ));
+    match holder {
+        Ok(pid) => pid,
+        // No row: nobody holds it.
+        Err(pgrx::spi::SpiError::InvalidPosition) => None,
+        // Read as "no deploy", a failed query would let apply() race a running deploy.
+        Err(e) => error!("migrate: could not check for a running deploy: {e}"),
+    }
 }
 
 /// Refuses a registry change while a deploy runs in another session: it would interleave with
@@ -100,23 +177,33 @@ pub fn lock_row(name: &str) {
 }
 
 const COLUMNS: &str = "version, name, up_sql, down_sql, checksum, transactional, requires, \
-                       added_by::text, state, applied_checksum, down_by::text";
+                       added_by::text AS added_by, state, applied_checksum, down_by::text AS down_by";
+
+fn optional<T: FromDatum + IntoDatum>(row: &SpiHeapTupleData<'_>, column: &str) -> Option<T> {
+    spi(row.get_by_name::<T, _>(column))
+}
+
+/// A NOT NULL column: a NULL would be a corrupted registry, never read as a default.
+fn required<T: FromDatum + IntoDatum>(row: &SpiHeapTupleData<'_>, column: &str) -> T {
+    optional(row, column)
+        .unwrap_or_else(|| error!("migrate: migrate.migrations.{column} is NULL in a registry row"))
+}
 
 fn read_rows(client: &mut SpiClient<'_>, sql: &str, params: &[DatumWithOid<'_>]) -> Vec<Migration> {
     let table = spi(client.update(sql, None, params));
     table
         .map(|row| Migration {
-            version: spi(row.get::<String>(1)).unwrap_or_default(),
-            name: spi(row.get::<String>(2)),
-            up_sql: spi(row.get::<String>(3)).unwrap_or_default(),
-            down_sql: spi(row.get::<String>(4)),
-            checksum: spi(row.get::<String>(5)).unwrap_or_default(),
-            transactional: spi(row.get::<bool>(6)).unwrap_or(true),
-            requires: spi(row.get::<Vec<String>>(7)).unwrap_or_default(),
-            added_by: spi(row.get::<String>(8)).unwrap_or_default(),
-            state: spi(row.get::<String>(9)).unwrap_or_default(),
-            applied_checksum: spi(row.get::<String>(10)),
-            down_by: spi(row.get::<String>(11)),
+            version: required(&row, "version"),
+            name: optional(&row, "name"),
+            up_sql: required(&row, "up_sql"),
+            down_sql: optional(&row, "down_sql"),
+            checksum: required(&row, "checksum"),
+            transactional: required(&row, "transactional"),
+            requires: required(&row, "requires"),
+            added_by: required(&row, "added_by"),
+            state: MigrationState::from_column(&required::<String>(&row, "state")),
+            applied_checksum: optional(&row, "applied_checksum"),
+            down_by: optional(&row, "down_by"),
         })
         .collect()
 }
@@ -205,29 +292,28 @@ pub fn next_run_id() -> i64 {
     })
 }
 
-/// Marks a migration applied (or baselined) and returns how long it took since `started`.
+/// Marks a migration applied (or baselined), run from `started` until now.
 pub fn mark_applied(
     version: &str,
-    state: &str,
+    state: MigrationState,
     applied_by: &str,
     run_id: i64,
     started: TimestampWithTimeZone,
-) -> Interval {
+) {
     as_registry_owner(|| {
-        spi(Spi::get_one_with_args::<Interval>(
+        spi(Spi::run_with_args(
             "UPDATE migrate.migrations SET state = $2, applied_at = $5, applied_by = $3, \
                applied_checksum = checksum, run_id = $4, \
                duration = pg_catalog.clock_timestamp() - $5 \
-             WHERE version = $1 RETURNING duration",
+             WHERE version = $1",
             &[
                 version.into(),
-                state.into(),
+                state.as_str().into(),
                 applied_by.into(),
                 run_id.into(),
                 started.into(),
             ],
         ))
-        .expect("the migration row exists")
     })
 }
 
@@ -247,7 +333,7 @@ pub fn mark_pending(version: &str) {
 pub struct Event<'a> {
     pub run_id: i64,
     pub version: &'a str,
-    pub action: &'a str,
+    pub action: Action,
     pub started: TimestampWithTimeZone,
     pub role: &'a str,
     pub detail: Option<&'a str>,
@@ -265,7 +351,7 @@ pub fn log_event(event: &Event<'_>) -> Interval {
             &[
                 event.run_id.into(),
                 event.version.into(),
-                event.action.into(),
+                event.action.as_str().into(),
                 event.started.into(),
                 event.role.into(),
                 event.detail.into(),
@@ -286,7 +372,7 @@ pub fn log_failure(event: &Event<'_>, sqlstate: &str, message: &str) {
             &[
                 event.run_id.into(),
                 event.version.into(),
-                event.action.into(),
+                event.action.as_str().into(),
                 event.started.into(),
                 event.role.into(),
                 sqlstate.into(),

@@ -12,7 +12,7 @@ use pgrx::prelude::*;
 use super::api::checked_version;
 use super::catalog::{self, Migration};
 use super::execute::{self, Direction};
-use super::plan::{self, Step};
+use super::plan;
 use crate::error::{caught_parts, sqlstate_text, OrRaise, Result, UserError};
 use crate::guard::{self, facts, rules};
 use crate::gucs;
@@ -183,14 +183,14 @@ type Path = Vec<(usize, Direction)>;
 
 fn steps(target: Option<&str>) -> Result<(Vec<Migration>, Path)> {
     let all = catalog::load_all(false);
-    let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
-    let path = plan::deploy_path(&entries, target, gucs::allow_out_of_order())?
-        .into_iter()
-        .map(|s| match s {
-            Step::Up(i) => (i, Direction::Up),
-            Step::Down(i) => (i, Direction::Down),
-        })
-        .collect();
+    let path = plan::deploy_path(
+        &catalog::plan_entries(&all),
+        target,
+        gucs::allow_out_of_order(),
+    )?
+    .into_iter()
+    .map(Direction::of)
+    .collect();
     Ok((all, path))
 }
 
@@ -233,7 +233,7 @@ fn plan(
         let dry_run = subxact::run_and_roll_back(|| {
             for (&(i, direction), role) in path.iter().zip(roles) {
                 let m = &all[i];
-                if !plan_step(m, direction.label(), direction.script(m), role, &mut rows) {
+                if !plan_step(m, direction, role, &mut rows) {
                     break;
                 }
             }
@@ -249,11 +249,12 @@ fn plan(
 /// Plans one migration's statements; false if one failed (later steps would depend on it).
 fn plan_step(
     m: &Migration,
-    label: &str,
-    sql: &str,
+    direction: Direction,
     role: pg_sys::Oid,
     rows: &mut Vec<PlanRow>,
 ) -> bool {
+    let label = direction.label();
+    let sql = direction.script(m);
     let statements = match subxact::run(|| script::split(sql)) {
         Ok(s) => s,
         Err(caught) => {
@@ -261,10 +262,6 @@ fn plan_step(
             return false;
         }
     };
-    for (rule, reason) in crate::registry::options::allow_directives(sql) {
-        guard::state::allow(&rule, &reason, true);
-    }
-    let what = format!("the {label} script of migration {}", m.version);
     let mut walk = || {
         let mut ok = true;
         for (n, statement) in statements.iter().enumerate() {
@@ -325,11 +322,10 @@ fn plan_step(
         }
         ok
     };
-    let ok = if m.transactional {
+    if m.transactional {
         // As the script's author, isolated like a real step (settings, deferred triggers,
         // objects left in the session); a refusal of the isolation itself is the step's row.
-        let _nested = execute::NestedStep::enter();
-        match subxact::run(|| security::run_isolated(role, &what, &mut walk)) {
+        match subxact::run(|| execute::in_script(m, direction, role, &mut walk)) {
             Ok(ok) => ok,
             Err(caught) => {
                 rows.push(error_row(m, label, 0, sql, &reraise_cancel(caught)));
@@ -337,11 +333,10 @@ fn plan_step(
             }
         }
     } else {
+        // Only analysed, nothing runs; the script's allow lines still count for its findings.
+        let _scope = execute::ScriptScope::enter(sql);
         walk()
-    };
-    guard::state::end_migration_scope();
-    script::clear_current_statement();
-    ok
+    }
 }
 
 /// A cancel (Ctrl-C, statement_timeout) ends the whole dry run, as it would a PL/pgSQL block's
@@ -581,21 +576,31 @@ fn verify(
         }
         Ok(rows)
     })();
-    TableIterator::new(rows.or_raise())
+    TableIterator::new(rows.or_raise().into_iter().map(VerifyRow::into_columns))
 }
 
-type VerifyRow = (String, bool, Option<String>, Option<String>);
+/// One row of `migrate.verify()`.
+struct VerifyRow {
+    version: String,
+    ok: bool,
+    problem: Option<String>,
+    detail: Option<String>,
+}
+
+impl VerifyRow {
+    fn into_columns(self) -> (String, bool, Option<String>, Option<String>) {
+        (self.version, self.ok, self.problem, self.detail)
+    }
+}
 
 /// Verifies one migration; leaves it applied (inside the caller's rolled-back subtransaction)
 /// so the next one builds on it. False if it could not be applied.
 fn verify_one(m: &Migration) -> (Vec<VerifyRow>, bool) {
-    let row = |ok: bool, problem: &str, detail: Option<String>| {
-        (
-            m.version.clone(),
-            ok,
-            Some(problem.to_string()).filter(|p| !p.is_empty()),
-            detail,
-        )
+    let row = |ok: bool, problem: &str, detail: Option<String>| VerifyRow {
+        version: m.version.clone(),
+        ok,
+        problem: Some(problem.to_string()).filter(|p| !p.is_empty()),
+        detail,
     };
     let role = match execute::executing_role(m, Direction::Up) {
         Ok(r) => r,
@@ -611,7 +616,7 @@ fn verify_one(m: &Migration) -> (Vec<VerifyRow>, bool) {
             true,
         );
     }
-    let Some(down) = m.down_sql.as_deref() else {
+    if m.down_sql.is_none() {
         return (
             vec![row(
                 true,
@@ -620,7 +625,7 @@ fn verify_one(m: &Migration) -> (Vec<VerifyRow>, bool) {
             )],
             up(m, role).is_ok(),
         );
-    };
+    }
     let down_role = match execute::executing_role(m, Direction::Down) {
         Ok(r) => r,
         Err(e) => return (vec![row(false, "cannot run", Some(e.message))], false),
@@ -629,11 +634,7 @@ fn verify_one(m: &Migration) -> (Vec<VerifyRow>, bool) {
     if let Err(e) = up(m, role) {
         return (vec![row(false, "up failed", Some(e))], false);
     }
-    if let Err(e) = run(
-        down,
-        down_role,
-        &format!("the down script of migration {}", m.version),
-    ) {
+    if let Err(e) = run(m, Direction::Down, down_role) {
         return (vec![row(false, "down failed", Some(e))], false);
     }
     let after = fingerprint();
@@ -659,25 +660,15 @@ fn verify_one(m: &Migration) -> (Vec<VerifyRow>, bool) {
 }
 
 fn up(m: &Migration, role: pg_sys::Oid) -> std::result::Result<(), String> {
-    run(
-        &m.up_sql,
-        role,
-        &format!("the up script of migration {}", m.version),
-    )
+    run(m, Direction::Up, role)
 }
 
-/// Runs a script as `role` (isolated like a real step) with the guard in dry-run mode; the
-/// error as text.
-fn run(sql: &str, role: pg_sys::Oid, what: &str) -> std::result::Result<(), String> {
-    for (rule, reason) in crate::registry::options::allow_directives(sql) {
-        guard::state::allow(&rule, &reason, true);
-    }
-    let _nested = execute::NestedStep::enter();
+/// Runs a script of `m` as a step would, with the guard in dry-run mode; the error as text.
+fn run(m: &Migration, direction: Direction, role: pg_sys::Oid) -> std::result::Result<(), String> {
+    let sql = direction.script(m);
     let (result, _) = guard::state::collect_findings(|| {
-        subxact::run(|| security::run_isolated(role, what, || script::run(sql)))
+        subxact::run(|| execute::in_script(m, direction, role, || script::run(sql)))
     });
-    guard::state::end_migration_scope();
-    script::clear_current_statement();
     result.map_err(|caught| {
         let caught = reraise_cancel(caught);
         let (code, message, _, _) = caught_parts(&caught);

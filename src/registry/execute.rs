@@ -6,8 +6,10 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgSqlErrorCode;
 
-use super::catalog::Migration;
-use super::options;
+use pgrx::datum::{Interval, TimestampWithTimeZone};
+
+use super::catalog::{self, Action, Event, Migration, MigrationState};
+use super::{options, plan};
 use crate::error::{caught_parts, sqlstate_text, UserError};
 use crate::guard;
 use crate::pg::{script, security, subxact};
@@ -36,6 +38,22 @@ impl Direction {
         match self {
             Direction::Up => "up",
             Direction::Down => "down",
+        }
+    }
+
+    /// What a step in this direction is in the history.
+    pub fn action(self) -> Action {
+        match self {
+            Direction::Up => Action::Apply,
+            Direction::Down => Action::Rollback,
+        }
+    }
+
+    /// A planned step: which migration (its index in the registry) and which way.
+    pub fn of(step: plan::Step) -> (usize, Direction) {
+        match step {
+            plan::Step::Up(i) => (i, Direction::Up),
+            plan::Step::Down(i) => (i, Direction::Down),
         }
     }
 }
@@ -78,53 +96,155 @@ pub fn executing_role(m: &Migration, direction: Direction) -> Result<pg_sys::Oid
     Ok(author)
 }
 
-/// Runs `sql` of `m` as `role`, then `bookkeeping`, all in one subtransaction. Either both
-/// happen or neither does and a [`UserError`] describes the failure.
-pub fn run_step<R>(
+/// One call of `apply()`, `rollback()` or `deploy()` (or the worker running a deploy's step):
+/// the run id its history rows share, and who asked for it.
+pub struct Run {
+    pub id: i64,
+    /// The role that called (the history's `role`, the migration's `applied_by`).
+    pub role: String,
+    /// `Some("deploy")` for deploy()'s steps: the history's `detail` for the steps it runs.
+    via: Option<&'static str>,
+}
+
+impl Run {
+    /// A new run, as the current user.
+    pub fn begin(via: Option<&'static str>) -> Self {
+        Run {
+            id: catalog::next_run_id(),
+            role: super::api::current_role_name(),
+            via,
+        }
+    }
+
+    /// A run begun earlier, continued elsewhere (a deploy's step in a job worker).
+    pub fn resume(id: i64, role: &str) -> Self {
+        Run {
+            id,
+            role: role.to_string(),
+            via: None,
+        }
+    }
+
+    /// Runs one step of the run and records it, in one subtransaction: the script as its
+    /// author ([`executing_role`]), then the migration's new state and the history row. Either
+    /// all of it happens or none of it, and a [`UserError`] names the version, the statement
+    /// and the position. Returns how long the step took.
+    pub fn step(
+        &self,
+        m: &Migration,
+        direction: Direction,
+        executor: pg_sys::Oid,
+    ) -> Result<Interval, UserError> {
+        let sql = direction.script(m);
+        let started = catalog::clock_now();
+        subxact::run(|| {
+            in_script(m, direction, executor, || script::run(sql));
+            self.record(&m.version, direction, started, self.via)
+        })
+        .map_err(|caught| describe_failure(m, direction, sql, caught))
+    }
+
+    /// Records that `version` ran in `direction` from `started` until now: its state and a
+    /// history row (`detail`: how it ran). Steps run elsewhere (a deploy's worker) record
+    /// themselves with this too.
+    pub fn record(
+        &self,
+        version: &str,
+        direction: Direction,
+        started: TimestampWithTimeZone,
+        detail: Option<&str>,
+    ) -> Interval {
+        match direction {
+            Direction::Up => {
+                catalog::mark_applied(
+                    version,
+                    MigrationState::Applied,
+                    &self.role,
+                    self.id,
+                    started,
+                );
+            }
+            Direction::Down => catalog::mark_pending(version),
+        }
+        catalog::log_event(&Event {
+            run_id: self.id,
+            version,
+            action: direction.action(),
+            started,
+            role: &self.role,
+            detail,
+        })
+    }
+
+    /// Appends a failure to the history: of a step (`action` of its direction), or of the
+    /// deploy itself ([`Action::Deploy`], refused before a step ran).
+    pub fn record_failure(
+        &self,
+        version: &str,
+        action: Action,
+        detail: &str,
+        sqlstate: &str,
+        message: &str,
+    ) {
+        catalog::log_failure(
+            &Event {
+                run_id: self.id,
+                version,
+                action,
+                started: catalog::clock_now(),
+                role: &self.role,
+                detail: Some(detail),
+            },
+            sqlstate,
+            message,
+        );
+    }
+}
+
+/// Runs `body` as migration script `sql` of `m` runs, whatever runs it (a step, plan(),
+/// verify()): as `executor`, isolated from the caller's session ([`security::run_isolated`]),
+/// with the script's `-- migrate:allow` lines permitting their rules and registry calls
+/// refused, until it returns or an error unwinds through it.
+pub fn in_script<R>(
     m: &Migration,
     direction: Direction,
-    sql: &str,
-    role: pg_sys::Oid,
-    bookkeeping: impl FnOnce() -> R,
-) -> Result<R, UserError> {
-    // `-- migrate:allow RULE reason` lines permit guard rules for this step only.
-    for (rule, reason) in options::allow_directives(sql) {
-        guard::state::allow(&rule, &reason, true);
-    }
+    executor: pg_sys::Oid,
+    body: impl FnOnce() -> R,
+) -> R {
     let what = format!(
         "the {} script of migration {}",
         direction.label(),
         m.version
     );
-    let result = subxact::run(|| {
-        let _nested = NestedStep::enter();
-        security::run_isolated(role, &what, || script::run(sql));
-        drop(_nested);
-        bookkeeping()
-    })
-    .map_err(|caught| describe_failure(m, direction, sql, caught));
-    guard::state::end_migration_scope();
-    script::clear_current_statement();
-    result
+    let _scope = ScriptScope::enter(direction.script(m));
+    security::run_isolated(executor, &what, body)
 }
 
 thread_local! {
     /// True while a migration script runs: registry calls from inside one are refused.
-    static IN_STEP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static IN_SCRIPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Marks a migration script as running for as long as it lives (also when an error unwinds).
-pub struct NestedStep(bool);
+/// A migration script's scope, from [`ScriptScope::enter`] until drop (also when an error
+/// unwinds through it): its `-- migrate:allow` lines permit their guard rules, and registry
+/// calls are refused (`SELECT migrate.apply()` in a migration would recurse into the step that
+/// is recording itself).
+pub struct ScriptScope(bool);
 
-impl NestedStep {
-    pub fn enter() -> Self {
-        NestedStep(IN_STEP.replace(true))
+impl ScriptScope {
+    pub fn enter(sql: &str) -> Self {
+        for (rule, reason) in options::allow_directives(sql) {
+            guard::state::allow(&rule, &reason, true);
+        }
+        ScriptScope(IN_SCRIPT.replace(true))
     }
 }
 
-impl Drop for NestedStep {
+impl Drop for ScriptScope {
     fn drop(&mut self) {
-        IN_STEP.set(self.0);
+        IN_SCRIPT.set(self.0);
+        guard::state::end_migration_scope();
+        script::clear_current_statement();
     }
 }
 
@@ -144,7 +264,7 @@ pub fn registry_call(function: &str) -> Result<(), UserError> {
         )
         .hint("Running migrations needs superuser or membership in migrate_admin: GRANT migrate_admin TO the deploying role."));
     }
-    if IN_STEP.get() {
+    if IN_SCRIPT.get() {
         return Err(UserError::new(
             PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
             format!("migrate.{function}() cannot be called from a migration script"),

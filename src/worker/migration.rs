@@ -20,7 +20,17 @@ use super::queue::{self, Job, MigrationJob, RUNNING};
 use crate::error::{caught_parts, sqlstate_text};
 use crate::pg::security::set_config;
 use crate::pg::{script, toplevel, xact};
-use crate::registry::catalog::{self, Event};
+use crate::registry::catalog;
+use crate::registry::execute::{Direction, Run};
+
+/// Which script of its migration a job runs.
+fn direction(m: &MigrationJob) -> Direction {
+    if m.up {
+        Direction::Up
+    } else {
+        Direction::Down
+    }
+}
 
 /// Runs migration job `id` to its end (or until it is paused, cancelled or fails).
 pub fn run(id: i64) {
@@ -33,7 +43,7 @@ pub fn run(id: i64) {
     crate::pg::backend::report_appname(&format!(
         "migrate job {id}: migration {} ({})",
         m.version,
-        direction(m.up)
+        direction(&m).label()
     ));
     let statements = match xact::run(|| {
         // Session-wide for this worker: the deploying session's search_path and lock_timeout.
@@ -78,37 +88,21 @@ pub fn run(id: i64) {
         }
     }
     let finished = xact::run(|| {
-        let version = m.version.as_str();
-        if m.up {
-            catalog::mark_applied(version, "applied", &m.requested_by, m.run_id, started_at);
-        } else {
-            catalog::mark_pending(version);
-        }
         let note = (!notes.is_empty()).then(|| notes.join("; "));
         let mut detail = format!("deploy: non-transactional, run top-level by job {id}");
         if let Some(n) = &note {
             detail = format!("{detail}; {n}");
         }
-        catalog::log_event(&Event {
-            run_id: m.run_id,
-            version,
-            action: if m.up { "apply" } else { "rollback" },
-            started: started_at,
-            role: &m.requested_by,
-            detail: Some(&detail),
-        });
+        Run::resume(m.run_id, &m.requested_by).record(
+            &m.version,
+            direction(&m),
+            started_at,
+            Some(&detail),
+        );
         queue::set_state(id, queue::SUCCEEDED, note.as_deref());
     });
     if let Err(caught) = finished {
         fail(id, Some(&m), &caught, None, &[]);
-    }
-}
-
-fn direction(up: bool) -> &'static str {
-    if up {
-        "up"
-    } else {
-        "down"
     }
 }
 
@@ -364,15 +358,10 @@ fn fail(
     let _ = xact::run(|| {
         queue::fail(id, &sqlstate, &full);
         if let Some(m) = m {
-            catalog::log_failure(
-                &Event {
-                    run_id: m.run_id,
-                    version: &m.version,
-                    action: if m.up { "apply" } else { "rollback" },
-                    started: catalog::clock_now(),
-                    role: &m.requested_by,
-                    detail: Some(&format!("deploy: job {id}")),
-                },
+            Run::resume(m.run_id, &m.requested_by).record_failure(
+                &m.version,
+                direction(m).action(),
+                &format!("deploy: job {id}"),
                 &sqlstate,
                 &full,
             );
