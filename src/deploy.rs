@@ -280,12 +280,10 @@ fn worker_step(
     procedure::commit();
     let failed = match wait_for_job(job, None, "migrate.deploy") {
         Ok(()) => {
-            let note = Spi::get_one_with_args::<String>(
+            let note = crate::pg::query::one::<String>(
                 "SELECT note FROM migrate.jobs WHERE id OPERATOR(pg_catalog.=) $1",
                 &[job.into()],
-            )
-            .ok()
-            .flatten();
+            );
             if let Some(note) = note {
                 pgrx::notice!("migrate: job {job}: {note}");
             }

@@ -249,6 +249,16 @@ SELECT dblink_connect('host=127.0.0.1 port=' || current_setting('port')
                       || ' dbname=' || current_database() || ' user=postgres');
 SELECT version FROM migrate.apply();
 SELECT dblink_disconnect();
+-- A caller who may not call dblink cannot make the session's connections look absent (they
+-- were opened before SET ROLE): they are looked up as the registry owner.
+REVOKE EXECUTE ON FUNCTION dblink_get_connections() FROM PUBLIC;
+SELECT dblink_connect('mine', 'host=127.0.0.1 port=' || current_setting('port')
+                      || ' dbname=' || current_database() || ' user=postgres');
+SET ROLE regress_deployer;
+SELECT version FROM migrate.apply();
+RESET ROLE;
+SELECT dblink_disconnect('mine');
+GRANT EXECUTE ON FUNCTION dblink_get_connections() TO PUBLIC;
 BEGIN;
 SELECT lo_create(424242);
 SELECT lo_open(424242, 262144);

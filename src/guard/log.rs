@@ -70,9 +70,7 @@ pub fn record(e: &Entry) {
 }
 
 fn client_addr() -> Option<String> {
-    Spi::get_one::<String>("SELECT pg_catalog.inet_client_addr()::text")
-        .ok()
-        .flatten()
+    crate::pg::query::one("SELECT pg_catalog.inet_client_addr()::text", &[])
 }
 
 /// What the worker needs: where to write, and what.
@@ -102,13 +100,12 @@ const MAX_WRITERS: i64 = 2;
 /// guard_log writer workers running now, in any database.
 fn writers_running() -> i64 {
     as_registry_owner(|| {
-        Spi::get_one::<i64>(
+        // Read as 0, a failed count would start writers past the bound.
+        crate::pg::query::required::<i64>(
             "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity \
              WHERE backend_type OPERATOR(pg_catalog.=) 'migrate guard_log writer'",
+            &[],
         )
-        .ok()
-        .flatten()
-        .unwrap_or(0)
     })
 }
 

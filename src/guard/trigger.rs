@@ -258,10 +258,11 @@ pub unsafe extern "C-unwind" fn migrate_guard_table_rewrite(
     {
         return pg_sys::Datum::from(0);
     }
-    let relid =
-        Spi::get_one::<pg_sys::Oid>("SELECT pg_catalog.pg_event_trigger_table_rewrite_oid()")
-            .ok()
-            .flatten();
+    // Read as "no table", a failed query would let the rewrite through unjudged.
+    let relid = crate::pg::query::one::<pg_sys::Oid>(
+        "SELECT pg_catalog.pg_event_trigger_table_rewrite_oid()",
+        &[],
+    );
     if let Some((relid, table)) = relid.and_then(|r| Some((r, facts::table_facts(r)?))) {
         judge(
             &[Fact {

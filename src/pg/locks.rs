@@ -14,7 +14,6 @@
 use std::cell::Cell;
 
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 
 /// A namespace of keys (pg_locks' `objsubid`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,11 +57,10 @@ pub fn class_oid() -> pg_sys::Oid {
     if let Some(oid) = CLASS.get() {
         return oid;
     }
-    let oid =
-        Spi::get_one::<pg_sys::Oid>("SELECT 'migrate.locks'::pg_catalog.regclass::pg_catalog.oid")
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| error!("migrate: table migrate.locks is missing"));
+    let oid = crate::pg::query::required::<pg_sys::Oid>(
+        "SELECT 'migrate.locks'::pg_catalog.regclass::pg_catalog.oid",
+        &[],
+    );
     CLASS.set(Some(oid));
     oid
 }

@@ -1,12 +1,13 @@
 //! Thin safe wrappers over the PostgreSQL internals the extension needs: switching the current
 //! user, pinning `search_path`, internal subtransactions, transactions in background workers, and
-//! parsing/executing SQL scripts with precise error positions.
+//! parsing/executing SQL scripts with precise error positions, single-value queries that raise.
 
 pub mod backend;
 pub mod dsm;
 pub mod list;
 pub mod locks;
 pub mod procedure;
+pub mod query;
 pub mod script;
 pub mod security;
 pub mod subxact;

@@ -42,12 +42,11 @@ pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
 
 /// True if `role` has LOGIN. PostgreSQL 15 lets a background worker act for such roles only.
 pub fn can_login(role: pg_sys::Oid) -> bool {
-    Spi::get_one_with_args::<bool>(
+    // A dropped role has no row: it cannot log in.
+    crate::pg::query::one::<bool>(
         "SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) $1",
         &[role.into()],
     )
-    .ok()
-    .flatten()
     .unwrap_or(false)
 }
 
@@ -170,13 +169,11 @@ pub fn set_config(name: &CStr, value: &CStr, action: pg_sys::GucAction::Type) {
 
 /// The owner of the registry tables: the role that created the extension (or was given it).
 pub fn registry_owner() -> pg_sys::Oid {
-    Spi::get_one::<pg_sys::Oid>(
+    crate::pg::query::required(
         "SELECT c.relowner FROM pg_catalog.pg_class c \
          WHERE c.oid OPERATOR(pg_catalog.=) 'migrate.migrations'::pg_catalog.regclass",
+        &[],
     )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| error!("migrate: registry table migrate.migrations is missing"))
 }
 
 /// Runs the extension's own bookkeeping `f` as the registry owner with a safe `search_path`,
@@ -381,19 +378,21 @@ impl SessionObjects {
 /// Described, or None.
 fn session_capabilities() -> Option<String> {
     let mut held = Vec::new();
-    let dblink = Spi::get_one::<String>(
+    let dblink = crate::pg::query::one::<String>(
         "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
          WHERE e.extname OPERATOR(pg_catalog.=) 'dblink'",
-    )
-    .ok()
-    .flatten();
+        &[],
+    );
     if let Some(schema) = dblink {
-        let named = crate::pg::subxact::run(|| {
-            Spi::get_one::<Vec<String>>(&format!("SELECT {schema}.dblink_get_connections()"))
-                .ok()
-                .flatten()
-                .unwrap_or_default()
+        // As the registry owner: the connections are the backend's, whoever opened them, so a
+        // caller without EXECUTE on dblink (its connections opened before a SET ROLE) must not
+        // make them look absent; an error raises rather than reading as "none".
+        let named = as_registry_owner(|| {
+            crate::pg::query::one::<Vec<String>>(
+                &format!("SELECT {schema}.dblink_get_connections()"),
+                &[],
+            )
         })
         .unwrap_or_default();
         if !named.is_empty() {
@@ -401,19 +400,20 @@ fn session_capabilities() -> Option<String> {
         }
         // The unnamed connection is not listed: probe it with a harmless statement.
         let unnamed = crate::pg::subxact::run_and_roll_back(|| {
-            // Typed exactly, so no overload planted in dblink's schema can be picked instead.
-            Spi::run(&format!(
-                "SELECT {schema}.dblink_exec('SELECT 1'::pg_catalog.text)"
-            ))
+            as_registry_owner(|| {
+                // Typed exactly, so no overload planted in dblink's schema can be picked instead.
+                Spi::run(&format!(
+                    "SELECT {schema}.dblink_exec('SELECT 1'::pg_catalog.text)"
+                ))
+            })
         });
         let open = match unnamed {
             Ok(_) => true,
-            // 08003: no unnamed connection; 42501: dblink is not for this role at all.
-            Err(caught) => !matches!(
-                crate::error::caught_parts(&caught).0,
-                PgSqlErrorCode::ERRCODE_CONNECTION_DOES_NOT_EXIST
-                    | PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
-            ),
+            // 08003: there is no unnamed connection; anything else counts as one.
+            Err(caught) => {
+                crate::error::caught_parts(&caught).0
+                    != PgSqlErrorCode::ERRCODE_CONNECTION_DOES_NOT_EXIST
+            }
         };
         if open {
             held.push("the unnamed dblink connection".to_string());

@@ -439,13 +439,10 @@ unsafe fn concurrent_lock(tree: *mut pg_sys::Node) -> Vec<String> {
         if oid == pg_sys::InvalidOid {
             return Vec::new();
         }
-        let name = Spi::get_one_with_args::<String>(
+        let name = crate::pg::query::required::<String>(
             "SELECT $1::pg_catalog.regclass::pg_catalog.text",
             &[oid.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        );
         vec![format!("{name}: {mode}")]
     }
 }
