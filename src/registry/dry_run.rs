@@ -45,65 +45,29 @@ struct Observation {
 
 fn observe() -> Observation {
     Spi::connect(|client| {
-        let locks = client
-            .select(
-                "SELECT l.relation::pg_catalog.oid, l.relation::pg_catalog.regclass::pg_catalog.text, l.mode \
-                 FROM pg_catalog.pg_locks l \
-                 JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) l.relation \
-                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-                 WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.granted \
-                   AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() \
-                   AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'migrate']) \
-                   AND c.relkind OPERATOR(pg_catalog.<>) 'i'",
-                None,
-                &[],
-            )
-            .map(|rows| {
-                rows.into_iter()
-                    .filter_map(|r| {
-                        Some((
-                            r.get::<pg_sys::Oid>(1).ok().flatten()?.to_u32(),
-                            r.get::<String>(2).ok().flatten()?,
-                            r.get::<String>(3).ok().flatten()?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let files = client
-            .select(
-                "SELECT c.oid, c.oid::pg_catalog.regclass::pg_catalog.text, c.relfilenode \
-                 FROM pg_catalog.pg_class c \
-                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-                 WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'm']) \
-                   AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'migrate']) \
-                   AND n.nspname OPERATOR(pg_catalog.!~) '^pg_toast'",
-                None,
-                &[],
-            )
-            .map(|rows| {
-                rows.into_iter()
-                    .filter_map(|r| {
-                        Some((
-                            r.get::<pg_sys::Oid>(1).ok().flatten()?.to_u32(),
-                            (
-                                r.get::<String>(2).ok().flatten()?,
-                                r.get::<pg_sys::Oid>(3).ok().flatten()?.to_u32(),
-                            ),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut locks = BTreeSet::new();
+        for r in client
+            .select(include_str!("../queries/plan_locks.sql"), None, &[])
+            .unwrap_or_else(observe_failed)
+        {
+            let oid: pg_sys::Oid = required(&r, 1);
+            locks.insert((oid.to_u32(), required(&r, 2), required(&r, 3)));
+        }
+        let mut files = HashMap::new();
+        for r in client
+            .select(include_str!("../queries/plan_files.sql"), None, &[])
+            .unwrap_or_else(observe_failed)
+        {
+            let oid: pg_sys::Oid = required(&r, 1);
+            let file: pg_sys::Oid = required(&r, 3);
+            files.insert(oid.to_u32(), (required(&r, 2), file.to_u32()));
+        }
         let scanned = client
-            .select(
-                "SELECT COALESCE(pg_catalog.sum(seq_tup_read OPERATOR(pg_catalog.+) COALESCE(idx_tup_fetch, 0)), 0)::pg_catalog.int8 \
-                 FROM pg_catalog.pg_stat_xact_user_tables WHERE schemaname OPERATOR(pg_catalog.<>) 'migrate'",
-                None,
-                &[],
-            )
-            .ok()
-            .and_then(|rows| rows.first().get::<i64>(1).ok().flatten())
+            .select(include_str!("../queries/plan_scanned.sql"), None, &[])
+            .unwrap_or_else(observe_failed)
+            .first()
+            .get::<i64>(1)
+            .unwrap_or_else(observe_failed)
             .unwrap_or(0);
         Observation {
             locks,
@@ -111,6 +75,22 @@ fn observe() -> Observation {
             scanned,
         }
     })
+}
+
+/// A failed observation raises: read as "nothing", it would report a clean plan.
+fn observe_failed<T>(e: pgrx::spi::SpiError) -> T {
+    error!("migrate.plan: could not observe the statement: {e}")
+}
+
+/// Column `n` of an observation row; the queries select no NULLs.
+fn required<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    row: &pgrx::spi::SpiHeapTupleData<'_>,
+    n: usize,
+) -> T {
+    row.get::<T>(n)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| error!("migrate.plan: column {n} of an observation is NULL"))
 }
 
 /// One row of `plan()`: a statement and what running it did.
@@ -450,57 +430,7 @@ unsafe fn concurrent_lock(tree: *mut pg_sys::Node) -> Vec<String> {
 /// A fingerprint of the user-visible schema: one line per table, column, constraint, index,
 /// function, trigger, view and sequence (outside the system schemas and `migrate`).
 fn fingerprint() -> BTreeSet<String> {
-    const SQL: &str = "
-        WITH ns AS (
-            SELECT oid, nspname FROM pg_catalog.pg_namespace
-            WHERE nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'migrate'])
-              AND nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp)')
-        SELECT 'relation ' OPERATOR(pg_catalog.||) c.oid::pg_catalog.regclass::pg_catalog.text
-               OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) c.relkind::pg_catalog.text
-               OPERATOR(pg_catalog.||) ', ' OPERATOR(pg_catalog.||) c.relpersistence::pg_catalog.text
-               OPERATOR(pg_catalog.||) ')'
-        FROM pg_catalog.pg_class c JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
-        WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'S', 'f'])
-        UNION ALL
-        SELECT 'column ' OPERATOR(pg_catalog.||) c.oid::pg_catalog.regclass::pg_catalog.text
-               OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname)
-               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) pg_catalog.format_type(a.atttypid, a.atttypmod)
-               OPERATOR(pg_catalog.||) CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
-               OPERATOR(pg_catalog.||) COALESCE(' DEFAULT ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
-        FROM pg_catalog.pg_attribute a
-        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
-        JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
-        LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
-        WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-          AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'f'])
-        UNION ALL
-        SELECT 'constraint ' OPERATOR(pg_catalog.||) co.conrelid::pg_catalog.regclass::pg_catalog.text
-               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(co.conname)
-               OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_constraintdef(co.oid)
-        FROM pg_catalog.pg_constraint co JOIN ns ON ns.oid OPERATOR(pg_catalog.=) co.connamespace
-        WHERE co.conrelid OPERATOR(pg_catalog.<>) 0
-        UNION ALL
-        SELECT 'index ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_indexdef(i.indexrelid)
-               OPERATOR(pg_catalog.||) CASE WHEN i.indisvalid THEN '' ELSE ' (invalid)' END
-        FROM pg_catalog.pg_index i
-        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
-        JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
-        UNION ALL
-        SELECT 'function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_catalog.text
-               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) pg_catalog.md5(pg_catalog.pg_get_functiondef(p.oid))
-        FROM pg_catalog.pg_proc p JOIN ns ON ns.oid OPERATOR(pg_catalog.=) p.pronamespace
-        WHERE p.prokind OPERATOR(pg_catalog.<>) 'a'
-        UNION ALL
-        SELECT 'trigger ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_triggerdef(t.oid)
-        FROM pg_catalog.pg_trigger t
-        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
-        JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
-        WHERE NOT t.tgisinternal
-        UNION ALL
-        SELECT 'view ' OPERATOR(pg_catalog.||) c.oid::pg_catalog.regclass::pg_catalog.text
-               OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid))
-        FROM pg_catalog.pg_class c JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
-        WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['v', 'm'])";
+    const SQL: &str = include_str!("../queries/schema_fingerprint.sql");
     Spi::connect(|client| {
         client
             .select(SQL, None, &[])
