@@ -343,13 +343,8 @@ fn check_worker_may_log_in(
 /// Non-transactional scripts run statement by statement, each committed: BEGIN/COMMIT in them
 /// would change that meaning, so they are refused before anything runs.
 fn check_no_transaction_control(m: &Migration, direction: Direction, sql: &str) -> Result<()> {
-    let trees = crate::pg::subxact::run(|| {
-        script::parse_trees(sql)
-            .iter()
-            // SAFETY: nodes of the raw parse tree just built.
-            .any(|&n| unsafe { (*n).type_ == pg_sys::NodeTag::T_TransactionStmt })
-    })
-    .map_err(|caught| UserError::new(caught_parts(&caught).0, caught_parts(&caught).1))?;
+    let trees = crate::pg::subxact::run(|| script::has_transaction_control(sql))
+        .map_err(|caught| UserError::new(caught_parts(&caught).0, caught_parts(&caught).1))?;
     if trees {
         return Err(UserError::new(
             ERRCODE_INVALID_TRANSACTION_TERMINATION,

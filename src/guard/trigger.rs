@@ -9,8 +9,6 @@
 //! exactly as that statement will, with no privilege the statement does not have. Its own
 //! bookkeeping (guard_log) switches to the registry owner (see `crate::pg::security`).
 
-use std::ffi::CStr;
-
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -20,6 +18,7 @@ use super::rules::{self, Action, Severity};
 use super::state;
 use crate::error::UserError;
 use crate::gucs::{self, GuardMode};
+use crate::pg::backend;
 
 use crate::v1_function_info;
 
@@ -41,33 +40,17 @@ unsafe fn trigger_parse_tree(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::N
 
 /// The role running the DDL (the trigger itself runs as its owner).
 fn acting_role() -> String {
-    // SAFETY: reads the outer (session or SET ROLE) user id.
-    let outer = unsafe { pg_sys::GetOuterUserId() };
-    crate::pg::security::role_name(outer).unwrap_or_default()
+    crate::pg::security::role_name(backend::outer_user()).unwrap_or_default()
 }
 
 /// The SQL of the running statement: the migration statement when the registry runs one,
 /// otherwise what the client sent.
 fn statement_text() -> String {
-    crate::pg::script::current_statement().unwrap_or_else(|| {
-        // SAFETY: debug_query_string is NULL or the current query's text.
-        unsafe {
-            let q = pg_sys::debug_query_string;
-            if q.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(q).to_string_lossy().into_owned()
-            }
-        }
-    })
+    crate::pg::script::current_statement().unwrap_or_else(backend::client_query)
 }
 
 fn lock_timeout_text() -> String {
-    // SAFETY: GetConfigOption returns a pointer into GUC storage, valid until the next change.
-    unsafe {
-        let v = pg_sys::GetConfigOption(c"lock_timeout".as_ptr(), false, false);
-        CStr::from_ptr(v).to_string_lossy().into_owned()
-    }
+    backend::setting(c"lock_timeout").expect("lock_timeout is a built-in setting")
 }
 
 fn set_lock_timeout(value: &str) {
@@ -80,8 +63,7 @@ fn set_lock_timeout(value: &str) {
 /// Lowers lock_timeout to migrate.lock_timeout for this statement; returns the old value.
 fn bound_lock_wait() -> Option<String> {
     let target = gucs::lock_timeout_ms();
-    // SAFETY: LockTimeout is the backend's current lock_timeout in milliseconds.
-    let current = unsafe { pg_sys::LockTimeout };
+    let current = backend::lock_timeout_ms();
     if target == 0 || (current != 0 && current <= target) {
         return None;
     }
@@ -101,16 +83,7 @@ fn effective_mode() -> GuardMode {
     if mode == GuardMode::Off {
         return mode;
     }
-    // SAFETY: application_name is a NUL-terminated GUC string (or NULL).
-    let app = unsafe {
-        let a = pg_sys::application_name;
-        if a.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr(a).to_string_lossy().into_owned()
-        }
-    };
-    if app == "pg_restore" && gucs::may_weaken_guard() {
+    if backend::application_name() == "pg_restore" && gucs::may_weaken_guard() {
         GuardMode::Off
     } else {
         mode

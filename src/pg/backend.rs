@@ -91,3 +91,53 @@ pub fn active_portal_name() -> Option<String> {
         )
     }
 }
+
+/// The outer user id: the session user or the role of the last `SET ROLE` (what a
+/// SECURITY DEFINER function's caller is).
+pub fn outer_user() -> pg_sys::Oid {
+    // SAFETY: reads a backend global.
+    unsafe { pg_sys::GetOuterUserId() }
+}
+
+/// The text of the query the client sent (`debug_query_string`), or "" when there is none.
+pub fn client_query() -> String {
+    // SAFETY: debug_query_string is NULL or the current query's NUL-terminated text.
+    unsafe { c_string(pg_sys::debug_query_string) }
+}
+
+/// `application_name`.
+pub fn application_name() -> String {
+    // SAFETY: application_name is NULL or a NUL-terminated GUC string.
+    unsafe { c_string(pg_sys::application_name) }
+}
+
+/// The backend's `lock_timeout` in milliseconds (0: none).
+pub fn lock_timeout_ms() -> i32 {
+    // SAFETY: a plain read of a GUC variable.
+    unsafe { pg_sys::LockTimeout }
+}
+
+/// The current value of setting `name` as `SHOW` prints it; None for an unknown setting.
+pub fn setting(name: &std::ffi::CStr) -> Option<String> {
+    // SAFETY: missing_ok returns NULL for an unknown name; otherwise a pointer into GUC storage
+    // that is copied before anything can change it.
+    unsafe {
+        let value = pg_sys::GetConfigOption(name.as_ptr(), true, false);
+        (!value.is_null()).then(|| c_string(value))
+    }
+}
+
+/// Copies a C string that may be NULL.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string.
+unsafe fn c_string(p: *const std::ffi::c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        // SAFETY: non-NULL and NUL-terminated, as the caller promises.
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}

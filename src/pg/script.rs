@@ -135,6 +135,15 @@ pub fn ensure_single_statement(sql: &str) {
     }
 }
 
+/// True if `script` has a `BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`... statement; raises a
+/// syntax error like [`parse_trees`].
+pub fn has_transaction_control(script: &str) -> bool {
+    parse_trees(script)
+        .iter()
+        // SAFETY: nodes of the raw parse tree just built; only the tag is read.
+        .any(|&n| unsafe { (*n).type_ == pg_sys::NodeTag::T_TransactionStmt })
+}
+
 /// Parse trees of every statement in `script` (raw_parser output, in the current memory
 /// context); raises the syntax error, with its position recorded, if it does not parse.
 pub fn parse_trees(script: &str) -> Vec<*mut pg_sys::Node> {
