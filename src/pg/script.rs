@@ -197,10 +197,18 @@ pub fn run(script: &str) {
             error!("migrate: SPI_connect failed");
         }
     }
+    // Character offsets (error positions count characters), advanced statement by statement:
+    // counting from the start of the script each time made a big script quadratic.
+    let mut counted = (0, 0); // (byte offset, characters before it)
+    let mut chars_before = |byte: usize| {
+        counted.1 += script[counted.0..byte].chars().count();
+        counted.0 = byte;
+        counted.1
+    };
     for (i, statement) in statements.iter().enumerate() {
-        let char_offset = script[..statement.offset].chars().count();
-        let token = statement.offset + first_token(&statement.text);
-        RUNNING.set((char_offset, Some((i, script[..token].chars().count()))));
+        let char_offset = chars_before(statement.offset);
+        let token = chars_before(statement.offset + first_token(&statement.text));
+        RUNNING.set((char_offset, Some((i, token))));
         // PostgreSQL 15 starts a statement after the previous semicolon, 18 at its first token:
         // log it from the first token on either way.
         let logged = statement.text[first_token(&statement.text)..]
