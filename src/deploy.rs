@@ -19,6 +19,8 @@
 
 use std::time::Duration;
 
+use migrate_core::route::{self, Step};
+use migrate_core::version;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
@@ -32,7 +34,6 @@ use crate::pg::{procedure, script, xact};
 use crate::registry::api::{checked_version, current_role_name, null_argument};
 use crate::registry::catalog::{self, Event, Migration};
 use crate::registry::execute::{self, Direction};
-use crate::registry::plan::{self, Step};
 use crate::worker::api::{wait_for_job, JobEnd};
 use crate::worker::{launch, queue};
 
@@ -107,8 +108,8 @@ fn deploy(target: Option<&str>) -> Result<()> {
     loop {
         catalog::lock_registry();
         let all = catalog::load_all(true);
-        let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
-        let step = match plan::deploy_next(&entries, target, gucs::allow_out_of_order()) {
+        let entries: Vec<route::Entry> = all.iter().map(Migration::route_entry).collect();
+        let step = match route::deploy_next(&entries, target, gucs::allow_out_of_order()) {
             Ok(step) => step,
             Err(e) => {
                 let version = e.version().unwrap_or_default().to_string();
@@ -533,7 +534,7 @@ fn resolve(version: Option<&str>, state: Option<&str>) {
         let all = catalog::load_all(true);
         let m = all
             .iter()
-            .find(|m| crate::registry::version::compare(&m.version, version).is_eq())
+            .find(|m| version::compare(&m.version, version).is_eq())
             .ok_or_else(|| {
                 UserError::new(
                     PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,

@@ -57,7 +57,7 @@ pub extern "C-unwind" fn _PG_init() {
 /// a leading byte-order mark removed.
 #[pg_extern(immutable, parallel_safe)]
 fn checksum(sql: &str) -> String {
-    registry::checksum::checksum(sql)
+    migrate_core::checksum::checksum(sql)
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -1,11 +1,11 @@
 //! Reads and writes of the registry tables (`migrate.migrations`, `migrate.events`). Every
 //! function here runs as the registry owner with a pinned `search_path`; callers decide when.
 
+use migrate_core::{checksum, route, version};
 use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use super::{checksum, plan, version};
 use crate::pg::security::as_registry_owner;
 
 /// One row of `migrate.migrations`.
@@ -39,8 +39,8 @@ impl Migration {
         self.state != "pending"
     }
 
-    pub fn plan_entry(&self) -> plan::Entry {
-        plan::Entry {
+    pub fn route_entry(&self) -> route::Entry {
+        route::Entry {
             version: self.version.clone(),
             applied: self.is_applied(),
             transactional: self.transactional,

@@ -6,13 +6,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
+use migrate_core::route::{self, Step};
+use migrate_core::{options, version};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::api::checked_version;
 use super::catalog::{self, Migration};
 use super::execute::{self, Direction};
-use super::plan::{self, Step};
 use crate::error::{caught_parts, sqlstate_text, OrRaise, Result, UserError};
 use crate::guard::{self, facts, rules};
 use crate::gucs;
@@ -183,8 +184,8 @@ type Path = Vec<(usize, Direction)>;
 
 fn steps(target: Option<&str>) -> Result<(Vec<Migration>, Path)> {
     let all = catalog::load_all(false);
-    let entries: Vec<plan::Entry> = all.iter().map(Migration::plan_entry).collect();
-    let path = plan::deploy_path(&entries, target, gucs::allow_out_of_order())?
+    let entries: Vec<route::Entry> = all.iter().map(Migration::route_entry).collect();
+    let path = route::deploy_path(&entries, target, gucs::allow_out_of_order())?
         .into_iter()
         .map(|s| match s {
             Step::Up(i) => (i, Direction::Up),
@@ -261,7 +262,7 @@ fn plan_step(
             return false;
         }
     };
-    for (rule, reason) in crate::registry::options::allow_directives(sql) {
+    for (rule, reason) in options::allow_directives(sql) {
         guard::state::allow(&rule, &reason, true);
     }
     let what = format!("the {label} script of migration {}", m.version);
@@ -546,7 +547,7 @@ fn verify(
             Some(v) => {
                 let m = all
                     .iter()
-                    .find(|m| super::version::compare(&m.version, v).is_eq())
+                    .find(|m| version::compare(&m.version, v).is_eq())
                     .ok_or_else(|| {
                         UserError::new(
                             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -669,7 +670,7 @@ fn up(m: &Migration, role: pg_sys::Oid) -> std::result::Result<(), String> {
 /// Runs a script as `role` (isolated like a real step) with the guard in dry-run mode; the
 /// error as text.
 fn run(sql: &str, role: pg_sys::Oid, what: &str) -> std::result::Result<(), String> {
-    for (rule, reason) in crate::registry::options::allow_directives(sql) {
+    for (rule, reason) in options::allow_directives(sql) {
         guard::state::allow(&rule, &reason, true);
     }
     let _nested = execute::NestedStep::enter();

@@ -2,12 +2,12 @@
 //! subtransaction, as the right role, and turning a failure into an error that names the
 //! version, the statement and the position.
 
+use migrate_core::options;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgSqlErrorCode;
 
 use super::catalog::Migration;
-use super::options;
 use crate::error::{caught_parts, sqlstate_text, UserError};
 use crate::guard;
 use crate::pg::{script, security, subxact};
