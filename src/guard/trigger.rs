@@ -11,12 +11,12 @@
 
 use std::ffi::CStr;
 
+use migrate_core::rules::{self, Action, Severity};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::facts::{self, Fact, StatementFacts};
 use super::log::{self, Entry};
-use super::rules::{self, Action, Severity};
 use super::state;
 use crate::error::UserError;
 use crate::gucs::{self, GuardMode};

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use migrate_core::route::{self, Step};
-use migrate_core::{options, version};
+use migrate_core::{options, rules, version};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -15,7 +15,7 @@ use super::api::checked_version;
 use super::catalog::{self, Migration};
 use super::execute::{self, Direction};
 use crate::error::{caught_parts, sqlstate_text, OrRaise, Result, UserError};
-use crate::guard::{self, facts, rules};
+use crate::guard::{self, facts};
 use crate::gucs;
 use crate::pg::{script, security, subxact};
 
