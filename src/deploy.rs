@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use migrate_core::route::{self, Step};
-use migrate_core::version;
+use migrate_core::{retry, version};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
@@ -192,11 +192,11 @@ fn deploy(target: Option<&str>) -> Result<()> {
                 // Rolls back the step (already undone) and our registry lock: between tries this
                 // session holds no lock at all.
                 procedure::rollback();
-                let wait = crate::retry::backoff_ms(
+                let wait = retry::backoff_ms(
                     lock_retry_delay(),
                     attempt + 1,
-                    crate::retry::LOCK_RETRY_CAP_MS,
-                    crate::retry::jitter(),
+                    retry::LOCK_RETRY_CAP_MS,
+                    retry::jitter(),
                 );
                 pgrx::notice!(
                     "migrate: migration {} gave up waiting for a lock (lock_timeout {} ms); retry {} of {} in {wait} ms",

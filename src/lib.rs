@@ -17,7 +17,6 @@ pub mod guard;
 pub mod gucs;
 pub mod pg;
 pub mod registry;
-pub mod retry;
 pub mod worker;
 
 ::pgrx::pg_module_magic!(name, version);

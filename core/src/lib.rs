@@ -8,12 +8,14 @@
 //!   and every reason to refuse; the registry's order and dependency checks.
 //! - [`checksum`]: script checksums.
 //! - [`options`]: migration options and the directives written in scripts.
+//! - [`retry`]: the one backoff rule and the randomness behind jitter.
 //! - [`rules`]: the guard rules: facts about a DDL statement and its table in, findings out.
 
 #![forbid(unsafe_code)]
 
 pub mod checksum;
 pub mod options;
+pub mod retry;
 pub mod route;
 pub mod rules;
 pub mod version;

@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use migrate_core::retry;
 use pgrx::bgworkers::BackgroundWorker;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
@@ -533,8 +534,7 @@ impl Runner {
                         queue::shrink_batch(self.id);
                     });
                     // 100 ms, 200 ms, ... up to 10 s, with jitter so several workers spread out.
-                    let backoff =
-                        crate::retry::backoff_ms(100, self.retries, 10_000, crate::retry::jitter());
+                    let backoff = retry::backoff_ms(100, self.retries, 10_000, retry::jitter());
                     xact::sleep(Duration::from_millis(backoff));
                 }
                 Err(caught) => {
