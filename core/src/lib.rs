@@ -10,9 +10,11 @@
 //! - [`options`]: migration options and the directives written in scripts.
 //! - [`retry`]: the one backoff rule and the randomness behind jitter.
 //! - [`rules`]: the guard rules: facts about a DDL statement and its table in, findings out.
+//! - [`batch`]: a backfill's batch sizes, its split among workers, the replication-lag throttle.
 
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod checksum;
 pub mod options;
 pub mod retry;
