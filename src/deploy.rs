@@ -19,6 +19,8 @@
 
 use std::time::Duration;
 
+use migrate_core::route;
+use migrate_core::{retry, version};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
@@ -32,7 +34,6 @@ use crate::pg::{procedure, script, xact};
 use crate::registry::api::{checked_version, current_role_name, null_argument};
 use crate::registry::catalog::{self, Action, Event, Migration, MigrationState};
 use crate::registry::execute::{self, Direction, Run};
-use crate::registry::plan;
 use crate::worker::api::{wait_for_job, JobEnd};
 use crate::worker::{launch, queue};
 
@@ -106,8 +107,8 @@ fn deploy(target: Option<&str>) -> Result<()> {
     loop {
         catalog::lock_registry();
         let all = catalog::load_all(true);
-        let step = match plan::deploy_next(
-            &catalog::plan_entries(&all),
+        let step = match route::deploy_next(
+            &catalog::route_entries(&all),
             target,
             gucs::allow_out_of_order(),
         ) {
@@ -194,11 +195,11 @@ fn deploy(target: Option<&str>) -> Result<()> {
                 // Rolls back the step (already undone) and our registry lock: between tries this
                 // session holds no lock at all.
                 procedure::rollback();
-                let wait = crate::retry::backoff_ms(
+                let wait = retry::backoff_ms(
                     lock_retry_delay(),
                     attempt + 1,
-                    crate::retry::LOCK_RETRY_CAP_MS,
-                    crate::retry::jitter(),
+                    retry::LOCK_RETRY_CAP_MS,
+                    retry::jitter(),
                 );
                 pgrx::notice!(
                     "migrate: migration {} gave up waiting for a lock (lock_timeout {} ms); retry {} of {} in {wait} ms",
@@ -466,7 +467,7 @@ fn resolve(version: Option<&str>, state: Option<&str>) {
         let all = catalog::load_all(true);
         let m = all
             .iter()
-            .find(|m| crate::registry::version::compare(&m.version, version).is_eq())
+            .find(|m| version::compare(&m.version, version).is_eq())
             .ok_or_else(|| {
                 UserError::new(
                     PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,

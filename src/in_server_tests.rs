@@ -56,7 +56,7 @@ mod tests {
                 .unwrap();
         assert_eq!(
             from_sql,
-            crate::registry::checksum::checksum("CREATE TABLE x (id int);\n")
+            migrate_core::checksum::checksum("CREATE TABLE x (id int);\n")
         );
     }
 }

@@ -17,7 +17,6 @@ pub mod guard;
 pub mod gucs;
 pub mod pg;
 pub mod registry;
-pub mod retry;
 pub mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -57,7 +56,7 @@ pub extern "C-unwind" fn _PG_init() {
 /// a leading byte-order mark removed.
 #[pg_extern(immutable, parallel_safe)]
 fn checksum(sql: &str) -> String {
-    registry::checksum::checksum(sql)
+    migrate_core::checksum::checksum(sql)
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -1,8 +1,9 @@
 //! The guard's SQL API: `migrate.allow()`, `migrate.check()` and the rows of `migrate.rules`.
 
+use migrate_core::rules;
 use pgrx::prelude::*;
 
-use super::{facts, rules, state};
+use super::{facts, state};
 use crate::error::{OrRaise, UserError};
 use crate::gucs;
 use crate::pg::subxact;

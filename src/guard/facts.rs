@@ -8,10 +8,10 @@
 
 use std::ffi::CStr;
 
+use migrate_core::rules::{self, Action, ConstraintKind, TableFacts, Volatility};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use super::rules::{self, Action, ConstraintKind, TableFacts, Volatility};
 use crate::pg::subxact;
 
 /// One thing a statement does to one table.

@@ -2,7 +2,7 @@
 //! stop statements that take long ACCESS EXCLUSIVE / SHARE locks on big tables, with the safe
 //! alternative spelled out.
 //!
-//! - [`rules`]: the rules, pure (facts in, findings out).
+//! - [`migrate_core::rules`]: the rules, pure (facts in, findings out).
 //! - [`facts`]: parse tree + catalog -> facts, without taking locks.
 //! - [`trigger`]: the event-trigger entry points.
 //! - [`state`]: per-transaction allowances and lock_timeout bookkeeping.
@@ -12,6 +12,5 @@
 pub mod api;
 pub mod facts;
 pub mod log;
-pub mod rules;
 pub mod state;
 pub mod trigger;

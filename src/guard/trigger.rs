@@ -9,12 +9,12 @@
 //! exactly as that statement will, with no privilege the statement does not have. Its own
 //! bookkeeping (guard_log) switches to the registry owner (see `crate::pg::security`).
 
+use migrate_core::rules::{self, Action, Severity};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::facts::{self, Fact, StatementFacts};
 use super::log::{self, Entry};
-use super::rules::{self, Action, Severity};
 use super::state;
 use crate::error::UserError;
 use crate::gucs::{self, GuardMode};

@@ -2,15 +2,15 @@
 //! `baseline`. (`status()` and the `history` view are plain SQL in src/sql/registry.sql.)
 //!
 //! Every function validates all input before it changes anything, takes the registry lock,
-//! plans with [`plan`], and only then runs SQL; any error aborts the whole call.
+//! plans with [`route`], and only then runs SQL; any error aborts the whole call.
 
+use migrate_core::{checksum, options, route, version};
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use super::catalog::{self, Action, Event, Migration, MigrationState};
 use super::execute::{self, Direction, Run};
-use super::{checksum, options, plan, version};
 use crate::error::{OrRaise, Result, UserError};
 use crate::gucs;
 use crate::pg::security;
@@ -65,9 +65,9 @@ pub(crate) fn current_role_name() -> String {
     security::role_name(security::current_user()).unwrap_or_default()
 }
 
-impl From<plan::PlanError> for UserError {
-    fn from(e: plan::PlanError) -> Self {
-        use plan::PlanError::*;
+impl From<route::PlanError> for UserError {
+    fn from(e: route::PlanError) -> Self {
+        use route::PlanError::*;
         use PgSqlErrorCode::*;
         match e {
         UnknownTarget(t) => UserError::new(
@@ -197,8 +197,8 @@ fn add_migration(
             other.version
         )));
     }
-    let entries = catalog::plan_entries(&all);
-    if let Some(cycle) = plan::find_cycle(&entries, version, &opts.requires) {
+    let entries = catalog::route_entries(&all);
+    if let Some(cycle) = route::find_cycle(&entries, version, &opts.requires) {
         return Err(UserError::new(
             PgSqlErrorCode::ERRCODE_INVALID_RECURSION,
             format!(
@@ -332,8 +332,8 @@ fn apply_pending(target: Option<&str>) -> Result<Vec<StepRow>> {
     catalog::lock_registry();
     catalog::refuse_while_deploying("apply")?;
     let all = catalog::load_all(true);
-    let entries = catalog::plan_entries(&all);
-    let chosen = plan::apply(&entries, target, gucs::allow_out_of_order())?;
+    let entries = catalog::route_entries(&all);
+    let chosen = route::apply(&entries, target, gucs::allow_out_of_order())?;
     let roles = chosen
         .iter()
         .map(|&i| execute::executing_role(&all[i], Direction::Up))
@@ -400,8 +400,8 @@ fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
     catalog::lock_registry();
     catalog::refuse_while_deploying("rollback")?;
     let all = catalog::load_all(true);
-    let entries = catalog::plan_entries(&all);
-    let chosen = plan::rollback(&entries, steps, target)?;
+    let entries = catalog::route_entries(&all);
+    let chosen = route::rollback(&entries, steps, target)?;
     let roles = chosen
         .iter()
         .map(|&i| execute::executing_role(&all[i], Direction::Down))
@@ -428,8 +428,8 @@ fn baseline(version: Option<&str>) -> i32 {
         let target = checked_version(version, "version", "baseline")?;
         catalog::lock_registry();
         let all = catalog::load_all(true);
-        let entries = catalog::plan_entries(&all);
-        let chosen = plan::baseline(&entries, target)?;
+        let entries = catalog::route_entries(&all);
+        let chosen = route::baseline(&entries, target)?;
         let role = current_role_name();
         let run_id = catalog::next_run_id();
         for &i in &chosen {
@@ -489,9 +489,9 @@ fn validate() -> TableIterator<
             ));
         }
     }
-    let entries = catalog::plan_entries(&all);
+    let entries = catalog::route_entries(&all);
     rows.extend(
-        plan::problems(&entries)
+        route::problems(&entries)
             .into_iter()
             .map(|p| (p.version, p.problem.to_string(), p.detail)),
     );

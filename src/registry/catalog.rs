@@ -1,11 +1,11 @@
 //! Reads and writes of the registry tables (`migrate.migrations`, `migrate.events`). Every
 //! function here runs as the registry owner with a pinned `search_path`; callers decide when.
 
+use migrate_core::{checksum, route, version};
 use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiHeapTupleData};
 
-use super::{checksum, plan, version};
 use crate::pg::security::as_registry_owner;
 
 /// One row of `migrate.migrations`.
@@ -106,8 +106,8 @@ impl Migration {
         self.state != MigrationState::Pending
     }
 
-    fn plan_entry(&self) -> plan::Entry {
-        plan::Entry {
+    fn route_entry(&self) -> route::Entry {
+        route::Entry {
             version: self.version.clone(),
             applied: self.is_applied(),
             transactional: self.transactional,
@@ -117,9 +117,9 @@ impl Migration {
     }
 }
 
-/// What the planner needs to know of each migration, in the same order as `all`.
-pub fn plan_entries(all: &[Migration]) -> Vec<plan::Entry> {
-    all.iter().map(Migration::plan_entry).collect()
+/// What the router needs to know of each migration, in the same order as `all`.
+pub fn route_entries(all: &[Migration]) -> Vec<route::Entry> {
+    all.iter().map(Migration::route_entry).collect()
 }
 
 fn spi<T>(result: pgrx::spi::Result<T>) -> T {

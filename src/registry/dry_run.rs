@@ -6,15 +6,16 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
+use migrate_core::route;
+use migrate_core::{rules, version};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::api::checked_version;
 use super::catalog::{self, Migration};
 use super::execute::{self, Direction};
-use super::plan;
 use crate::error::{caught_parts, sqlstate_text, OrRaise, Result, UserError};
-use crate::guard::{self, facts, rules};
+use crate::guard::{self, facts};
 use crate::gucs;
 use crate::pg::{script, security, subxact};
 
@@ -163,8 +164,8 @@ type Path = Vec<(usize, Direction)>;
 
 fn steps(target: Option<&str>) -> Result<(Vec<Migration>, Path)> {
     let all = catalog::load_all(false);
-    let path = plan::deploy_path(
-        &catalog::plan_entries(&all),
+    let path = route::deploy_path(
+        &catalog::route_entries(&all),
         target,
         gucs::allow_out_of_order(),
     )?
@@ -468,7 +469,7 @@ fn verify(
             Some(v) => {
                 let m = all
                     .iter()
-                    .find(|m| super::version::compare(&m.version, v).is_eq())
+                    .find(|m| version::compare(&m.version, v).is_eq())
                     .ok_or_else(|| {
                         UserError::new(
                             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,

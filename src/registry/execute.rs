@@ -2,6 +2,7 @@
 //! subtransaction, as the right role, and turning a failure into an error that names the
 //! version, the statement and the position.
 
+use migrate_core::options;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgSqlErrorCode;
@@ -9,10 +10,10 @@ use pgrx::PgSqlErrorCode;
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 
 use super::catalog::{self, Action, Event, Migration, MigrationState};
-use super::{options, plan};
 use crate::error::{caught_parts, sqlstate_text, UserError};
 use crate::guard;
 use crate::pg::{script, security, subxact};
+use migrate_core::route;
 
 /// Which script of a migration runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,10 +51,10 @@ impl Direction {
     }
 
     /// A planned step: which migration (its index in the registry) and which way.
-    pub fn of(step: plan::Step) -> (usize, Direction) {
+    pub fn of(step: route::Step) -> (usize, Direction) {
         match step {
-            plan::Step::Up(i) => (i, Direction::Up),
-            plan::Step::Down(i) => (i, Direction::Down),
+            route::Step::Up(i) => (i, Direction::Up),
+            route::Step::Down(i) => (i, Direction::Down),
         }
     }
 }

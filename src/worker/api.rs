@@ -3,12 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use migrate_core::batch::FIRST_BATCH_SIZE;
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 
-use super::backfill::{self, FIRST_BATCH_SIZE};
+use super::backfill;
 use super::launch;
 use super::queue::{self, Job, JobState, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED};
 use super::runner::check_owner;

@@ -105,28 +105,10 @@ pub fn boundaries_sql(table: &str, key: &Key, percent: f64, ranges: i32) -> Stri
     )
 }
 
-/// The sample `boundaries_sql` takes: about 1000 of the table's blocks (its size on disk, so
-/// no statistics are needed), at least 0.01 %, at most the table.
-pub fn sample_percent(blocks: i64) -> f64 {
-    (100.0 * 1000.0 / blocks.max(1) as f64).clamp(0.01, 100.0)
-}
-
 /// The table's blocks on disk, partitions included.
 pub const BLOCKS_SQL: &str = "SELECT (COALESCE(pg_catalog.sum(pg_catalog.pg_relation_size(p.relid)), 0) \
     OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8)::pg_catalog.int8 \
     FROM pg_catalog.pg_partition_tree($1) p";
-
-/// Key ranges for a job with `workers` workers: a few per worker on a big table, so one that
-/// finishes early takes over ranges instead of idling; one per worker on a small one.
-pub fn range_count(workers: i32, estimated_rows: i64) -> i32 {
-    if workers <= 1 {
-        1
-    } else if estimated_rows >= 100_000 {
-        workers * 4
-    } else {
-        workers
-    }
-}
 
 /// The key that ends a batch of `size` keys after `$1` (none: fewer keys are left).
 pub fn batch_end_sql(table: &str, key: &Key, has_lower: bool, size: i32) -> String {
@@ -175,24 +157,6 @@ pub fn keyless_update_sql(table: &str, set_sql: &str, where_sql: &str, size: i32
          SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE still_matches) FROM batch"
     )
 }
-
-/// Next adaptive batch size: scaled toward the target duration, at most doubling or halving per
-/// batch so one odd batch (a checkpoint, a lock wait) does not swing it.
-pub fn next_batch_size(current: i32, elapsed_ms: f64, target_ms: f64) -> i32 {
-    const MAX_BATCH: f64 = 100_000.0;
-    let current = f64::from(current.max(1));
-    let scaled = if elapsed_ms <= 0.0 {
-        current * 2.0
-    } else {
-        current * target_ms / elapsed_ms
-    };
-    scaled
-        .clamp(current / 2.0, current * 2.0)
-        .clamp(1.0, MAX_BATCH) as i32
-}
-
-/// The first adaptive batch: small enough for any row width, then it grows.
-pub const FIRST_BATCH_SIZE: i32 = 1000;
 
 /// Finds the key a job walks: the primary key, else the narrowest unique, non-partial index on
 /// plain NOT NULL columns. None if the table has neither.
@@ -384,28 +348,11 @@ mod tests {
         assert!(sql.contains("FROM public.t TABLESAMPLE SYSTEM (0.5)"));
         assert!(sql.contains("ORDER BY \"tenant\", \"Id\") AS rn"));
         assert!(sql.contains("(rn * 8) / n <> ((rn - 1) * 8) / n"));
-        assert_eq!(sample_percent(200_000), 0.5);
-        assert_eq!(sample_percent(1000), 100.0);
-        assert_eq!(sample_percent(0), 100.0);
-        assert_eq!(range_count(1, 10_000_000), 1);
-        assert_eq!(range_count(2, 10_000_000), 8);
-        assert_eq!(range_count(3, 5000), 3);
     }
 
     #[test]
     fn identifiers_are_always_quoted() {
         assert_eq!(quote_ident("select"), "\"select\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-    }
-
-    #[test]
-    fn batch_size_moves_toward_target_within_bounds() {
-        assert_eq!(next_batch_size(1000, 50.0, 150.0), 2000);
-        assert_eq!(next_batch_size(1000, 150.0, 150.0), 1000);
-        assert_eq!(next_batch_size(1000, 200.0, 150.0), 750);
-        assert_eq!(next_batch_size(1000, 10_000.0, 150.0), 500);
-        assert_eq!(next_batch_size(1, 10_000.0, 150.0), 1);
-        assert_eq!(next_batch_size(80_000, 1.0, 150.0), 100_000);
-        assert_eq!(next_batch_size(1000, 0.0, 150.0), 2000);
     }
 }

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use migrate_core::retry;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
@@ -200,11 +201,11 @@ fn run_statement(
                 let (code, message, _, _) = caught_parts(&caught);
                 if code == ERRCODE_LOCK_NOT_AVAILABLE && attempt < m.lock_retries.max(0) as u32 {
                     attempt += 1;
-                    let wait = crate::retry::backoff_ms(
+                    let wait = retry::backoff_ms(
                         u64::try_from(m.lock_retry_delay_ms).unwrap_or(1),
                         attempt,
-                        crate::retry::LOCK_RETRY_CAP_MS,
-                        crate::retry::jitter(),
+                        retry::LOCK_RETRY_CAP_MS,
+                        retry::jitter(),
                     );
                     let note = format!(
                         "{label}: {message}; lock retry {attempt} of {} in {wait} ms",

@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use migrate_core::{batch, retry};
 use pgrx::bgworkers::BackgroundWorker;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
@@ -318,7 +319,7 @@ fn report_appname(name: &str) {
 /// left. A helper that finds no slot free exits; the job's other workers take its ranges.
 fn start_helpers(job: &Job) {
     let ranges = xact::run(|| queue::unfinished_ranges(job.id).len()).unwrap_or(0);
-    let helpers = (job.workers.max(1) as usize).min(ranges).saturating_sub(1);
+    let helpers = batch::helper_count(job.workers, ranges);
     let started = xact::run(|| {
         (0..helpers)
             .take_while(|_| launch::start_helper(job.id))
@@ -403,7 +404,7 @@ fn start_job(id: i64) -> Option<Job> {
         })
     };
     if let (Some(key), Some(upper)) = (&job.key, &upper) {
-        let ranges = backfill::range_count(job.workers, estimate.unwrap_or(0));
+        let ranges = batch::range_count(job.workers, estimate.unwrap_or(0));
         let boundaries = if ranges > 1 {
             as_owner(&job, || {
                 sample_boundaries(&table, job.relid, key, upper, ranges)
@@ -443,7 +444,7 @@ fn sample_boundaries(
         .ok()
         .flatten()
         .unwrap_or(0);
-    let sql = backfill::boundaries_sql(table, key, backfill::sample_percent(blocks), ranges);
+    let sql = backfill::boundaries_sql(table, key, batch::sample_percent(blocks), ranges);
     let none: Option<Vec<String>> = None;
     Spi::connect(|client| {
         client
@@ -533,8 +534,7 @@ impl Runner {
                         queue::shrink_batch(self.id);
                     });
                     // 100 ms, 200 ms, ... up to 10 s, with jitter so several workers spread out.
-                    let backoff =
-                        crate::retry::backoff_ms(100, self.retries, 10_000, crate::retry::jitter());
+                    let backoff = retry::backoff_ms(100, self.retries, 10_000, retry::jitter());
                     xact::sleep(Duration::from_millis(backoff));
                 }
                 Err(caught) => {
@@ -579,7 +579,7 @@ impl Runner {
                 .unwrap_or(0)
             }))
             .unwrap_or(0);
-            if lag <= i64::from(limit_kb) * 1024 {
+            if batch::standby_lag_within_limit(lag, limit_kb) {
                 if noted {
                     let _ = xact::run(|| queue::set_note(self.id, None));
                 }
@@ -666,11 +666,9 @@ impl Runner {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let next_batch_size = match job.batch_size {
             Some(pinned) => pinned,
-            None => backfill::next_batch_size(
-                size,
-                elapsed_ms,
-                f64::from(gucs::backfill_batch_time_ms()),
-            ),
+            None => {
+                batch::next_batch_size(size, elapsed_ms, f64::from(gucs::backfill_batch_time_ms()))
+            }
         };
         if let (Some(range), Some(last_key)) = (&range, &done.last_key) {
             queue::range_checkpoint(range.id, last_key, done.visited, done.finished);

@@ -1,6 +1,6 @@
 //! The guardrail rules, as pure functions: facts about one DDL statement and its table in,
-//! findings out. No catalog access here (see `facts.rs` and `catalog.rs`), so every rule is
-//! tested with plain `#[test]`; the claims each rule makes (lock, rewrite, scan) are checked
+//! findings out. No catalog access here (the extension's src/guard/facts.rs gathers the facts),
+//! so every rule is tested with plain `#[test]`; the claims each rule makes (lock, rewrite, scan) are checked
 //! against a real server by the corpus test in pg_test/system/tests/guard_corpus.rs.
 
 /// Whether a finding stops the statement (in `enforce` mode) or only warns.

@@ -1,13 +1,15 @@
-//! Pure planning over the registry: which migrations `apply`, `rollback` and `baseline` act on,
-//! in which order, and every reason to refuse. No catalog access here; the API layer loads the
-//! registry, asks this module, and maps a [`PlanError`] to an SQLSTATE.
+//! Routes through the registry: which migrations `apply`, `rollback`, `baseline` and `deploy`
+//! act on, in which order, and every reason to refuse; and the order and dependency checks of
+//! `add` ([`find_cycle`]) and `validate` ([`problems`]). No catalog access here: the extension
+//! loads the registry, asks this module, and maps a [`PlanError`] to an SQLSTATE. The dry run
+//! `migrate.plan()` lives in the extension and shows [`deploy_path`].
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
-use super::version;
+use crate::version;
 
-/// What the planner needs to know about one registered migration.
+/// What routes are computed from: one registered migration.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub version: String,
@@ -17,7 +19,7 @@ pub struct Entry {
     pub requires: Vec<String>,
 }
 
-/// Every way a plan can be refused.
+/// Every way a route can be refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PlanError {
     UnknownTarget(String),
@@ -145,7 +147,7 @@ fn apply_steps(
         });
     }
 
-    // A requirement is met if it is applied or runs earlier in this same plan.
+    // A requirement is met if it is applied or runs earlier in this same route.
     let mut done: HashSet<Vec<u8>> = entries
         .iter()
         .filter(|e| e.applied)

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::version;
+use crate::version;
 
 /// The options a migration was registered with, after merging the jsonb and the directives.
 #[derive(Debug, Clone, PartialEq, Eq)]

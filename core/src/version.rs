@@ -202,6 +202,15 @@ mod tests {
     }
 
     #[test]
+    fn sort_key_bytes_are_stable() {
+        // Stored in migrate.migrations.sort_key: a new format would need an upgrade script.
+        assert_eq!(
+            sort_key("v01.10"),
+            b"\x02v\x00\x01\x00\x011\x02.\x00\x01\x00\x0210".to_vec()
+        );
+    }
+
+    #[test]
     fn validates() {
         assert_eq!(check(""), Err(VersionProblem::Empty));
         assert_eq!(check("1 2"), Err(VersionProblem::BadCharacter(' ')));

@@ -1,0 +1,104 @@
+//! A backfill's arithmetic: how big each batch is, how a job is split among its workers, and
+//! when the replication-lag throttle holds the next batch back. The worker measures and asks;
+//! the numbers are decided here.
+
+/// The first adaptive batch: small enough for any row width, then it grows.
+pub const FIRST_BATCH_SIZE: i32 = 1000;
+
+/// The largest adaptive batch, however fast batches run.
+const MAX_BATCH_SIZE: i32 = 100_000;
+
+/// Next adaptive batch size: scaled toward the target duration, at most doubling or halving per
+/// batch so one odd batch (a checkpoint, a lock wait) does not swing it.
+pub fn next_batch_size(current: i32, elapsed_ms: f64, target_ms: f64) -> i32 {
+    let current = f64::from(current.max(1));
+    let scaled = if elapsed_ms <= 0.0 {
+        current * 2.0
+    } else {
+        current * target_ms / elapsed_ms
+    };
+    scaled
+        .clamp(current / 2.0, current * 2.0)
+        .clamp(1.0, f64::from(MAX_BATCH_SIZE)) as i32
+}
+
+/// The sample a job's range boundaries are taken from: about 1000 of the table's blocks (its
+/// size on disk, so no statistics are needed), at least 0.01 %, at most the table.
+pub fn sample_percent(blocks: i64) -> f64 {
+    (100.0 * 1000.0 / blocks.max(1) as f64).clamp(0.01, 100.0)
+}
+
+/// Key ranges for a job with `workers` workers: a few per worker on a big table, so one that
+/// finishes early takes over ranges instead of idling; one per worker on a small one.
+pub fn range_count(workers: i32, estimated_rows: i64) -> i32 {
+    if workers <= 1 {
+        1
+    } else if estimated_rows >= 100_000 {
+        workers * 4
+    } else {
+        workers
+    }
+}
+
+/// Helpers the leading worker starts: one fewer than the workers the job asked for (the leader
+/// is one), and no more than there are unfinished ranges for them to take.
+pub fn helper_count(workers: i32, unfinished_ranges: usize) -> usize {
+    (workers.max(1) as usize)
+        .min(unfinished_ranges)
+        .saturating_sub(1)
+}
+
+/// True when the next batch may run: the standbys' replay lag (bytes) is within
+/// `migrate.max_replication_lag` (kB), or the throttle is off (0).
+pub fn standby_lag_within_limit(lag_bytes: i64, limit_kb: i32) -> bool {
+    limit_kb == 0 || lag_bytes <= i64::from(limit_kb) * 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_size_moves_toward_target_within_bounds() {
+        assert_eq!(next_batch_size(1000, 50.0, 150.0), 2000);
+        assert_eq!(next_batch_size(1000, 150.0, 150.0), 1000);
+        assert_eq!(next_batch_size(1000, 200.0, 150.0), 750);
+        assert_eq!(next_batch_size(1000, 10_000.0, 150.0), 500);
+        assert_eq!(next_batch_size(1, 10_000.0, 150.0), 1);
+        assert_eq!(next_batch_size(80_000, 1.0, 150.0), 100_000);
+        assert_eq!(next_batch_size(1000, 0.0, 150.0), 2000);
+    }
+
+    #[test]
+    fn parallel_jobs_split_into_sampled_ranges() {
+        assert_eq!(sample_percent(200_000), 0.5);
+        assert_eq!(sample_percent(1000), 100.0);
+        assert_eq!(sample_percent(0), 100.0);
+        assert_eq!(sample_percent(i64::MAX), 0.01);
+        assert_eq!(range_count(1, 10_000_000), 1);
+        assert_eq!(range_count(2, 10_000_000), 8);
+        assert_eq!(range_count(3, 5000), 3);
+    }
+
+    #[test]
+    fn helpers_fill_the_job_but_never_outnumber_its_ranges() {
+        assert_eq!(helper_count(4, 16), 3);
+        assert_eq!(helper_count(4, 2), 1);
+        assert_eq!(helper_count(4, 1), 0);
+        assert_eq!(helper_count(4, 0), 0);
+        assert_eq!(helper_count(1, 8), 0);
+        assert_eq!(helper_count(0, 8), 0);
+    }
+
+    #[test]
+    fn throttle_compares_bytes_with_kilobytes() {
+        assert!(standby_lag_within_limit(i64::MAX, 0));
+        assert!(standby_lag_within_limit(0, 1));
+        assert!(standby_lag_within_limit(1024, 1));
+        assert!(!standby_lag_within_limit(1025, 1));
+        assert!(standby_lag_within_limit(
+            i64::from(i32::MAX) * 1024,
+            i32::MAX
+        ));
+    }
+}

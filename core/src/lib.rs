@@ -1,0 +1,23 @@
+//! The pure logic of the `migrate` extension: decisions made from plain values, with no
+//! PostgreSQL server and no pgrx, so `cargo test -p migrate-core` runs in seconds anywhere.
+//! The extension crate loads the facts (catalog rows, settings, parse trees), asks this crate,
+//! and turns the answers into SQL, errors and catalog writes.
+//!
+//! - [`version`]: version validation and natural order.
+//! - [`route`]: which migrations apply, rollback, baseline and deploy act on, in which order,
+//!   and every reason to refuse; the registry's order and dependency checks.
+//! - [`checksum`]: script checksums.
+//! - [`options`]: migration options and the directives written in scripts.
+//! - [`retry`]: the one backoff rule and the randomness behind jitter.
+//! - [`rules`]: the guard rules: facts about a DDL statement and its table in, findings out.
+//! - [`batch`]: a backfill's batch sizes, its split among workers, the replication-lag throttle.
+
+#![forbid(unsafe_code)]
+
+pub mod batch;
+pub mod checksum;
+pub mod options;
+pub mod retry;
+pub mod route;
+pub mod rules;
+pub mod version;
