@@ -102,6 +102,20 @@ fn release_deploy_lock() {
 /// Runs the deploy's steps; each ends with a commit.
 fn deploy(target: Option<&str>) -> Result<()> {
     let run = Run::begin(Some("deploy"));
+    // The whole path first: a refusal half-way (a pending migration older than one that stays
+    // applied, found only after rolling back) would leave the database between two states.
+    catalog::lock_registry();
+    let all = catalog::load_all(true);
+    if let Err(e) = route::deploy_path(
+        &catalog::route_entries(&all),
+        target,
+        gucs::allow_out_of_order(),
+    ) {
+        let version = e.version().unwrap_or_default().to_string();
+        let e = UserError::from(e);
+        record_refusal(&run, &version, &e);
+        return Err(e);
+    }
     let mut retries: Option<(String, u32)> = None;
     let mut steps = 0;
     loop {

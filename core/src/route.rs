@@ -252,8 +252,10 @@ pub enum Step {
 
 /// The next step of `deploy(target)`: while an applied migration is newer than `target`, the
 /// newest of them goes down; then the first pending one up to `target` (default: all) goes up.
-/// `None` when the database is at `target`. The whole remaining path is checked on every call,
-/// so a deploy refuses before its first step what it could not finish.
+/// `None` when the database is at `target`. Only the next step is checked (the ups are checked
+/// together, the downs only as far as the target): a deploy checks its whole path with
+/// [`deploy_path`] before its first step, so that it refuses up front what it could not
+/// finish, as `plan()` does.
 pub fn deploy_next(
     entries: &[Entry],
     target: Option<&str>,

@@ -84,3 +84,12 @@ SELECT migrate.resolve(NULL, 'applied');
 SELECT migrate.resolve('5', NULL);
 SELECT migrate.resolve('5', 'pending');
 SELECT version, action, detail FROM migrate.history WHERE action = 'resolve' ORDER BY id;
+
+-- A deploy refuses up front what it could not finish, as plan() does: deploy('33') would roll
+-- back 34 and then find 31 pending below the applied 32. Nothing is rolled back.
+SELECT migrate.resolve('5', 'applied');
+SELECT migrate.add(v, 'SELECT 1', 'SELECT 1') FROM unnest(ARRAY['30', '31', '32', '33', '34']) v;
+SELECT migrate.resolve(v, 'applied') FROM unnest(ARRAY['30', '32', '34']) v;
+SELECT count(*) FROM migrate.plan('33');
+CALL migrate.deploy('33');
+SELECT version, state FROM migrate.status() WHERE version IN ('30', '31', '32', '33', '34');
