@@ -106,15 +106,26 @@ fn deploy(target: Option<&str>) -> Result<()> {
     // applied, found only after rolling back) would leave the database between two states.
     catalog::lock_registry();
     let all = catalog::load_all(true);
-    if let Err(e) = route::deploy_path(
+    let path = match route::deploy_path(
         &catalog::route_entries(&all),
         target,
         gucs::allow_out_of_order(),
     ) {
-        let version = e.version().unwrap_or_default().to_string();
-        let e = UserError::from(e);
-        record_refusal(&run, &version, &e);
-        return Err(e);
+        Ok(path) => path,
+        Err(e) => {
+            let version = e.version().unwrap_or_default().to_string();
+            let e = UserError::from(e);
+            record_refusal(&run, &version, &e);
+            return Err(e);
+        }
+    };
+    for step in path {
+        if let (i, Direction::Down) = Direction::of(step) {
+            if let Err(e) = execute::check_down_script(&all[i]) {
+                record_refusal(&run, &all[i].version, &e);
+                return Err(e);
+            }
+        }
     }
     let mut retries: Option<(String, u32)> = None;
     let mut steps = 0;
@@ -287,7 +298,7 @@ fn worker_step(
     run: &Run,
 ) -> Result<String> {
     let up = direction == Direction::Up;
-    let sql = direction.script(m);
+    let sql = &*direction.script(m);
     check_no_transaction_control(m, direction, sql)?;
     check_worker_may_log_in(m, direction, executor)?;
     let started = std::time::Instant::now();

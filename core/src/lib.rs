@@ -10,6 +10,7 @@
 //! - [`options`]: migration options and the directives written in scripts.
 //! - [`retry`]: the one backoff rule and the randomness behind jitter.
 //! - [`rules`]: the guard rules: facts about a DDL statement and its table in, findings out.
+//! - [`transaction`]: whether a script runs in a transaction, and the `BEGIN`/`COMMIT` wrapper.
 //! - [`batch`]: a backfill's batch sizes, its split among workers, the replication-lag throttle.
 
 #![forbid(unsafe_code)]
@@ -20,4 +21,5 @@ pub mod options;
 pub mod retry;
 pub mod route;
 pub mod rules;
+pub mod transaction;
 pub mod version;

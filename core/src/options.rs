@@ -8,8 +8,10 @@ use crate::version;
 /// The options a migration was registered with, after merging the jsonb and the directives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// False for scripts that must run outside a transaction (`CREATE INDEX CONCURRENTLY`).
-    pub transactional: bool,
+    /// What the migration says of how it runs: `Some(false)` for `{"transaction": false}` or
+    /// a `-- migrate:no-transaction` line, `Some(true)` for `{"transaction": true}`, None when
+    /// it says nothing (then its statements decide: see [`crate::transaction::decide`]).
+    pub transaction: Option<bool>,
     /// Versions that must be applied before this one.
     pub requires: Vec<String>,
 }
@@ -220,7 +222,7 @@ fn merge(
         return Err(OptionsProblem::DirectiveConflict);
     }
     Ok(Options {
-        transactional: transaction.unwrap_or(true) && !directive,
+        transaction: if directive { Some(false) } else { transaction },
         requires,
     })
 }
@@ -236,7 +238,7 @@ mod tests {
         assert_eq!(
             o,
             Options {
-                transactional: true,
+                transaction: None,
                 requires: vec![]
             }
         );
@@ -246,26 +248,28 @@ mod tests {
     #[test]
     fn directive_and_option() {
         let sql = "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);";
-        assert!(!parse(&json!({}), sql).unwrap().transactional);
-        assert!(
-            !parse(&json!({"transaction": false}), "SELECT 1")
-                .unwrap()
-                .transactional
+        assert_eq!(parse(&json!({}), sql).unwrap().transaction, Some(false));
+        let declared = |options: Value, sql: &str| parse(&options, sql).unwrap().transaction;
+        assert_eq!(
+            declared(json!({"transaction": false}), "SELECT 1"),
+            Some(false)
+        );
+        assert_eq!(
+            declared(json!({"transaction": true}), "SELECT 1"),
+            Some(true)
         );
         assert_eq!(
             parse(&json!({"transaction": true}), sql),
             Err(OptionsProblem::DirectiveConflict)
         );
         // Only a line of its own counts, not a mention inside other text.
-        assert!(
-            parse(&json!({}), "SELECT '-- migrate:no-transaction'")
-                .unwrap()
-                .transactional
+        assert_eq!(
+            declared(json!({}), "SELECT '-- migrate:no-transaction'"),
+            None
         );
-        assert!(
-            !parse(&json!({}), "  -- migrate:no-transaction  \r\nVACUUM t;")
-                .unwrap()
-                .transactional
+        assert_eq!(
+            declared(json!({}), "  -- migrate:no-transaction  \r\nVACUUM t;"),
+            Some(false)
         );
     }
 

@@ -38,11 +38,15 @@ SELECT migrate.add('', 'SELECT 1');
 SELECT migrate.add('7 beta', 'SELECT 1');
 SELECT migrate.add(repeat('9', 201), 'SELECT 1');
 SELECT migrate.add('7', NULL);
-SELECT migrate.add('7', '   ');
-SELECT migrate.add('7', '-- only a comment');
-SELECT migrate.add('7', 'SELECT 1', '');
 SELECT migrate.add('7', E'SELECT 1;\nCREAT TABLE t7 (id int);');
-SELECT migrate.add('7', 'SELECT 1', 'DROP TABLE t7 t7');
+-- Transaction control other than a wrapper, statements that cannot run in a transaction
+-- mixed with ones that do, or declared transactional: refused here, not at apply.
+SELECT migrate.add('7', E'CREATE TABLE t7 (id int);\nCOMMIT;\nSELECT 1;');
+SELECT migrate.add('7', E'SAVEPOINT s;\nSELECT 1;');
+SELECT migrate.add('7', E'BEGIN ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;\nCOMMIT;');
+SELECT migrate.add('7', E'-- migrate:no-transaction\nBEGIN;\nVACUUM users;\nCOMMIT;');
+SELECT migrate.add('7', E'CREATE TABLE t7 (id int);\n\nCREATE INDEX CONCURRENTLY t7_id ON t7 (id);');
+SELECT migrate.add('7', 'CREATE INDEX CONCURRENTLY t7_id ON t7 (id)', NULL, NULL, '{"transaction": true}');
 SELECT migrate.add('7', 'SELECT 1', NULL, NULL, '[1, 2]');
 SELECT migrate.add('7', 'SELECT 1', NULL, NULL, '{"transaction": "no"}');
 SELECT migrate.add('7', 'SELECT 1', NULL, NULL, '{"requires": "1"}');
@@ -58,3 +62,4 @@ SELECT version FROM migrate.migrations ORDER BY sort_key;
 
 -- Registering is recorded in the history.
 SELECT version, action, role FROM migrate.history ORDER BY id;
+

@@ -33,7 +33,7 @@ SELECT migrate.add('12', 'SELECT 1/0');
 SELECT version FROM migrate.apply();
 SELECT migrate.add('12', $mig$DO $do$ BEGIN RAISE EXCEPTION 'custom failure' USING ERRCODE = 'MG042', HINT = 'fix the data first'; END $do$$mig$);
 SELECT version FROM migrate.apply();
-SELECT migrate.add('12', 'BEGIN; CREATE TABLE t12 (); COMMIT;');
+SELECT migrate.add('12', 'CREATE TABLE t12 (); COMMIT; SELECT 1;');
 SELECT version FROM migrate.apply();
 SELECT migrate.add('12', 'CREATE INDEX CONCURRENTLY t11_i ON t11 ((1))');
 SELECT version FROM migrate.apply();

@@ -10,6 +10,7 @@ pub mod procedure;
 pub mod query;
 pub mod script;
 pub mod security;
+pub mod statement;
 pub mod subxact;
 pub mod toplevel;
 pub mod xact;

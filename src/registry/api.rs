@@ -158,25 +158,33 @@ fn add_migration(
         )
         .hint("Options are {\"transaction\": false} and {\"requires\": [\"version\", ...]}.")
     })?;
-    for (sql, direction) in [(Some(up_sql), Direction::Up), (down_sql, Direction::Down)] {
-        let Some(sql) = sql else { continue };
-        if execute::check_syntax(version, direction, sql)? == 0 {
-            let which = if direction == Direction::Up {
-                "up_sql"
-            } else {
-                "down_sql"
-            };
-            return Err(UserError::new(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("{which} of migration {version} contains no SQL statement"),
-            )
-            .hint(if direction == Direction::Up {
-                "Pass the SQL the migration runs."
-            } else {
-                "Pass NULL for an irreversible migration, or the SQL that undoes the up script."
-            }));
+    // Stored as given (so the checksum is the file's); a wrapper is dropped when it runs.
+    let up = execute::prepare(version, Direction::Up, up_sql, opts.transaction)?;
+    let mut notices = up.notices.clone();
+    let mut warning = None;
+    // A down script that cannot run does not stop the migration from registering (a history
+    // may have one that rotted): it is stored as given, flagged, and refused when needed.
+    if let Some(sql) = down_sql {
+        match execute::prepare(version, Direction::Down, sql, Some(up.transactional)) {
+            Ok(prepared) => notices.extend(prepared.notices),
+            Err(e) => {
+                warning = Some(format!(
+                    "migrate: {}{}. It is registered anyway; rolling back migration {version} is refused until it is fixed",
+                    e.message,
+                    e.detail.as_deref().map(|d| format!("; {d}")).unwrap_or_default()
+                ))
+            }
         }
     }
+    // Said when the registry changes, not on every identical re-add of a folder.
+    let announce = || {
+        for n in &notices {
+            pgrx::notice!("{n}");
+        }
+        if let Some(w) = &warning {
+            pgrx::warning!("{w}");
+        }
+    };
 
     catalog::lock_registry();
     let all = catalog::load_all(true);
@@ -215,7 +223,7 @@ fn add_migration(
         name,
         up_sql,
         down_sql,
-        transactional: opts.transactional,
+        transactional: up.transactional,
         requires: &opts.requires,
         added_by: &role,
     };
@@ -238,7 +246,7 @@ fn add_migration(
                 .detail(format!("Applied checksum sha256:{}, new checksum sha256:{new_sum}.", m.checksum))
                 .hint("Applied migrations are immutable: register the change as a new migration with a newer version."));
             }
-            if m.transactional != opts.transactional || m.requires != opts.requires {
+            if m.transactional != up.transactional || m.requires != opts.requires {
                 return Err(UserError::new(
                     PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     format!("migration {version} is already applied and its options differ"),
@@ -276,6 +284,7 @@ fn add_migration(
                 role: &role,
                 detail: Some(&detail),
             });
+            announce();
             return Ok("amended");
         }
     };
@@ -294,6 +303,7 @@ fn add_migration(
         role: &role,
         detail: None,
     });
+    announce();
     Ok(outcome)
 }
 
@@ -402,6 +412,9 @@ fn roll_back(steps: Option<i64>, target: Option<&str>) -> Result<Vec<StepRow>> {
     let all = catalog::load_all(true);
     let entries = catalog::route_entries(&all);
     let chosen = route::rollback(&entries, steps, target)?;
+    for &i in &chosen {
+        execute::check_down_script(&all[i])?;
+    }
     let roles = chosen
         .iter()
         .map(|&i| execute::executing_role(&all[i], Direction::Down))
@@ -486,6 +499,13 @@ fn validate() -> TableIterator<
                 format!(
                     "applied with sha256:{applied} but the up script now hashes to sha256:{actual}"
                 ),
+            ));
+        }
+        if let Err(e) = execute::check_down_script(m) {
+            rows.push((
+                m.version.clone(),
+                "down_script_unusable".to_string(),
+                e.message,
             ));
         }
     }

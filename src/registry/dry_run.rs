@@ -235,7 +235,7 @@ fn plan_step(
     rows: &mut Vec<PlanRow>,
 ) -> bool {
     let label = direction.label();
-    let sql = direction.script(m);
+    let sql = &*direction.script(m);
     let statements = match subxact::run(|| script::split(sql)) {
         Ok(s) => s,
         Err(caught) => {
@@ -593,7 +593,7 @@ fn up(m: &Migration, role: pg_sys::Oid) -> std::result::Result<(), String> {
 
 /// Runs a script of `m` as a step would, with the guard in dry-run mode; the error as text.
 fn run(m: &Migration, direction: Direction, role: pg_sys::Oid) -> std::result::Result<(), String> {
-    let sql = direction.script(m);
+    let sql = &*direction.script(m);
     let (result, _) = guard::state::collect_findings(|| {
         subxact::run(|| execute::in_script(m, direction, role, || script::run(sql)))
     });

@@ -2,17 +2,19 @@
 //! subtransaction, as the right role, and turning a failure into an error that names the
 //! version, the statement and the position.
 
-use migrate_core::options;
+use migrate_core::{options, transaction};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgSqlErrorCode;
+
+use std::borrow::Cow;
 
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 
 use super::catalog::{self, Action, Event, Migration, MigrationState};
 use crate::error::{caught_parts, sqlstate_text, UserError};
 use crate::guard;
-use crate::pg::{script, security, subxact};
+use crate::pg::{script, security, statement, subxact};
 use migrate_core::route;
 
 /// Which script of a migration runs.
@@ -23,16 +25,19 @@ pub enum Direction {
 }
 
 impl Direction {
-    /// The script of `m` that runs in this direction. Planners refuse to roll back an
-    /// irreversible migration, so a missing down script here is a bug.
-    pub fn script(self, m: &Migration) -> &str {
-        match self {
+    /// The script of `m` that runs in this direction, as it runs: without the `BEGIN;` /
+    /// `COMMIT;` wrapper the registry keeps (the stored text is the file's, so its checksum
+    /// is the file's). Planners refuse to roll back an irreversible migration, so a missing
+    /// down script here is a bug.
+    pub fn script(self, m: &Migration) -> Cow<'_, str> {
+        let stored = match self {
             Direction::Up => &m.up_sql,
             Direction::Down => m
                 .down_sql
                 .as_deref()
                 .expect("planners refuse irreversible migrations"),
-        }
+        };
+        without_wrapper(stored)
     }
 
     pub fn label(self) -> &'static str {
@@ -139,10 +144,10 @@ impl Run {
         let sql = direction.script(m);
         let started = catalog::clock_now();
         subxact::run(|| {
-            in_script(m, direction, executor, || script::run(sql));
+            in_script(m, direction, executor, || script::run(&sql));
             self.record(&m.version, direction, started, self.via)
         })
-        .map_err(|caught| describe_failure(m, direction, sql, caught))
+        .map_err(|caught| describe_failure(m, direction, &sql, caught))
     }
 
     /// Records that `version` ran in `direction` from `started` until now: its state and a
@@ -217,7 +222,7 @@ pub fn in_script<R>(
         direction.label(),
         m.version
     );
-    let _scope = ScriptScope::enter(direction.script(m));
+    let _scope = ScriptScope::enter(&direction.script(m));
     security::run_isolated(executor, &what, body)
 }
 
@@ -275,14 +280,136 @@ pub fn registry_call(function: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-/// Checks that a migration script parses and that its `-- migrate:allow` lines name real
-/// rules; returns how many statements it has.
-pub fn check_syntax(version: &str, direction: Direction, sql: &str) -> Result<usize, UserError> {
+/// `sql` with a `BEGIN;` first and `COMMIT;` last blanked out (lines and columns kept); `add()`
+/// refused every other transaction control. Only a script whose first word is `BEGIN` or
+/// `START` is parsed to find out.
+pub fn without_wrapper(sql: &str) -> Cow<'_, str> {
+    let first = &sql[script::first_token(sql)..];
+    let word: String = first
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if word != "begin" && word != "start" {
+        return Cow::Borrowed(sql);
+    }
+    let statements = statement::classify(sql);
+    let classes: Vec<transaction::Class> = statements.iter().map(|s| class(s.kind)).collect();
+    match transaction::decide(&classes, None) {
+        Ok(decision) if !decision.drop.is_empty() => {
+            let spans: Vec<_> = decision
+                .drop
+                .iter()
+                .map(|&i| statements[i].bytes.clone())
+                .collect();
+            Cow::Owned(transaction::blank_out(sql, &spans))
+        }
+        _ => Cow::Borrowed(sql),
+    }
+}
+
+/// A script given to `add()`, checked, and how it runs.
+pub struct Prepared {
+    pub transactional: bool,
+    /// What was changed or decided, for NOTICEs when the migration is registered.
+    pub notices: Vec<String>,
+}
+
+/// Checks a script given to `add()` and prepares it: it must parse, its `-- migrate:allow`
+/// lines must name real rules, and its statements must be able to run the way the migration
+/// runs (`declared`: its `transaction` option or `-- migrate:no-transaction` line; None lets
+/// the statements decide). A wrapper is dropped, and a script whose statements cannot run in a
+/// transaction block becomes non-transactional, each with a NOTICE.
+pub fn prepare(
+    version: &str,
+    direction: Direction,
+    sql: &str,
+    declared: Option<bool>,
+) -> Result<Prepared, UserError> {
     for (rule, reason) in options::allow_directives(sql) {
         guard::api::check_allow_directive(version, &rule, &reason)?;
     }
-    let what = format!("{} script of migration {version}", direction.label());
-    parse(sql, &what).map(|trees| trees.len())
+    let what = format!("the {} script of migration {version}", direction.label());
+    parse(sql, &what)?;
+    let statements = subxact::run(|| statement::classify(sql))
+        .map_err(|caught| UserError::new(caught_parts(&caught).0, caught_parts(&caught).1))?;
+    let classes: Vec<transaction::Class> = statements.iter().map(|s| class(s.kind)).collect();
+    let at = |i: usize| {
+        let (line, _) =
+            script::line_and_column(sql, sql[..statements[i].bytes.start].chars().count() + 1);
+        format!("at line {line}: {}", line_text(sql, line))
+    };
+    let decision = transaction::decide(&classes, declared).map_err(|problem| match problem {
+        transaction::Problem::TransactionControl(i) => UserError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
+            format!("{what} has a transaction control statement {}", at(i)),
+        )
+        .hint("A migration runs in a transaction of its own: only a BEGIN; first and a COMMIT; last are accepted (and dropped); remove the others."),
+        transaction::Problem::WrapperWithoutTransaction(i) => UserError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
+            format!("{what} runs outside a transaction but is wrapped in BEGIN/COMMIT ({})", at(i)),
+        )
+        .hint("Remove the BEGIN; and COMMIT;: each statement of a non-transactional migration commits on its own."),
+        transaction::Problem::Mixed(i, kind, other) => UserError::new(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            format!("{what} mixes {kind}, which cannot run in a transaction block ({}), with statements that run in one ({})", at(i), at(other)),
+        )
+        .detail("Run in one transaction, the script would fail; run statement by statement, a failure half-way would leave its first statements committed.")
+        .hint(format!("Move the {kind} into a migration of its own (it then runs outside a transaction by itself), or add a -- migrate:no-transaction line to run every statement on its own.")),
+        transaction::Problem::OutsideInTransaction(i, kind) => UserError::new(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            format!("{what} runs in a transaction (the migration is transactional) but has {kind}, which cannot run in one ({})", at(i)),
+        )
+        .hint("Drop the {\"transaction\": true} option, or move the statement into a migration of its own."),
+    })?;
+    let mut notices = Vec::new();
+    if !decision.drop.is_empty() {
+        notices.push(format!(
+            "migrate: dropped the BEGIN/COMMIT around {what}: a migration runs in a transaction of its own"
+        ));
+    }
+    if let Some((i, kind)) = decision.detected {
+        notices.push(format!(
+            "migrate: {what} has {kind} ({}), which cannot run in a transaction block: migration {version} runs outside one, statement by statement, with CALL migrate.deploy()",
+            at(i)
+        ));
+    }
+    Ok(Prepared {
+        transactional: decision.transactional,
+        notices,
+    })
+}
+
+/// Refuses a down script registered although it cannot run (`add()` warned): the error
+/// `add()` gave, so that rollback and deploy stop before their first step instead of half-way.
+pub fn check_down_script(m: &Migration) -> Result<(), UserError> {
+    let Some(down) = m.down_sql.as_deref() else {
+        return Ok(());
+    };
+    // Without NOTICEs: prepare() describes what it would drop, which add() said already.
+    let checked =
+        subxact::run(|| prepare(&m.version, Direction::Down, down, Some(m.transactional)))
+            .map_err(|caught| UserError::new(caught_parts(&caught).0, caught_parts(&caught).1))?;
+    checked.map(|_| ()).map_err(|e| {
+        let hint = format!(
+            "Register a working down script with migrate.add('{}', <up script>, <down script>).",
+            m.version
+        );
+        e.hint(hint)
+    })
+}
+
+fn class(kind: statement::Kind) -> transaction::Class {
+    use statement::Kind;
+    use transaction::Class;
+    match kind {
+        Kind::Begin => Class::Begin,
+        Kind::Commit => Class::Commit,
+        Kind::OtherTransactionControl => Class::OtherTransactionControl,
+        Kind::OutsideTransaction(what) => Class::OutsideTransaction(what),
+        Kind::Setting => Class::Setting,
+        Kind::Other => Class::Other,
+    }
 }
 
 /// Parses SQL for `migrate.check()`.

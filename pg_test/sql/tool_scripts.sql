@@ -1,0 +1,44 @@
+-- Scripts as tools write them: a BEGIN;/COMMIT; wrapper, statements that cannot run in a
+-- transaction block, empty and comment-only scripts, down scripts that do not parse.
+CREATE EXTENSION migrate;
+CREATE TABLE users (id int);
+-- A BEGIN;/COMMIT; wrapper (Alembic --sql, Django sqlmigrate, Prisma) is dropped when the
+-- script runs; the stored text and checksum are the file's.
+SELECT migrate.add('20', E'BEGIN;\nCREATE TABLE t20 (id int);\nCOMMIT;\n', E'begin;\nDROP TABLE t20;\nend;\n');
+SELECT migrate.add('20', E'BEGIN;\nCREATE TABLE t20 (id int);\nCOMMIT;\n', E'begin;\nDROP TABLE t20;\nend;\n');
+SELECT checksum = migrate.checksum(E'BEGIN;\nCREATE TABLE t20 (id int);\nCOMMIT;\n') AS file_checksum,
+       up_sql = E'BEGIN;\nCREATE TABLE t20 (id int);\nCOMMIT;\n' AS stored_as_given
+FROM migrate.migrations WHERE version = '20';
+-- Statements that cannot run in a transaction block make the migration non-transactional.
+SELECT migrate.add('21', E'SET lock_timeout = ''1s'';\nCREATE INDEX CONCURRENTLY t20_id ON t20 (id);\nDROP INDEX CONCURRENTLY IF EXISTS t20_old;');
+SELECT migrate.add('22', 'VACUUM (ANALYZE) t20');
+SELECT migrate.add('23', 'REINDEX TABLE CONCURRENTLY t20');
+SELECT version, transactional FROM migrate.migrations WHERE version IN ('20', '21', '22', '23') ORDER BY sort_key;
+-- Empty and comment-only scripts are valid no-ops (Django writes them; so does diesel).
+SELECT migrate.add('24', '   ');
+SELECT migrate.add('25', '-- only a comment', '');
+SELECT version FROM migrate.apply('20');
+SET client_min_messages = warning;
+CALL migrate.deploy('23');
+RESET client_min_messages;
+SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 't20'::regclass;
+SELECT version FROM migrate.apply('25');
+-- A down script that does not parse or cannot run registers with a WARNING; validate() lists
+-- it and rollback refuses it before anything runs.
+SELECT migrate.add('26', 'CREATE TABLE t26 (id int)', 'DROP TABLE t26 t26');
+SELECT migrate.add('27', 'CREATE TABLE t27 (id int)', 'DROP INDEX CONCURRENTLY t27_id');
+SELECT version, problem, detail FROM migrate.validate() ORDER BY version;
+SELECT version FROM migrate.apply('27');
+SELECT version FROM migrate.rollback(1);
+SELECT version FROM migrate.rollback_to('25');
+SELECT migrate.add('27', 'CREATE TABLE t27 (id int)', 'DROP TABLE t27');
+SET client_min_messages = error;
+SELECT version FROM migrate.rollback(1);
+RESET client_min_messages;
+-- A wrapped down script runs without its wrapper too.
+SELECT migrate.add('28', E'BEGIN;\nCREATE TABLE t28 (id int);\nCOMMIT;', E'START TRANSACTION;\nDROP TABLE t28;\nCOMMIT;');
+SELECT migrate.add('26', 'CREATE TABLE t26 (id int)', 'DROP TABLE t26');
+SELECT version FROM migrate.apply('28');
+SELECT version FROM migrate.rollback(1);
+SELECT to_regclass('t28') IS NULL AS dropped;
+SELECT version, state FROM migrate.status() WHERE version IN ('24', '25', '26', '27', '28') ORDER BY version;
