@@ -100,64 +100,69 @@ pub struct MigrationJob {
     pub lock_retry_delay_ms: i32,
 }
 
-const COLUMNS: &str = "id, state, relid::pg_catalog.oid, table_name, set_sql, where_sql, \
-    key_columns, key_types, search_path, batch_size, current_batch_size, \
-    (EXTRACT(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8, \
-    rows_done, owner_oid, owner_name::pg_catalog.text, \
-    allow_superuser, started_at IS NOT NULL, kind, version, direction, script, current_statement, \
-    run_id, requested_by::pg_catalog.text, (settings OPERATOR(pg_catalog.->>) 'lock_timeout_ms')::pg_catalog.int4, \
-    (settings OPERATOR(pg_catalog.->>) 'lock_retries')::pg_catalog.int4, \
-    (settings OPERATOR(pg_catalog.->>) 'lock_retry_delay_ms')::pg_catalog.int4, rows_estimated, \
-    workers";
+/// The columns a job is read with, each under the name [`from_row`] reads it by.
+const COLUMNS: &str = "id, state, kind, relid::pg_catalog.oid AS relid, table_name, set_sql, \
+    where_sql, key_columns, key_types, search_path, batch_size, current_batch_size, workers, \
+    (EXTRACT(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8 AS pause_ms, \
+    rows_done, rows_estimated, owner_oid, owner_name::pg_catalog.text AS owner_name, \
+    allow_superuser, started_at IS NOT NULL AS started, version, direction, script, \
+    current_statement, run_id, requested_by::pg_catalog.text AS requested_by, \
+    (settings OPERATOR(pg_catalog.->>) 'lock_timeout_ms')::pg_catalog.int4 AS lock_timeout_ms, \
+    (settings OPERATOR(pg_catalog.->>) 'lock_retries')::pg_catalog.int4 AS lock_retries, \
+    (settings OPERATOR(pg_catalog.->>) 'lock_retry_delay_ms')::pg_catalog.int4 AS lock_retry_delay_ms";
+
+/// One row read by column name. A column that is missing or of another type is a bug in the
+/// query's select list: it raises rather than reading as NULL.
+struct Columns<'a, 'conn>(&'a SpiHeapTupleData<'conn>);
+
+impl Columns<'_, '_> {
+    fn get<T: IntoDatum + FromDatum>(&self, name: &str) -> Option<T> {
+        self.0
+            .get_by_name::<T, _>(name)
+            .unwrap_or_else(|e| error!("migrate: could not read column {name}: {e}"))
+    }
+}
 
 fn from_row(row: &SpiHeapTupleData) -> Job {
-    let text = |n: usize| row.get::<String>(n).ok().flatten();
-    let texts = |n: usize| row.get::<Vec<String>>(n).ok().flatten();
-    let key = match (texts(7), texts(8)) {
+    let row = Columns(row);
+    let key = match (row.get("key_columns"), row.get("key_types")) {
         (Some(columns), Some(types)) => Some(Key { columns, types }),
         _ => None,
     };
     Job {
-        id: row.get::<i64>(1).ok().flatten().unwrap_or_default(),
-        state: text(2)
+        id: row.get("id").unwrap_or_default(),
+        state: row
+            .get::<String>("state")
             .as_deref()
             .and_then(JobState::parse)
             .unwrap_or_else(|| error!("migrate: job with an unknown state")),
-        relid: row
-            .get::<pg_sys::Oid>(3)
-            .ok()
-            .flatten()
-            .unwrap_or(pg_sys::InvalidOid),
-        table_name: text(4).unwrap_or_default(),
-        set_sql: text(5).unwrap_or_default(),
-        where_sql: text(6),
+        relid: row.get("relid").unwrap_or(pg_sys::InvalidOid),
+        table_name: row.get("table_name").unwrap_or_default(),
+        set_sql: row.get("set_sql").unwrap_or_default(),
+        where_sql: row.get("where_sql"),
         key,
-        search_path: text(9).unwrap_or_default(),
-        batch_size: row.get::<i32>(10).ok().flatten(),
-        current_batch_size: row.get::<i32>(11).ok().flatten().unwrap_or(1),
-        workers: row.get::<i32>(29).ok().flatten().unwrap_or(1),
-        pause_ms: row.get::<f64>(12).ok().flatten().unwrap_or(0.0),
-        owner: row
-            .get::<pg_sys::Oid>(14)
-            .ok()
-            .flatten()
-            .unwrap_or(pg_sys::InvalidOid),
-        owner_name: text(15).unwrap_or_default(),
-        allow_superuser: row.get::<bool>(16).ok().flatten().unwrap_or(false),
-        started: row.get::<bool>(17).ok().flatten().unwrap_or(false),
-        kind: text(18).unwrap_or_default(),
-        migration: text(19).map(|version| MigrationJob {
+        search_path: row.get("search_path").unwrap_or_default(),
+        batch_size: row.get("batch_size"),
+        current_batch_size: row.get("current_batch_size").unwrap_or(1),
+        workers: row.get("workers").unwrap_or(1),
+        pause_ms: row.get("pause_ms").unwrap_or(0.0),
+        owner: row.get("owner_oid").unwrap_or(pg_sys::InvalidOid),
+        owner_name: row.get("owner_name").unwrap_or_default(),
+        allow_superuser: row.get("allow_superuser").unwrap_or(false),
+        started: row.get("started").unwrap_or(false),
+        kind: row.get("kind").unwrap_or_default(),
+        migration: row.get::<String>("version").map(|version| MigrationJob {
             version,
-            up: text(20).as_deref() == Some("up"),
-            script: text(21).unwrap_or_default(),
-            statements_done: row.get::<i64>(13).ok().flatten().unwrap_or_default(),
-            statements: row.get::<i64>(28).ok().flatten().unwrap_or_default(),
-            current_statement: row.get::<i32>(22).ok().flatten(),
-            run_id: row.get::<i64>(23).ok().flatten().unwrap_or_default(),
-            requested_by: text(24).unwrap_or_default(),
-            lock_timeout_ms: row.get::<i32>(25).ok().flatten().unwrap_or(1000),
-            lock_retries: row.get::<i32>(26).ok().flatten().unwrap_or(0),
-            lock_retry_delay_ms: row.get::<i32>(27).ok().flatten().unwrap_or(500),
+            up: row.get::<String>("direction").as_deref() == Some("up"),
+            script: row.get("script").unwrap_or_default(),
+            statements_done: row.get("rows_done").unwrap_or_default(),
+            statements: row.get("rows_estimated").unwrap_or_default(),
+            current_statement: row.get("current_statement"),
+            run_id: row.get("run_id").unwrap_or_default(),
+            requested_by: row.get("requested_by").unwrap_or_default(),
+            lock_timeout_ms: row.get("lock_timeout_ms").unwrap_or(1000),
+            lock_retries: row.get("lock_retries").unwrap_or(0),
+            lock_retry_delay_ms: row.get("lock_retry_delay_ms").unwrap_or(500),
         }),
     }
 }
@@ -488,12 +493,15 @@ pub fn load_range(id: i32) -> Option<Range> {
                     &[id.into()],
                 )
                 .unwrap_or_else(|e| error!("migrate: could not read key range {id}: {e}"));
-            rows.into_iter().next().map(|row| Range {
-                id,
-                lower_key: row.get::<Vec<String>>(2).ok().flatten(),
-                upper_key: row.get::<Vec<String>>(3).ok().flatten().unwrap_or_default(),
-                last_key: row.get::<Vec<String>>(4).ok().flatten(),
-                done: row.get::<bool>(5).ok().flatten().unwrap_or(false),
+            rows.into_iter().next().map(|row| {
+                let row = Columns(&row);
+                Range {
+                    id,
+                    lower_key: row.get("lower_key"),
+                    upper_key: row.get("upper_key").unwrap_or_default(),
+                    last_key: row.get("last_key"),
+                    done: row.get("done").unwrap_or(false),
+                }
             })
         })
     })
