@@ -439,7 +439,7 @@ fn queue_job(
         .collect();
     let mut skip = 0;
     if let Some(prev) = queue::latest_migration_job(&m.version, up) {
-        let prev_m = prev.migration.clone().expect("a migration job");
+        let prev_m = prev.migration().cloned().expect("a migration job");
         let alive = queue::has_worker(prev.id);
         match prev.state {
             queue::RUNNING | queue::QUEUED if alive => {

@@ -10,7 +10,9 @@ use pgrx::PgSqlErrorCode::*;
 
 use super::backfill::{self, FIRST_BATCH_SIZE};
 use super::launch;
-use super::queue::{self, Job, JobState, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED};
+use super::queue::{
+    self, Job, JobKind, JobSpec, JobState, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED,
+};
 use super::runner::check_owner;
 use crate::error::{OrRaise, Result, UserError};
 use crate::gucs;
@@ -323,8 +325,8 @@ fn resume_job(id: Option<i64>) {
         .raise(),
         PAUSED | FAILED | RUNNING | QUEUED => {
             // A failed job's role must still qualify; the worker checks again before it runs.
-            if job.migration.is_some() {
-                launch::login_role(id)
+            match &job.spec {
+                JobSpec::Migration(_) => launch::login_role(id)
                     .map_err(|why| {
                         UserError::new(
                             ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -332,10 +334,11 @@ fn resume_job(id: Option<i64>) {
                         )
                         .hint("CALL migrate.deploy() again: it queues the migration's registered script.")
                     })
-                    .or_raise();
-            } else {
-                let table = job.table_name.clone();
-                check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+                    .map(|_| ())
+                    .or_raise(),
+                JobSpec::Backfill(b) => {
+                    check_owner(job.owner, b.relid, &b.table_name, job.allow_superuser).or_raise()
+                }
             }
             queue::set_state(id, QUEUED, None);
             launch::start_at_commit(id);
@@ -554,7 +557,7 @@ fn has_worker_or_slot(id: i64, state: JobState) -> bool {
             queue::has_worker(id)
                 || queue::busy_slots() >= max
                 || queue::load(id, false).is_some_and(|j| {
-                    j.migration.is_none()
+                    j.kind() == JobKind::Backfill
                         && queue::role_slots(j.owner) >= queue::per_role_slots(max)
                 })
         }

@@ -18,7 +18,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 
-use super::queue;
+use super::queue::{self, JobSpec};
 use crate::error::UserError;
 use crate::gucs;
 use crate::pg::backend;
@@ -182,20 +182,23 @@ fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
 /// it when queueing), a migration job's registered author of exactly that script.
 pub fn login_role(job: i64) -> Result<pg_sys::Oid, String> {
     let j = queue::load(job, false).ok_or_else(|| "it does not exist".to_string())?;
-    let Some(m) = &j.migration else {
-        // The role is stored by OID: after pg_dump/pg_restore into another cluster the same
-        // number can name another role. Only the role the job was queued by may run it.
-        let name = crate::pg::security::role_name(j.owner);
-        if name.as_deref() != Some(j.owner_name.as_str()) {
-            return Err(format!(
-                "it was queued by role \"{}\", and OID {} is now {}",
-                j.owner_name,
-                j.owner.to_u32(),
-                name.map_or("no role".to_string(), |n| format!("role \"{n}\""))
-            ));
+    let m = match &j.spec {
+        JobSpec::Migration(m) => m,
+        JobSpec::Backfill(_) => {
+            // The role is stored by OID: after pg_dump/pg_restore into another cluster the same
+            // number can name another role. Only the role the job was queued by may run it.
+            let name = crate::pg::security::role_name(j.owner);
+            if name.as_deref() != Some(j.owner_name.as_str()) {
+                return Err(format!(
+                    "it was queued by role \"{}\", and OID {} is now {}",
+                    j.owner_name,
+                    j.owner.to_u32(),
+                    name.map_or("no role".to_string(), |n| format!("role \"{n}\""))
+                ));
+            }
+            super::runner::check_job_role(j.owner, j.allow_superuser).map_err(|e| e.message)?;
+            return Ok(j.owner);
         }
-        super::runner::check_job_role(j.owner, j.allow_superuser).map_err(|e| e.message)?;
-        return Ok(j.owner);
     };
     let direction = if m.up {
         crate::registry::execute::Direction::Up

@@ -118,7 +118,7 @@ fn start(id: i64) -> Option<(Job, MigrationJob, TimestampWithTimeZone)> {
     if job.state != queue::QUEUED && job.state != RUNNING {
         return None;
     }
-    let m = job.migration.clone()?;
+    let m = job.migration().cloned()?;
     if crate::pg::security::role_name(job.owner).is_none() {
         crate::error::UserError::new(
             ERRCODE_UNDEFINED_OBJECT,

@@ -58,28 +58,85 @@ pub const SUCCEEDED: JobState = JobState::Succeeded;
 pub const FAILED: JobState = JobState::Failed;
 pub const CANCELLED: JobState = JobState::Cancelled;
 
-/// One job as stored.
+/// The kinds of job, as `migrate.job_queue.kind` spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// A batched `UPDATE` queued by `backfill()`.
+    Backfill,
+    /// A non-transactional migration script that `deploy()` hands to a worker.
+    Migration,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Backfill => "backfill",
+            JobKind::Migration => "migration",
+        }
+    }
+
+    /// The kind of its spelling; the table's CHECK constraint allows no other.
+    pub fn parse(text: &str) -> Option<JobKind> {
+        [JobKind::Backfill, JobKind::Migration]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+}
+
+/// One job as stored: what every job has, and what it runs.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: i64,
     pub state: JobState,
+    pub search_path: String,
+    /// The role the job runs as.
+    pub owner: pg_sys::Oid,
+    pub owner_name: String,
+    pub allow_superuser: bool,
+    /// A worker took it at least once.
+    pub started: bool,
+    pub spec: JobSpec,
+}
+
+/// What a job runs.
+#[derive(Debug, Clone)]
+pub enum JobSpec {
+    Backfill(BackfillJob),
+    Migration(MigrationJob),
+}
+
+impl Job {
+    pub fn kind(&self) -> JobKind {
+        match self.spec {
+            JobSpec::Backfill(_) => JobKind::Backfill,
+            JobSpec::Migration(_) => JobKind::Migration,
+        }
+    }
+
+    /// The migration a migration job runs; None for a backfill.
+    pub fn migration(&self) -> Option<&MigrationJob> {
+        match &self.spec {
+            JobSpec::Migration(m) => Some(m),
+            JobSpec::Backfill(_) => None,
+        }
+    }
+}
+
+/// A batched `UPDATE table SET set_sql WHERE where_sql`, walked along `key`.
+#[derive(Debug, Clone)]
+pub struct BackfillJob {
     pub relid: pg_sys::Oid,
+    /// The table's name when the job was queued (it may have been renamed since).
     pub table_name: String,
     pub set_sql: String,
     pub where_sql: Option<String>,
+    /// None for a table without a key: then where_sql alone says which rows are left.
     pub key: Option<Key>,
-    pub search_path: String,
+    /// Pinned by the caller, or None: adapted to `migrate.backfill_batch_time`.
     pub batch_size: Option<i32>,
     pub current_batch_size: i32,
     pub workers: i32,
     pub pause_ms: f64,
-    pub owner: pg_sys::Oid,
-    pub owner_name: String,
-    pub allow_superuser: bool,
-    pub started: bool,
-    pub kind: String,
-    /// Set for `kind = 'migration'`.
-    pub migration: Option<MigrationJob>,
 }
 
 /// A non-transactional migration script that a worker runs top-level for `deploy()`.
@@ -121,41 +178,41 @@ impl Columns<'_, '_> {
             .get_by_name::<T, _>(name)
             .unwrap_or_else(|e| error!("migrate: could not read column {name}: {e}"))
     }
+
+    /// A column the table's constraints keep NOT NULL (for the row's kind).
+    fn required<T: IntoDatum + FromDatum>(&self, name: &str) -> T {
+        self.get(name)
+            .unwrap_or_else(|| error!("migrate: column {name} is NULL"))
+    }
 }
 
 fn from_row(row: &SpiHeapTupleData) -> Job {
     let row = Columns(row);
-    let key = match (row.get("key_columns"), row.get("key_types")) {
-        (Some(columns), Some(types)) => Some(Key { columns, types }),
-        _ => None,
-    };
-    Job {
-        id: row.get("id").unwrap_or_default(),
-        state: row
-            .get::<String>("state")
-            .as_deref()
-            .and_then(JobState::parse)
-            .unwrap_or_else(|| error!("migrate: job with an unknown state")),
-        relid: row.get("relid").unwrap_or(pg_sys::InvalidOid),
-        table_name: row.get("table_name").unwrap_or_default(),
-        set_sql: row.get("set_sql").unwrap_or_default(),
-        where_sql: row.get("where_sql"),
-        key,
-        search_path: row.get("search_path").unwrap_or_default(),
-        batch_size: row.get("batch_size"),
-        current_batch_size: row.get("current_batch_size").unwrap_or(1),
-        workers: row.get("workers").unwrap_or(1),
-        pause_ms: row.get("pause_ms").unwrap_or(0.0),
-        owner: row.get("owner_oid").unwrap_or(pg_sys::InvalidOid),
-        owner_name: row.get("owner_name").unwrap_or_default(),
-        allow_superuser: row.get("allow_superuser").unwrap_or(false),
-        started: row.get("started").unwrap_or(false),
-        kind: row.get("kind").unwrap_or_default(),
-        migration: row.get::<String>("version").map(|version| MigrationJob {
-            version,
-            up: row.get::<String>("direction").as_deref() == Some("up"),
-            script: row.get("script").unwrap_or_default(),
-            statements_done: row.get("rows_done").unwrap_or_default(),
+    let kind = row
+        .get::<String>("kind")
+        .as_deref()
+        .and_then(JobKind::parse)
+        .unwrap_or_else(|| error!("migrate: job with an unknown kind"));
+    let spec = match kind {
+        JobKind::Backfill => JobSpec::Backfill(BackfillJob {
+            relid: row.required("relid"),
+            table_name: row.get("table_name").unwrap_or_default(),
+            set_sql: row.required("set_sql"),
+            where_sql: row.get("where_sql"),
+            key: match (row.get("key_columns"), row.get("key_types")) {
+                (Some(columns), Some(types)) => Some(Key { columns, types }),
+                _ => None,
+            },
+            batch_size: row.get("batch_size"),
+            current_batch_size: row.required("current_batch_size"),
+            workers: row.required("workers"),
+            pause_ms: row.required("pause_ms"),
+        }),
+        JobKind::Migration => JobSpec::Migration(MigrationJob {
+            version: row.required("version"),
+            up: row.required::<String>("direction") == "up",
+            script: row.required("script"),
+            statements_done: row.required("rows_done"),
             statements: row.get("rows_estimated").unwrap_or_default(),
             current_statement: row.get("current_statement"),
             run_id: row.get("run_id").unwrap_or_default(),
@@ -164,6 +221,20 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
             lock_retries: row.get("lock_retries").unwrap_or(0),
             lock_retry_delay_ms: row.get("lock_retry_delay_ms").unwrap_or(500),
         }),
+    };
+    Job {
+        id: row.required("id"),
+        state: row
+            .get::<String>("state")
+            .as_deref()
+            .and_then(JobState::parse)
+            .unwrap_or_else(|| error!("migrate: job with an unknown state")),
+        search_path: row.required("search_path"),
+        owner: row.required("owner_oid"),
+        owner_name: row.required("owner_name"),
+        allow_superuser: row.required("allow_superuser"),
+        started: row.required("started"),
+        spec,
     }
 }
 

@@ -19,7 +19,9 @@ use pgrx::PgSqlErrorCode::*;
 
 use super::backfill::{self, Key};
 use super::launch::{self, RECOVERY};
-use super::queue::{self, Checkpoint, Job, Namespace, Range, RUNNING};
+use super::queue::{
+    self, BackfillJob, Checkpoint, Job, JobKind, JobSpec, Namespace, Range, RUNNING,
+};
 use crate::error::{caught_parts, sqlstate_text, OrRaise, UserError};
 use crate::gucs;
 use crate::pg::security::{run_as, set_config, SessionObjects};
@@ -178,8 +180,8 @@ fn wait_for_commit(full_xid: u64) -> bool {
 
 fn take_slot(job: i64) -> Option<i32> {
     xact::run(|| {
-        let backfill =
-            job != RECOVERY && queue::load(job, false).is_some_and(|j| j.migration.is_none());
+        let backfill = job != RECOVERY
+            && queue::load(job, false).is_some_and(|j| j.kind() == JobKind::Backfill);
         queue::take_slot(i64::from(gucs::max_job_workers()), backfill)
     })
     .ok()
@@ -267,10 +269,10 @@ pub fn check_job_role(owner: pg_sys::Oid, allow_superuser: bool) -> Result<Strin
 }
 
 fn run_job(id: i64) {
-    let kind = xact::run(|| queue::load(id, false).map(|j| j.kind))
+    let kind = xact::run(|| queue::load(id, false).map(|j| j.kind()))
         .ok()
         .flatten();
-    if kind.as_deref() == Some("migration") {
+    if kind == Some(JobKind::Migration) {
         return super::migration::run(id);
     }
     let job = match xact::run(|| start_job(id)) {
@@ -278,19 +280,22 @@ fn run_job(id: i64) {
         Ok(None) => return,
         Err(caught) => return record_failure(id, &caught),
     };
-    report_appname(&format!("migrate job {id}: backfill {}", job.table_name));
-    if job.key.is_none() {
+    let JobSpec::Backfill(b) = &job.spec else {
+        return;
+    };
+    report_appname(&format!("migrate job {id}: backfill {}", b.table_name));
+    if b.key.is_none() {
         // A keyless job is walked by where_sql alone: one worker, no ranges.
-        Runner::new(id, None).run(job.pause_ms);
+        Runner::new(id, None).run(b.pause_ms);
         return;
     }
-    start_helpers(&job);
-    walk_ranges(&job);
+    start_helpers(id, b);
+    walk_ranges(id, b);
     // Helpers may still walk their last ranges. Stay the job's worker (the jobs view and
     // resume_job() go by this one) until the job ends, taking over any range a helper dropped.
     while still_running(id) {
         xact::sleep(Duration::from_millis(200));
-        walk_ranges(&job);
+        walk_ranges(id, b);
         let _ = xact::run(|| queue::finish_if_ranges_done(id));
     }
 }
@@ -300,14 +305,17 @@ fn run_helper(id: i64) {
     let Some(job) = xact::run(|| queue::load(id, false)).ok().flatten() else {
         return;
     };
-    if job.state != RUNNING || job.key.is_none() {
+    let JobSpec::Backfill(b) = &job.spec else {
+        return;
+    };
+    if job.state != RUNNING || b.key.is_none() {
         return;
     }
     report_appname(&format!(
         "migrate job {id}: backfill {} (helper)",
-        job.table_name
+        b.table_name
     ));
-    walk_ranges(&job);
+    walk_ranges(id, b);
 }
 
 fn report_appname(name: &str) {
@@ -316,41 +324,40 @@ fn report_appname(name: &str) {
 
 /// Starts the job's other workers: one fewer than it asked for, and no more than it has ranges
 /// left. A helper that finds no slot free exits; the job's other workers take its ranges.
-fn start_helpers(job: &Job) {
-    let ranges = xact::run(|| queue::unfinished_ranges(job.id).len()).unwrap_or(0);
-    let helpers = (job.workers.max(1) as usize).min(ranges).saturating_sub(1);
+fn start_helpers(id: i64, b: &BackfillJob) {
+    let ranges = xact::run(|| queue::unfinished_ranges(id).len()).unwrap_or(0);
+    let helpers = (b.workers.max(1) as usize).min(ranges).saturating_sub(1);
     let started = xact::run(|| {
         (0..helpers)
-            .take_while(|_| launch::start_helper(job.id))
+            .take_while(|_| launch::start_helper(id))
             .count()
     })
     .unwrap_or(0);
     if started < helpers {
         pgrx::log!(
-            "migrate: job {} runs with {} of {} workers: no background worker slot free (max_worker_processes)",
-            job.id,
+            "migrate: job {id} runs with {} of {} workers: no background worker slot free (max_worker_processes)",
             started + 1,
-            job.workers
+            b.workers
         );
     }
 }
 
 /// Claims the job's unfinished ranges one after the other (a range another process holds is
 /// skipped) and walks each to its end; returns when none is left to claim or the job stopped.
-fn walk_ranges(job: &Job) {
+fn walk_ranges(id: i64, b: &BackfillJob) {
     loop {
         let claimed = xact::run(|| {
-            if queue::load(job.id, false).is_none_or(|j| j.state != RUNNING) {
+            if queue::load(id, false).is_none_or(|j| j.state != RUNNING) {
                 return None;
             }
-            queue::unfinished_ranges(job.id)
+            queue::unfinished_ranges(id)
                 .into_iter()
                 .find(|&range| queue::try_lock(Namespace::Range, range))
         });
         let Ok(Some(range)) = claimed else {
             return;
         };
-        let finished = Runner::new(job.id, Some(range)).run(job.pause_ms);
+        let finished = Runner::new(id, Some(range)).run(b.pause_ms);
         let _ = xact::run(|| queue::unlock(Namespace::Range, range));
         if !finished {
             return;
@@ -367,18 +374,15 @@ fn still_running(id: i64) -> bool {
 
 /// The job's table as it is named now, after checking (as before every batch) that it still
 /// exists and that the job's owner still qualifies; raises otherwise.
-fn checked_table(job: &Job) -> String {
-    let table = table_name(job.relid).unwrap_or_else(|| {
+fn checked_table(job: &Job, b: &BackfillJob) -> String {
+    let table = table_name(b.relid).unwrap_or_else(|| {
         UserError::new(
             ERRCODE_UNDEFINED_TABLE,
-            format!(
-                "table {} of job {} no longer exists",
-                job.table_name, job.id
-            ),
+            format!("table {} of job {} no longer exists", b.table_name, job.id),
         )
         .raise()
     });
-    check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+    check_owner(job.owner, b.relid, &table, job.allow_superuser).or_raise();
     table
 }
 
@@ -389,31 +393,34 @@ fn start_job(id: i64) -> Option<Job> {
     if job.state != queue::QUEUED && job.state != RUNNING {
         return None;
     }
-    let table = checked_table(&job);
+    let JobSpec::Backfill(b) = &job.spec else {
+        return None;
+    };
+    let table = checked_table(&job, b);
     let (upper, estimate) = if job.started {
         (None, None)
     } else {
         as_owner(&job, || {
-            let upper = job.key.as_ref().and_then(|key| {
+            let upper = b.key.as_ref().and_then(|key| {
                 Spi::get_one::<Vec<String>>(&backfill::upper_key_sql(&table, key))
                     .ok()
                     .flatten()
             });
-            (upper, Some(estimate_rows(job.relid)))
+            (upper, Some(estimate_rows(b.relid)))
         })
     };
-    if let (Some(key), Some(upper)) = (&job.key, &upper) {
-        let ranges = backfill::range_count(job.workers, estimate.unwrap_or(0));
+    if let (Some(key), Some(upper)) = (&b.key, &upper) {
+        let ranges = backfill::range_count(b.workers, estimate.unwrap_or(0));
         let boundaries = if ranges > 1 {
             as_owner(&job, || {
-                sample_boundaries(&table, job.relid, key, upper, ranges)
+                sample_boundaries(&table, b.relid, key, upper, ranges)
             })
         } else {
             Vec::new()
         };
         queue::create_ranges(id, &boundaries, upper);
     }
-    if !job.started && job.key.is_some() && upper.is_none() {
+    if !job.started && b.key.is_some() && upper.is_none() {
         // An empty table: nothing is in scope.
         queue::mark_running(id, None, Some(0));
         queue::checkpoint(&Checkpoint {
@@ -421,7 +428,7 @@ fn start_job(id: i64) -> Option<Job> {
             last_key: None,
             visited: 0,
             updated: 0,
-            next_batch_size: job.current_batch_size,
+            next_batch_size: b.current_batch_size,
             finished: true,
         });
         return None;
@@ -607,6 +614,9 @@ impl Runner {
         let Some(job) = queue::load(self.id, false) else {
             return Outcome::Stopped;
         };
+        let JobSpec::Backfill(b) = &job.spec else {
+            return Outcome::Stopped;
+        };
         if job.state != RUNNING {
             return Outcome::Stopped;
         }
@@ -615,8 +625,8 @@ impl Runner {
             Some(Some(range)) if !range.done => Some(range),
             Some(_) => return Outcome::Finished,
         };
-        let table = checked_table(&job);
-        let size = job.batch_size.unwrap_or(job.current_batch_size);
+        let table = checked_table(&job, b);
+        let size = b.batch_size.unwrap_or(b.current_batch_size);
         let lock_timeout =
             std::ffi::CString::new(gucs::lock_timeout_ms().to_string()).expect("digits");
         set_config(
@@ -631,9 +641,9 @@ impl Runner {
         let session_before = SessionObjects::capture();
         // xact::run disarms it if the batch fails.
         xact::arm_statement_timeout(gucs::backfill_statement_timeout_ms());
-        let done = as_owner(&job, || match (&job.key, &range) {
-            (Some(key), Some(range)) => keyed_batch(&job, &table, key, range, size),
-            _ => keyless_batch(&job, &table, size),
+        let done = as_owner(&job, || match (&b.key, &range) {
+            (Some(key), Some(range)) => keyed_batch(b, &table, key, range, size),
+            _ => keyless_batch(b, &table, size),
         });
         xact::disarm_statement_timeout();
         let session_after = SessionObjects::capture();
@@ -664,7 +674,7 @@ impl Runner {
         // their commits release; a slow commit must not roll back this finished batch.
         set_config(c"lock_timeout", c"0", pg_sys::GucAction::GUC_ACTION_LOCAL);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let next_batch_size = match job.batch_size {
+        let next_batch_size = match b.batch_size {
             Some(pinned) => pinned,
             None => backfill::next_batch_size(
                 size,
@@ -702,7 +712,7 @@ struct BatchDone {
     finished: bool,
 }
 
-fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> BatchDone {
+fn keyed_batch(b: &BackfillJob, table: &str, key: &Key, range: &Range, size: i32) -> BatchDone {
     let lower = range.resume_after().cloned();
     let has_lower = lower.is_some();
     let args = || [lower.clone().into(), Some(range.upper_key.clone()).into()];
@@ -730,13 +740,7 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> B
             (range.upper_key.clone(), left, true)
         }
     };
-    let update = backfill::update_sql(
-        table,
-        key,
-        &job.set_sql,
-        job.where_sql.as_deref(),
-        has_lower,
-    );
+    let update = backfill::update_sql(table, key, &b.set_sql, b.where_sql.as_deref(), has_lower);
     crate::pg::script::ensure_single_statement(&update);
     let updated = Spi::connect_mut(|client| {
         client
@@ -756,9 +760,9 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> B
     }
 }
 
-fn keyless_batch(job: &Job, table: &str, size: i32) -> BatchDone {
-    let where_sql = job.where_sql.as_deref().unwrap_or("false");
-    let update = backfill::keyless_update_sql(table, &job.set_sql, where_sql, size);
+fn keyless_batch(b: &BackfillJob, table: &str, size: i32) -> BatchDone {
+    let where_sql = b.where_sql.as_deref().unwrap_or("false");
+    let update = backfill::keyless_update_sql(table, &b.set_sql, where_sql, size);
     crate::pg::script::ensure_single_statement(&update);
     let (updated, still) = Spi::get_two::<i64, i64>(&update).unwrap_or_else(|e| error!("{e}"));
     let (updated, still) = (updated.unwrap_or(0), still.unwrap_or(0));
