@@ -8,12 +8,12 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 
+use super::backfill::check_owner;
 use super::backfill::{self, FIRST_BATCH_SIZE};
 use super::launch;
 use super::queue::{
     self, Job, JobKind, JobSpec, JobState, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED,
 };
-use super::runner::check_owner;
 use crate::error::{OrRaise, Result, UserError};
 use crate::gucs;
 use crate::pg::procedure::{self, nonatomic_call};

@@ -196,7 +196,7 @@ pub fn login_role(job: i64) -> Result<pg_sys::Oid, String> {
                     name.map_or("no role".to_string(), |n| format!("role \"{n}\""))
                 ));
             }
-            super::runner::check_job_role(j.owner, j.allow_superuser).map_err(|e| e.message)?;
+            super::backfill::check_job_role(j.owner, j.allow_superuser).map_err(|e| e.message)?;
             return Ok(j.owner);
         }
     };

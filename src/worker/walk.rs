@@ -1,27 +1,25 @@
-//! The job worker, connected to the job's database: one per job (the job's leader, holding the
-//! job lock), plus helpers for a backfill with several workers.
+//! The backfill walk: how a job's workers update its rows. A keyed backfill is split into key
+//! ranges when it first starts; every worker of the job (its leader, which holds the job lock,
+//! and its helpers) claims ranges (a lock each) until none is left, and walks each in batches,
+//! with the job's pause between batches and a wait while a standby lags
+//! (`migrate.max_replication_lag`). A keyless backfill is walked by its leader alone.
 //!
-//! A keyed backfill is split into key ranges when it first starts; every worker of the job
-//! claims ranges (a lock each) until none is left. Each batch is a transaction of its
-//! own that key-share-locks the job, row-locks its range, re-checks the owner's privileges,
-//! updates the next keys of the range as the owner, and writes the range's and the job's
-//! checkpoint, so a crash at any point loses at most the batches in flight, which roll back as
-//! a whole. The worker itself runs as the bootstrap superuser only to read and checkpoint the
-//! queue (as the registry owner); the job's SQL runs with the owner's privileges and search_path.
+//! Each batch is a transaction of its own that key-share-locks the job, row-locks its range,
+//! re-checks the owner's privileges, updates the next keys of the range as the owner, and writes
+//! the range's and the job's checkpoint, so a crash at any point loses at most the batches in
+//! flight, which roll back as a whole. A batch that times out, deadlocks or hits a
+//! serialization failure is retried smaller after a backoff.
 
 use std::time::{Duration, Instant};
 
-use pgrx::bgworkers::BackgroundWorker;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 
-use super::backfill::{self, Key};
-use super::launch::{self, RECOVERY};
-use super::queue::{
-    self, BackfillJob, Checkpoint, Job, JobKind, JobSpec, Namespace, Range, RUNNING,
-};
+use super::backfill::{self, check_owner, Key};
+use super::launch;
+use super::queue::{self, BackfillJob, Checkpoint, Job, JobSpec, Namespace, Range, RUNNING};
 use crate::error::{caught_parts, sqlstate_text, OrRaise, UserError};
 use crate::gucs;
 use crate::pg::security::{run_as, set_config, SessionObjects};
@@ -31,250 +29,9 @@ use crate::pg::xact;
 /// survives, each retried smaller after a backoff, before it is marked failed.
 const MAX_RETRIES: u32 = 10;
 
-/// Entry point of every job worker (and of the recovery sweep, job id 0).
-#[pg_guard]
-#[no_mangle]
-pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
-    xact::install_worker_signal_handlers();
-    let job = arg.value() as i64;
-    let (database, wait_for, role, helper) = parse_extra(BackgroundWorker::get_extra());
-    connect(database, role);
-    if xact::run(pin_session_settings).is_err() {
-        return;
-    }
-    if wait_for != 0 && !wait_for_commit(wait_for) {
-        pgrx::debug1!("migrate job {job}: the transaction that queued it did not commit");
-        return;
-    }
-    // Any database owner can create a schema named migrate with tables that look like ours:
-    // read nothing unless the extension is installed and owns what we read.
-    if !xact::run(queue::extension_installed).unwrap_or(false) {
-        pgrx::debug1!("migrate job {job}: extension not installed in this database");
-        return;
-    }
-    // The role we logged in as was checked against the registry when the worker was started;
-    // check again now that this process can read it, before running anything as it.
-    if job != RECOVERY {
-        let checked = xact::run(|| launch::login_role(job));
-        match checked {
-            Ok(Ok(expected)) if expected.to_u32() == role => {}
-            Ok(Ok(_)) => {
-                pgrx::log!(
-                    "migrate job {job}: logged in as another role than the job's; not running it"
-                );
-                return;
-            }
-            Ok(Err(why)) => {
-                pgrx::log!("migrate job {job}: not running it: {why}");
-                return;
-            }
-            Err(_) => return,
-        }
-    }
-    if job == RECOVERY {
-        let _ = xact::run(|| {
-            let requeued = queue::requeue_interrupted();
-            if requeued > 0 {
-                pgrx::log!("migrate: resuming {requeued} interrupted job(s)");
-            }
-            launch::start_queued();
-        });
-        return;
-    }
-    let Some(slot) = take_slot(job) else {
-        // Every slot is busy: the job stays queued and a finishing worker starts it (a helper
-        // is simply not needed: the job's other workers take its ranges).
-        pgrx::debug1!("migrate job {job}: every worker slot is busy");
-        return;
-    };
-    if helper {
-        run_helper(job);
-        let _ = xact::run(|| {
-            queue::unlock(Namespace::Slot, slot);
-            launch::start_queued();
-        });
-        return;
-    }
-    if !xact::run(|| queue::try_lock(Namespace::Job, job as i32)).unwrap_or(false) {
-        let _ = xact::run(|| queue::unlock(Namespace::Slot, slot));
-        pgrx::debug1!("migrate job {job}: another worker runs it");
-        return;
-    }
-    run_job(job);
-    // Release the slot before looking for queued jobs, so a job queued meanwhile is seen here
-    // or its own worker finds the slot free.
-    let _ = xact::run(|| {
-        queue::unlock(Namespace::Job, job as i32);
-        queue::unlock(Namespace::Slot, slot);
-        launch::start_queued();
-    });
-}
-
-/// `bgw_extra`: "database-oid queueing-full-xid role-oid helper" (role 0: the bootstrap
-/// superuser; helper 1: an extra worker of a backfill, see `launch::start_helper`).
-fn parse_extra(extra: &str) -> (u32, u64, u32, bool) {
-    let mut parts = extra.split_whitespace();
-    let database = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let wait_for = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let role = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let helper = parts.next() == Some("1");
-    (database, wait_for, role, helper)
-}
-
-/// Connects to the job's database, as `role` when one is given. A migration job's worker logs in
-/// as the migration's role rather than switching to it: its statements commit internally (a
-/// concurrent index build does), which must not happen inside a switched security context.
-fn connect(database: u32, role: u32) {
-    if role == 0 {
-        BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
-        return;
-    }
-    xact::connect_worker(pg_sys::Oid::from(database), pg_sys::Oid::from(role));
-}
-
-/// Settings of the worker's session. Our own SQL runs with search_path = pg_catalog, pg_temp
-/// (a job's SQL gets the job's search_path, set around it). SQL the job stores was checked with
-/// `standard_conforming_strings = on` and runs with it. Checkpointed keys are stored as text:
-/// every setting that changes a type's text form is pinned so a key written by one worker reads
-/// back identically in the next. (No session-wide lock_timeout: a concurrent index build's wait
-/// for older transactions is a lock wait too. The locks a worker waits for are either row locks
-/// only the extension can take, or bounded where they are taken.)
-fn pin_session_settings() {
-    for (name, value) in [
-        (c"search_path", c"pg_catalog, pg_temp"),
-        (c"standard_conforming_strings", c"on"),
-        (c"DateStyle", c"ISO, YMD"),
-        (c"IntervalStyle", c"postgres"),
-        (c"extra_float_digits", c"1"),
-        (c"bytea_output", c"hex"),
-    ] {
-        set_config(name, value, pg_sys::GucAction::GUC_ACTION_SET);
-    }
-}
-
-/// Waits until the transaction that queued the job ends; true if it committed.
-fn wait_for_commit(full_xid: u64) -> bool {
-    loop {
-        let status = xact::run(|| {
-            Spi::get_one_with_args::<String>(
-                "SELECT pg_catalog.pg_xact_status($1::pg_catalog.text::pg_catalog.xid8)",
-                &[full_xid.to_string().into()],
-            )
-            .ok()
-            .flatten()
-        })
-        .unwrap_or_else(|e| {
-            pgrx::log!(
-                "migrate: could not read the status of transaction {full_xid}: {}",
-                crate::error::caught_parts(&e).1
-            );
-            None
-        });
-        match status.as_deref() {
-            Some("committed") => return true,
-            Some("in progress") => xact::sleep(Duration::from_millis(20)),
-            _ => return false,
-        }
-    }
-}
-
-fn take_slot(job: i64) -> Option<i32> {
-    xact::run(|| {
-        let backfill = job != RECOVERY
-            && queue::load(job, false).is_some_and(|j| j.kind() == JobKind::Backfill);
-        queue::take_slot(i64::from(gucs::max_job_workers()), backfill)
-    })
-    .ok()
-    .flatten()
-}
-
-/// The qualified, quoted name of the job's table now (it may have been renamed since).
-fn table_name(relid: pg_sys::Oid) -> Option<String> {
-    Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
-         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-         WHERE c.oid OPERATOR(pg_catalog.=) $1",
-        &[relid.into()],
-    )
-    .ok()
-    .flatten()
-}
-
-/// The checks a job passes before it is queued and again before every batch: the owner still
-/// exists, may log in (PostgreSQL 15, where background workers could only act for roles with
-/// LOGIN), is not a superuser unless that was allowed when it was queued, and may update the
-/// table.
-pub fn check_owner(
-    owner: pg_sys::Oid,
-    relid: pg_sys::Oid,
-    table: &str,
-    allow_superuser: bool,
-) -> Result<(), UserError> {
-    let name = check_job_role(owner, allow_superuser)?;
-    let may_update = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.has_table_privilege($1, $2, 'UPDATE')",
-        &[owner.into(), relid.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !may_update {
-        return Err(UserError::new(
-            ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied: role \"{name}\" may not UPDATE {table}"),
-        )
-        .hint(format!(
-            "GRANT UPDATE ON {table} TO \"{name}\", or queue the job as a role that may update it."
-        )));
-    }
-    Ok(())
-}
-
-/// The checks on the role a backfill runs as (its worker logs in as it): it exists, may log in
-/// on PostgreSQL 15, and is not a superuser unless that was allowed when the job was queued.
-/// Returns its name.
-pub fn check_job_role(owner: pg_sys::Oid, allow_superuser: bool) -> Result<String, UserError> {
-    let Some(name) = crate::pg::security::role_name(owner) else {
-        return Err(UserError::new(
-            ERRCODE_UNDEFINED_OBJECT,
-            format!(
-                "the role that queued the job (OID {}) no longer exists",
-                owner.to_u32()
-            ),
-        )
-        .hint("Queue the job again as an existing role."));
-    };
-    #[cfg(feature = "pg15")]
-    {
-        if !crate::pg::security::can_login(owner) {
-            return Err(UserError::new(
-                ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("role \"{name}\" may not log in, so background jobs cannot run as it"),
-            )
-            .detail("On PostgreSQL 15 a background worker may only act for a role with LOGIN.")
-            .hint(format!(
-                "Queue the job as a role with LOGIN, or ALTER ROLE \"{name}\" LOGIN."
-            )));
-        }
-    }
-    if crate::pg::security::is_superuser_role(owner) && !allow_superuser {
-        return Err(UserError::new(
-            ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("background jobs do not run as superuser \"{name}\""),
-        )
-        .detail("A job runs with the privileges of the role that queued it.")
-        .hint("Queue it as the role that owns the table (SET ROLE), or have a superuser SET migrate.allow_superuser_jobs = on first."));
-    }
-    Ok(name)
-}
-
-fn run_job(id: i64) {
-    let kind = xact::run(|| queue::load(id, false).map(|j| j.kind()))
-        .ok()
-        .flatten();
-    if kind == Some(JobKind::Migration) {
-        return super::migration::run(id);
-    }
+/// Runs backfill job `id` as its leader (the worker holding the job lock) until it ends, is
+/// paused or cancelled, or fails.
+pub fn run(id: i64) {
     let job = match xact::run(|| start_job(id)) {
         Ok(Some(job)) => job,
         Ok(None) => return,
@@ -301,7 +58,7 @@ fn run_job(id: i64) {
 }
 
 /// An extra worker of a backfill: takes the job's unclaimed ranges until none is left.
-fn run_helper(id: i64) {
+pub fn run_helper(id: i64) {
     let Some(job) = xact::run(|| queue::load(id, false)).ok().flatten() else {
         return;
     };
@@ -370,6 +127,18 @@ fn still_running(id: i64) -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+}
+
+/// The qualified, quoted name of the job's table now (it may have been renamed since).
+fn table_name(relid: pg_sys::Oid) -> Option<String> {
+    Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[relid.into()],
+    )
+    .ok()
+    .flatten()
 }
 
 /// The job's table as it is named now, after checking (as before every batch) that it still
@@ -478,7 +247,6 @@ fn estimate_rows(relid: pg_sys::Oid) -> i64 {
     .unwrap_or(0.0) as i64
 }
 
-/// Runs `f` as the job's owner with the search_path it was queued with.
 /// Runs `f` as the job's owner with the search_path it was queued with, in a GUC level of its
 /// own: a setting the job's SQL changes (`set_config(..., false)`) does not reach the worker's
 /// own queries or the next batch.
@@ -796,7 +564,8 @@ fn retryable(caught: &CaughtError) -> bool {
     )
 }
 
-fn record_failure(id: i64, caught: &CaughtError) {
+/// Marks the job failed with the error that stopped it, and says so in the server log.
+pub fn record_failure(id: i64, caught: &CaughtError) {
     let (code, message, detail, _) = caught_parts(caught);
     let message = match detail {
         Some(d) => format!("{message} ({d})"),

@@ -1,0 +1,191 @@
+//! The job worker process: the background worker's entry point. It decodes its arguments,
+//! connects to the job's database (as the role the job runs as), waits for the transaction that
+//! queued the job to commit, checks the extension and the role, takes a worker slot and the
+//! job's lock, and hands the job to what runs it: [`super::walk`] for a backfill (the job's
+//! leader, or a helper of a backfill with several workers), [`super::migration`] for a deploy's
+//! non-transactional step. Job id 0 is the recovery sweep of a database instead (see
+//! [`super::launch`]).
+//!
+//! The worker itself runs as the bootstrap superuser, or logs in as the job's role, only to read
+//! and checkpoint the queue (as the registry owner); the job's SQL runs with the owner's
+//! privileges and search_path.
+
+use std::time::Duration;
+
+use pgrx::bgworkers::BackgroundWorker;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use super::launch::{self, RECOVERY};
+use super::queue::{self, JobKind, Namespace};
+use super::walk;
+use crate::gucs;
+use crate::pg::security::set_config;
+use crate::pg::xact;
+
+/// Entry point of every job worker (and of the recovery sweep, job id 0).
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
+    xact::install_worker_signal_handlers();
+    let job = arg.value() as i64;
+    let (database, wait_for, role, helper) = parse_extra(BackgroundWorker::get_extra());
+    connect(database, role);
+    if xact::run(pin_session_settings).is_err() {
+        return;
+    }
+    if wait_for != 0 && !wait_for_commit(wait_for) {
+        pgrx::debug1!("migrate job {job}: the transaction that queued it did not commit");
+        return;
+    }
+    // Any database owner can create a schema named migrate with tables that look like ours:
+    // read nothing unless the extension is installed and owns what we read.
+    if !xact::run(queue::extension_installed).unwrap_or(false) {
+        pgrx::debug1!("migrate job {job}: extension not installed in this database");
+        return;
+    }
+    // The role we logged in as was checked against the registry when the worker was started;
+    // check again now that this process can read it, before running anything as it.
+    if job != RECOVERY {
+        let checked = xact::run(|| launch::login_role(job));
+        match checked {
+            Ok(Ok(expected)) if expected.to_u32() == role => {}
+            Ok(Ok(_)) => {
+                pgrx::log!(
+                    "migrate job {job}: logged in as another role than the job's; not running it"
+                );
+                return;
+            }
+            Ok(Err(why)) => {
+                pgrx::log!("migrate job {job}: not running it: {why}");
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+    if job == RECOVERY {
+        let _ = xact::run(|| {
+            let requeued = queue::requeue_interrupted();
+            if requeued > 0 {
+                pgrx::log!("migrate: resuming {requeued} interrupted job(s)");
+            }
+            launch::start_queued();
+        });
+        return;
+    }
+    let Some(slot) = take_slot(job) else {
+        // Every slot is busy: the job stays queued and a finishing worker starts it (a helper
+        // is simply not needed: the job's other workers take its ranges).
+        pgrx::debug1!("migrate job {job}: every worker slot is busy");
+        return;
+    };
+    if helper {
+        walk::run_helper(job);
+        let _ = xact::run(|| {
+            queue::unlock(Namespace::Slot, slot);
+            launch::start_queued();
+        });
+        return;
+    }
+    if !xact::run(|| queue::try_lock(Namespace::Job, job as i32)).unwrap_or(false) {
+        let _ = xact::run(|| queue::unlock(Namespace::Slot, slot));
+        pgrx::debug1!("migrate job {job}: another worker runs it");
+        return;
+    }
+    run_job(job);
+    // Release the slot before looking for queued jobs, so a job queued meanwhile is seen here
+    // or its own worker finds the slot free.
+    let _ = xact::run(|| {
+        queue::unlock(Namespace::Job, job as i32);
+        queue::unlock(Namespace::Slot, slot);
+        launch::start_queued();
+    });
+}
+
+/// Runs the job by what it is.
+fn run_job(id: i64) {
+    match xact::run(|| queue::load(id, false).map(|j| j.kind())) {
+        Ok(Some(JobKind::Migration)) => super::migration::run(id),
+        Ok(Some(JobKind::Backfill)) => walk::run(id),
+        Ok(None) => {}
+        Err(caught) => walk::record_failure(id, &caught),
+    }
+}
+
+/// `bgw_extra`: "database-oid queueing-full-xid role-oid helper" (role 0: the bootstrap
+/// superuser; helper 1: an extra worker of a backfill, see `launch::start_helper`).
+fn parse_extra(extra: &str) -> (u32, u64, u32, bool) {
+    let mut parts = extra.split_whitespace();
+    let database = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let wait_for = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let role = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let helper = parts.next() == Some("1");
+    (database, wait_for, role, helper)
+}
+
+/// Connects to the job's database, as `role` when one is given. A migration job's worker logs in
+/// as the migration's role rather than switching to it: its statements commit internally (a
+/// concurrent index build does), which must not happen inside a switched security context.
+fn connect(database: u32, role: u32) {
+    if role == 0 {
+        BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
+        return;
+    }
+    xact::connect_worker(pg_sys::Oid::from(database), pg_sys::Oid::from(role));
+}
+
+/// Settings of the worker's session. Our own SQL runs with search_path = pg_catalog, pg_temp
+/// (a job's SQL gets the job's search_path, set around it). SQL the job stores was checked with
+/// `standard_conforming_strings = on` and runs with it. Checkpointed keys are stored as text:
+/// every setting that changes a type's text form is pinned so a key written by one worker reads
+/// back identically in the next. (No session-wide lock_timeout: a concurrent index build's wait
+/// for older transactions is a lock wait too. The locks a worker waits for are either row locks
+/// only the extension can take, or bounded where they are taken.)
+fn pin_session_settings() {
+    for (name, value) in [
+        (c"search_path", c"pg_catalog, pg_temp"),
+        (c"standard_conforming_strings", c"on"),
+        (c"DateStyle", c"ISO, YMD"),
+        (c"IntervalStyle", c"postgres"),
+        (c"extra_float_digits", c"1"),
+        (c"bytea_output", c"hex"),
+    ] {
+        set_config(name, value, pg_sys::GucAction::GUC_ACTION_SET);
+    }
+}
+
+/// Waits until the transaction that queued the job ends; true if it committed.
+fn wait_for_commit(full_xid: u64) -> bool {
+    loop {
+        let status = xact::run(|| {
+            Spi::get_one_with_args::<String>(
+                "SELECT pg_catalog.pg_xact_status($1::pg_catalog.text::pg_catalog.xid8)",
+                &[full_xid.to_string().into()],
+            )
+            .ok()
+            .flatten()
+        })
+        .unwrap_or_else(|e| {
+            pgrx::log!(
+                "migrate: could not read the status of transaction {full_xid}: {}",
+                crate::error::caught_parts(&e).1
+            );
+            None
+        });
+        match status.as_deref() {
+            Some("committed") => return true,
+            Some("in progress") => xact::sleep(Duration::from_millis(20)),
+            _ => return false,
+        }
+    }
+}
+
+fn take_slot(job: i64) -> Option<i32> {
+    xact::run(|| {
+        let backfill = job != RECOVERY
+            && queue::load(job, false).is_some_and(|j| j.kind() == JobKind::Backfill);
+        queue::take_slot(i64::from(gucs::max_job_workers()), backfill)
+    })
+    .ok()
+    .flatten()
+}
