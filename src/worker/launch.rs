@@ -18,6 +18,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 
+use super::process::WorkerArgs;
 use super::queue::{self, JobSpec};
 use crate::error::UserError;
 use crate::gucs;
@@ -142,7 +143,7 @@ pub fn start_helper(job: i64) -> bool {
 }
 
 fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
-    let database = backend::database().to_u32();
+    let database = backend::database();
     let name = if job == RECOVERY {
         "migrate job recovery".to_string()
     } else {
@@ -152,10 +153,10 @@ fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
     // COMMIT (deferred triggers) included, has that identity; only the recovery sweep, which
     // runs no user SQL, logs in as the bootstrap superuser.
     let role = if job == RECOVERY {
-        0
+        None
     } else {
         match login_role(job) {
-            Ok(role) => role.to_u32(),
+            Ok(role) => Some(role),
             Err(why) => {
                 pgrx::log!("migrate: job {job} is not started: {why}");
                 return false;
@@ -168,11 +169,15 @@ fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
         .set_function("migrate_job_worker")
         .enable_spi_access()
         .set_argument(Some(pg_sys::Datum::from(job)))
-        .set_extra(&format!(
-            "{database} {} {role} {}",
-            wait_for.unwrap_or(0),
-            u8::from(helper)
-        ))
+        .set_extra(
+            &WorkerArgs {
+                database,
+                wait_for,
+                role,
+                helper,
+            }
+            .encode(),
+        )
         .load_dynamic()
         .is_ok()
 }
@@ -291,7 +296,15 @@ pub extern "C-unwind" fn migrate_launcher(_arg: pg_sys::Datum) {
             .set_function("migrate_job_worker")
             .enable_spi_access()
             .set_argument(Some(pg_sys::Datum::from(RECOVERY)))
-            .set_extra(&format!("{} 0", db.to_u32()))
+            .set_extra(
+                &WorkerArgs {
+                    database: db,
+                    wait_for: None,
+                    role: None,
+                    helper: false,
+                }
+                .encode(),
+            )
             .load_dynamic()
             .is_ok();
         if !started {

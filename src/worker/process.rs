@@ -29,12 +29,18 @@ use crate::pg::xact;
 pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     xact::install_worker_signal_handlers();
     let job = arg.value() as i64;
-    let (database, wait_for, role, helper) = parse_extra(BackgroundWorker::get_extra());
-    connect(database, role);
+    let args = match WorkerArgs::decode(BackgroundWorker::get_extra()) {
+        Ok(args) => args,
+        Err(why) => {
+            pgrx::log!("migrate job {job}: not running it: {why}");
+            return;
+        }
+    };
+    connect(args.database, args.role);
     if xact::run(pin_session_settings).is_err() {
         return;
     }
-    if wait_for != 0 && !wait_for_commit(wait_for) {
+    if args.wait_for.is_some_and(|xid| !wait_for_commit(xid)) {
         pgrx::debug1!("migrate job {job}: the transaction that queued it did not commit");
         return;
     }
@@ -49,7 +55,7 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     if job != RECOVERY {
         let checked = xact::run(|| launch::login_role(job));
         match checked {
-            Ok(Ok(expected)) if expected.to_u32() == role => {}
+            Ok(Ok(expected)) if Some(expected) == args.role => {}
             Ok(Ok(_)) => {
                 pgrx::log!(
                     "migrate job {job}: logged in as another role than the job's; not running it"
@@ -79,7 +85,7 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
         pgrx::debug1!("migrate job {job}: every worker slot is busy");
         return;
     };
-    if helper {
+    if args.helper {
         walk::run_helper(job);
         let _ = xact::run(|| {
             queue::unlock(Namespace::Slot, slot);
@@ -112,26 +118,89 @@ fn run_job(id: i64) {
     }
 }
 
-/// `bgw_extra`: "database-oid queueing-full-xid role-oid helper" (role 0: the bootstrap
-/// superuser; helper 1: an extra worker of a backfill, see `launch::start_helper`).
-fn parse_extra(extra: &str) -> (u32, u64, u32, bool) {
-    let mut parts = extra.split_whitespace();
-    let database = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let wait_for = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let role = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let helper = parts.next() == Some("1");
-    (database, wait_for, role, helper)
+/// What a job worker is started with, besides its job id (`bgw_main_arg`), as it travels in
+/// `bgw_extra`: `encode()` where a worker is registered, `decode()` in the worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerArgs {
+    /// The database the job is in.
+    pub database: pg_sys::Oid,
+    /// The full id of the transaction that queued the job: the worker runs it only once that
+    /// committed. None: run at once.
+    pub wait_for: Option<u64>,
+    /// The role the worker logs in as. None: the bootstrap superuser (the recovery sweep, which
+    /// runs no user SQL).
+    pub role: Option<pg_sys::Oid>,
+    /// An extra worker of a backfill (see `launch::start_helper`), not the job's leader.
+    pub helper: bool,
+}
+
+impl WorkerArgs {
+    /// `bgw_extra` is a NUL-terminated string of at most this many bytes, NUL included.
+    const CAPACITY: usize = pg_sys::BGW_EXTRALEN as usize;
+
+    /// "database-oid queueing-full-xid role-oid helper", 0 for None and false: the form 0.1.0
+    /// starts job workers with, since a backend that loaded the old library before an upgrade
+    /// can register a worker that loads the new one.
+    pub fn encode(&self) -> String {
+        let text = format!(
+            "{} {} {} {}",
+            self.database.to_u32(),
+            self.wait_for.unwrap_or(0),
+            self.role.map_or(0, pg_sys::Oid::to_u32),
+            u8::from(self.helper)
+        );
+        assert!(
+            text.len() < Self::CAPACITY,
+            "worker arguments longer than bgw_extra"
+        );
+        text
+    }
+
+    /// The arguments [`encode`](Self::encode) wrote; anything else is refused, never read as
+    /// defaults (a worker for the wrong database or role must not start).
+    pub fn decode(text: &str) -> Result<WorkerArgs, String> {
+        let malformed = || format!("malformed worker arguments {text:?}");
+        let fields: Vec<&str> = text.split(' ').collect();
+        let [database, wait_for, role, helper] = fields[..] else {
+            return Err(malformed());
+        };
+        // Digits only: parse() would also take a sign.
+        let number = |field: &str| -> Result<u64, String> {
+            if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(malformed());
+            }
+            field.parse().map_err(|_| malformed())
+        };
+        let oid = |field: &str| -> Result<u32, String> {
+            u32::try_from(number(field)?).map_err(|_| malformed())
+        };
+        let database = match oid(database)? {
+            0 => return Err(malformed()),
+            oid => pg_sys::Oid::from(oid),
+        };
+        Ok(WorkerArgs {
+            database,
+            wait_for: Some(number(wait_for)?).filter(|&xid| xid != 0),
+            role: Some(oid(role)?)
+                .filter(|&oid| oid != 0)
+                .map(pg_sys::Oid::from),
+            helper: match helper {
+                "0" => false,
+                "1" => true,
+                _ => return Err(malformed()),
+            },
+        })
+    }
 }
 
 /// Connects to the job's database, as `role` when one is given. A migration job's worker logs in
 /// as the migration's role rather than switching to it: its statements commit internally (a
 /// concurrent index build does), which must not happen inside a switched security context.
-fn connect(database: u32, role: u32) {
-    if role == 0 {
-        BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
-        return;
+fn connect(database: pg_sys::Oid, role: Option<pg_sys::Oid>) {
+    match role {
+        None => BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None),
+        Some(role) => xact::connect_worker(database, role),
     }
-    xact::connect_worker(pg_sys::Oid::from(database), pg_sys::Oid::from(role));
 }
 
 /// Settings of the worker's session. Our own SQL runs with search_path = pg_catalog, pg_temp
@@ -188,4 +257,75 @@ fn take_slot(job: i64) -> Option<i32> {
     })
     .ok()
     .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_args_round_trip() {
+        for args in [
+            WorkerArgs {
+                database: pg_sys::Oid::from(16384),
+                wait_for: Some(743),
+                role: Some(pg_sys::Oid::from(16390)),
+                helper: false,
+            },
+            WorkerArgs {
+                database: pg_sys::Oid::from(5),
+                wait_for: None,
+                role: None,
+                helper: true,
+            },
+        ] {
+            assert_eq!(WorkerArgs::decode(&args.encode()), Ok(args));
+        }
+        assert_eq!(
+            WorkerArgs {
+                database: pg_sys::Oid::from(16384),
+                wait_for: Some(743),
+                role: Some(pg_sys::Oid::from(16390)),
+                helper: true,
+            }
+            .encode(),
+            "16384 743 16390 1"
+        );
+    }
+
+    #[test]
+    fn worker_args_fit_bgw_extra() {
+        let largest = WorkerArgs {
+            database: pg_sys::Oid::from(u32::MAX),
+            wait_for: Some(u64::MAX),
+            role: Some(pg_sys::Oid::from(u32::MAX)),
+            helper: true,
+        };
+        let text = largest.encode();
+        assert!(text.len() < pg_sys::BGW_EXTRALEN as usize, "{text}");
+        assert_eq!(WorkerArgs::decode(&text), Ok(largest));
+    }
+
+    #[test]
+    fn malformed_worker_args_are_refused() {
+        for text in [
+            "",
+            "16384",
+            "16384 0",
+            "16384 0 10",
+            "16384 0 10 1 extra",
+            "16384  0 10 1",
+            " 16384 0 10 1",
+            "0 0 10 0",
+            "x 0 10 0",
+            "16384 -1 10 0",
+            "16384 +1 10 0",
+            "16384 0 4294967296 0",
+            "16384 0 10 2",
+            "16384 0 10 yes",
+            "16384 18446744073709551616 10 0",
+        ] {
+            assert!(WorkerArgs::decode(text).is_err(), "{text:?} was accepted");
+        }
+    }
 }
