@@ -164,8 +164,12 @@ fn describe_table(relid: pg_sys::Oid) -> Result<String> {
            ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
          WHERE c.oid OPERATOR(pg_catalog.=) $1",
         &[relid.into()],
-    )
-    .ok();
+    );
+    // No row: no relation has that OID.
+    let row = match row {
+        Err(pgrx::spi::SpiError::InvalidPosition) => None,
+        row => Some(row.unwrap_or_else(|e| error!("migrate: could not read table {relid:?}: {e}"))),
+    };
     match row {
         Some((Some(name), Some(kind))) if kind == "r" || kind == "p" => Ok(name),
         Some((Some(name), _)) => Err(UserError::new(
@@ -220,11 +224,11 @@ fn check_statement(
     })
 }
 
+/// A setting's value now (jobs store the caller's search_path: an error must not store "").
 pub fn current_setting(name: &str) -> String {
     Spi::get_one_with_args::<String>("SELECT pg_catalog.current_setting($1)", &[name.into()])
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+        .unwrap_or_else(|e| error!("migrate: could not read setting {name}: {e}"))
+        .unwrap_or_else(|| error!("migrate: setting {name} has no value"))
 }
 
 /// Loads a job for a control function, locked, after checking the caller may control it: the
@@ -458,10 +462,10 @@ pub enum JobEnd {
     Cancelled,
     /// Nobody runs the job and nobody will: its worker died (or never started) or it is paused.
     NoWorker {
-        state: String,
+        state: JobState,
     },
     TimedOut {
-        state: String,
+        state: JobState,
         done: i64,
         estimated: i64,
     },
@@ -481,21 +485,19 @@ pub fn wait_for_job(
     let mut warned = false;
     let mut orphaned: Option<Instant> = None;
     loop {
-        let Some((state, error, done, estimated)) = job_status(id) else {
+        let Some(status) = job_status(id) else {
             return Err(JobEnd::Missing);
         };
-        let job_state = JobState::parse(&state);
-        match job_state {
-            Some(SUCCEEDED) => return Ok(()),
-            Some(FAILED) => return Err(JobEnd::Failed(error.unwrap_or_default())),
-            Some(CANCELLED) => return Err(JobEnd::Cancelled),
+        let state = status.state;
+        match state {
+            SUCCEEDED => return Ok(()),
+            FAILED => return Err(JobEnd::Failed(status.error.unwrap_or_default())),
+            CANCELLED => return Err(JobEnd::Cancelled),
             _ => {}
         }
         // A worker takes a moment to start after commit: only then is "no worker" news. Still
         // none well after that (a worker that died, a job paused meanwhile): stop waiting.
-        if started.elapsed() > Duration::from_secs(2)
-            && !job_state.is_some_and(|s| has_worker_or_slot(id, s))
-        {
+        if started.elapsed() > Duration::from_secs(2) && !has_worker_or_slot(id, state) {
             let since = *orphaned.get_or_insert_with(Instant::now);
             if !warned {
                 pgrx::notice!(
@@ -512,8 +514,8 @@ pub fn wait_for_job(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(JobEnd::TimedOut {
                 state,
-                done,
-                estimated: estimated.unwrap_or(0),
+                done: status.rows_done,
+                estimated: status.rows_estimated.unwrap_or(0),
             });
         }
         // The caller holds a non-atomic SPI connection; we hold no snapshot of our own.
@@ -522,8 +524,17 @@ pub fn wait_for_job(
     }
 }
 
-/// (state, error, rows_done, rows_estimated) of a job, as the jobs view shows it.
-fn job_status(id: i64) -> Option<(String, Option<String>, i64, Option<i64>)> {
+/// A job as the jobs view shows it, for a waiter.
+struct JobStatus {
+    state: JobState,
+    error: Option<String>,
+    rows_done: i64,
+    rows_estimated: Option<i64>,
+}
+
+/// The job's status; None if there is no such job. A status that cannot be read raises: a
+/// waiter must not take it for a job that ended or lost its worker.
+fn job_status(id: i64) -> Option<JobStatus> {
     Spi::connect(|client| {
         let rows = client
             .select(
@@ -534,12 +545,24 @@ fn job_status(id: i64) -> Option<(String, Option<String>, i64, Option<i64>)> {
             )
             .unwrap_or_else(|e| error!("migrate.wait_job: {e}"));
         rows.into_iter().next().map(|r| {
-            (
-                r.get::<String>(1).ok().flatten().unwrap_or_default(),
-                r.get::<String>(2).ok().flatten(),
-                r.get::<i64>(3).ok().flatten().unwrap_or(0),
-                r.get::<i64>(4).ok().flatten(),
-            )
+            let read = |e: pgrx::spi::SpiError| -> ! {
+                error!("migrate: could not read the status of job {id}: {e}")
+            };
+            let state = r
+                .get_by_name::<String, _>("state")
+                .unwrap_or_else(|e| read(e));
+            JobStatus {
+                state: state
+                    .as_deref()
+                    .and_then(JobState::parse)
+                    .unwrap_or_else(|| error!("migrate: job {id} has an unknown state")),
+                error: r.get_by_name("error").unwrap_or_else(|e| read(e)),
+                rows_done: r
+                    .get_by_name("rows_done")
+                    .unwrap_or_else(|e| read(e))
+                    .unwrap_or(0),
+                rows_estimated: r.get_by_name("rows_estimated").unwrap_or_else(|e| read(e)),
+            }
         })
     })
 }

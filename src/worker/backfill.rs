@@ -221,9 +221,14 @@ pub fn find_key(relid: pg_sys::Oid) -> Option<Key> {
         let rows = client
             .select(SQL, None, &[relid.into()])
             .unwrap_or_else(|e| error!("migrate: could not read the indexes of a table: {e}"));
+        let column = |row: &pgrx::spi::SpiHeapTupleData, n: usize| {
+            row.get::<Vec<String>>(n)
+                .unwrap_or_else(|e| error!("migrate: could not read a table's key: {e}"))
+                .unwrap_or_else(|| error!("migrate: a table's key has no columns"))
+        };
         rows.into_iter().next().map(|row| Key {
-            columns: row.get::<Vec<String>>(1).ok().flatten().unwrap_or_default(),
-            types: row.get::<Vec<String>>(2).ok().flatten().unwrap_or_default(),
+            columns: column(&row, 1),
+            types: column(&row, 2),
         })
     })
 }
@@ -357,12 +362,12 @@ pub fn check_owner(
     allow_superuser: bool,
 ) -> Result<()> {
     let name = check_job_role(owner, allow_superuser)?;
+    // NULL: the table is gone.
     let may_update = Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.has_table_privilege($1, $2, 'UPDATE')",
         &[owner.into(), relid.into()],
     )
-    .ok()
-    .flatten()
+    .unwrap_or_else(|e| error!("migrate: could not check the privileges of role {name}: {e}"))
     .unwrap_or(false);
     if !may_update {
         return Err(UserError::new(

@@ -272,23 +272,21 @@ pub extern "C-unwind" fn migrate_launcher(_arg: pg_sys::Datum) {
     crate::pg::xact::install_worker_signal_handlers();
     let database = gucs::launcher_database();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // Without the list no database would be recovered: fail, and the postmaster starts the
+    // launcher again (set_restart_time).
     let databases = crate::pg::xact::run(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT oid FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
-                    None,
-                    &[],
-                )
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|r| r.get::<pg_sys::Oid>(1).ok().flatten())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
+        queue::column_values::<pg_sys::Oid>(
+            "list the databases",
+            "SELECT oid FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
+            &[],
+        )
     })
-    .unwrap_or_default();
+    .unwrap_or_else(|caught| {
+        error!(
+            "migrate launcher: could not list the databases to resume jobs in: {}",
+            crate::error::caught_parts(&caught).1
+        )
+    });
     for db in databases {
         let started = BackgroundWorkerBuilder::new("migrate job recovery")
             .set_type("migrate job worker")

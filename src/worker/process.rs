@@ -46,9 +46,19 @@ pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
     }
     // Any database owner can create a schema named migrate with tables that look like ours:
     // read nothing unless the extension is installed and owns what we read.
-    if !xact::run(queue::extension_installed).unwrap_or(false) {
-        pgrx::debug1!("migrate job {job}: extension not installed in this database");
-        return;
+    match xact::run(queue::extension_installed) {
+        Ok(true) => {}
+        Ok(false) => {
+            pgrx::debug1!("migrate job {job}: extension not installed in this database");
+            return;
+        }
+        Err(caught) => {
+            pgrx::log!(
+                "migrate job {job}: could not check the extension, not running it: {}",
+                crate::error::caught_parts(&caught).1
+            );
+            return;
+        }
     }
     // The role we logged in as was checked against the registry when the worker was started;
     // check again now that this process can read it, before running anything as it.
@@ -227,12 +237,12 @@ fn pin_session_settings() {
 fn wait_for_commit(full_xid: u64) -> bool {
     loop {
         let status = xact::run(|| {
+            // NULL: too old for the commit log to know, so not the transaction that queued us.
             Spi::get_one_with_args::<String>(
                 "SELECT pg_catalog.pg_xact_status($1::pg_catalog.text::pg_catalog.xid8)",
                 &[full_xid.to_string().into()],
             )
-            .ok()
-            .flatten()
+            .unwrap_or_else(|e| error!("{e}"))
         })
         .unwrap_or_else(|e| {
             pgrx::log!(
@@ -249,14 +259,20 @@ fn wait_for_commit(full_xid: u64) -> bool {
     }
 }
 
+/// A worker slot's key, or None if every slot is busy or none could be taken (said in the log).
 fn take_slot(job: i64) -> Option<i32> {
     xact::run(|| {
         let backfill = job != RECOVERY
             && queue::load(job, false).is_some_and(|j| j.kind() == JobKind::Backfill);
         queue::take_slot(i64::from(gucs::max_job_workers()), backfill)
     })
-    .ok()
-    .flatten()
+    .unwrap_or_else(|caught| {
+        pgrx::log!(
+            "migrate job {job}: could not take a worker slot: {}",
+            crate::error::caught_parts(&caught).1
+        );
+        None
+    })
 }
 
 #[cfg(test)]

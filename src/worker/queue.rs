@@ -186,6 +186,43 @@ impl Columns<'_, '_> {
     }
 }
 
+/// The first column of a query's first row; None if it returns no row or NULL. For queries
+/// whose answer decides what a job does: an SPI error raises, it never reads as "no row".
+pub fn first_value<T: IntoDatum + FromDatum>(
+    what: &str,
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Option<T> {
+    Spi::connect(|client| {
+        let mut rows = client
+            .select(sql, Some(1), args)
+            .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"));
+        rows.next().and_then(|row| {
+            row.get::<T>(1)
+                .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
+        })
+    })
+}
+
+/// The values of a one-column query, for the same kind of query as [`first_value`]: a NULL is
+/// skipped, an SPI error raises.
+pub fn column_values<T: IntoDatum + FromDatum>(
+    what: &str,
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Vec<T> {
+    Spi::connect(|client| {
+        client
+            .select(sql, None, args)
+            .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
+            .filter_map(|row| {
+                row.get::<T>(1)
+                    .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
+            })
+            .collect()
+    })
+}
+
 fn from_row(row: &SpiHeapTupleData) -> Job {
     let row = Columns(row);
     let kind = row
@@ -534,21 +571,12 @@ pub fn create_ranges(job: i64, boundaries: &[Vec<String>], upper: &[String]) {
 /// Ranges of the job not done yet, in key order.
 pub fn unfinished_ranges(job: i64) -> Vec<i32> {
     as_registry_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT id FROM migrate.job_ranges WHERE job_id OPERATOR(pg_catalog.=) $1 \
-                     AND NOT done ORDER BY range_no",
-                    None,
-                    &[job.into()],
-                )
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|r| r.get::<i32>(1).ok().flatten())
-                        .collect()
-                })
-                .unwrap_or_else(|e| error!("migrate: could not read the ranges of job {job}: {e}"))
-        })
+        column_values(
+            &format!("read the ranges of job {job}"),
+            "SELECT id FROM migrate.job_ranges WHERE job_id OPERATOR(pg_catalog.=) $1 \
+             AND NOT done ORDER BY range_no",
+            &[job.into()],
+        )
     })
 }
 
@@ -569,9 +597,9 @@ pub fn load_range(id: i32) -> Option<Range> {
                 Range {
                     id,
                     lower_key: row.get("lower_key"),
-                    upper_key: row.get("upper_key").unwrap_or_default(),
+                    upper_key: row.required("upper_key"),
                     last_key: row.get("last_key"),
-                    done: row.get("done").unwrap_or(false),
+                    done: row.required("done"),
                 }
             })
         })
@@ -648,9 +676,8 @@ pub fn has_worker(id: i64) -> bool {
          WHERE id OPERATOR(pg_catalog.=) $1 AND worker_pid IS NOT NULL",
         &[id.into()],
     )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+    .unwrap_or_else(|e| error!("migrate: could not tell whether a worker runs job {id}: {e}"))
+    .expect("count(*) is never NULL")
 }
 
 /// Queued jobs that no worker has taken, oldest first.
@@ -659,18 +686,7 @@ pub fn unclaimed_queued(limit: i64) -> Vec<i64> {
         "SELECT j.id FROM migrate.job_queue j WHERE j.state OPERATOR(pg_catalog.=) 'queued' \
          AND {NO_WORKER} ORDER BY j.id LIMIT $1"
     );
-    as_registry_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(&sql, None, &[limit.into()])
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|r| r.get::<i64>(1).ok().flatten())
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-    })
+    as_registry_owner(|| column_values("read the queued jobs", &sql, &[limit.into()]))
 }
 
 /// After a crash or restart: running jobs without a worker go back to the queue.
@@ -681,7 +697,11 @@ pub fn requeue_interrupted() -> i64 {
          WHERE j.state OPERATOR(pg_catalog.=) 'running' AND {NO_WORKER} RETURNING 1) \
          SELECT pg_catalog.count(*) FROM r"
     );
-    as_registry_owner(|| Spi::get_one::<i64>(&sql).ok().flatten().unwrap_or(0))
+    as_registry_owner(|| {
+        Spi::get_one::<i64>(&sql)
+            .unwrap_or_else(|e| error!("migrate: could not requeue interrupted jobs: {e}"))
+            .expect("count(*) is never NULL")
+    })
 }
 
 /// Worker slots in use in this database: job worker processes that took one. A process
@@ -844,16 +864,8 @@ pub fn terminate_workers(id: i64) -> Vec<i32> {
         range = locks::held_sql(Namespace::Range),
     );
     crate::pg::security::as_registry_owner(|| {
-        let pids: Vec<i32> = Spi::connect(|client| {
-            client
-                .select(&sql, None, &[id.into()])
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|r| r.get::<i32>(1).ok().flatten())
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
+        let pids: Vec<i32> =
+            column_values(&format!("find the workers of job {id}"), &sql, &[id.into()]);
         for &pid in &pids {
             let _ = Spi::run_with_args(
                 "SELECT pg_catalog.pg_terminate_backend($1, 5000)",
@@ -892,7 +904,9 @@ pub fn extension_installed() -> bool {
           AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['migrations', 'events', 'job_queue', \
               'job_ranges', 'guard_log'])";
     crate::pg::security::with_own_settings(&[(c"search_path", c"pg_catalog, pg_temp")], || {
-        Spi::get_one::<bool>(SQL).ok().flatten().unwrap_or(false)
+        Spi::get_one::<bool>(SQL)
+            .unwrap_or_else(|e| error!("migrate: could not check the extension's tables: {e}"))
+            .expect("a comparison of count(*) is never NULL")
     })
 }
 

@@ -82,7 +82,16 @@ fn report_appname(name: &str) {
 /// Starts the job's other workers: one fewer than it asked for, and no more than it has ranges
 /// left. A helper that finds no slot free exits; the job's other workers take its ranges.
 fn start_helpers(id: i64, b: &BackfillJob) {
-    let ranges = xact::run(|| queue::unfinished_ranges(id).len()).unwrap_or(0);
+    let ranges = match xact::run(|| queue::unfinished_ranges(id).len()) {
+        Ok(ranges) => ranges,
+        Err(caught) => {
+            pgrx::log!(
+                "migrate: job {id} starts no helpers: {}",
+                caught_parts(&caught).1
+            );
+            0
+        }
+    };
     let helpers = (b.workers.max(1) as usize).min(ranges).saturating_sub(1);
     let started = xact::run(|| {
         (0..helpers)
@@ -122,23 +131,31 @@ fn walk_ranges(id: i64, b: &BackfillJob) {
     }
 }
 
+/// True while the job is running. If its state cannot be read, the worker stops (as if the job
+/// were paused) and says why in the server log: the job stays running without this worker,
+/// which the jobs view shows as interrupted and `resume_job()` restarts.
 fn still_running(id: i64) -> bool {
-    xact::run(|| queue::load(id, false).map(|j| j.state == RUNNING))
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    match xact::run(|| queue::load(id, false).map(|j| j.state == RUNNING)) {
+        Ok(running) => running.unwrap_or(false),
+        Err(caught) => {
+            pgrx::log!(
+                "migrate: job {id}: could not read its state, so this worker stops: {}",
+                caught_parts(&caught).1
+            );
+            false
+        }
+    }
 }
 
 /// The qualified, quoted name of the job's table now (it may have been renamed since).
 fn table_name(relid: pg_sys::Oid) -> Option<String> {
-    Spi::get_one_with_args::<String>(
+    queue::first_value(
+        "read the name of a job's table",
         "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
          WHERE c.oid OPERATOR(pg_catalog.=) $1",
         &[relid.into()],
     )
-    .ok()
-    .flatten()
 }
 
 /// The job's table as it is named now, after checking (as before every batch) that it still
@@ -170,10 +187,13 @@ fn start_job(id: i64) -> Option<Job> {
         (None, None)
     } else {
         as_owner(&job, || {
+            // No row: the table is empty.
             let upper = b.key.as_ref().and_then(|key| {
-                Spi::get_one::<Vec<String>>(&backfill::upper_key_sql(&table, key))
-                    .ok()
-                    .flatten()
+                queue::first_value::<Vec<String>>(
+                    "find the largest key",
+                    &backfill::upper_key_sql(&table, key),
+                    &[],
+                )
             });
             (upper, Some(estimate_rows(b.relid)))
         })
@@ -216,18 +236,15 @@ fn sample_boundaries(
     ranges: i32,
 ) -> Vec<Vec<String>> {
     let blocks = Spi::get_one_with_args::<i64>(backfill::BLOCKS_SQL, &[relid.into()])
-        .ok()
-        .flatten()
-        .unwrap_or(0);
+        .unwrap_or_else(|e| error!("migrate: could not read the size of {table}: {e}"))
+        .expect("COALESCE(sum, 0) is never NULL");
     let sql = backfill::boundaries_sql(table, key, backfill::sample_percent(blocks), ranges);
     let none: Option<Vec<String>> = None;
-    Spi::connect(|client| {
-        client
-            .select(&sql, None, &[none.into(), upper.to_vec().into()])
-            .unwrap_or_else(|e| error!("{e}"))
-            .filter_map(|row| row.get::<Vec<String>>(1).ok().flatten())
-            .collect()
-    })
+    queue::column_values(
+        &format!("sample the keys of {table}"),
+        &sql,
+        &[none.into(), upper.to_vec().into()],
+    )
 }
 
 /// Rows the planner believes the table has (no scan); for a partitioned table, the sum over
@@ -242,8 +259,8 @@ fn estimate_rows(relid: pg_sys::Oid) -> i64 {
          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid WHERE p.isleaf",
         &[relid.into()],
     )
-    .ok()
-    .flatten()
+    .unwrap_or_else(|e| error!("migrate: could not estimate the rows of a table: {e}"))
+    // No leaf partition has statistics yet.
     .unwrap_or(0.0) as i64
 }
 
@@ -335,7 +352,8 @@ impl Runner {
         }
     }
 
-    /// Throttle: waits while a standby lags more than `migrate.max_replication_lag`.
+    /// Throttle: waits while a standby lags more than `migrate.max_replication_lag`. False if
+    /// the job stopped meanwhile, or failed: a lag that cannot be read is not taken for none.
     fn wait_for_standbys(&self) -> bool {
         let mut noted = false;
         loop {
@@ -344,16 +362,23 @@ impl Runner {
                 return true;
             }
             // pg_stat_replication shows positions only to pg_read_all_stats.
-            let lag = xact::run(|| crate::pg::security::as_registry_owner(|| {
-                Spi::get_one::<i64>(
+            let lag = xact::run(|| {
+                crate::pg::security::as_registry_owner(|| {
+                    Spi::get_one::<i64>(
                     "SELECT COALESCE(pg_catalog.max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), replay_lsn)), 0)::pg_catalog.int8 \
                      FROM pg_catalog.pg_stat_replication",
                 )
-                .ok()
-                .flatten()
-                .unwrap_or(0)
-            }))
-            .unwrap_or(0);
+                .unwrap_or_else(|e| error!("migrate: could not read the standbys' replay lag: {e}"))
+                .expect("COALESCE(max, 0) is never NULL")
+                })
+            });
+            let lag = match lag {
+                Ok(lag) => lag,
+                Err(caught) => {
+                    record_failure(self.id, &caught);
+                    return false;
+                }
+            };
             if lag <= i64::from(limit_kb) * 1024 {
                 if noted {
                     let _ = xact::run(|| queue::set_note(self.id, None));
@@ -494,7 +519,10 @@ fn keyed_batch(b: &BackfillJob, table: &str, key: &Key, range: &Range, size: i32
             )
             .unwrap_or_else(|e| error!("{e}"))
             .next()
-            .and_then(|row| row.get::<Vec<String>>(1).ok().flatten())
+            .and_then(|row| {
+                row.get::<Vec<String>>(1)
+                    .unwrap_or_else(|e| error!("migrate: could not read a batch's end key: {e}"))
+            })
     });
     let (last_key, visited, finished) = match end {
         Some(end) => (end, i64::from(size), false),
