@@ -87,23 +87,23 @@ COMMENT ON TABLE migrate.job_ranges IS
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_ranges', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_range_id_seq', '');
 
+-- The extension's locks held in this database and by which backend, as src/pg/locks.rs defines
+-- them for every query that asks (the worker-slot count, the deploy lock, the jobs view).
+CREATE FUNCTION migrate.held_locks()
+    RETURNS TABLE (namespace integer, key bigint, pid integer)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'held_locks_wrapper';
+COMMENT ON FUNCTION migrate.held_locks() IS
+    'Internal: the extension''s locks held in this database (namespace, key, pid), for migrate.jobs.';
+
 -- A live worker holds the job's lock while it runs a job: that is how the view tells a running
 -- job from an interrupted one. The locks are object locks on the class migrate.locks, which only
--- the extension can take (src/pg/locks.rs): objsubid 1 = a job's leader (objid: job id), 2 = a
--- worker walking a range (objid: range id). Keys, checkpoints (last_key), errors
+-- the extension can take (src/pg/locks.rs): namespace 1 = a job's leader (key: job id), 2 = a
+-- worker walking a range (key: range id). Keys, checkpoints (last_key), errors
 -- (their DETAIL can quote row values) and notes (a deploy step's SQL) are shown only to the
 -- job's owner, roles with its privileges, and migrate_admin.
 CREATE VIEW migrate.jobs AS
--- The extension's locks held in this database.
-WITH held AS (
-    SELECT l.objsubid, l.objid, l.pid
-    FROM pg_catalog.pg_locks l
-    WHERE l.locktype OPERATOR(pg_catalog.=) 'object' AND l.granted
-      AND l.classid OPERATOR(pg_catalog.=) 'migrate.locks'::pg_catalog.regclass
-      AND l.database OPERATOR(pg_catalog.=)
-          (SELECT d.oid FROM pg_catalog.pg_database d
-           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-)
+WITH held AS (SELECT h.namespace, h.key, h.pid FROM migrate.held_locks() h)
 SELECT j.id,
        j.kind,
        j.table_name,
@@ -155,14 +155,14 @@ FROM migrate.job_queue j
 CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
                            OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v
 LEFT JOIN held w
-       ON w.objsubid OPERATOR(pg_catalog.=) 1
-      AND w.objid OPERATOR(pg_catalog.=) j.id::oid
+       ON w.namespace OPERATOR(pg_catalog.=) 1
+      AND w.key OPERATOR(pg_catalog.=) j.id
 -- Workers walking one of the job's ranges hold the range's lock.
 LEFT JOIN (SELECT r.job_id, pg_catalog.count(*) AS n
            FROM migrate.job_ranges r
            JOIN held l
-             ON l.objsubid OPERATOR(pg_catalog.=) 2
-            AND l.objid OPERATOR(pg_catalog.=) r.id::oid
+             ON l.namespace OPERATOR(pg_catalog.=) 2
+            AND l.key OPERATOR(pg_catalog.=) r.id
            GROUP BY r.job_id) aw
        ON aw.job_id OPERATOR(pg_catalog.=) j.id;
 COMMENT ON VIEW migrate.jobs IS

@@ -664,6 +664,38 @@ pub fn fail(id: i64, sqlstate: &str, message: &str) {
     );
 }
 
+/// The extension's locks held in this database, by which backend, for the jobs view
+/// (`migrate.held_locks()`, declared in src/sql/jobs.sql): `namespace` is the lock's
+/// [`Namespace`], `key` its job, range or slot key. Our own queries use the same definition
+/// directly ([`locks::held_sql`]), so they work on a database not yet updated to declare it.
+#[allow(clippy::type_complexity)] // pgrx needs the column names spelled inline
+#[pg_extern(sql = false)]
+fn held_locks() -> TableIterator<
+    'static,
+    (
+        name!(namespace, i32),
+        name!(key, i64),
+        name!(pid, Option<i32>),
+    ),
+> {
+    let rows = Spi::connect(|client| {
+        client
+            .select(&locks::held_locks_sql(), None, &[])
+            .unwrap_or_else(|e| error!("migrate: could not read the extension's locks: {e}"))
+            .map(|row| {
+                let row = Columns(&row);
+                (
+                    row.required("namespace"),
+                    row.required("key"),
+                    // NULL for a prepared transaction's lock, as in pg_locks.
+                    row.get("pid"),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    TableIterator::new(rows)
+}
+
 /// SQL condition: no live worker runs job `j`. The jobs view is the one place that knows how
 /// a worker is recognised (it holds the job's lock).
 const NO_WORKER: &str = "j.id OPERATOR(pg_catalog.<>) ALL (SELECT w.id FROM migrate.jobs w \
