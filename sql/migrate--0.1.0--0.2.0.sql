@@ -18,6 +18,19 @@ COMMENT ON FUNCTION migrate.held_locks() IS
 REVOKE ALL ON FUNCTION migrate.held_locks() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate.held_locks() TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.held_locks() TO PUBLIC;
+
+-- Migration jobs count their statements in columns of their own, not in the backfill's row
+-- counters; the jobs view shows them last and NULL row counters for migration jobs. Jobs of
+-- 0.1.0 move their counts over, so an upgraded database shows the same progress.
+ALTER TABLE migrate.job_queue
+    ADD COLUMN statements_done bigint,
+    ADD COLUMN statements_total bigint;
+UPDATE migrate.job_queue
+SET statements_done = rows_done, statements_total = rows_estimated,
+    rows_done = 0, rows_updated = 0, rows_estimated = NULL
+WHERE kind OPERATOR(pg_catalog.=) 'migration';
+
+-- The jobs view, recreated for both changes above (new columns last).
 CREATE OR REPLACE VIEW migrate.jobs AS
 WITH held AS (SELECT h.namespace, h.key, h.pid FROM migrate.held_locks() h)
 SELECT j.id,
@@ -26,15 +39,22 @@ SELECT j.id,
        j.version OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) j.direction
            OPERATOR(pg_catalog.||) ')' AS migration,
        j.state,
-       j.rows_done,
-       j.rows_estimated,
+       -- A migration job counts statements (the last columns), not rows.
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_done END AS rows_done,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_estimated END AS rows_estimated,
        CASE WHEN j.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100::numeric
-            WHEN j.rows_estimated OPERATOR(pg_catalog.>) 0
+            WHEN j.kind OPERATOR(pg_catalog.=) 'migration'
+                 AND j.statements_total OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.statements_done
+                   OPERATOR(pg_catalog./) j.statements_total), 1)
+            WHEN j.kind OPERATOR(pg_catalog.=) 'backfill'
+                 AND j.rows_estimated OPERATOR(pg_catalog.>) 0
             THEN pg_catalog.round(LEAST(100::numeric,
                    100::numeric OPERATOR(pg_catalog.*) j.rows_done
                    OPERATOR(pg_catalog./) j.rows_estimated), 1)
        END AS percent_done,
-       j.rows_updated,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_updated END AS rows_updated,
        pg_catalog.round(j.rate::numeric, 0) AS rate,
        CASE WHEN j.state OPERATOR(pg_catalog.=) 'running' AND j.rate OPERATOR(pg_catalog.>) 0
             THEN pg_catalog.make_interval(secs => GREATEST(0::double precision,
@@ -66,7 +86,9 @@ SELECT j.id,
        j.created_at,
        j.started_at,
        j.updated_at,
-       j.finished_at
+       j.finished_at,
+       j.statements_done,
+       j.statements_total
 FROM migrate.job_queue j
 CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
                            OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v

@@ -40,8 +40,8 @@ CREATE TABLE migrate.job_queue (
     owner_oid          oid NOT NULL,
     owner_name         name NOT NULL,
     allow_superuser    boolean NOT NULL DEFAULT false,
-    -- migration (a non-transactional script run top-level by deploy()): rows_done counts the
-    -- statements done, rows_estimated the script's statements.
+    -- migration (a non-transactional script run top-level by deploy()); its statements are
+    -- counted in statements_done and statements_total (at the end: added in 0.2.0)
     version            text,
     direction          text CHECK (direction OPERATOR(pg_catalog.=) ANY (ARRAY['up', 'down'])),
     script             text,
@@ -55,6 +55,9 @@ CREATE TABLE migrate.job_queue (
     started_at         timestamptz,
     updated_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     finished_at        timestamptz,
+    -- migration: the statements done (committed) and the script's statement count
+    statements_done    bigint,
+    statements_total   bigint,
     CHECK (CASE WHEN kind OPERATOR(pg_catalog.=) 'backfill'
                 THEN relid IS NOT NULL AND set_sql IS NOT NULL
                 ELSE version IS NOT NULL AND direction IS NOT NULL AND script IS NOT NULL END)
@@ -110,15 +113,22 @@ SELECT j.id,
        j.version OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) j.direction
            OPERATOR(pg_catalog.||) ')' AS migration,
        j.state,
-       j.rows_done,
-       j.rows_estimated,
+       -- A migration job counts statements (the last columns), not rows.
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_done END AS rows_done,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_estimated END AS rows_estimated,
        CASE WHEN j.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100::numeric
-            WHEN j.rows_estimated OPERATOR(pg_catalog.>) 0
+            WHEN j.kind OPERATOR(pg_catalog.=) 'migration'
+                 AND j.statements_total OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.statements_done
+                   OPERATOR(pg_catalog./) j.statements_total), 1)
+            WHEN j.kind OPERATOR(pg_catalog.=) 'backfill'
+                 AND j.rows_estimated OPERATOR(pg_catalog.>) 0
             THEN pg_catalog.round(LEAST(100::numeric,
                    100::numeric OPERATOR(pg_catalog.*) j.rows_done
                    OPERATOR(pg_catalog./) j.rows_estimated), 1)
        END AS percent_done,
-       j.rows_updated,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_updated END AS rows_updated,
        pg_catalog.round(j.rate::numeric, 0) AS rate,
        CASE WHEN j.state OPERATOR(pg_catalog.=) 'running' AND j.rate OPERATOR(pg_catalog.>) 0
             THEN pg_catalog.make_interval(secs => GREATEST(0::double precision,
@@ -150,7 +160,9 @@ SELECT j.id,
        j.created_at,
        j.started_at,
        j.updated_at,
-       j.finished_at
+       j.finished_at,
+       j.statements_done,
+       j.statements_total
 FROM migrate.job_queue j
 CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
                            OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v

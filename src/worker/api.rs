@@ -442,11 +442,9 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
         )
         .hint(format!("SELECT migrate.resume_job({id}) to start it again; it resumes from its last checkpoint."))
         .raise(),
-        Err(JobEnd::TimedOut { state, done, estimated }) => UserError::new(
+        Err(JobEnd::TimedOut { state, progress }) => UserError::new(
             ERRCODE_QUERY_CANCELED,
-            format!(
-                "migrate.wait_job: timed out waiting for job {id} ({state}, {done} of about {estimated} rows done)"
-            ),
+            format!("migrate.wait_job: timed out waiting for job {id} ({state}, {progress})"),
         )
         .hint("The job goes on in the background; wait again or watch migrate.jobs.")
         .raise(),
@@ -466,8 +464,8 @@ pub enum JobEnd {
     },
     TimedOut {
         state: JobState,
-        done: i64,
-        estimated: i64,
+        /// "3 of about 10 rows done", "1 of 2 statements done".
+        progress: String,
     },
 }
 
@@ -514,8 +512,7 @@ pub fn wait_for_job(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(JobEnd::TimedOut {
                 state,
-                done: status.rows_done,
-                estimated: status.rows_estimated.unwrap_or(0),
+                progress: progress(id),
             });
         }
         // The caller holds a non-atomic SPI connection; we hold no snapshot of our own.
@@ -528,8 +525,6 @@ pub fn wait_for_job(
 struct JobStatus {
     state: JobState,
     error: Option<String>,
-    rows_done: i64,
-    rows_estimated: Option<i64>,
 }
 
 /// The job's status; None if there is no such job. A status that cannot be read raises: a
@@ -538,7 +533,7 @@ fn job_status(id: i64) -> Option<JobStatus> {
     Spi::connect(|client| {
         let rows = client
             .select(
-                "SELECT state, error, rows_done, rows_estimated FROM migrate.jobs \
+                "SELECT state, error FROM migrate.jobs \
                  WHERE id OPERATOR(pg_catalog.=) $1",
                 None,
                 &[id.into()],
@@ -557,13 +552,49 @@ fn job_status(id: i64) -> Option<JobStatus> {
                     .and_then(JobState::parse)
                     .unwrap_or_else(|| error!("migrate: job {id} has an unknown state")),
                 error: r.get_by_name("error").unwrap_or_else(|e| read(e)),
-                rows_done: r
-                    .get_by_name("rows_done")
-                    .unwrap_or_else(|e| read(e))
-                    .unwrap_or(0),
-                rows_estimated: r.get_by_name("rows_estimated").unwrap_or_else(|e| read(e)),
             }
         })
+    })
+}
+
+/// How far the job got, as the jobs view counts it: rows for a backfill, statements for a
+/// migration job.
+fn progress(id: i64) -> String {
+    let counters = queue::StatementCounters::here();
+    let sql = format!(
+        "SELECT kind, rows_done, rows_estimated, {} AS statements_done, {} AS statements_total \
+         FROM migrate.jobs WHERE id OPERATOR(pg_catalog.=) $1",
+        counters.done(),
+        counters.total()
+    );
+    Spi::connect(|client| {
+        let rows = client
+            .select(&sql, None, &[id.into()])
+            .unwrap_or_else(|e| error!("migrate.wait_job: {e}"));
+        let Some(r) = rows.into_iter().next() else {
+            return "gone".to_string();
+        };
+        let count = |name: &str| -> i64 {
+            r.get_by_name::<i64, _>(name)
+                .unwrap_or_else(|e| error!("migrate: could not read the progress of job {id}: {e}"))
+                .unwrap_or(0)
+        };
+        let kind = r
+            .get_by_name::<String, _>("kind")
+            .unwrap_or_else(|e| error!("migrate: could not read the kind of job {id}: {e}"));
+        match kind.as_deref().and_then(JobKind::parse) {
+            Some(JobKind::Migration) => format!(
+                "{} of {} statements done",
+                count("statements_done"),
+                count("statements_total")
+            ),
+            Some(JobKind::Backfill) => format!(
+                "{} of about {} rows done",
+                count("rows_done"),
+                count("rows_estimated")
+            ),
+            None => error!("migrate: job {id} has an unknown kind"),
+        }
     })
 }
 

@@ -157,7 +157,61 @@ pub struct MigrationJob {
     pub lock_retry_delay_ms: i32,
 }
 
+/// Where migration jobs count their statements in this database. The library runs against a
+/// database still at 0.1.0 until `ALTER EXTENSION migrate UPDATE` (UPDATING.md), and 0.1.0
+/// counted a migration job's statements in the backfill's row counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatementCounters {
+    /// `statements_done` and `statements_total` (0.2.0 on).
+    Own,
+    /// `rows_done` (and `rows_updated`) and `rows_estimated` (0.1.0).
+    InRowCounters,
+}
+
+impl StatementCounters {
+    /// The counters of this database's job queue (and jobs view).
+    pub fn here() -> StatementCounters {
+        let own = Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid OPERATOR(pg_catalog.=) 'migrate.job_queue'::pg_catalog.regclass \
+               AND a.attname OPERATOR(pg_catalog.=) 'statements_done' AND NOT a.attisdropped)",
+        )
+        .unwrap_or_else(|e| error!("migrate: could not read the job queue's columns: {e}"))
+        .expect("EXISTS is never NULL");
+        if own {
+            StatementCounters::Own
+        } else {
+            StatementCounters::InRowCounters
+        }
+    }
+
+    /// The column of the statements done.
+    pub fn done(self) -> &'static str {
+        match self {
+            StatementCounters::Own => "statements_done",
+            StatementCounters::InRowCounters => "rows_done",
+        }
+    }
+
+    /// The column of the script's statement count.
+    pub fn total(self) -> &'static str {
+        match self {
+            StatementCounters::Own => "statements_total",
+            StatementCounters::InRowCounters => "rows_estimated",
+        }
+    }
+}
+
 /// The columns a job is read with, each under the name [`from_row`] reads it by.
+fn columns() -> String {
+    let counters = StatementCounters::here();
+    format!(
+        "{COLUMNS}, {} AS statements_done, {} AS statements_total",
+        counters.done(),
+        counters.total()
+    )
+}
+
 const COLUMNS: &str = "id, state, kind, relid::pg_catalog.oid AS relid, table_name, set_sql, \
     where_sql, key_columns, key_types, search_path, batch_size, current_batch_size, workers, \
     (EXTRACT(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8 AS pause_ms, \
@@ -249,8 +303,8 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
             version: row.required("version"),
             up: row.required::<String>("direction") == "up",
             script: row.required("script"),
-            statements_done: row.required("rows_done"),
-            statements: row.get("rows_estimated").unwrap_or_default(),
+            statements_done: row.required("statements_done"),
+            statements: row.get("statements_total").unwrap_or_default(),
             current_statement: row.get("current_statement"),
             run_id: row.get("run_id").unwrap_or_default(),
             requested_by: row.get("requested_by").unwrap_or_default(),
@@ -278,7 +332,8 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
 /// Reads a job; with `lock`, row-locks it FOR UPDATE for the rest of the transaction.
 pub fn load(id: i64, lock: bool) -> Option<Job> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1{}",
+        "SELECT {} FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1{}",
+        columns(),
         if lock { " FOR UPDATE" } else { "" }
     );
     as_registry_owner(|| {
@@ -364,16 +419,21 @@ pub struct NewMigrationJob<'a> {
 }
 
 pub fn insert_migration(m: &NewMigrationJob<'_>) -> i64 {
-    const SQL: &str = "INSERT INTO migrate.job_queue (kind, version, direction, script, \
-        rows_estimated, rows_done, search_path, current_batch_size, owner_oid, owner_name, \
-        allow_superuser, run_id, requested_by, settings) \
-        VALUES ('migration', $1, $2, $3, $4, $5, $6, 1, $7, $8, true, $9, $10, \
-        pg_catalog.jsonb_build_object('lock_timeout_ms', $11, 'lock_retries', $12, \
-                                      'lock_retry_delay_ms', $13)) \
-        RETURNING id";
+    let counters = StatementCounters::here();
+    let sql = format!(
+        "INSERT INTO migrate.job_queue (kind, version, direction, script, \
+         {total}, {done}, search_path, current_batch_size, owner_oid, owner_name, \
+         allow_superuser, run_id, requested_by, settings) \
+         VALUES ('migration', $1, $2, $3, $4, $5, $6, 1, $7, $8, true, $9, $10, \
+         pg_catalog.jsonb_build_object('lock_timeout_ms', $11, 'lock_retries', $12, \
+                                       'lock_retry_delay_ms', $13)) \
+         RETURNING id",
+        total = counters.total(),
+        done = counters.done(),
+    );
     as_registry_owner(|| {
         Spi::get_one_with_args::<i64>(
-            SQL,
+            &sql,
             &[
                 m.version.into(),
                 (if m.up { "up" } else { "down" }).into(),
@@ -399,9 +459,10 @@ pub fn insert_migration(m: &NewMigrationJob<'_>) -> i64 {
 /// The newest job of a migration in one direction, if any.
 pub fn latest_migration_job(version: &str, up: bool) -> Option<Job> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM migrate.job_queue WHERE kind OPERATOR(pg_catalog.=) 'migration' \
+        "SELECT {} FROM migrate.job_queue WHERE kind OPERATOR(pg_catalog.=) 'migration' \
          AND version OPERATOR(pg_catalog.=) $1 AND direction OPERATOR(pg_catalog.=) $2 \
-         ORDER BY id DESC LIMIT 1"
+         ORDER BY id DESC LIMIT 1",
+        columns()
     );
     as_registry_owner(|| {
         Spi::connect(|client| {
@@ -429,11 +490,17 @@ pub fn statement_started(id: i64, number: i32, note: &str) {
 
 /// A migration job's statement `number` (1-based) committed.
 pub fn statement_done(id: i64, number: i32) {
+    let counters = match StatementCounters::here() {
+        StatementCounters::Own => "statements_done = $2",
+        StatementCounters::InRowCounters => "rows_done = $2, rows_updated = $2",
+    };
     write(
         "checkpoint a job",
-        "UPDATE migrate.job_queue SET rows_done = $2, rows_updated = $2, current_statement = NULL, \
-         batches = batches OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.clock_timestamp() \
-         WHERE id OPERATOR(pg_catalog.=) $1",
+        &format!(
+            "UPDATE migrate.job_queue SET {counters}, current_statement = NULL, \
+             batches = batches OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.clock_timestamp() \
+             WHERE id OPERATOR(pg_catalog.=) $1"
+        ),
         &[id.into(), i64::from(number).into()],
     );
 }
