@@ -215,7 +215,7 @@ fn columns() -> String {
 const COLUMNS: &str = "id, state, kind, relid::pg_catalog.oid AS relid, table_name, set_sql, \
     where_sql, key_columns, key_types, search_path, batch_size, current_batch_size, workers, \
     (EXTRACT(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8 AS pause_ms, \
-    rows_done, rows_estimated, owner_oid, owner_name::pg_catalog.text AS owner_name, \
+    owner_oid, owner_name::pg_catalog.text AS owner_name, \
     allow_superuser, started_at IS NOT NULL AS started, version, direction, script, \
     current_statement, run_id, requested_by::pg_catalog.text AS requested_by, \
     (settings OPERATOR(pg_catalog.->>) 'lock_timeout_ms')::pg_catalog.int4 AS lock_timeout_ms, \
