@@ -6,9 +6,9 @@
 //! non-transactional step. Job id 0 is the recovery sweep of a database instead (see
 //! [`super::launch`]).
 //!
-//! The worker itself runs as the bootstrap superuser, or logs in as the job's role, only to read
-//! and checkpoint the queue (as the registry owner); the job's SQL runs with the owner's
-//! privileges and search_path.
+//! A job's worker logs in as the role the job runs as (the recovery sweep, which runs no user
+//! SQL, as the bootstrap superuser); its bookkeeping on the queue switches to the registry
+//! owner, and the job's SQL runs with the job's privileges and search_path.
 
 use std::time::Duration;
 

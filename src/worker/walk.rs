@@ -4,8 +4,8 @@
 //! with the job's pause between batches and a wait while a standby lags
 //! (`migrate.max_replication_lag`). A keyless backfill is walked by its leader alone.
 //!
-//! Each batch is a transaction of its own that key-share-locks the job, row-locks its range,
-//! re-checks the owner's privileges, updates the next keys of the range as the owner, and writes
+//! Each batch is a transaction of its own that takes the job's control lock (shared, see
+//! `queue::lock_control`), row-locks its range, re-checks the owner's privileges, updates the next keys of the range as the owner, and writes
 //! the range's and the job's checkpoint, so a crash at any point loses at most the batches in
 //! flight, which roll back as a whole. A batch that times out, deadlocks or hits a
 //! serialization failure is retried smaller after a backoff.
