@@ -4,3 +4,105 @@
 -- install's column order must match), and keep src/sql/ (the fresh install) in step: the
 -- upgrade test diffs an upgraded database's objects against a fresh install.
 -- This script may change until 0.2.0 is released; then it is frozen like migrate--0.1.0.sql.
+
+-- migrate.jobs reads the extension's locks through migrate.held_locks(), the definition every
+-- other query uses (src/pg/locks.rs), instead of its own reading of pg_locks.
+CREATE FUNCTION migrate.held_locks()
+    RETURNS TABLE (namespace integer, key bigint, pid integer)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'held_locks_wrapper';
+COMMENT ON FUNCTION migrate.held_locks() IS
+    'Internal: the extension''s locks held in this database (namespace, key, pid), for migrate.jobs.';
+-- As in a fresh install: finalize.sql revokes every routine from PUBLIC, grants them all to
+-- migrate_admin, then this one to PUBLIC again (the jobs view calls it as its reader).
+REVOKE ALL ON FUNCTION migrate.held_locks() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.held_locks() TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.held_locks() TO PUBLIC;
+
+-- Migration jobs count their statements in columns of their own, not in the backfill's row
+-- counters; the jobs view shows them last and NULL row counters for migration jobs. Jobs of
+-- 0.1.0 move their counts over, so an upgraded database shows the same progress.
+ALTER TABLE migrate.job_queue
+    ADD COLUMN statements_done bigint,
+    ADD COLUMN statements_total bigint;
+UPDATE migrate.job_queue
+SET statements_done = rows_done, statements_total = rows_estimated,
+    rows_done = 0, rows_updated = 0, rows_estimated = NULL
+WHERE kind OPERATOR(pg_catalog.=) 'migration';
+
+-- The jobs view, recreated for both changes above (new columns last).
+CREATE OR REPLACE VIEW migrate.jobs AS
+WITH held AS (SELECT h.namespace, h.key, h.pid FROM migrate.held_locks() h)
+SELECT j.id,
+       j.kind,
+       j.table_name,
+       j.version OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) j.direction
+           OPERATOR(pg_catalog.||) ')' AS migration,
+       j.state,
+       -- A migration job counts statements (the last columns), not rows.
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_done END AS rows_done,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_estimated END AS rows_estimated,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100::numeric
+            WHEN j.kind OPERATOR(pg_catalog.=) 'migration'
+                 AND j.statements_total OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.statements_done
+                   OPERATOR(pg_catalog./) j.statements_total), 1)
+            WHEN j.kind OPERATOR(pg_catalog.=) 'backfill'
+                 AND j.rows_estimated OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.rows_done
+                   OPERATOR(pg_catalog./) j.rows_estimated), 1)
+       END AS percent_done,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_updated END AS rows_updated,
+       pg_catalog.round(j.rate::numeric, 0) AS rate,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'running' AND j.rate OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.make_interval(secs => GREATEST(0::double precision,
+                   (j.rows_estimated OPERATOR(pg_catalog.-) j.rows_done)::double precision
+                   OPERATOR(pg_catalog./) j.rate))
+       END AS eta,
+       j.current_batch_size AS batch_size,
+       j.batches,
+       j.workers,
+       COALESCE(aw.n, 0) AS active_workers,
+       CASE WHEN v.visible THEN j.last_key END AS last_key,
+       CASE WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'running'
+            THEN 'interrupted: no worker is running this job; it resumes with migrate.resume_job('
+                 OPERATOR(pg_catalog.||) j.id OPERATOR(pg_catalog.||)
+                 ') or at server start when migrate is in shared_preload_libraries'
+            WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'queued'
+            THEN COALESCE(CASE WHEN v.visible THEN j.note END,
+                          'waiting for a worker (migrate.max_job_workers)')
+            WHEN v.visible THEN j.note
+       END AS note,
+       CASE WHEN j.error_sqlstate IS NOT NULL AND v.visible
+            THEN j.error_sqlstate OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) j.error_message
+            WHEN j.error_sqlstate IS NOT NULL THEN j.error_sqlstate
+       END AS error,
+       j.owner_name AS owner,
+       w.pid AS worker_pid,
+       CASE WHEN v.visible THEN j.set_sql END AS set_sql,
+       CASE WHEN v.visible THEN j.where_sql END AS where_sql,
+       j.created_at,
+       j.started_at,
+       j.updated_at,
+       j.finished_at,
+       j.statements_done,
+       j.statements_total
+FROM migrate.job_queue j
+CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
+                           OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v
+LEFT JOIN held w
+       ON w.namespace OPERATOR(pg_catalog.=) 1
+      AND w.key OPERATOR(pg_catalog.=) j.id
+-- Workers walking one of the job's ranges hold the range's lock.
+LEFT JOIN (SELECT r.job_id, pg_catalog.count(*) AS n
+           FROM migrate.job_ranges r
+           JOIN held l
+             ON l.namespace OPERATOR(pg_catalog.=) 2
+            AND l.key OPERATOR(pg_catalog.=) r.id
+           GROUP BY r.job_id) aw
+       ON aw.job_id OPERATOR(pg_catalog.=) j.id;
+COMMENT ON VIEW migrate.jobs IS
+    'Background jobs: state, progress, rate, ETA, checkpoint, errors, owner and worker.';
+GRANT SELECT ON migrate.jobs TO PUBLIC;

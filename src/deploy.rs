@@ -394,7 +394,7 @@ fn queue_job(m: &Migration, up: bool, sql: &str, executor: pg_sys::Oid, run: &Ru
         .collect();
     let mut skip = 0;
     if let Some(prev) = queue::latest_migration_job(&m.version, up) {
-        let prev_m = prev.migration.clone().expect("a migration job");
+        let prev_m = prev.migration().cloned().expect("a migration job");
         let alive = queue::has_worker(prev.id);
         match prev.state {
             queue::RUNNING | queue::QUEUED if alive => {

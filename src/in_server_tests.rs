@@ -59,4 +59,42 @@ mod tests {
             migrate_core::checksum::checksum("CREATE TABLE x (id int);\n")
         );
     }
+
+    /// The jobs view's migrate.held_locks() and the Rust queries' held_sql() see the same lock.
+    #[pg_test]
+    fn held_locks_and_held_sql_agree() {
+        use crate::pg::locks::{self, Mode, Namespace};
+        const KEY: i32 = 424242;
+        assert!(locks::try_lock(Namespace::Slot, KEY, Mode::Exclusive, true));
+        let listed = Spi::get_one_with_args::<i64>(
+            "SELECT count(*) FROM migrate.held_locks() \
+             WHERE namespace = 3 AND key = $1 AND pid = pg_backend_pid()",
+            &[i64::from(KEY).into()],
+        )
+        .unwrap();
+        let matched = Spi::get_one_with_args::<i64>(
+            &format!(
+                "SELECT count(*) FROM pg_catalog.pg_locks l WHERE {} \
+                 AND l.objid::int8 = $1 AND l.pid = pg_backend_pid()",
+                locks::held_sql(Namespace::Slot)
+            ),
+            &[i64::from(KEY).into()],
+        )
+        .unwrap();
+        locks::unlock(Namespace::Slot, KEY, Mode::Exclusive);
+        assert_eq!((listed, matched), (Some(1), Some(1)));
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM migrate.held_locks() WHERE key = 424242")
+                .unwrap(),
+            Some(0)
+        );
+    }
+
+    /// A fresh install has the statement counters. The fallback to rows_* (a 0.1.0 schema) is
+    /// exercised by pg_test/upgrade/populate.sql, which deploys a migration job on 0.1.0.
+    #[pg_test]
+    fn a_fresh_install_counts_statements_in_their_own_columns() {
+        use crate::worker::queue::StatementCounters;
+        assert_eq!(StatementCounters::here(), StatementCounters::Own);
+    }
 }

@@ -59,7 +59,9 @@ RESET client_min_messages;
 SELECT version, state, transactional FROM migrate.status();
 SELECT indexrelid::regclass AS index, indisvalid FROM pg_index
 WHERE indrelid = 'acc'::regclass ORDER BY 1;
-SELECT kind, migration, state, rows_done, rows_estimated, error FROM migrate.jobs;
+SELECT kind, migration, state, rows_done, rows_estimated, statements_done, statements_total,
+       percent_done, error
+FROM migrate.jobs;
 SET client_min_messages = warning;
 CALL migrate.deploy('1');
 CALL migrate.deploy();

@@ -115,15 +115,28 @@ pub fn held(namespace: Namespace, key: i32, mode: Mode) -> bool {
     return unsafe { pg_sys::LockHeldByMe(&tag, mode.lockmode(), false) };
 }
 
+/// SQL condition on pg_locks row `l`: a lock of this module, granted, in this database. The
+/// one definition of "held here": the jobs view reads it through `migrate.held_locks()`
+/// ([`held_locks_sql`]), the worker-slot count, the deploy lock check, stopping a job's
+/// workers and the lock-holder messages through [`held_sql`].
+const HELD: &str = "l.locktype OPERATOR(pg_catalog.=) 'object' AND l.granted \
+    AND l.classid OPERATOR(pg_catalog.=) 'migrate.locks'::pg_catalog.regclass \
+    AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
+        WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())";
+
 /// SQL condition on pg_locks row `l`: a lock of this module in `namespace`, granted, in this
-/// database.
+/// database (`l.objid` is the key, `l.pid` the holder).
 pub fn held_sql(namespace: Namespace) -> String {
     format!(
-        "l.locktype OPERATOR(pg_catalog.=) 'object' AND l.granted \
-         AND l.classid OPERATOR(pg_catalog.=) 'migrate.locks'::pg_catalog.regclass \
-         AND l.objsubid OPERATOR(pg_catalog.=) {} \
-         AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
-             WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())",
+        "{HELD} AND l.objsubid OPERATOR(pg_catalog.=) {}",
         namespace as u16
+    )
+}
+
+/// SQL: every lock of this module held in this database, as rows (namespace, key, pid).
+pub fn held_locks_sql() -> String {
+    format!(
+        "SELECT l.objsubid::pg_catalog.int4 AS namespace, l.objid::pg_catalog.int8 AS key, l.pid \
+         FROM pg_catalog.pg_locks l WHERE {HELD}"
     )
 }

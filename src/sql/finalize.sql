@@ -48,6 +48,8 @@ GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interv
     migrate.pause_job(bigint), migrate.resume_job(bigint), migrate.cancel_job(bigint)
     TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval) TO PUBLIC;
+-- The jobs view calls it as its reader; pg_locks shows the same to anyone.
+GRANT EXECUTE ON FUNCTION migrate.held_locks() TO PUBLIC;
 GRANT SELECT ON migrate.jobs TO PUBLIC;
 -- The registry API checks migrate_admin itself (src/registry/execute.rs), so that a role
 -- without it gets an error that says what to grant.

@@ -40,8 +40,8 @@ CREATE TABLE migrate.job_queue (
     owner_oid          oid NOT NULL,
     owner_name         name NOT NULL,
     allow_superuser    boolean NOT NULL DEFAULT false,
-    -- migration (a non-transactional script run top-level by deploy()): rows_done counts the
-    -- statements done, rows_estimated the script's statements.
+    -- migration (a non-transactional script run top-level by deploy()); its statements are
+    -- counted in statements_done and statements_total (at the end: added in 0.2.0)
     version            text,
     direction          text CHECK (direction OPERATOR(pg_catalog.=) ANY (ARRAY['up', 'down'])),
     script             text,
@@ -55,6 +55,9 @@ CREATE TABLE migrate.job_queue (
     started_at         timestamptz,
     updated_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     finished_at        timestamptz,
+    -- migration: the statements done (committed) and the script's statement count
+    statements_done    bigint,
+    statements_total   bigint,
     CHECK (CASE WHEN kind OPERATOR(pg_catalog.=) 'backfill'
                 THEN relid IS NOT NULL AND set_sql IS NOT NULL
                 ELSE version IS NOT NULL AND direction IS NOT NULL AND script IS NOT NULL END)
@@ -87,38 +90,45 @@ COMMENT ON TABLE migrate.job_ranges IS
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_ranges', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_range_id_seq', '');
 
+-- The extension's locks held in this database and by which backend, as src/pg/locks.rs defines
+-- them for every query that asks (the worker-slot count, the deploy lock, the jobs view).
+CREATE FUNCTION migrate.held_locks()
+    RETURNS TABLE (namespace integer, key bigint, pid integer)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'held_locks_wrapper';
+COMMENT ON FUNCTION migrate.held_locks() IS
+    'Internal: the extension''s locks held in this database (namespace, key, pid), for migrate.jobs.';
+
 -- A live worker holds the job's lock while it runs a job: that is how the view tells a running
 -- job from an interrupted one. The locks are object locks on the class migrate.locks, which only
--- the extension can take (src/pg/locks.rs): objsubid 1 = a job's leader (objid: job id), 2 = a
--- worker walking a range (objid: range id). Keys, checkpoints (last_key), errors
+-- the extension can take (src/pg/locks.rs): namespace 1 = a job's leader (key: job id), 2 = a
+-- worker walking a range (key: range id). Keys, checkpoints (last_key), errors
 -- (their DETAIL can quote row values) and notes (a deploy step's SQL) are shown only to the
 -- job's owner, roles with its privileges, and migrate_admin.
 CREATE VIEW migrate.jobs AS
--- The extension's locks held in this database.
-WITH held AS (
-    SELECT l.objsubid, l.objid, l.pid
-    FROM pg_catalog.pg_locks l
-    WHERE l.locktype OPERATOR(pg_catalog.=) 'object' AND l.granted
-      AND l.classid OPERATOR(pg_catalog.=) 'migrate.locks'::pg_catalog.regclass
-      AND l.database OPERATOR(pg_catalog.=)
-          (SELECT d.oid FROM pg_catalog.pg_database d
-           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-)
+WITH held AS (SELECT h.namespace, h.key, h.pid FROM migrate.held_locks() h)
 SELECT j.id,
        j.kind,
        j.table_name,
        j.version OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) j.direction
            OPERATOR(pg_catalog.||) ')' AS migration,
        j.state,
-       j.rows_done,
-       j.rows_estimated,
+       -- A migration job counts statements (the last columns), not rows.
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_done END AS rows_done,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_estimated END AS rows_estimated,
        CASE WHEN j.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100::numeric
-            WHEN j.rows_estimated OPERATOR(pg_catalog.>) 0
+            WHEN j.kind OPERATOR(pg_catalog.=) 'migration'
+                 AND j.statements_total OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.statements_done
+                   OPERATOR(pg_catalog./) j.statements_total), 1)
+            WHEN j.kind OPERATOR(pg_catalog.=) 'backfill'
+                 AND j.rows_estimated OPERATOR(pg_catalog.>) 0
             THEN pg_catalog.round(LEAST(100::numeric,
                    100::numeric OPERATOR(pg_catalog.*) j.rows_done
                    OPERATOR(pg_catalog./) j.rows_estimated), 1)
        END AS percent_done,
-       j.rows_updated,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_updated END AS rows_updated,
        pg_catalog.round(j.rate::numeric, 0) AS rate,
        CASE WHEN j.state OPERATOR(pg_catalog.=) 'running' AND j.rate OPERATOR(pg_catalog.>) 0
             THEN pg_catalog.make_interval(secs => GREATEST(0::double precision,
@@ -150,19 +160,21 @@ SELECT j.id,
        j.created_at,
        j.started_at,
        j.updated_at,
-       j.finished_at
+       j.finished_at,
+       j.statements_done,
+       j.statements_total
 FROM migrate.job_queue j
 CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
                            OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v
 LEFT JOIN held w
-       ON w.objsubid OPERATOR(pg_catalog.=) 1
-      AND w.objid OPERATOR(pg_catalog.=) j.id::oid
+       ON w.namespace OPERATOR(pg_catalog.=) 1
+      AND w.key OPERATOR(pg_catalog.=) j.id
 -- Workers walking one of the job's ranges hold the range's lock.
 LEFT JOIN (SELECT r.job_id, pg_catalog.count(*) AS n
            FROM migrate.job_ranges r
            JOIN held l
-             ON l.objsubid OPERATOR(pg_catalog.=) 2
-            AND l.objid OPERATOR(pg_catalog.=) r.id::oid
+             ON l.namespace OPERATOR(pg_catalog.=) 2
+            AND l.key OPERATOR(pg_catalog.=) r.id
            GROUP BY r.job_id) aw
        ON aw.job_id OPERATOR(pg_catalog.=) j.id;
 COMMENT ON VIEW migrate.jobs IS

@@ -9,10 +9,11 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 
-use super::backfill;
+use super::backfill::{self, check_owner};
 use super::launch;
-use super::queue::{self, Job, JobState, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED};
-use super::runner::check_owner;
+use super::queue::{
+    self, Job, JobKind, JobSpec, JobState, CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED,
+};
 use crate::error::{OrRaise, Result, UserError};
 use crate::gucs;
 use crate::pg::procedure::{self, nonatomic_call};
@@ -163,8 +164,12 @@ fn describe_table(relid: pg_sys::Oid) -> Result<String> {
            ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
          WHERE c.oid OPERATOR(pg_catalog.=) $1",
         &[relid.into()],
-    )
-    .ok();
+    );
+    // No row: no relation has that OID.
+    let row = match row {
+        Err(pgrx::spi::SpiError::InvalidPosition) => None,
+        row => Some(row.unwrap_or_else(|e| error!("migrate: could not read table {relid:?}: {e}"))),
+    };
     match row {
         Some((Some(name), Some(kind))) if kind == "r" || kind == "p" => Ok(name),
         Some((Some(name), _)) => Err(UserError::new(
@@ -219,11 +224,11 @@ fn check_statement(
     })
 }
 
+/// A setting's value now (jobs store the caller's search_path: an error must not store "").
 pub fn current_setting(name: &str) -> String {
     Spi::get_one_with_args::<String>("SELECT pg_catalog.current_setting($1)", &[name.into()])
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+        .unwrap_or_else(|e| error!("migrate: could not read setting {name}: {e}"))
+        .unwrap_or_else(|| error!("migrate: setting {name} has no value"))
 }
 
 /// Loads a job for a control function, locked, after checking the caller may control it: the
@@ -324,8 +329,8 @@ fn resume_job(id: Option<i64>) {
         .raise(),
         PAUSED | FAILED | RUNNING | QUEUED => {
             // A failed job's role must still qualify; the worker checks again before it runs.
-            if job.migration.is_some() {
-                launch::login_role(id)
+            match &job.spec {
+                JobSpec::Migration(_) => launch::login_role(id)
                     .map_err(|why| {
                         UserError::new(
                             ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -333,10 +338,11 @@ fn resume_job(id: Option<i64>) {
                         )
                         .hint("CALL migrate.deploy() again: it queues the migration's registered script.")
                     })
-                    .or_raise();
-            } else {
-                let table = job.table_name.clone();
-                check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+                    .map(|_| ())
+                    .or_raise(),
+                JobSpec::Backfill(b) => {
+                    check_owner(job.owner, b.relid, &b.table_name, job.allow_superuser).or_raise()
+                }
             }
             queue::set_state(id, QUEUED, None);
             launch::start_at_commit(id);
@@ -436,11 +442,9 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
         )
         .hint(format!("SELECT migrate.resume_job({id}) to start it again; it resumes from its last checkpoint."))
         .raise(),
-        Err(JobEnd::TimedOut { state, done, estimated }) => UserError::new(
+        Err(JobEnd::TimedOut { state, progress }) => UserError::new(
             ERRCODE_QUERY_CANCELED,
-            format!(
-                "migrate.wait_job: timed out waiting for job {id} ({state}, {done} of about {estimated} rows done)"
-            ),
+            format!("migrate.wait_job: timed out waiting for job {id} ({state}, {progress})"),
         )
         .hint("The job goes on in the background; wait again or watch migrate.jobs.")
         .raise(),
@@ -456,12 +460,12 @@ pub enum JobEnd {
     Cancelled,
     /// Nobody runs the job and nobody will: its worker died (or never started) or it is paused.
     NoWorker {
-        state: String,
+        state: JobState,
     },
     TimedOut {
-        state: String,
-        done: i64,
-        estimated: i64,
+        state: JobState,
+        /// "3 of about 10 rows done", "1 of 2 statements done".
+        progress: String,
     },
 }
 
@@ -479,21 +483,19 @@ pub fn wait_for_job(
     let mut warned = false;
     let mut orphaned: Option<Instant> = None;
     loop {
-        let Some((state, error, done, estimated)) = job_status(id) else {
+        let Some(status) = job_status(id) else {
             return Err(JobEnd::Missing);
         };
-        let job_state = JobState::parse(&state);
-        match job_state {
-            Some(SUCCEEDED) => return Ok(()),
-            Some(FAILED) => return Err(JobEnd::Failed(error.unwrap_or_default())),
-            Some(CANCELLED) => return Err(JobEnd::Cancelled),
+        let state = status.state;
+        match state {
+            SUCCEEDED => return Ok(()),
+            FAILED => return Err(JobEnd::Failed(status.error.unwrap_or_default())),
+            CANCELLED => return Err(JobEnd::Cancelled),
             _ => {}
         }
         // A worker takes a moment to start after commit: only then is "no worker" news. Still
         // none well after that (a worker that died, a job paused meanwhile): stop waiting.
-        if started.elapsed() > Duration::from_secs(2)
-            && !job_state.is_some_and(|s| has_worker_or_slot(id, s))
-        {
+        if started.elapsed() > Duration::from_secs(2) && !has_worker_or_slot(id, state) {
             let since = *orphaned.get_or_insert_with(Instant::now);
             if !warned {
                 pgrx::notice!(
@@ -510,8 +512,7 @@ pub fn wait_for_job(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(JobEnd::TimedOut {
                 state,
-                done,
-                estimated: estimated.unwrap_or(0),
+                progress: progress(id),
             });
         }
         // The caller holds a non-atomic SPI connection; we hold no snapshot of our own.
@@ -520,25 +521,80 @@ pub fn wait_for_job(
     }
 }
 
-/// (state, error, rows_done, rows_estimated) of a job, as the jobs view shows it.
-fn job_status(id: i64) -> Option<(String, Option<String>, i64, Option<i64>)> {
+/// A job as the jobs view shows it, for a waiter.
+struct JobStatus {
+    state: JobState,
+    error: Option<String>,
+}
+
+/// The job's status; None if there is no such job. A status that cannot be read raises: a
+/// waiter must not take it for a job that ended or lost its worker.
+fn job_status(id: i64) -> Option<JobStatus> {
     Spi::connect(|client| {
         let rows = client
             .select(
-                "SELECT state, error, rows_done, rows_estimated FROM migrate.jobs \
+                "SELECT state, error FROM migrate.jobs \
                  WHERE id OPERATOR(pg_catalog.=) $1",
                 None,
                 &[id.into()],
             )
             .unwrap_or_else(|e| error!("migrate.wait_job: {e}"));
         rows.into_iter().next().map(|r| {
-            (
-                r.get::<String>(1).ok().flatten().unwrap_or_default(),
-                r.get::<String>(2).ok().flatten(),
-                r.get::<i64>(3).ok().flatten().unwrap_or(0),
-                r.get::<i64>(4).ok().flatten(),
-            )
+            let read = |e: pgrx::spi::SpiError| -> ! {
+                error!("migrate: could not read the status of job {id}: {e}")
+            };
+            let state = r
+                .get_by_name::<String, _>("state")
+                .unwrap_or_else(|e| read(e));
+            JobStatus {
+                state: state
+                    .as_deref()
+                    .and_then(JobState::parse)
+                    .unwrap_or_else(|| error!("migrate: job {id} has an unknown state")),
+                error: r.get_by_name("error").unwrap_or_else(|e| read(e)),
+            }
         })
+    })
+}
+
+/// How far the job got, as the jobs view counts it: rows for a backfill, statements for a
+/// migration job.
+fn progress(id: i64) -> String {
+    let counters = queue::StatementCounters::here();
+    let sql = format!(
+        "SELECT kind, rows_done, rows_estimated, {} AS statements_done, {} AS statements_total \
+         FROM migrate.jobs WHERE id OPERATOR(pg_catalog.=) $1",
+        counters.done(),
+        counters.total()
+    );
+    Spi::connect(|client| {
+        let rows = client
+            .select(&sql, None, &[id.into()])
+            .unwrap_or_else(|e| error!("migrate.wait_job: {e}"));
+        let Some(r) = rows.into_iter().next() else {
+            return "gone".to_string();
+        };
+        let count = |name: &str| -> i64 {
+            r.get_by_name::<i64, _>(name)
+                .unwrap_or_else(|e| error!("migrate: could not read the progress of job {id}: {e}"))
+                .unwrap_or(0)
+        };
+        let kind = r
+            .get_by_name::<String, _>("kind")
+            .unwrap_or_else(|e| error!("migrate: could not read the kind of job {id}: {e}"));
+        match kind.as_deref().and_then(JobKind::parse) {
+            Some(JobKind::Migration) => format!(
+                "{} of {} statements done",
+                count("statements_done"),
+                count("statements_total")
+            ),
+            Some(JobKind::Backfill) => format!(
+                "{} of about {} rows done",
+                count("rows_done"),
+                count("rows_estimated")
+            ),
+            None => error!("migrate: job {id} has an unknown kind"),
+        }
     })
 }
 
@@ -555,7 +611,7 @@ fn has_worker_or_slot(id: i64, state: JobState) -> bool {
             queue::has_worker(id)
                 || queue::busy_slots() >= max
                 || queue::load(id, false).is_some_and(|j| {
-                    j.migration.is_none()
+                    j.kind() == JobKind::Backfill
                         && queue::role_slots(j.owner) >= queue::per_role_slots(max)
                 })
         }

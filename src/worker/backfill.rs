@@ -185,9 +185,14 @@ pub fn find_key(relid: pg_sys::Oid) -> Option<Key> {
         let rows = client
             .select(SQL, None, &[relid.into()])
             .unwrap_or_else(|e| error!("migrate: could not read the indexes of a table: {e}"));
+        let column = |row: &pgrx::spi::SpiHeapTupleData, n: usize| {
+            row.get::<Vec<String>>(n)
+                .unwrap_or_else(|e| error!("migrate: could not read a table's key: {e}"))
+                .unwrap_or_else(|| error!("migrate: a table's key has no columns"))
+        };
         rows.into_iter().next().map(|row| Key {
-            columns: row.get::<Vec<String>>(1).ok().flatten().unwrap_or_default(),
-            types: row.get::<Vec<String>>(2).ok().flatten().unwrap_or_default(),
+            columns: column(&row, 1),
+            types: column(&row, 2),
         })
     })
 }
@@ -308,6 +313,74 @@ fn parse(sql: &str, what: &str, table: &str) -> Result<Vec<*mut pg_sys::Node>> {
         )
         .hint(format!("Fix {what} and queue the backfill again."))
     })
+}
+
+/// The checks a job passes before it is queued and again before every batch: the owner still
+/// exists, may log in (PostgreSQL 15, where background workers could only act for roles with
+/// LOGIN), is not a superuser unless that was allowed when it was queued, and may update the
+/// table.
+pub fn check_owner(
+    owner: pg_sys::Oid,
+    relid: pg_sys::Oid,
+    table: &str,
+    allow_superuser: bool,
+) -> Result<()> {
+    let name = check_job_role(owner, allow_superuser)?;
+    // NULL: the table is gone.
+    let may_update = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_table_privilege($1, $2, 'UPDATE')",
+        &[owner.into(), relid.into()],
+    )
+    .unwrap_or_else(|e| error!("migrate: could not check the privileges of role {name}: {e}"))
+    .unwrap_or(false);
+    if !may_update {
+        return Err(UserError::new(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: role \"{name}\" may not UPDATE {table}"),
+        )
+        .hint(format!(
+            "GRANT UPDATE ON {table} TO \"{name}\", or queue the job as a role that may update it."
+        )));
+    }
+    Ok(())
+}
+
+/// The checks on the role a backfill runs as (its worker logs in as it): it exists, may log in
+/// on PostgreSQL 15, and is not a superuser unless that was allowed when the job was queued.
+/// Returns its name.
+pub fn check_job_role(owner: pg_sys::Oid, allow_superuser: bool) -> Result<String> {
+    let Some(name) = crate::pg::security::role_name(owner) else {
+        return Err(UserError::new(
+            ERRCODE_UNDEFINED_OBJECT,
+            format!(
+                "the role that queued the job (OID {}) no longer exists",
+                owner.to_u32()
+            ),
+        )
+        .hint("Queue the job again as an existing role."));
+    };
+    #[cfg(feature = "pg15")]
+    {
+        if !crate::pg::security::can_login(owner) {
+            return Err(UserError::new(
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("role \"{name}\" may not log in, so background jobs cannot run as it"),
+            )
+            .detail("On PostgreSQL 15 a background worker may only act for a role with LOGIN.")
+            .hint(format!(
+                "Queue the job as a role with LOGIN, or ALTER ROLE \"{name}\" LOGIN."
+            )));
+        }
+    }
+    if crate::pg::security::is_superuser_role(owner) && !allow_superuser {
+        return Err(UserError::new(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("background jobs do not run as superuser \"{name}\""),
+        )
+        .detail("A job runs with the privileges of the role that queued it.")
+        .hint("Queue it as the role that owns the table (SET ROLE), or have a superuser SET migrate.allow_superuser_jobs = on first."));
+    }
+    Ok(name)
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 
-use super::queue;
+use super::process::WorkerArgs;
+use super::queue::{self, JobSpec};
 use crate::error::UserError;
 use crate::gucs;
 use crate::pg::backend;
@@ -142,7 +143,7 @@ pub fn start_helper(job: i64) -> bool {
 }
 
 fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
-    let database = backend::database().to_u32();
+    let database = backend::database();
     let name = if job == RECOVERY {
         "migrate job recovery".to_string()
     } else {
@@ -152,10 +153,10 @@ fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
     // COMMIT (deferred triggers) included, has that identity; only the recovery sweep, which
     // runs no user SQL, logs in as the bootstrap superuser.
     let role = if job == RECOVERY {
-        0
+        None
     } else {
         match login_role(job) {
-            Ok(role) => role.to_u32(),
+            Ok(role) => Some(role),
             Err(why) => {
                 pgrx::log!("migrate: job {job} is not started: {why}");
                 return false;
@@ -168,11 +169,15 @@ fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
         .set_function("migrate_job_worker")
         .enable_spi_access()
         .set_argument(Some(pg_sys::Datum::from(job)))
-        .set_extra(&format!(
-            "{database} {} {role} {}",
-            wait_for.unwrap_or(0),
-            u8::from(helper)
-        ))
+        .set_extra(
+            &WorkerArgs {
+                database,
+                wait_for,
+                role,
+                helper,
+            }
+            .encode(),
+        )
         .load_dynamic()
         .is_ok()
 }
@@ -182,20 +187,23 @@ fn register(job: i64, wait_for: Option<u64>, helper: bool) -> bool {
 /// it when queueing), a migration job's registered author of exactly that script.
 pub fn login_role(job: i64) -> Result<pg_sys::Oid, String> {
     let j = queue::load(job, false).ok_or_else(|| "it does not exist".to_string())?;
-    let Some(m) = &j.migration else {
-        // The role is stored by OID: after pg_dump/pg_restore into another cluster the same
-        // number can name another role. Only the role the job was queued by may run it.
-        let name = crate::pg::security::role_name(j.owner);
-        if name.as_deref() != Some(j.owner_name.as_str()) {
-            return Err(format!(
-                "it was queued by role \"{}\", and OID {} is now {}",
-                j.owner_name,
-                j.owner.to_u32(),
-                name.map_or("no role".to_string(), |n| format!("role \"{n}\""))
-            ));
+    let m = match &j.spec {
+        JobSpec::Migration(m) => m,
+        JobSpec::Backfill(_) => {
+            // The role is stored by OID: after pg_dump/pg_restore into another cluster the same
+            // number can name another role. Only the role the job was queued by may run it.
+            let name = crate::pg::security::role_name(j.owner);
+            if name.as_deref() != Some(j.owner_name.as_str()) {
+                return Err(format!(
+                    "it was queued by role \"{}\", and OID {} is now {}",
+                    j.owner_name,
+                    j.owner.to_u32(),
+                    name.map_or("no role".to_string(), |n| format!("role \"{n}\""))
+                ));
+            }
+            super::backfill::check_job_role(j.owner, j.allow_superuser).map_err(|e| e.message)?;
+            return Ok(j.owner);
         }
-        super::runner::check_job_role(j.owner, j.allow_superuser).map_err(|e| e.message)?;
-        return Ok(j.owner);
     };
     let direction = if m.up {
         crate::registry::execute::Direction::Up
@@ -264,23 +272,21 @@ pub extern "C-unwind" fn migrate_launcher(_arg: pg_sys::Datum) {
     crate::pg::xact::install_worker_signal_handlers();
     let database = gucs::launcher_database();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // Without the list no database would be recovered: fail, and the postmaster starts the
+    // launcher again (set_restart_time).
     let databases = crate::pg::xact::run(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT oid FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
-                    None,
-                    &[],
-                )
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|r| r.get::<pg_sys::Oid>(1).ok().flatten())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
+        queue::column_values::<pg_sys::Oid>(
+            "list the databases",
+            "SELECT oid FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
+            &[],
+        )
     })
-    .unwrap_or_default();
+    .unwrap_or_else(|caught| {
+        error!(
+            "migrate launcher: could not list the databases to resume jobs in: {}",
+            crate::error::caught_parts(&caught).1
+        )
+    });
     for db in databases {
         let started = BackgroundWorkerBuilder::new("migrate job recovery")
             .set_type("migrate job worker")
@@ -288,7 +294,15 @@ pub extern "C-unwind" fn migrate_launcher(_arg: pg_sys::Datum) {
             .set_function("migrate_job_worker")
             .enable_spi_access()
             .set_argument(Some(pg_sys::Datum::from(RECOVERY)))
-            .set_extra(&format!("{} 0", db.to_u32()))
+            .set_extra(
+                &WorkerArgs {
+                    database: db,
+                    wait_for: None,
+                    role: None,
+                    helper: false,
+                }
+                .encode(),
+            )
             .load_dynamic()
             .is_ok();
         if !started {

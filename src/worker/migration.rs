@@ -113,7 +113,7 @@ fn start(id: i64) -> Option<(Job, MigrationJob, TimestampWithTimeZone)> {
     if job.state != queue::QUEUED && job.state != RUNNING {
         return None;
     }
-    let m = job.migration.clone()?;
+    let m = job.migration().cloned()?;
     if crate::pg::security::role_name(job.owner).is_none() {
         crate::error::UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
@@ -164,7 +164,11 @@ fn run_statement(
             Err(caught) => return Err(Stop::Failed(caught, notes)),
         };
         if let Some(b) = &build {
-            match b.existing() {
+            let existing = match b.existing() {
+                Ok(existing) => existing,
+                Err(caught) => return Err(Stop::Failed(caught, notes)),
+            };
+            match existing {
                 // The attempt that a crash interrupted here had committed its build.
                 Some((name, true)) if resumed_at == Some(number) => {
                     checkpoint(job.id, number);
@@ -184,11 +188,16 @@ fn run_statement(
             }
             Err(caught) => {
                 match &build {
-                    Some(IndexBuild { name: Some(_), .. }) => {
-                        if let Some((name, false)) = build.as_ref().and_then(IndexBuild::existing) {
-                            drop_index(&name, &mut notes, "left by the failed build");
+                    Some(b @ IndexBuild { name: Some(_), .. }) => match b.existing() {
+                        Ok(Some((name, false))) => {
+                            drop_index(&name, &mut notes, "left by the failed build")
                         }
-                    }
+                        Ok(_) => {}
+                        Err(look) => notes.push(format!(
+                            "could not look for an invalid index left by the failed build: {}",
+                            caught_parts(&look).1
+                        )),
+                    },
                     Some(IndexBuild {
                         name: None,
                         table_name,
@@ -295,9 +304,8 @@ impl IndexBuild {
             "SELECT $1::pg_catalog.regclass::pg_catalog.text",
             &[table.into()],
         )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        .unwrap_or_else(|e| error!("migrate: could not name the table of an index build: {e}"))
+        .expect("a regclass of an existing table has a name");
         Some(IndexBuild {
             table,
             table_name,
@@ -306,11 +314,15 @@ impl IndexBuild {
     }
 
     /// The index of the requested name on the build's table, if it exists: (qualified name,
-    /// valid).
-    fn existing(&self) -> Option<(String, bool)> {
-        let name = self.name.as_deref()?;
+    /// valid). An error is returned, not read as "no index": what the worker drops or skips
+    /// depends on it.
+    fn existing(&self) -> Result<Option<(String, bool)>, Box<CaughtError>> {
+        let Some(name) = self.name.as_deref() else {
+            return Ok(None);
+        };
         xact::run(|| {
             Spi::connect(|client| {
+                let what = "look for the index of a concurrent build";
                 let rows = client
                     .select(
                         "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), i.indisvalid \
@@ -321,16 +333,18 @@ impl IndexBuild {
                         None,
                         &[self.table.into(), name.into()],
                     )
-                    .ok()?;
+                    .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"));
                 let row = rows.into_iter().next()?;
-                Some((
-                    row.get::<String>(1).ok().flatten()?,
-                    row.get::<bool>(2).ok().flatten()?,
-                ))
+                let column = |n| {
+                    row.get::<String>(n)
+                        .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
+                };
+                let valid = row
+                    .get::<bool>(2)
+                    .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"));
+                Some((column(1)?, valid?))
             })
         })
-        .ok()
-        .flatten()
     }
 }
 

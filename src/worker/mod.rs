@@ -1,14 +1,19 @@
-//! Background jobs: batched backfills run by background workers inside the server.
+//! Background jobs: batched backfills and deploy's non-transactional steps, run by background
+//! workers inside the server.
 //!
 //! - [`api`]: `backfill()`, `pause_job()`, `resume_job()`, `cancel_job()`, `wait_job()`.
-//! - [`backfill`]: the checks a backfill passes before it is queued, and the SQL of a batch.
-//! - [`queue`]: the `migrate.job_queue` table (jobs, checkpoints, states).
+//! - [`backfill`]: the checks a backfill passes before it is queued (and before every batch),
+//!   and the SQL of a batch.
+//! - [`queue`]: the `migrate.job_queue` table (jobs, checkpoints, states, worker slots).
 //! - [`launch`]: starting workers at commit, the per-database worker limit, the launcher.
-//! - [`runner`]: the worker process and its batch loop.
+//! - [`process`]: the worker process: entry point, arguments, connecting, taking a slot.
+//! - [`walk`]: the backfill walk: key ranges, batches, pauses, throttles, retries.
+//! - [`migration`]: a deploy's non-transactional script, statement by statement.
 
 pub mod api;
 pub mod backfill;
 pub mod launch;
 pub mod migration;
+pub mod process;
 pub mod queue;
-pub mod runner;
+pub mod walk;

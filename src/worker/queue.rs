@@ -58,28 +58,85 @@ pub const SUCCEEDED: JobState = JobState::Succeeded;
 pub const FAILED: JobState = JobState::Failed;
 pub const CANCELLED: JobState = JobState::Cancelled;
 
-/// One job as stored.
+/// The kinds of job, as `migrate.job_queue.kind` spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// A batched `UPDATE` queued by `backfill()`.
+    Backfill,
+    /// A non-transactional migration script that `deploy()` hands to a worker.
+    Migration,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Backfill => "backfill",
+            JobKind::Migration => "migration",
+        }
+    }
+
+    /// The kind of its spelling; the table's CHECK constraint allows no other.
+    pub fn parse(text: &str) -> Option<JobKind> {
+        [JobKind::Backfill, JobKind::Migration]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+}
+
+/// One job as stored: what every job has, and what it runs.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: i64,
     pub state: JobState,
+    pub search_path: String,
+    /// The role the job runs as.
+    pub owner: pg_sys::Oid,
+    pub owner_name: String,
+    pub allow_superuser: bool,
+    /// A worker took it at least once.
+    pub started: bool,
+    pub spec: JobSpec,
+}
+
+/// What a job runs.
+#[derive(Debug, Clone)]
+pub enum JobSpec {
+    Backfill(BackfillJob),
+    Migration(MigrationJob),
+}
+
+impl Job {
+    pub fn kind(&self) -> JobKind {
+        match self.spec {
+            JobSpec::Backfill(_) => JobKind::Backfill,
+            JobSpec::Migration(_) => JobKind::Migration,
+        }
+    }
+
+    /// The migration a migration job runs; None for a backfill.
+    pub fn migration(&self) -> Option<&MigrationJob> {
+        match &self.spec {
+            JobSpec::Migration(m) => Some(m),
+            JobSpec::Backfill(_) => None,
+        }
+    }
+}
+
+/// A batched `UPDATE table SET set_sql WHERE where_sql`, walked along `key`.
+#[derive(Debug, Clone)]
+pub struct BackfillJob {
     pub relid: pg_sys::Oid,
+    /// The table's name when the job was queued (it may have been renamed since).
     pub table_name: String,
     pub set_sql: String,
     pub where_sql: Option<String>,
+    /// None for a table without a key: then where_sql alone says which rows are left.
     pub key: Option<Key>,
-    pub search_path: String,
+    /// Pinned by the caller, or None: adapted to `migrate.backfill_batch_time`.
     pub batch_size: Option<i32>,
     pub current_batch_size: i32,
     pub workers: i32,
     pub pause_ms: f64,
-    pub owner: pg_sys::Oid,
-    pub owner_name: String,
-    pub allow_superuser: bool,
-    pub started: bool,
-    pub kind: String,
-    /// Set for `kind = 'migration'`.
-    pub migration: Option<MigrationJob>,
 }
 
 /// A non-transactional migration script that a worker runs top-level for `deploy()`.
@@ -100,72 +157,183 @@ pub struct MigrationJob {
     pub lock_retry_delay_ms: i32,
 }
 
-const COLUMNS: &str = "id, state, relid::pg_catalog.oid, table_name, set_sql, where_sql, \
-    key_columns, key_types, search_path, batch_size, current_batch_size, \
-    (EXTRACT(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8, \
-    rows_done, owner_oid, owner_name::pg_catalog.text, \
-    allow_superuser, started_at IS NOT NULL, kind, version, direction, script, current_statement, \
-    run_id, requested_by::pg_catalog.text, (settings OPERATOR(pg_catalog.->>) 'lock_timeout_ms')::pg_catalog.int4, \
-    (settings OPERATOR(pg_catalog.->>) 'lock_retries')::pg_catalog.int4, \
-    (settings OPERATOR(pg_catalog.->>) 'lock_retry_delay_ms')::pg_catalog.int4, rows_estimated, \
-    workers";
+/// Where migration jobs count their statements in this database. The library runs against a
+/// database still at 0.1.0 until `ALTER EXTENSION migrate UPDATE` (UPDATING.md), and 0.1.0
+/// counted a migration job's statements in the backfill's row counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatementCounters {
+    /// `statements_done` and `statements_total` (0.2.0 on).
+    Own,
+    /// `rows_done` (and `rows_updated`) and `rows_estimated` (0.1.0).
+    InRowCounters,
+}
+
+impl StatementCounters {
+    /// The counters of this database's job queue (and jobs view).
+    pub fn here() -> StatementCounters {
+        let own = Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid OPERATOR(pg_catalog.=) 'migrate.job_queue'::pg_catalog.regclass \
+               AND a.attname OPERATOR(pg_catalog.=) 'statements_done' AND NOT a.attisdropped)",
+        )
+        .unwrap_or_else(|e| error!("migrate: could not read the job queue's columns: {e}"))
+        .expect("EXISTS is never NULL");
+        if own {
+            StatementCounters::Own
+        } else {
+            StatementCounters::InRowCounters
+        }
+    }
+
+    /// The column of the statements done.
+    pub fn done(self) -> &'static str {
+        match self {
+            StatementCounters::Own => "statements_done",
+            StatementCounters::InRowCounters => "rows_done",
+        }
+    }
+
+    /// The column of the script's statement count.
+    pub fn total(self) -> &'static str {
+        match self {
+            StatementCounters::Own => "statements_total",
+            StatementCounters::InRowCounters => "rows_estimated",
+        }
+    }
+}
+
+/// The columns a job is read with, each under the name [`from_row`] reads it by.
+fn columns() -> String {
+    let counters = StatementCounters::here();
+    format!(
+        "{COLUMNS}, {} AS statements_done, {} AS statements_total",
+        counters.done(),
+        counters.total()
+    )
+}
+
+const COLUMNS: &str = "id, state, kind, relid::pg_catalog.oid AS relid, table_name, set_sql, \
+    where_sql, key_columns, key_types, search_path, batch_size, current_batch_size, workers, \
+    (EXTRACT(epoch FROM pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8 AS pause_ms, \
+    owner_oid, owner_name::pg_catalog.text AS owner_name, \
+    allow_superuser, started_at IS NOT NULL AS started, version, direction, script, \
+    current_statement, run_id, requested_by::pg_catalog.text AS requested_by, \
+    (settings OPERATOR(pg_catalog.->>) 'lock_timeout_ms')::pg_catalog.int4 AS lock_timeout_ms, \
+    (settings OPERATOR(pg_catalog.->>) 'lock_retries')::pg_catalog.int4 AS lock_retries, \
+    (settings OPERATOR(pg_catalog.->>) 'lock_retry_delay_ms')::pg_catalog.int4 AS lock_retry_delay_ms";
+
+/// One row read by column name. A column that is missing or of another type is a bug in the
+/// query's select list: it raises rather than reading as NULL.
+struct Columns<'a, 'conn>(&'a SpiHeapTupleData<'conn>);
+
+impl Columns<'_, '_> {
+    fn get<T: IntoDatum + FromDatum>(&self, name: &str) -> Option<T> {
+        self.0
+            .get_by_name::<T, _>(name)
+            .unwrap_or_else(|e| error!("migrate: could not read column {name}: {e}"))
+    }
+
+    /// A column the table's constraints keep NOT NULL (for the row's kind).
+    fn required<T: IntoDatum + FromDatum>(&self, name: &str) -> T {
+        self.get(name)
+            .unwrap_or_else(|| error!("migrate: column {name} is NULL"))
+    }
+}
+
+/// The first column of a query's first row; None if it returns no row or NULL. For queries
+/// whose answer decides what a job does: an SPI error raises, it never reads as "no row".
+pub fn first_value<T: IntoDatum + FromDatum>(
+    what: &str,
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Option<T> {
+    Spi::connect(|client| {
+        let mut rows = client
+            .select(sql, Some(1), args)
+            .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"));
+        rows.next().and_then(|row| {
+            row.get::<T>(1)
+                .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
+        })
+    })
+}
+
+/// The values of a one-column query, for the same kind of query as [`first_value`]: a NULL is
+/// skipped, an SPI error raises.
+pub fn column_values<T: IntoDatum + FromDatum>(
+    what: &str,
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Vec<T> {
+    Spi::connect(|client| {
+        client
+            .select(sql, None, args)
+            .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
+            .filter_map(|row| {
+                row.get::<T>(1)
+                    .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
+            })
+            .collect()
+    })
+}
 
 fn from_row(row: &SpiHeapTupleData) -> Job {
-    let text = |n: usize| row.get::<String>(n).ok().flatten();
-    let texts = |n: usize| row.get::<Vec<String>>(n).ok().flatten();
-    let key = match (texts(7), texts(8)) {
-        (Some(columns), Some(types)) => Some(Key { columns, types }),
-        _ => None,
+    let row = Columns(row);
+    let kind = row
+        .get::<String>("kind")
+        .as_deref()
+        .and_then(JobKind::parse)
+        .unwrap_or_else(|| error!("migrate: job with an unknown kind"));
+    let spec = match kind {
+        JobKind::Backfill => JobSpec::Backfill(BackfillJob {
+            relid: row.required("relid"),
+            table_name: row.get("table_name").unwrap_or_default(),
+            set_sql: row.required("set_sql"),
+            where_sql: row.get("where_sql"),
+            key: match (row.get("key_columns"), row.get("key_types")) {
+                (Some(columns), Some(types)) => Some(Key { columns, types }),
+                _ => None,
+            },
+            batch_size: row.get("batch_size"),
+            current_batch_size: row.required("current_batch_size"),
+            workers: row.required("workers"),
+            pause_ms: row.required("pause_ms"),
+        }),
+        JobKind::Migration => JobSpec::Migration(MigrationJob {
+            version: row.required("version"),
+            up: row.required::<String>("direction") == "up",
+            script: row.required("script"),
+            statements_done: row.required("statements_done"),
+            statements: row.get("statements_total").unwrap_or_default(),
+            current_statement: row.get("current_statement"),
+            run_id: row.get("run_id").unwrap_or_default(),
+            requested_by: row.get("requested_by").unwrap_or_default(),
+            lock_timeout_ms: row.get("lock_timeout_ms").unwrap_or(1000),
+            lock_retries: row.get("lock_retries").unwrap_or(0),
+            lock_retry_delay_ms: row.get("lock_retry_delay_ms").unwrap_or(500),
+        }),
     };
     Job {
-        id: row.get::<i64>(1).ok().flatten().unwrap_or_default(),
-        state: text(2)
+        id: row.required("id"),
+        state: row
+            .get::<String>("state")
             .as_deref()
             .and_then(JobState::parse)
             .unwrap_or_else(|| error!("migrate: job with an unknown state")),
-        relid: row
-            .get::<pg_sys::Oid>(3)
-            .ok()
-            .flatten()
-            .unwrap_or(pg_sys::InvalidOid),
-        table_name: text(4).unwrap_or_default(),
-        set_sql: text(5).unwrap_or_default(),
-        where_sql: text(6),
-        key,
-        search_path: text(9).unwrap_or_default(),
-        batch_size: row.get::<i32>(10).ok().flatten(),
-        current_batch_size: row.get::<i32>(11).ok().flatten().unwrap_or(1),
-        workers: row.get::<i32>(29).ok().flatten().unwrap_or(1),
-        pause_ms: row.get::<f64>(12).ok().flatten().unwrap_or(0.0),
-        owner: row
-            .get::<pg_sys::Oid>(14)
-            .ok()
-            .flatten()
-            .unwrap_or(pg_sys::InvalidOid),
-        owner_name: text(15).unwrap_or_default(),
-        allow_superuser: row.get::<bool>(16).ok().flatten().unwrap_or(false),
-        started: row.get::<bool>(17).ok().flatten().unwrap_or(false),
-        kind: text(18).unwrap_or_default(),
-        migration: text(19).map(|version| MigrationJob {
-            version,
-            up: text(20).as_deref() == Some("up"),
-            script: text(21).unwrap_or_default(),
-            statements_done: row.get::<i64>(13).ok().flatten().unwrap_or_default(),
-            statements: row.get::<i64>(28).ok().flatten().unwrap_or_default(),
-            current_statement: row.get::<i32>(22).ok().flatten(),
-            run_id: row.get::<i64>(23).ok().flatten().unwrap_or_default(),
-            requested_by: text(24).unwrap_or_default(),
-            lock_timeout_ms: row.get::<i32>(25).ok().flatten().unwrap_or(1000),
-            lock_retries: row.get::<i32>(26).ok().flatten().unwrap_or(0),
-            lock_retry_delay_ms: row.get::<i32>(27).ok().flatten().unwrap_or(500),
-        }),
+        search_path: row.required("search_path"),
+        owner: row.required("owner_oid"),
+        owner_name: row.required("owner_name"),
+        allow_superuser: row.required("allow_superuser"),
+        started: row.required("started"),
+        spec,
     }
 }
 
 /// Reads a job; with `lock`, row-locks it FOR UPDATE for the rest of the transaction.
 pub fn load(id: i64, lock: bool) -> Option<Job> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1{}",
+        "SELECT {} FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1{}",
+        columns(),
         if lock { " FOR UPDATE" } else { "" }
     );
     as_registry_owner(|| {
@@ -251,16 +419,21 @@ pub struct NewMigrationJob<'a> {
 }
 
 pub fn insert_migration(m: &NewMigrationJob<'_>) -> i64 {
-    const SQL: &str = "INSERT INTO migrate.job_queue (kind, version, direction, script, \
-        rows_estimated, rows_done, search_path, current_batch_size, owner_oid, owner_name, \
-        allow_superuser, run_id, requested_by, settings) \
-        VALUES ('migration', $1, $2, $3, $4, $5, $6, 1, $7, $8, true, $9, $10, \
-        pg_catalog.jsonb_build_object('lock_timeout_ms', $11, 'lock_retries', $12, \
-                                      'lock_retry_delay_ms', $13)) \
-        RETURNING id";
+    let counters = StatementCounters::here();
+    let sql = format!(
+        "INSERT INTO migrate.job_queue (kind, version, direction, script, \
+         {total}, {done}, search_path, current_batch_size, owner_oid, owner_name, \
+         allow_superuser, run_id, requested_by, settings) \
+         VALUES ('migration', $1, $2, $3, $4, $5, $6, 1, $7, $8, true, $9, $10, \
+         pg_catalog.jsonb_build_object('lock_timeout_ms', $11, 'lock_retries', $12, \
+                                       'lock_retry_delay_ms', $13)) \
+         RETURNING id",
+        total = counters.total(),
+        done = counters.done(),
+    );
     as_registry_owner(|| {
         Spi::get_one_with_args::<i64>(
-            SQL,
+            &sql,
             &[
                 m.version.into(),
                 (if m.up { "up" } else { "down" }).into(),
@@ -286,9 +459,10 @@ pub fn insert_migration(m: &NewMigrationJob<'_>) -> i64 {
 /// The newest job of a migration in one direction, if any.
 pub fn latest_migration_job(version: &str, up: bool) -> Option<Job> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM migrate.job_queue WHERE kind OPERATOR(pg_catalog.=) 'migration' \
+        "SELECT {} FROM migrate.job_queue WHERE kind OPERATOR(pg_catalog.=) 'migration' \
          AND version OPERATOR(pg_catalog.=) $1 AND direction OPERATOR(pg_catalog.=) $2 \
-         ORDER BY id DESC LIMIT 1"
+         ORDER BY id DESC LIMIT 1",
+        columns()
     );
     as_registry_owner(|| {
         Spi::connect(|client| {
@@ -316,11 +490,17 @@ pub fn statement_started(id: i64, number: i32, note: &str) {
 
 /// A migration job's statement `number` (1-based) committed.
 pub fn statement_done(id: i64, number: i32) {
+    let counters = match StatementCounters::here() {
+        StatementCounters::Own => "statements_done = $2",
+        StatementCounters::InRowCounters => "rows_done = $2, rows_updated = $2",
+    };
     write(
         "checkpoint a job",
-        "UPDATE migrate.job_queue SET rows_done = $2, rows_updated = $2, current_statement = NULL, \
-         batches = batches OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.clock_timestamp() \
-         WHERE id OPERATOR(pg_catalog.=) $1",
+        &format!(
+            "UPDATE migrate.job_queue SET {counters}, current_statement = NULL, \
+             batches = batches OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.clock_timestamp() \
+             WHERE id OPERATOR(pg_catalog.=) $1"
+        ),
         &[id.into(), i64::from(number).into()],
     );
 }
@@ -458,21 +638,12 @@ pub fn create_ranges(job: i64, boundaries: &[Vec<String>], upper: &[String]) {
 /// Ranges of the job not done yet, in key order.
 pub fn unfinished_ranges(job: i64) -> Vec<i32> {
     as_registry_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT id FROM migrate.job_ranges WHERE job_id OPERATOR(pg_catalog.=) $1 \
-                     AND NOT done ORDER BY range_no",
-                    None,
-                    &[job.into()],
-                )
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|r| r.get::<i32>(1).ok().flatten())
-                        .collect()
-                })
-                .unwrap_or_else(|e| error!("migrate: could not read the ranges of job {job}: {e}"))
-        })
+        column_values(
+            &format!("read the ranges of job {job}"),
+            "SELECT id FROM migrate.job_ranges WHERE job_id OPERATOR(pg_catalog.=) $1 \
+             AND NOT done ORDER BY range_no",
+            &[job.into()],
+        )
     })
 }
 
@@ -488,12 +659,15 @@ pub fn load_range(id: i32) -> Option<Range> {
                     &[id.into()],
                 )
                 .unwrap_or_else(|e| error!("migrate: could not read key range {id}: {e}"));
-            rows.into_iter().next().map(|row| Range {
-                id,
-                lower_key: row.get::<Vec<String>>(2).ok().flatten(),
-                upper_key: row.get::<Vec<String>>(3).ok().flatten().unwrap_or_default(),
-                last_key: row.get::<Vec<String>>(4).ok().flatten(),
-                done: row.get::<bool>(5).ok().flatten().unwrap_or(false),
+            rows.into_iter().next().map(|row| {
+                let row = Columns(&row);
+                Range {
+                    id,
+                    lower_key: row.get("lower_key"),
+                    upper_key: row.required("upper_key"),
+                    last_key: row.get("last_key"),
+                    done: row.required("done"),
+                }
             })
         })
     })
@@ -557,6 +731,38 @@ pub fn fail(id: i64, sqlstate: &str, message: &str) {
     );
 }
 
+/// The extension's locks held in this database, by which backend, for the jobs view
+/// (`migrate.held_locks()`, declared in src/sql/jobs.sql): `namespace` is the lock's
+/// [`Namespace`], `key` its job, range or slot key. Our own queries use the same definition
+/// directly ([`locks::held_sql`]), so they work on a database not yet updated to declare it.
+#[allow(clippy::type_complexity)] // pgrx needs the column names spelled inline
+#[pg_extern(sql = false)]
+fn held_locks() -> TableIterator<
+    'static,
+    (
+        name!(namespace, i32),
+        name!(key, i64),
+        name!(pid, Option<i32>),
+    ),
+> {
+    let rows = Spi::connect(|client| {
+        client
+            .select(&locks::held_locks_sql(), None, &[])
+            .unwrap_or_else(|e| error!("migrate: could not read the extension's locks: {e}"))
+            .map(|row| {
+                let row = Columns(&row);
+                (
+                    row.required("namespace"),
+                    row.required("key"),
+                    // NULL for a prepared transaction's lock, as in pg_locks.
+                    row.get("pid"),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    TableIterator::new(rows)
+}
+
 /// SQL condition: no live worker runs job `j`. The jobs view is the one place that knows how
 /// a worker is recognised (it holds the job's lock).
 const NO_WORKER: &str = "j.id OPERATOR(pg_catalog.<>) ALL (SELECT w.id FROM migrate.jobs w \
@@ -569,9 +775,8 @@ pub fn has_worker(id: i64) -> bool {
          WHERE id OPERATOR(pg_catalog.=) $1 AND worker_pid IS NOT NULL",
         &[id.into()],
     )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+    .unwrap_or_else(|e| error!("migrate: could not tell whether a worker runs job {id}: {e}"))
+    .expect("count(*) is never NULL")
 }
 
 /// Queued jobs that no worker has taken, oldest first.
@@ -580,18 +785,7 @@ pub fn unclaimed_queued(limit: i64) -> Vec<i64> {
         "SELECT j.id FROM migrate.job_queue j WHERE j.state OPERATOR(pg_catalog.=) 'queued' \
          AND {NO_WORKER} ORDER BY j.id LIMIT $1"
     );
-    as_registry_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(&sql, None, &[limit.into()])
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|r| r.get::<i64>(1).ok().flatten())
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-    })
+    as_registry_owner(|| column_values("read the queued jobs", &sql, &[limit.into()]))
 }
 
 /// After a crash or restart: running jobs without a worker go back to the queue.
@@ -602,7 +796,11 @@ pub fn requeue_interrupted() -> i64 {
          WHERE j.state OPERATOR(pg_catalog.=) 'running' AND {NO_WORKER} RETURNING 1) \
          SELECT pg_catalog.count(*) FROM r"
     );
-    as_registry_owner(|| Spi::get_one::<i64>(&sql).ok().flatten().unwrap_or(0))
+    as_registry_owner(|| {
+        Spi::get_one::<i64>(&sql)
+            .unwrap_or_else(|e| error!("migrate: could not requeue interrupted jobs: {e}"))
+            .expect("count(*) is never NULL")
+    })
 }
 
 /// Worker slots in use in this database: job worker processes that took one. A process
@@ -765,16 +963,8 @@ pub fn terminate_workers(id: i64) -> Vec<i32> {
         range = locks::held_sql(Namespace::Range),
     );
     crate::pg::security::as_registry_owner(|| {
-        let pids: Vec<i32> = Spi::connect(|client| {
-            client
-                .select(&sql, None, &[id.into()])
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|r| r.get::<i32>(1).ok().flatten())
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
+        let pids: Vec<i32> =
+            column_values(&format!("find the workers of job {id}"), &sql, &[id.into()]);
         for &pid in &pids {
             let _ = Spi::run_with_args(
                 "SELECT pg_catalog.pg_terminate_backend($1, 5000)",
@@ -813,7 +1003,9 @@ pub fn extension_installed() -> bool {
           AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['migrations', 'events', 'job_queue', \
               'job_ranges', 'guard_log'])";
     crate::pg::security::with_own_settings(&[(c"search_path", c"pg_catalog, pg_temp")], || {
-        Spi::get_one::<bool>(SQL).ok().flatten().unwrap_or(false)
+        Spi::get_one::<bool>(SQL)
+            .unwrap_or_else(|e| error!("migrate: could not check the extension's tables: {e}"))
+            .expect("a comparison of count(*) is never NULL")
     })
 }
 

@@ -92,17 +92,19 @@ fn concurrent_index_between_transactional_migrations_and_back() {
     assert!(worst < Duration::from_secs(1), "a writer waited {worst:?}");
     let row = c
         .query_one(
-            "SELECT state, rows_done, rows_estimated FROM migrate.jobs WHERE migration = '2 (up)'",
+            "SELECT state, statements_done, statements_total, rows_done FROM migrate.jobs \
+             WHERE migration = '2 (up)'",
             &[],
         )
         .unwrap();
     assert_eq!(
         (
             row.get::<_, String>(0),
-            row.get::<_, i64>(1),
-            row.get::<_, Option<i64>>(2)
+            row.get::<_, Option<i64>>(1),
+            row.get::<_, Option<i64>>(2),
+            row.get::<_, Option<i64>>(3)
         ),
-        ("succeeded".to_string(), 1, Some(1))
+        ("succeeded".to_string(), Some(1), Some(1), None)
     );
 
     // Back to 1: the down scripts of 3 (transactional) and 2 (DROP INDEX CONCURRENTLY) run.
@@ -184,13 +186,13 @@ fn failed_unique_build_is_recorded_cleaned_up_and_resumed() {
         .contains("dropped invalid index public.users_email"));
     let row = c
         .query_one(
-            "SELECT state, rows_done FROM migrate.jobs WHERE migration = '1 (up)'",
+            "SELECT state, statements_done FROM migrate.jobs WHERE migration = '1 (up)'",
             &[],
         )
         .unwrap();
     assert_eq!(
-        (row.get::<_, String>(0), row.get::<_, i64>(1)),
-        ("failed".to_string(), 1)
+        (row.get::<_, String>(0), row.get::<_, Option<i64>>(1)),
+        ("failed".to_string(), Some(1))
     );
     // Nothing invalid left behind, the first index stays, and 2 did not run.
     assert_eq!(
@@ -226,7 +228,7 @@ fn failed_unique_build_is_recorded_cleaned_up_and_resumed() {
     );
     let row = c
         .query_one(
-            "SELECT count(*), max(rows_done) FROM migrate.jobs WHERE migration = '1 (up)'",
+            "SELECT count(*), max(statements_done) FROM migrate.jobs WHERE migration = '1 (up)'",
             &[],
         )
         .unwrap();

@@ -1,26 +1,26 @@
-//! The job worker, connected to the job's database: one per job (the job's leader, holding the
-//! job lock), plus helpers for a backfill with several workers.
+//! The backfill walk: how a job's workers update its rows. A keyed backfill is split into key
+//! ranges when it first starts; every worker of the job (its leader, which holds the job lock,
+//! and its helpers) claims ranges (a lock each) until none is left, and walks each in batches,
+//! with the job's pause between batches and a wait while a standby lags
+//! (`migrate.max_replication_lag`). A keyless backfill is walked by its leader alone.
 //!
-//! A keyed backfill is split into key ranges when it first starts; every worker of the job
-//! claims ranges (a lock each) until none is left. Each batch is a transaction of its
-//! own that key-share-locks the job, row-locks its range, re-checks the owner's privileges,
-//! updates the next keys of the range as the owner, and writes the range's and the job's
-//! checkpoint, so a crash at any point loses at most the batches in flight, which roll back as
-//! a whole. The worker itself runs as the bootstrap superuser only to read and checkpoint the
-//! queue (as the registry owner); the job's SQL runs with the owner's privileges and search_path.
+//! Each batch is a transaction of its own that takes the job's control lock (shared, see
+//! `queue::lock_control`), row-locks its range, re-checks the owner's privileges, updates the next keys of the range as the owner, and writes
+//! the range's and the job's checkpoint, so a crash at any point loses at most the batches in
+//! flight, which roll back as a whole. A batch that times out, deadlocks or hits a
+//! serialization failure is retried smaller after a backoff.
 
 use std::time::{Duration, Instant};
 
 use migrate_core::{batch, retry};
-use pgrx::bgworkers::BackgroundWorker;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 
-use super::backfill::{self, Key};
-use super::launch::{self, RECOVERY};
-use super::queue::{self, Checkpoint, Job, Namespace, Range, RUNNING};
+use super::backfill::{self, check_owner, Key};
+use super::launch;
+use super::queue::{self, BackfillJob, Checkpoint, Job, JobSpec, Namespace, Range, RUNNING};
 use crate::error::{caught_parts, sqlstate_text, OrRaise, UserError};
 use crate::gucs;
 use crate::pg::security::{run_as, set_config, SessionObjects};
@@ -30,285 +30,50 @@ use crate::pg::xact;
 /// survives, each retried smaller after a backoff, before it is marked failed.
 const MAX_RETRIES: u32 = 10;
 
-/// Entry point of every job worker (and of the recovery sweep, job id 0).
-#[pg_guard]
-#[no_mangle]
-pub extern "C-unwind" fn migrate_job_worker(arg: pg_sys::Datum) {
-    xact::install_worker_signal_handlers();
-    let job = arg.value() as i64;
-    let (database, wait_for, role, helper) = parse_extra(BackgroundWorker::get_extra());
-    connect(database, role);
-    if xact::run(pin_session_settings).is_err() {
-        return;
-    }
-    if wait_for != 0 && !wait_for_commit(wait_for) {
-        pgrx::debug1!("migrate job {job}: the transaction that queued it did not commit");
-        return;
-    }
-    // Any database owner can create a schema named migrate with tables that look like ours:
-    // read nothing unless the extension is installed and owns what we read.
-    if !xact::run(queue::extension_installed).unwrap_or(false) {
-        pgrx::debug1!("migrate job {job}: extension not installed in this database");
-        return;
-    }
-    // The role we logged in as was checked against the registry when the worker was started;
-    // check again now that this process can read it, before running anything as it.
-    if job != RECOVERY {
-        let checked = xact::run(|| launch::login_role(job));
-        match checked {
-            Ok(Ok(expected)) if expected.to_u32() == role => {}
-            Ok(Ok(_)) => {
-                pgrx::log!(
-                    "migrate job {job}: logged in as another role than the job's; not running it"
-                );
-                return;
-            }
-            Ok(Err(why)) => {
-                pgrx::log!("migrate job {job}: not running it: {why}");
-                return;
-            }
-            Err(_) => return,
-        }
-    }
-    if job == RECOVERY {
-        let _ = xact::run(|| {
-            let requeued = queue::requeue_interrupted();
-            if requeued > 0 {
-                pgrx::log!("migrate: resuming {requeued} interrupted job(s)");
-            }
-            launch::start_queued();
-        });
-        return;
-    }
-    let Some(slot) = take_slot(job) else {
-        // Every slot is busy: the job stays queued and a finishing worker starts it (a helper
-        // is simply not needed: the job's other workers take its ranges).
-        pgrx::debug1!("migrate job {job}: every worker slot is busy");
-        return;
-    };
-    if helper {
-        run_helper(job);
-        let _ = xact::run(|| {
-            queue::unlock(Namespace::Slot, slot);
-            launch::start_queued();
-        });
-        return;
-    }
-    if !xact::run(|| queue::try_lock(Namespace::Job, job as i32)).unwrap_or(false) {
-        let _ = xact::run(|| queue::unlock(Namespace::Slot, slot));
-        pgrx::debug1!("migrate job {job}: another worker runs it");
-        return;
-    }
-    run_job(job);
-    // Release the slot before looking for queued jobs, so a job queued meanwhile is seen here
-    // or its own worker finds the slot free.
-    let _ = xact::run(|| {
-        queue::unlock(Namespace::Job, job as i32);
-        queue::unlock(Namespace::Slot, slot);
-        launch::start_queued();
-    });
-}
-
-/// `bgw_extra`: "database-oid queueing-full-xid role-oid helper" (role 0: the bootstrap
-/// superuser; helper 1: an extra worker of a backfill, see `launch::start_helper`).
-fn parse_extra(extra: &str) -> (u32, u64, u32, bool) {
-    let mut parts = extra.split_whitespace();
-    let database = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let wait_for = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let role = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let helper = parts.next() == Some("1");
-    (database, wait_for, role, helper)
-}
-
-/// Connects to the job's database, as `role` when one is given. A migration job's worker logs in
-/// as the migration's role rather than switching to it: its statements commit internally (a
-/// concurrent index build does), which must not happen inside a switched security context.
-fn connect(database: u32, role: u32) {
-    if role == 0 {
-        BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
-        return;
-    }
-    xact::connect_worker(pg_sys::Oid::from(database), pg_sys::Oid::from(role));
-}
-
-/// Settings of the worker's session. Our own SQL runs with search_path = pg_catalog, pg_temp
-/// (a job's SQL gets the job's search_path, set around it). SQL the job stores was checked with
-/// `standard_conforming_strings = on` and runs with it. Checkpointed keys are stored as text:
-/// every setting that changes a type's text form is pinned so a key written by one worker reads
-/// back identically in the next. (No session-wide lock_timeout: a concurrent index build's wait
-/// for older transactions is a lock wait too. The locks a worker waits for are either row locks
-/// only the extension can take, or bounded where they are taken.)
-fn pin_session_settings() {
-    for (name, value) in [
-        (c"search_path", c"pg_catalog, pg_temp"),
-        (c"standard_conforming_strings", c"on"),
-        (c"DateStyle", c"ISO, YMD"),
-        (c"IntervalStyle", c"postgres"),
-        (c"extra_float_digits", c"1"),
-        (c"bytea_output", c"hex"),
-    ] {
-        set_config(name, value, pg_sys::GucAction::GUC_ACTION_SET);
-    }
-}
-
-/// Waits until the transaction that queued the job ends; true if it committed.
-fn wait_for_commit(full_xid: u64) -> bool {
-    loop {
-        let status = xact::run(|| {
-            Spi::get_one_with_args::<String>(
-                "SELECT pg_catalog.pg_xact_status($1::pg_catalog.text::pg_catalog.xid8)",
-                &[full_xid.to_string().into()],
-            )
-            .ok()
-            .flatten()
-        })
-        .unwrap_or_else(|e| {
-            pgrx::log!(
-                "migrate: could not read the status of transaction {full_xid}: {}",
-                crate::error::caught_parts(&e).1
-            );
-            None
-        });
-        match status.as_deref() {
-            Some("committed") => return true,
-            Some("in progress") => xact::sleep(Duration::from_millis(20)),
-            _ => return false,
-        }
-    }
-}
-
-fn take_slot(job: i64) -> Option<i32> {
-    xact::run(|| {
-        let backfill =
-            job != RECOVERY && queue::load(job, false).is_some_and(|j| j.migration.is_none());
-        queue::take_slot(i64::from(gucs::max_job_workers()), backfill)
-    })
-    .ok()
-    .flatten()
-}
-
-/// The qualified, quoted name of the job's table now (it may have been renamed since).
-fn table_name(relid: pg_sys::Oid) -> Option<String> {
-    Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
-         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-         WHERE c.oid OPERATOR(pg_catalog.=) $1",
-        &[relid.into()],
-    )
-    .ok()
-    .flatten()
-}
-
-/// The checks a job passes before it is queued and again before every batch: the owner still
-/// exists, may log in (PostgreSQL 15, where background workers could only act for roles with
-/// LOGIN), is not a superuser unless that was allowed when it was queued, and may update the
-/// table.
-pub fn check_owner(
-    owner: pg_sys::Oid,
-    relid: pg_sys::Oid,
-    table: &str,
-    allow_superuser: bool,
-) -> Result<(), UserError> {
-    let name = check_job_role(owner, allow_superuser)?;
-    let may_update = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.has_table_privilege($1, $2, 'UPDATE')",
-        &[owner.into(), relid.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !may_update {
-        return Err(UserError::new(
-            ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied: role \"{name}\" may not UPDATE {table}"),
-        )
-        .hint(format!(
-            "GRANT UPDATE ON {table} TO \"{name}\", or queue the job as a role that may update it."
-        )));
-    }
-    Ok(())
-}
-
-/// The checks on the role a backfill runs as (its worker logs in as it): it exists, may log in
-/// on PostgreSQL 15, and is not a superuser unless that was allowed when the job was queued.
-/// Returns its name.
-pub fn check_job_role(owner: pg_sys::Oid, allow_superuser: bool) -> Result<String, UserError> {
-    let Some(name) = crate::pg::security::role_name(owner) else {
-        return Err(UserError::new(
-            ERRCODE_UNDEFINED_OBJECT,
-            format!(
-                "the role that queued the job (OID {}) no longer exists",
-                owner.to_u32()
-            ),
-        )
-        .hint("Queue the job again as an existing role."));
-    };
-    #[cfg(feature = "pg15")]
-    {
-        if !crate::pg::security::can_login(owner) {
-            return Err(UserError::new(
-                ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("role \"{name}\" may not log in, so background jobs cannot run as it"),
-            )
-            .detail("On PostgreSQL 15 a background worker may only act for a role with LOGIN.")
-            .hint(format!(
-                "Queue the job as a role with LOGIN, or ALTER ROLE \"{name}\" LOGIN."
-            )));
-        }
-    }
-    if crate::pg::security::is_superuser_role(owner) && !allow_superuser {
-        return Err(UserError::new(
-            ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("background jobs do not run as superuser \"{name}\""),
-        )
-        .detail("A job runs with the privileges of the role that queued it.")
-        .hint("Queue it as the role that owns the table (SET ROLE), or have a superuser SET migrate.allow_superuser_jobs = on first."));
-    }
-    Ok(name)
-}
-
-fn run_job(id: i64) {
-    let kind = xact::run(|| queue::load(id, false).map(|j| j.kind))
-        .ok()
-        .flatten();
-    if kind.as_deref() == Some("migration") {
-        return super::migration::run(id);
-    }
+/// Runs backfill job `id` as its leader (the worker holding the job lock) until it ends, is
+/// paused or cancelled, or fails.
+pub fn run(id: i64) {
     let job = match xact::run(|| start_job(id)) {
         Ok(Some(job)) => job,
         Ok(None) => return,
         Err(caught) => return record_failure(id, &caught),
     };
-    report_appname(&format!("migrate job {id}: backfill {}", job.table_name));
-    if job.key.is_none() {
+    let JobSpec::Backfill(b) = &job.spec else {
+        return;
+    };
+    report_appname(&format!("migrate job {id}: backfill {}", b.table_name));
+    if b.key.is_none() {
         // A keyless job is walked by where_sql alone: one worker, no ranges.
-        Runner::new(id, None).run(job.pause_ms);
+        Runner::new(id, None).run(b.pause_ms);
         return;
     }
-    start_helpers(&job);
-    walk_ranges(&job);
+    start_helpers(id, b);
+    walk_ranges(id, b);
     // Helpers may still walk their last ranges. Stay the job's worker (the jobs view and
     // resume_job() go by this one) until the job ends, taking over any range a helper dropped.
     while still_running(id) {
         xact::sleep(Duration::from_millis(200));
-        walk_ranges(&job);
+        walk_ranges(id, b);
         let _ = xact::run(|| queue::finish_if_ranges_done(id));
     }
 }
 
 /// An extra worker of a backfill: takes the job's unclaimed ranges until none is left.
-fn run_helper(id: i64) {
+pub fn run_helper(id: i64) {
     let Some(job) = xact::run(|| queue::load(id, false)).ok().flatten() else {
         return;
     };
-    if job.state != RUNNING || job.key.is_none() {
+    let JobSpec::Backfill(b) = &job.spec else {
+        return;
+    };
+    if job.state != RUNNING || b.key.is_none() {
         return;
     }
     report_appname(&format!(
         "migrate job {id}: backfill {} (helper)",
-        job.table_name
+        b.table_name
     ));
-    walk_ranges(&job);
+    walk_ranges(id, b);
 }
 
 fn report_appname(name: &str) {
@@ -317,41 +82,49 @@ fn report_appname(name: &str) {
 
 /// Starts the job's other workers: one fewer than it asked for, and no more than it has ranges
 /// left. A helper that finds no slot free exits; the job's other workers take its ranges.
-fn start_helpers(job: &Job) {
-    let ranges = xact::run(|| queue::unfinished_ranges(job.id).len()).unwrap_or(0);
-    let helpers = batch::helper_count(job.workers, ranges);
+fn start_helpers(id: i64, b: &BackfillJob) {
+    let ranges = match xact::run(|| queue::unfinished_ranges(id).len()) {
+        Ok(ranges) => ranges,
+        Err(caught) => {
+            pgrx::log!(
+                "migrate: job {id} starts no helpers: {}",
+                caught_parts(&caught).1
+            );
+            0
+        }
+    };
+    let helpers = batch::helper_count(b.workers, ranges);
     let started = xact::run(|| {
         (0..helpers)
-            .take_while(|_| launch::start_helper(job.id))
+            .take_while(|_| launch::start_helper(id))
             .count()
     })
     .unwrap_or(0);
     if started < helpers {
         pgrx::log!(
-            "migrate: job {} runs with {} of {} workers: no background worker slot free (max_worker_processes)",
-            job.id,
+            "migrate: job {id} runs with {} of {} workers: no background worker slot free (max_worker_processes)",
             started + 1,
-            job.workers
+            b.workers
         );
     }
 }
 
 /// Claims the job's unfinished ranges one after the other (a range another process holds is
 /// skipped) and walks each to its end; returns when none is left to claim or the job stopped.
-fn walk_ranges(job: &Job) {
+fn walk_ranges(id: i64, b: &BackfillJob) {
     loop {
         let claimed = xact::run(|| {
-            if queue::load(job.id, false).is_none_or(|j| j.state != RUNNING) {
+            if queue::load(id, false).is_none_or(|j| j.state != RUNNING) {
                 return None;
             }
-            queue::unfinished_ranges(job.id)
+            queue::unfinished_ranges(id)
                 .into_iter()
                 .find(|&range| queue::try_lock(Namespace::Range, range))
         });
         let Ok(Some(range)) = claimed else {
             return;
         };
-        let finished = Runner::new(job.id, Some(range)).run(job.pause_ms);
+        let finished = Runner::new(id, Some(range)).run(b.pause_ms);
         let _ = xact::run(|| queue::unlock(Namespace::Range, range));
         if !finished {
             return;
@@ -359,27 +132,44 @@ fn walk_ranges(job: &Job) {
     }
 }
 
+/// True while the job is running. If its state cannot be read, the worker stops (as if the job
+/// were paused) and says why in the server log: the job stays running without this worker,
+/// which the jobs view shows as interrupted and `resume_job()` restarts.
 fn still_running(id: i64) -> bool {
-    xact::run(|| queue::load(id, false).map(|j| j.state == RUNNING))
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    match xact::run(|| queue::load(id, false).map(|j| j.state == RUNNING)) {
+        Ok(running) => running.unwrap_or(false),
+        Err(caught) => {
+            pgrx::log!(
+                "migrate: job {id}: could not read its state, so this worker stops: {}",
+                caught_parts(&caught).1
+            );
+            false
+        }
+    }
+}
+
+/// The qualified, quoted name of the job's table now (it may have been renamed since).
+fn table_name(relid: pg_sys::Oid) -> Option<String> {
+    queue::first_value(
+        "read the name of a job's table",
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[relid.into()],
+    )
 }
 
 /// The job's table as it is named now, after checking (as before every batch) that it still
 /// exists and that the job's owner still qualifies; raises otherwise.
-fn checked_table(job: &Job) -> String {
-    let table = table_name(job.relid).unwrap_or_else(|| {
+fn checked_table(job: &Job, b: &BackfillJob) -> String {
+    let table = table_name(b.relid).unwrap_or_else(|| {
         UserError::new(
             ERRCODE_UNDEFINED_TABLE,
-            format!(
-                "table {} of job {} no longer exists",
-                job.table_name, job.id
-            ),
+            format!("table {} of job {} no longer exists", b.table_name, job.id),
         )
         .raise()
     });
-    check_owner(job.owner, job.relid, &table, job.allow_superuser).or_raise();
+    check_owner(job.owner, b.relid, &table, job.allow_superuser).or_raise();
     table
 }
 
@@ -390,31 +180,37 @@ fn start_job(id: i64) -> Option<Job> {
     if job.state != queue::QUEUED && job.state != RUNNING {
         return None;
     }
-    let table = checked_table(&job);
+    let JobSpec::Backfill(b) = &job.spec else {
+        return None;
+    };
+    let table = checked_table(&job, b);
     let (upper, estimate) = if job.started {
         (None, None)
     } else {
         as_owner(&job, || {
-            let upper = job.key.as_ref().and_then(|key| {
-                Spi::get_one::<Vec<String>>(&backfill::upper_key_sql(&table, key))
-                    .ok()
-                    .flatten()
+            // No row: the table is empty.
+            let upper = b.key.as_ref().and_then(|key| {
+                queue::first_value::<Vec<String>>(
+                    "find the largest key",
+                    &backfill::upper_key_sql(&table, key),
+                    &[],
+                )
             });
-            (upper, Some(estimate_rows(job.relid)))
+            (upper, Some(estimate_rows(b.relid)))
         })
     };
-    if let (Some(key), Some(upper)) = (&job.key, &upper) {
-        let ranges = batch::range_count(job.workers, estimate.unwrap_or(0));
+    if let (Some(key), Some(upper)) = (&b.key, &upper) {
+        let ranges = batch::range_count(b.workers, estimate.unwrap_or(0));
         let boundaries = if ranges > 1 {
             as_owner(&job, || {
-                sample_boundaries(&table, job.relid, key, upper, ranges)
+                sample_boundaries(&table, b.relid, key, upper, ranges)
             })
         } else {
             Vec::new()
         };
         queue::create_ranges(id, &boundaries, upper);
     }
-    if !job.started && job.key.is_some() && upper.is_none() {
+    if !job.started && b.key.is_some() && upper.is_none() {
         // An empty table: nothing is in scope.
         queue::mark_running(id, None, Some(0));
         queue::checkpoint(&Checkpoint {
@@ -422,7 +218,7 @@ fn start_job(id: i64) -> Option<Job> {
             last_key: None,
             visited: 0,
             updated: 0,
-            next_batch_size: job.current_batch_size,
+            next_batch_size: b.current_batch_size,
             finished: true,
         });
         return None;
@@ -441,18 +237,15 @@ fn sample_boundaries(
     ranges: i32,
 ) -> Vec<Vec<String>> {
     let blocks = Spi::get_one_with_args::<i64>(backfill::BLOCKS_SQL, &[relid.into()])
-        .ok()
-        .flatten()
-        .unwrap_or(0);
+        .unwrap_or_else(|e| error!("migrate: could not read the size of {table}: {e}"))
+        .expect("COALESCE(sum, 0) is never NULL");
     let sql = backfill::boundaries_sql(table, key, batch::sample_percent(blocks), ranges);
     let none: Option<Vec<String>> = None;
-    Spi::connect(|client| {
-        client
-            .select(&sql, None, &[none.into(), upper.to_vec().into()])
-            .unwrap_or_else(|e| error!("{e}"))
-            .filter_map(|row| row.get::<Vec<String>>(1).ok().flatten())
-            .collect()
-    })
+    queue::column_values(
+        &format!("sample the keys of {table}"),
+        &sql,
+        &[none.into(), upper.to_vec().into()],
+    )
 }
 
 /// Rows the planner believes the table has (no scan); for a partitioned table, the sum over
@@ -467,12 +260,11 @@ fn estimate_rows(relid: pg_sys::Oid) -> i64 {
          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid WHERE p.isleaf",
         &[relid.into()],
     )
-    .ok()
-    .flatten()
+    .unwrap_or_else(|e| error!("migrate: could not estimate the rows of a table: {e}"))
+    // No leaf partition has statistics yet.
     .unwrap_or(0.0) as i64
 }
 
-/// Runs `f` as the job's owner with the search_path it was queued with.
 /// Runs `f` as the job's owner with the search_path it was queued with, in a GUC level of its
 /// own: a setting the job's SQL changes (`set_config(..., false)`) does not reach the worker's
 /// own queries or the next batch.
@@ -560,7 +352,8 @@ impl Runner {
         }
     }
 
-    /// Throttle: waits while a standby lags more than `migrate.max_replication_lag`.
+    /// Throttle: waits while a standby lags more than `migrate.max_replication_lag`. False if
+    /// the job stopped meanwhile, or failed: a lag that cannot be read is not taken for none.
     fn wait_for_standbys(&self) -> bool {
         let mut noted = false;
         loop {
@@ -569,16 +362,23 @@ impl Runner {
                 return true;
             }
             // pg_stat_replication shows positions only to pg_read_all_stats.
-            let lag = xact::run(|| crate::pg::security::as_registry_owner(|| {
-                Spi::get_one::<i64>(
+            let lag = xact::run(|| {
+                crate::pg::security::as_registry_owner(|| {
+                    Spi::get_one::<i64>(
                     "SELECT COALESCE(pg_catalog.max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), replay_lsn)), 0)::pg_catalog.int8 \
                      FROM pg_catalog.pg_stat_replication",
                 )
-                .ok()
-                .flatten()
-                .unwrap_or(0)
-            }))
-            .unwrap_or(0);
+                .unwrap_or_else(|e| error!("migrate: could not read the standbys' replay lag: {e}"))
+                .expect("COALESCE(max, 0) is never NULL")
+                })
+            });
+            let lag = match lag {
+                Ok(lag) => lag,
+                Err(caught) => {
+                    record_failure(self.id, &caught);
+                    return false;
+                }
+            };
             if batch::standby_lag_within_limit(lag, limit_kb) {
                 if noted {
                     let _ = xact::run(|| queue::set_note(self.id, None));
@@ -607,6 +407,9 @@ impl Runner {
         let Some(job) = queue::load(self.id, false) else {
             return Outcome::Stopped;
         };
+        let JobSpec::Backfill(b) = &job.spec else {
+            return Outcome::Stopped;
+        };
         if job.state != RUNNING {
             return Outcome::Stopped;
         }
@@ -615,8 +418,8 @@ impl Runner {
             Some(Some(range)) if !range.done => Some(range),
             Some(_) => return Outcome::Finished,
         };
-        let table = checked_table(&job);
-        let size = job.batch_size.unwrap_or(job.current_batch_size);
+        let table = checked_table(&job, b);
+        let size = b.batch_size.unwrap_or(b.current_batch_size);
         let lock_timeout =
             std::ffi::CString::new(gucs::lock_timeout_ms().to_string()).expect("digits");
         set_config(
@@ -631,9 +434,9 @@ impl Runner {
         let session_before = SessionObjects::capture();
         // xact::run disarms it if the batch fails.
         xact::arm_statement_timeout(gucs::backfill_statement_timeout_ms());
-        let done = as_owner(&job, || match (&job.key, &range) {
-            (Some(key), Some(range)) => keyed_batch(&job, &table, key, range, size),
-            _ => keyless_batch(&job, &table, size),
+        let done = as_owner(&job, || match (&b.key, &range) {
+            (Some(key), Some(range)) => keyed_batch(b, &table, key, range, size),
+            _ => keyless_batch(b, &table, size),
         });
         xact::disarm_statement_timeout();
         let session_after = SessionObjects::capture();
@@ -664,7 +467,7 @@ impl Runner {
         // their commits release; a slow commit must not roll back this finished batch.
         set_config(c"lock_timeout", c"0", pg_sys::GucAction::GUC_ACTION_LOCAL);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let next_batch_size = match job.batch_size {
+        let next_batch_size = match b.batch_size {
             Some(pinned) => pinned,
             None => {
                 batch::next_batch_size(size, elapsed_ms, f64::from(gucs::backfill_batch_time_ms()))
@@ -700,7 +503,7 @@ struct BatchDone {
     finished: bool,
 }
 
-fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> BatchDone {
+fn keyed_batch(b: &BackfillJob, table: &str, key: &Key, range: &Range, size: i32) -> BatchDone {
     let lower = range.resume_after().cloned();
     let has_lower = lower.is_some();
     let args = || [lower.clone().into(), Some(range.upper_key.clone()).into()];
@@ -714,7 +517,10 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> B
             )
             .unwrap_or_else(|e| error!("{e}"))
             .next()
-            .and_then(|row| row.get::<Vec<String>>(1).ok().flatten())
+            .and_then(|row| {
+                row.get::<Vec<String>>(1)
+                    .unwrap_or_else(|e| error!("migrate: could not read a batch's end key: {e}"))
+            })
     });
     let (last_key, visited, finished) = match end {
         Some(end) => (end, i64::from(size), false),
@@ -728,13 +534,7 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> B
             (range.upper_key.clone(), left, true)
         }
     };
-    let update = backfill::update_sql(
-        table,
-        key,
-        &job.set_sql,
-        job.where_sql.as_deref(),
-        has_lower,
-    );
+    let update = backfill::update_sql(table, key, &b.set_sql, b.where_sql.as_deref(), has_lower);
     crate::pg::script::ensure_single_statement(&update);
     let updated = Spi::connect_mut(|client| {
         client
@@ -754,9 +554,9 @@ fn keyed_batch(job: &Job, table: &str, key: &Key, range: &Range, size: i32) -> B
     }
 }
 
-fn keyless_batch(job: &Job, table: &str, size: i32) -> BatchDone {
-    let where_sql = job.where_sql.as_deref().unwrap_or("false");
-    let update = backfill::keyless_update_sql(table, &job.set_sql, where_sql, size);
+fn keyless_batch(b: &BackfillJob, table: &str, size: i32) -> BatchDone {
+    let where_sql = b.where_sql.as_deref().unwrap_or("false");
+    let update = backfill::keyless_update_sql(table, &b.set_sql, where_sql, size);
     crate::pg::script::ensure_single_statement(&update);
     let (updated, still) = Spi::get_two::<i64, i64>(&update).unwrap_or_else(|e| error!("{e}"));
     let (updated, still) = (updated.unwrap_or(0), still.unwrap_or(0));
@@ -790,7 +590,8 @@ fn retryable(caught: &CaughtError) -> bool {
     )
 }
 
-fn record_failure(id: i64, caught: &CaughtError) {
+/// Marks the job failed with the error that stopped it, and says so in the server log.
+pub fn record_failure(id: i64, caught: &CaughtError) {
     let (code, message, detail, _) = caught_parts(caught);
     let message = match detail {
         Some(d) => format!("{message} ({d})"),
