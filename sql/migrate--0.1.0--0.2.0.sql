@@ -106,3 +106,14 @@ LEFT JOIN (SELECT r.job_id, pg_catalog.count(*) AS n
 COMMENT ON VIEW migrate.jobs IS
     'Background jobs: state, progress, rate, ETA, checkpoint, errors, owner and worker.';
 GRANT SELECT ON migrate.jobs TO PUBLIC;
+
+-- migrate.remove(version): unregisters a pending migration added by mistake.
+CREATE FUNCTION migrate."remove"(
+	"version" TEXT /* Option < & str > */
+) RETURNS void
+VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'remove_wrapper';
+REVOKE ALL ON FUNCTION migrate.remove(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.remove(text) TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.remove(text) TO PUBLIC;

@@ -1,5 +1,6 @@
 //! `CALL migrate.deploy(target)`: moves the database to `target` (default: the newest
-//! migration), forward or back, one migration per transaction, committing after each.
+//! migration), forward or back, one migration per transaction, committing after each. Also
+//! `migrate.resolve()` and `migrate.remove()`, which look at the jobs as well as the registry.
 //!
 //! - A transactional migration runs in the procedure's own transaction and is committed with
 //!   its registry row and history event. If it gives up waiting for a lock (55P03, bounded by
@@ -532,6 +533,94 @@ fn resolve(version: Option<&str>, state: Option<&str>) {
             action: Action::Resolve,
             started,
             role: &role,
+            detail: Some(&detail),
+        });
+        Ok(())
+    })()
+    .or_raise()
+}
+
+/// Unregisters a pending migration that was added by mistake (logged as `remove`, with the
+/// checksum of what it was). An applied one is refused (roll it back first), as is one that a
+/// registered migration requires, or one a job ran part of and did not finish (its first
+/// statements may be in place: finish it, or record the truth with resolve()).
+#[pg_extern(volatile)]
+fn remove(version: Option<&str>) {
+    (|| {
+        execute::registry_call("remove")?;
+        let version = checked_version(version, "version", "remove")?;
+        catalog::lock_registry();
+        catalog::refuse_while_deploying("remove")?;
+        let all = catalog::load_all(true);
+        let m = all
+            .iter()
+            .find(|m| version::compare(&m.version, version).is_eq())
+            .ok_or_else(|| {
+                UserError::new(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                    format!("migration {version} is not registered"),
+                )
+                .hint("See SELECT * FROM migrate.status() for registered versions.")
+            })?;
+        if m.is_applied() {
+            return Err(UserError::new(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("migration {} is {} and cannot be removed", m.version, m.state),
+            )
+            .hint(format!(
+                "Roll it back first (SELECT migrate.rollback_to(...) or CALL migrate.deploy(...) to an earlier version), or resolve('{}', 'pending') if its changes are not in place.",
+                m.version
+            )));
+        }
+        let dependents: Vec<&str> = all
+            .iter()
+            .filter(|other| {
+                other
+                    .requires
+                    .iter()
+                    .any(|r| version::compare(r, &m.version).is_eq())
+            })
+            .map(|other| other.version.as_str())
+            .collect();
+        if !dependents.is_empty() {
+            return Err(UserError::new(
+                PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+                format!(
+                    "migration {} is required by {}",
+                    m.version,
+                    dependents.join(", ")
+                ),
+            )
+            .hint("Remove those first, or register them again without the requirement."));
+        }
+        if let Some(job) = queue::latest_migration_job(&m.version, true) {
+            if !matches!(job.state, queue::JobState::Succeeded | queue::JobState::Cancelled) {
+                return Err(UserError::new(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!(
+                        "migration {} was run in part by job {}, which is {}",
+                        m.version, job.id, job.state
+                    ),
+                )
+                .detail("Its first statements may be in place, committed one by one.")
+                .hint(format!(
+                    "Finish it with CALL migrate.deploy(), or undo what it did by hand and migrate.cancel_job({}) first.",
+                    job.id
+                )));
+            }
+        }
+        let started = catalog::clock_now();
+        catalog::delete(&m.version);
+        let detail = format!(
+            "unregistered while pending; its up script had checksum sha256:{}",
+            m.checksum
+        );
+        catalog::log_event(&Event {
+            run_id: catalog::next_run_id(),
+            version: &m.version,
+            action: Action::Remove,
+            started,
+            role: &current_role_name(),
             detail: Some(&detail),
         });
         Ok(())

@@ -42,3 +42,24 @@ SELECT version FROM migrate.apply('28');
 SELECT version FROM migrate.rollback(1);
 SELECT to_regclass('t28') IS NULL AS dropped;
 SELECT version, state FROM migrate.status() WHERE version IN ('24', '25', '26', '27', '28') ORDER BY version;
+
+-- remove(): a pending migration added by mistake is unregistered (and logged); an applied one,
+-- one another migration requires, or one a job ran part of is refused.
+SELECT migrate.add('29', 'CREATE TABLE t29 (id int)');
+SELECT migrate.add('30', 'SELECT 1', NULL, NULL, '{"requires": ["29"]}');
+SELECT migrate.remove('29');
+SELECT migrate.remove('30');
+SELECT migrate.remove('29');
+SELECT migrate.remove('27');
+SELECT migrate.remove('404');
+SELECT migrate.remove(NULL);
+SELECT version, action, detail FROM migrate.history WHERE action = 'remove' ORDER BY id;
+SELECT count(*) AS left FROM migrate.migrations WHERE version IN ('29', '30');
+-- A migration a job ran part of: its first index is built, the second statement failed.
+SELECT migrate.add('31', E'CREATE INDEX CONCURRENTLY t20_id2 ON t20 (id);\nCREATE INDEX CONCURRENTLY t31_id ON no_such_table (id);');
+SET client_min_messages = error;
+CALL migrate.deploy('31');
+RESET client_min_messages;
+SELECT migrate.remove('31');
+SELECT migrate.cancel_job(id) FROM migrate.jobs WHERE migration = '31 (up)';
+SELECT migrate.remove('31');

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod dsm;
 pub mod list;
 pub mod locks;
+pub mod observe;
 pub mod procedure;
 pub mod query;
 pub mod script;

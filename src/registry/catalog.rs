@@ -76,6 +76,8 @@ pub enum Action {
     /// deploy() refused before a step ran.
     Deploy,
     Resolve,
+    /// A pending migration unregistered with remove().
+    Remove,
 }
 
 impl Action {
@@ -89,6 +91,7 @@ impl Action {
             Action::Baseline => "baseline",
             Action::Deploy => "deploy",
             Action::Resolve => "resolve",
+            Action::Remove => "remove",
         }
     }
 }
@@ -313,6 +316,16 @@ pub fn mark_applied(
                 run_id.into(),
                 started.into(),
             ],
+        ))
+    })
+}
+
+/// Unregisters a migration (remove(); callers checked it is pending).
+pub fn delete(version: &str) {
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "DELETE FROM migrate.migrations WHERE version OPERATOR(pg_catalog.=) $1",
+            &[version.into()],
         ))
     })
 }

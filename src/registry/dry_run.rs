@@ -3,7 +3,7 @@
 //! the up script). Both run migrations in a subtransaction that is always rolled back; the
 //! guard runs in dry-run mode (it reports every finding, blocks nothing, logs nothing).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use migrate_core::route;
@@ -17,82 +17,8 @@ use super::execute::{self, Direction};
 use crate::error::{caught_parts, sqlstate_text, OrRaise, Result, UserError};
 use crate::guard::{self, facts};
 use crate::gucs;
+use crate::pg::observe::Observer;
 use crate::pg::{script, security, subxact};
-
-/// The SQL name of a lock mode as pg_locks spells it.
-fn lock_mode_name(mode: &str) -> (u8, &'static str) {
-    match mode {
-        "AccessShareLock" => (1, "ACCESS SHARE"),
-        "RowShareLock" => (2, "ROW SHARE"),
-        "RowExclusiveLock" => (3, "ROW EXCLUSIVE"),
-        "ShareUpdateExclusiveLock" => (4, "SHARE UPDATE EXCLUSIVE"),
-        "ShareLock" => (5, "SHARE"),
-        "ShareRowExclusiveLock" => (6, "SHARE ROW EXCLUSIVE"),
-        "ExclusiveLock" => (7, "EXCLUSIVE"),
-        "AccessExclusiveLock" => (8, "ACCESS EXCLUSIVE"),
-        _ => (0, "unknown"),
-    }
-}
-
-/// What the catalog looks like around one statement.
-struct Observation {
-    /// Relation locks this backend holds: (relation oid, name, mode).
-    locks: BTreeSet<(u32, String, String)>,
-    /// User tables and materialized views: oid -> (name, relfilenode).
-    files: HashMap<u32, (String, u32)>,
-    /// Tuples read by scans of user tables in this transaction so far.
-    scanned: i64,
-}
-
-fn observe() -> Observation {
-    Spi::connect(|client| {
-        let mut locks = BTreeSet::new();
-        for r in client
-            .select(include_str!("../queries/plan_locks.sql"), None, &[])
-            .unwrap_or_else(observe_failed)
-        {
-            let oid: pg_sys::Oid = required(&r, 1);
-            locks.insert((oid.to_u32(), required(&r, 2), required(&r, 3)));
-        }
-        let mut files = HashMap::new();
-        for r in client
-            .select(include_str!("../queries/plan_files.sql"), None, &[])
-            .unwrap_or_else(observe_failed)
-        {
-            let oid: pg_sys::Oid = required(&r, 1);
-            let file: pg_sys::Oid = required(&r, 3);
-            files.insert(oid.to_u32(), (required(&r, 2), file.to_u32()));
-        }
-        let scanned = client
-            .select(include_str!("../queries/plan_scanned.sql"), None, &[])
-            .unwrap_or_else(observe_failed)
-            .first()
-            .get::<i64>(1)
-            .unwrap_or_else(observe_failed)
-            .unwrap_or(0);
-        Observation {
-            locks,
-            files,
-            scanned,
-        }
-    })
-}
-
-/// A failed observation raises: read as "nothing", it would report a clean plan.
-fn observe_failed<T>(e: pgrx::spi::SpiError) -> T {
-    error!("migrate.plan: could not observe the statement: {e}")
-}
-
-/// Column `n` of an observation row; the queries select no NULLs.
-fn required<T: pgrx::FromDatum + pgrx::IntoDatum>(
-    row: &pgrx::spi::SpiHeapTupleData<'_>,
-    n: usize,
-) -> T {
-    row.get::<T>(n)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| error!("migrate.plan: column {n} of an observation is NULL"))
-}
 
 /// One row of `plan()`: a statement and what running it did.
 struct PlanRow {
@@ -212,9 +138,10 @@ fn plan(
         // The dry run's own failures (a cancel, a catalog query) are raised, never mistaken
         // for a clean plan; a statement's failure is a row.
         let dry_run = subxact::run_and_roll_back(|| {
+            let mut observer = Observer::start();
             for (&(i, direction), role) in path.iter().zip(roles) {
                 let m = &all[i];
-                if !plan_step(m, direction, role, &mut rows) {
+                if !plan_step(m, direction, role, &mut observer, &mut rows) {
                     break;
                 }
             }
@@ -232,6 +159,7 @@ fn plan_step(
     m: &Migration,
     direction: Direction,
     role: pg_sys::Oid,
+    observer: &mut Observer,
     rows: &mut Vec<PlanRow>,
 ) -> bool {
     let label = direction.label();
@@ -254,7 +182,6 @@ fn plan_step(
                 rows.push(analyse_only(m, label, number, &text));
                 continue;
             }
-            let before = observe();
             let started = Instant::now();
             let (result, findings) =
                 guard::state::collect_findings(|| subxact::run(|| script::run(&statement.text)));
@@ -268,34 +195,11 @@ fn plan_step(
                 ok = false;
                 break;
             }
-            let after = observe();
-            let mut strongest: HashMap<String, (u8, &'static str)> = HashMap::new();
-            for (oid, name, mode) in after.locks.difference(&before.locks) {
-                // Relations the statement created are nobody else's concern.
-                if !before.files.contains_key(oid) && !before.locks.iter().any(|l| l.0 == *oid) {
-                    continue;
-                }
-                let rank = lock_mode_name(mode);
-                let entry = strongest.entry(name.clone()).or_insert(rank);
-                if rank.0 > entry.0 {
-                    *entry = rank;
-                }
-            }
-            let mut locks: Vec<String> = strongest
-                .into_iter()
-                .map(|(name, (_, mode))| format!("{name}: {mode}"))
-                .collect();
-            locks.sort();
-            let rewrites: Vec<String> = before
-                .files
-                .iter()
-                .filter(|(oid, (_, file))| after.files.get(oid).is_some_and(|(_, f)| f != file))
-                .map(|(_, (name, _))| name.clone())
-                .collect();
+            let seen = observer.after_statement();
             rows.push(PlanRow {
-                locks,
-                rewrites,
-                rows_scanned: Some(after.scanned - before.scanned),
+                locks: seen.locks,
+                rewrites: seen.rewrites,
+                rows_scanned: Some(seen.rows_scanned),
                 guard: findings,
                 duration_ms: Some(ms),
                 ..PlanRow::new(m, label, number, &text)

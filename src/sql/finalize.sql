@@ -55,7 +55,7 @@ GRANT SELECT ON migrate.jobs TO PUBLIC;
 -- without it gets an error that says what to grant.
 GRANT EXECUTE ON FUNCTION migrate.add(text, text, text, text, jsonb), migrate.apply(text),
     migrate.rollback(integer), migrate.rollback_to(text), migrate.baseline(text),
-    migrate.resolve(text, text), migrate.validate(), migrate.plan(text), migrate.verify(text),
-    migrate.allow(text, text)
+    migrate.resolve(text, text), migrate.remove(text), migrate.validate(), migrate.plan(text),
+    migrate.verify(text), migrate.allow(text, text)
     TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.deploy(text) TO PUBLIC;
