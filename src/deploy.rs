@@ -107,19 +107,14 @@ fn deploy(target: Option<&str>) -> Result<()> {
     // applied, found only after rolling back) would leave the database between two states.
     catalog::lock_registry();
     let all = catalog::load_all(true);
-    let path = match route::deploy_path(
-        &catalog::route_entries(&all),
-        target,
-        gucs::allow_out_of_order(),
-    ) {
-        Ok(path) => path,
-        Err(e) => {
-            let version = e.version().unwrap_or_default().to_string();
-            let e = UserError::from(e);
-            record_refusal(&run, &version, &e);
-            return Err(e);
-        }
-    };
+    let path = refused_unless(
+        &run,
+        route::deploy_path(
+            &catalog::route_entries(&all),
+            target,
+            gucs::allow_out_of_order(),
+        ),
+    )?;
     for step in path {
         if let (i, Direction::Down) = Direction::of(step) {
             if let Err(e) = execute::check_down_script(&all[i]) {
@@ -133,19 +128,14 @@ fn deploy(target: Option<&str>) -> Result<()> {
     loop {
         catalog::lock_registry();
         let all = catalog::load_all(true);
-        let step = match route::deploy_next(
-            &catalog::route_entries(&all),
-            target,
-            gucs::allow_out_of_order(),
-        ) {
-            Ok(step) => step,
-            Err(e) => {
-                let version = e.version().unwrap_or_default().to_string();
-                let e = UserError::from(e);
-                record_refusal(&run, &version, &e);
-                return Err(e);
-            }
-        };
+        let step = refused_unless(
+            &run,
+            route::deploy_next(
+                &catalog::route_entries(&all),
+                target,
+                gucs::allow_out_of_order(),
+            ),
+        )?;
         let Some(step) = step else { break };
         let (index, direction) = Direction::of(step);
         let m = &all[index];
@@ -275,6 +265,16 @@ fn format_interval(i: &pgrx::datum::Interval) -> String {
     } else {
         format!("{:.1} s", ms / 1000.0)
     }
+}
+
+/// The route, or its refusal recorded in the history and raised.
+fn refused_unless<T>(run: &Run, route: std::result::Result<T, route::PlanError>) -> Result<T> {
+    route.map_err(|e| {
+        let version = e.version().unwrap_or_default().to_string();
+        let e = UserError::from(e);
+        record_refusal(run, &version, &e);
+        e
+    })
 }
 
 /// Appends a refusal that stopped the deploy before its next step ran (action `deploy`) and
@@ -491,16 +491,7 @@ fn resolve(version: Option<&str>, state: Option<&str>) {
         };
         catalog::lock_registry();
         let all = catalog::load_all(true);
-        let m = all
-            .iter()
-            .find(|m| version::compare(&m.version, version).is_eq())
-            .ok_or_else(|| {
-                UserError::new(
-                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                    format!("migration {version} is not registered"),
-                )
-                .hint("See SELECT * FROM migrate.status() for registered versions.")
-            })?;
+        let m = catalog::find(&all, version)?;
         for up in [true, false] {
             if let Some(job) = queue::latest_migration_job(&m.version, up) {
                 let live = job.state == queue::RUNNING
@@ -552,16 +543,7 @@ fn remove(version: Option<&str>) {
         catalog::lock_registry();
         catalog::refuse_while_deploying("remove")?;
         let all = catalog::load_all(true);
-        let m = all
-            .iter()
-            .find(|m| version::compare(&m.version, version).is_eq())
-            .ok_or_else(|| {
-                UserError::new(
-                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                    format!("migration {version} is not registered"),
-                )
-                .hint("See SELECT * FROM migrate.status() for registered versions.")
-            })?;
+        let m = catalog::find(&all, version)?;
         if m.is_applied() {
             return Err(UserError::new(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

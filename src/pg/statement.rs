@@ -10,21 +10,8 @@ use pgrx::pg_sys;
 
 use super::list::items;
 
-/// What a statement is, for deciding how its script runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `BEGIN` / `START TRANSACTION` with no options.
-    Begin,
-    /// `COMMIT` / `END` without `AND CHAIN`.
-    Commit,
-    /// Any other transaction control (`ROLLBACK`, `SAVEPOINT`, `BEGIN ISOLATION LEVEL ...`, ...).
-    OtherTransactionControl,
-    /// A statement PostgreSQL refuses inside a transaction block; what it is.
-    OutsideTransaction(&'static str),
-    /// `SET` / `RESET`: fine either way.
-    Setting,
-    Other,
-}
+/// What a statement is, for deciding how its script runs (core decides from it).
+pub use migrate_core::transaction::Class as Kind;
 
 /// One statement of a script: its kind and its bytes in the script (from its first token).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -120,6 +120,19 @@ impl Migration {
     }
 }
 
+/// The registered migration `version` (in any spelling: `01` is `1`), or 42704.
+pub fn find<'a>(all: &'a [Migration], version: &str) -> crate::error::Result<&'a Migration> {
+    all.iter()
+        .find(|m| version::compare(&m.version, version).is_eq())
+        .ok_or_else(|| {
+            crate::error::UserError::new(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("migration {version} is not registered"),
+            )
+            .hint("See SELECT * FROM migrate.status() for registered versions.")
+        })
+}
+
 /// What the router needs to know of each migration, in the same order as `all`.
 pub fn route_entries(all: &[Migration]) -> Vec<route::Entry> {
     all.iter().map(Migration::route_entry).collect()

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use migrate_core::route;
-use migrate_core::{rules, version};
+use migrate_core::rules;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -371,16 +371,7 @@ fn verify(
         let all = catalog::load_all(false);
         let chosen: Vec<&Migration> = match wanted {
             Some(v) => {
-                let m = all
-                    .iter()
-                    .find(|m| version::compare(&m.version, v).is_eq())
-                    .ok_or_else(|| {
-                        UserError::new(
-                            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                            format!("migration {v} is not registered"),
-                        )
-                        .hint("See SELECT * FROM migrate.status() for registered versions.")
-                    })?;
+                let m = catalog::find(&all, v)?;
                 if m.is_applied() {
                     return Err(UserError::new(
                         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

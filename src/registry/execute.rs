@@ -294,7 +294,7 @@ pub fn without_wrapper(sql: &str) -> Cow<'_, str> {
         return Cow::Borrowed(sql);
     }
     let statements = statement::classify(sql);
-    let classes: Vec<transaction::Class> = statements.iter().map(|s| class(s.kind)).collect();
+    let classes: Vec<transaction::Class> = statements.iter().map(|s| s.kind).collect();
     match transaction::decide(&classes, None) {
         Ok(decision) if !decision.drop.is_empty() => {
             let spans: Vec<_> = decision
@@ -333,7 +333,7 @@ pub fn prepare(
     parse(sql, &what)?;
     let statements = subxact::run(|| statement::classify(sql))
         .map_err(|caught| UserError::new(caught_parts(&caught).0, caught_parts(&caught).1))?;
-    let classes: Vec<transaction::Class> = statements.iter().map(|s| class(s.kind)).collect();
+    let classes: Vec<transaction::Class> = statements.iter().map(|s| s.kind).collect();
     let at = |i: usize| {
         let (line, _) =
             script::line_and_column(sql, sql[..statements[i].bytes.start].chars().count() + 1);
@@ -397,19 +397,6 @@ pub fn check_down_script(m: &Migration) -> Result<(), UserError> {
         );
         e.hint(hint)
     })
-}
-
-fn class(kind: statement::Kind) -> transaction::Class {
-    use statement::Kind;
-    use transaction::Class;
-    match kind {
-        Kind::Begin => Class::Begin,
-        Kind::Commit => Class::Commit,
-        Kind::OtherTransactionControl => Class::OtherTransactionControl,
-        Kind::OutsideTransaction(what) => Class::OutsideTransaction(what),
-        Kind::Setting => Class::Setting,
-        Kind::Other => Class::Other,
-    }
 }
 
 /// Parses SQL for `migrate.check()`.
