@@ -988,20 +988,7 @@ pub fn unlock(namespace: Namespace, key: i32) {
 /// to a superuser (a worker may outlive a DROP EXTENSION; and any database owner can create a
 /// schema named migrate whose tables look like ours, to make a worker run what they contain).
 pub fn extension_installed() -> bool {
-    const SQL: &str = "\
-        SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 5 \
-        FROM pg_catalog.pg_extension e \
-        JOIN pg_catalog.pg_depend d \
-          ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
-         AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e' \
-         AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
-        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid \
-         AND c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace \
-        JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
-        JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.relowner AND r.rolsuper \
-        WHERE e.extname OPERATOR(pg_catalog.=) 'migrate' AND n.nspname OPERATOR(pg_catalog.=) 'migrate' \
-          AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['migrations', 'events', 'job_queue', \
-              'job_ranges', 'guard_log'])";
+    const SQL: &str = include_str!("../queries/extension_trust.sql");
     crate::pg::security::with_own_settings(&[(c"search_path", c"pg_catalog, pg_temp")], || {
         Spi::get_one::<bool>(SQL)
             .unwrap_or_else(|e| error!("migrate: could not check the extension's tables: {e}"))
