@@ -117,3 +117,6 @@ AS 'MODULE_PATHNAME', 'remove_wrapper';
 REVOKE ALL ON FUNCTION migrate.remove(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate.remove(text) TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.remove(text) TO PUBLIC;
+
+-- Repeatable migrations (Flyway's R__): run again whenever their script changes.
+ALTER TABLE migrate.migrations ADD COLUMN repeatable boolean NOT NULL DEFAULT false;

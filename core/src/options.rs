@@ -14,6 +14,8 @@ pub struct Options {
     pub transaction: Option<bool>,
     /// Versions that must be applied before this one.
     pub requires: Vec<String>,
+    /// Run again whenever its script changes, after the versioned migrations (Flyway's `R__`).
+    pub repeatable: bool,
 }
 
 /// What is wrong with an options object; each names the offending key.
@@ -177,6 +179,7 @@ pub fn parse(options: &Value, up_sql: &str) -> Result<Options, OptionsProblem> {
     };
     let mut transaction = None;
     let mut requires = Vec::new();
+    let mut repeatable = false;
     for (key, value) in map {
         match key.as_str() {
             "transaction" => {
@@ -206,10 +209,18 @@ pub fn parse(options: &Value, up_sql: &str) -> Result<Options, OptionsProblem> {
                     }
                 }
             }
+            "repeatable" => {
+                repeatable = value.as_bool().ok_or(OptionsProblem::WrongType {
+                    key: "repeatable",
+                    expected: "a boolean",
+                })?
+            }
             other => return Err(OptionsProblem::UnknownKey(other.to_string())),
         }
     }
-    merge(transaction, requires, up_sql)
+    let mut options = merge(transaction, requires, up_sql)?;
+    options.repeatable = repeatable;
+    Ok(options)
 }
 
 fn merge(
@@ -224,6 +235,7 @@ fn merge(
     Ok(Options {
         transaction: if directive { Some(false) } else { transaction },
         requires,
+        repeatable: false,
     })
 }
 
@@ -239,7 +251,8 @@ mod tests {
             o,
             Options {
                 transaction: None,
-                requires: vec![]
+                requires: vec![],
+                repeatable: false,
             }
         );
         assert_eq!(parse(&Value::Null, "SELECT 1").unwrap(), o);
@@ -270,6 +283,22 @@ mod tests {
         assert_eq!(
             declared(json!({}), "  -- migrate:no-transaction  \r\nVACUUM t;"),
             Some(false)
+        );
+    }
+
+    #[test]
+    fn repeatable_option() {
+        assert!(
+            parse(&json!({"repeatable": true}), "SELECT 1")
+                .unwrap()
+                .repeatable
+        );
+        assert_eq!(
+            parse(&json!({"repeatable": 1}), "SELECT 1"),
+            Err(OptionsProblem::WrongType {
+                key: "repeatable",
+                expected: "a boolean"
+            })
         );
     }
 

@@ -17,12 +17,17 @@ pub struct Entry {
     pub transactional: bool,
     pub reversible: bool,
     pub requires: Vec<String>,
+    /// Run again whenever its script changes (Flyway's `R__` migrations): outside version order,
+    /// after every versioned migration, never rolled back, never a target.
+    pub repeatable: bool,
 }
 
 /// Every way a route can be refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PlanError {
     UnknownTarget(String),
+    /// The target is a repeatable migration, which has no place in the order.
+    RepeatableTarget(String),
     OutOfOrder {
         version: String,
         newest_applied: String,
@@ -59,7 +64,7 @@ impl PlanError {
     pub fn version(&self) -> Option<&str> {
         use PlanError::*;
         match self {
-            UnknownTarget(v) => Some(v),
+            UnknownTarget(v) | RepeatableTarget(v) => Some(v),
             OutOfOrder { version, .. }
             | NonTransactional { version }
             | MissingRequirement { version, .. }
@@ -86,13 +91,15 @@ fn find<'a>(entries: &'a [Entry], v: &str) -> Option<&'a Entry> {
 fn newest_applied(entries: &[Entry]) -> Option<&Entry> {
     entries
         .iter()
-        .filter(|e| e.applied)
+        .filter(|e| e.applied && !e.repeatable)
         .max_by(|a, b| version::compare(&a.version, &b.version))
 }
 
+/// A target is a versioned migration: repeatable ones have no place in the order.
 fn check_target(entries: &[Entry], target: Option<&str>) -> Result<(), PlanError> {
-    match target {
-        Some(t) if find(entries, t).is_none() => Err(PlanError::UnknownTarget(t.to_string())),
+    match target.map(|t| (t, find(entries, t))) {
+        Some((t, None)) => Err(PlanError::UnknownTarget(t.to_string())),
+        Some((t, Some(e))) if e.repeatable => Err(PlanError::RepeatableTarget(t.to_string())),
         _ => Ok(()),
     }
 }
@@ -117,10 +124,10 @@ fn apply_steps(
     allow_non_transactional: bool,
 ) -> Result<Vec<usize>, PlanError> {
     check_target(entries, target)?;
-    let chosen: Vec<usize> = entries
+    let mut chosen: Vec<usize> = entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| !e.applied)
+        .filter(|(_, e)| !e.applied && !e.repeatable)
         .filter(|(_, e)| {
             target.is_none_or(|t| version::compare(&e.version, t) != Ordering::Greater)
         })
@@ -171,6 +178,11 @@ fn apply_steps(
         }
         done.insert(version::sort_key(&e.version));
     }
+    // Repeatable migrations whose script is new or changed run last, in version (name) order,
+    // when everything is applied (no target): they are written against the latest schema.
+    if target.is_none() {
+        chosen.extend((0..entries.len()).filter(|&i| entries[i].repeatable && !entries[i].applied));
+    }
     Ok(chosen)
 }
 
@@ -193,7 +205,7 @@ fn rollback_steps(
     check_target(entries, target)?;
     let applied: Vec<usize> = (0..entries.len())
         .rev()
-        .filter(|&i| entries[i].applied)
+        .filter(|&i| entries[i].applied && !entries[i].repeatable)
         .collect();
     let chosen: Vec<usize> = match (steps, target) {
         (Some(n), _) => {
@@ -303,6 +315,7 @@ pub fn baseline(entries: &[Entry], target: &str) -> Result<Vec<usize>, PlanError
         });
     }
     Ok((0..entries.len())
+        .filter(|&i| !entries[i].repeatable)
         .filter(|&i| version::compare(&entries[i].version, target) != Ordering::Greater)
         .collect())
 }
@@ -354,7 +367,7 @@ pub fn problems(entries: &[Entry]) -> Vec<Problem> {
     let mut out = Vec::new();
     let newest = newest_applied(entries);
     for e in entries {
-        if let (false, Some(n)) = (e.applied, newest) {
+        if let (false, false, Some(n)) = (e.applied, e.repeatable, newest) {
             if version::compare(&e.version, &n.version) == Ordering::Less {
                 out.push(Problem {
                     version: e.version.clone(),
@@ -407,11 +420,48 @@ mod tests {
             transactional: true,
             reversible: true,
             requires: vec![],
+            repeatable: false,
         }
     }
 
     fn versions(entries: &[Entry], idx: &[usize]) -> Vec<String> {
         idx.iter().map(|&i| entries[i].version.clone()).collect()
+    }
+
+    #[test]
+    fn repeatable_migrations_run_last_and_never_go_down() {
+        let mut es = vec![
+            e("1", true),
+            e("2", false),
+            e("R__views", false),
+            e("3", false),
+        ];
+        es[2].repeatable = true;
+        // Outside the order: after every versioned one, and only when applying everything.
+        assert_eq!(
+            versions(&es, &apply(&es, None, false).unwrap()),
+            ["2", "3", "R__views"]
+        );
+        assert_eq!(
+            versions(&es, &apply(&es, Some("3"), false).unwrap()),
+            ["2", "3"]
+        );
+        assert_eq!(
+            apply(&es, Some("R__views"), false),
+            Err(PlanError::RepeatableTarget("R__views".into()))
+        );
+        // Applied, it is neither newest applied (no out-of-order) nor rolled back.
+        es[2].applied = true;
+        assert_eq!(versions(&es, &apply(&es, None, false).unwrap()), ["2", "3"]);
+        assert_eq!(versions(&es, &rollback(&es, Some(1), None).unwrap()), ["1"]);
+        assert!(problems(&es).is_empty());
+        assert_eq!(
+            versions(
+                &es,
+                &baseline(&[e("1", false), es[2].clone()], "1").unwrap()
+            ),
+            ["1"]
+        );
     }
 
     #[test]

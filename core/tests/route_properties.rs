@@ -95,6 +95,7 @@ fn any_registry(max_len: usize, in_order: f64) -> impl Strategy<Value = Vec<Entr
                         transactional: *transactional,
                         reversible: *reversible,
                         requires: requires.iter().map(|r| requirement(i, r)).collect(),
+                        repeatable: false,
                     },
                 )
                 .collect()
@@ -128,6 +129,7 @@ fn clean_registry(max_len: usize) -> impl Strategy<Value = Vec<Entry>> {
                             .map(|r| versions[r.index(i)].clone())
                             .collect(),
                     },
+                    repeatable: false,
                 })
                 .collect()
         })

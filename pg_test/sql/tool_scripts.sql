@@ -63,3 +63,22 @@ RESET client_min_messages;
 SELECT migrate.remove('31');
 SELECT migrate.cancel_job(id) FROM migrate.jobs WHERE migration = '31 (up)';
 SELECT migrate.remove('31');
+
+-- Repeatable migrations (Flyway's R__): run after the versioned ones whenever their script
+-- changed, never rolled back, never a target; history records each run.
+SELECT migrate.add('R__users_view', 'CREATE OR REPLACE VIEW users_view AS SELECT id FROM users', NULL, NULL, '{"repeatable": true}');
+SELECT migrate.add('R__bad', 'SELECT 1', 'SELECT 2', NULL, '{"repeatable": true}');
+SELECT migrate.add('40', 'ALTER TABLE users ADD COLUMN email text', 'ALTER TABLE users DROP COLUMN email');
+SET client_min_messages = warning;
+CALL migrate.deploy();
+RESET client_min_messages;
+SELECT version, state FROM migrate.status() WHERE version IN ('40', 'R__users_view');
+SELECT migrate.add('R__users_view', 'CREATE OR REPLACE VIEW users_view AS SELECT id FROM users', NULL, NULL, '{"repeatable": true}');
+SELECT migrate.add('R__users_view', 'CREATE OR REPLACE VIEW users_view AS SELECT id, email FROM users', NULL, NULL, '{"repeatable": true}');
+SELECT version, state, checksum_ok FROM migrate.status() WHERE version = 'R__users_view';
+SELECT version FROM migrate.apply('40');
+SELECT version FROM migrate.apply();
+SELECT pg_get_viewdef('users_view') LIKE '%email%' AS view_has_email;
+SELECT version FROM migrate.apply('R__users_view');
+SELECT migrate.add('R__users_view', 'SELECT 1');
+SELECT version, action FROM migrate.history WHERE version = 'R__users_view' ORDER BY id;

@@ -75,6 +75,11 @@ impl From<route::PlanError> for UserError {
             format!("migration {t} is not registered"),
         )
         .hint("See migrate.status() for the registered versions."),
+        RepeatableTarget(t) => UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migration {t} is repeatable and cannot be a target"),
+        )
+        .hint("Repeatable migrations run after every versioned one when everything is applied; name a versioned migration, or none."),
         OutOfOrder { version, newest_applied } => UserError::new(
             ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!(
@@ -158,6 +163,13 @@ fn add_migration(
         )
         .hint("Options are {\"transaction\": false} and {\"requires\": [\"version\", ...]}.")
     })?;
+    if opts.repeatable && down_sql.is_some() {
+        return Err(UserError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("repeatable migration {version} has a down script"),
+        )
+        .hint("Repeatable migrations are run again when they change and never rolled back: pass NULL as down_sql."));
+    }
     // Stored as given (so the checksum is the file's); a wrapper is dropped when it runs.
     let up = execute::prepare(version, Direction::Up, up_sql, opts.transaction)?;
     let mut notices = up.notices.clone();
@@ -226,11 +238,30 @@ fn add_migration(
         transactional: up.transactional,
         requires: &opts.requires,
         added_by: &role,
+        repeatable: opts.repeatable,
     };
     let existing = all.iter().find(|m| m.version == version);
+    if let Some(m) = existing.filter(|m| m.is_applied() && m.repeatable != opts.repeatable) {
+        return Err(UserError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("migration {version} is already applied and its options differ"),
+        )
+        .detail(format!(
+            "It was registered as {}.",
+            if m.repeatable {
+                "repeatable"
+            } else {
+                "versioned"
+            }
+        ))
+        .hint("Applied migrations are immutable: keep the options they were applied with."));
+    }
     let outcome = match existing {
         None => "added",
-        Some(m) if !m.is_applied() => {
+        // A repeatable migration takes a new script at any time, and runs it again.
+        Some(m)
+            if !m.is_applied() || (m.repeatable && m.checksum != checksum::checksum(up_sql)) =>
+        {
             if same_definition(m, &def) {
                 return Ok("unchanged");
             }
@@ -290,7 +321,7 @@ fn add_migration(
     };
     let run_id = catalog::next_run_id();
     let started = catalog::clock_now();
-    catalog::upsert(&def);
+    catalog::upsert(&def)?;
     catalog::log_event(&Event {
         run_id,
         version,
@@ -316,6 +347,7 @@ fn same_definition(m: &Migration, def: &catalog::Definition<'_>) -> bool {
         && m.transactional == def.transactional
         && m.requires == def.requires
         && m.added_by == def.added_by
+        && m.repeatable == def.repeatable
 }
 
 /// Applies pending migrations in version order up to `target` (default: all), atomically in the

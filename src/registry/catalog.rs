@@ -24,6 +24,8 @@ pub struct Migration {
     pub down_by: Option<String>,
     pub state: MigrationState,
     pub applied_checksum: Option<String>,
+    /// Runs again whenever its script changes (see [`route::Entry::repeatable`]).
+    pub repeatable: bool,
 }
 
 /// `migrate.migrations.state`.
@@ -116,6 +118,7 @@ impl Migration {
             transactional: self.transactional,
             reversible: self.down_sql.is_some(),
             requires: self.requires.clone(),
+            repeatable: self.repeatable,
         }
     }
 }
@@ -220,6 +223,7 @@ fn read_rows(client: &mut SpiClient<'_>, sql: &str, params: &[DatumWithOid<'_>])
             state: MigrationState::from_column(&required::<String>(&row, "state")),
             applied_checksum: optional(&row, "applied_checksum"),
             down_by: optional(&row, "down_by"),
+            repeatable: required(&row, "repeatable"),
         })
         .collect()
 }
@@ -228,8 +232,13 @@ fn read_rows(client: &mut SpiClient<'_>, sql: &str, params: &[DatumWithOid<'_>])
 /// `FOR UPDATE`: under REPEATABLE READ a concurrent change then fails with a serialization
 /// error instead of being missed.
 pub fn load_all(lock: bool) -> Vec<Migration> {
+    let repeatable = if has_repeatable_column() {
+        "repeatable"
+    } else {
+        "false AS repeatable"
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM migrate.migrations ORDER BY sort_key{}",
+        "SELECT {COLUMNS}, {repeatable} FROM migrate.migrations ORDER BY sort_key{}",
         if lock { " FOR UPDATE" } else { "" }
     );
     as_registry_owner(|| Spi::connect_mut(|client| read_rows(client, &sql, &[])))
@@ -244,24 +253,59 @@ pub struct Definition<'a> {
     pub transactional: bool,
     pub requires: &'a [String],
     pub added_by: &'a str,
+    pub repeatable: bool,
 }
 
-/// Inserts a new migration, or replaces the definition of a pending one.
-pub fn upsert(def: &Definition<'_>) {
+/// True once `ALTER EXTENSION migrate UPDATE` has added `migrations.repeatable` (0.2.0): the
+/// library runs against a 0.1.0 schema until then (UPDATING.md).
+fn has_repeatable_column() -> bool {
+    as_registry_owner(|| {
+        crate::pg::query::required::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+               WHERE a.attrelid OPERATOR(pg_catalog.=) 'migrate.migrations'::pg_catalog.regclass \
+                 AND a.attname OPERATOR(pg_catalog.=) 'repeatable' AND NOT a.attisdropped)",
+            &[],
+        )
+    })
+}
+
+/// Inserts a new migration, or replaces the definition of a pending one (or of a repeatable
+/// one, which then is pending again: it runs again with its new script).
+pub fn upsert(def: &Definition<'_>) -> crate::error::Result<()> {
     let sum = checksum::checksum(def.up_sql);
     let key = version::sort_key(def.version);
+    let (column, value) = if has_repeatable_column() {
+        (", repeatable", ", $11")
+    } else if def.repeatable {
+        return Err(crate::error::UserError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "migration {} is repeatable, which needs migrate 0.2.0's schema",
+                def.version
+            ),
+        )
+        .hint("Run ALTER EXTENSION migrate UPDATE first."));
+    } else {
+        // 0.1.0's table has no such column (and the migration is not repeatable).
+        ("", "")
+    };
+    let sql = format!(
+        "INSERT INTO migrate.migrations AS m \
+           (version, sort_key, name, up_sql, down_sql, checksum, checksum_algorithm, \
+            transactional, requires, added_by{column}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10{value}) \
+         ON CONFLICT (version) DO UPDATE SET \
+           name = excluded.name, up_sql = excluded.up_sql, down_sql = excluded.down_sql, \
+           checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, \
+           transactional = excluded.transactional, requires = excluded.requires, \
+           added_by = excluded.added_by, down_by = NULL, added_at = pg_catalog.now(), \
+           state = 'pending', applied_at = NULL, applied_by = NULL, applied_checksum = NULL, \
+           run_id = NULL, duration = NULL \
+         WHERE m.state OPERATOR(pg_catalog.=) 'pending' OR $11"
+    );
     as_registry_owner(|| {
         spi(Spi::run_with_args(
-            "INSERT INTO migrate.migrations AS m \
-               (version, sort_key, name, up_sql, down_sql, checksum, checksum_algorithm, \
-                transactional, requires, added_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (version) DO UPDATE SET \
-               name = excluded.name, up_sql = excluded.up_sql, down_sql = excluded.down_sql, \
-               checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, \
-               transactional = excluded.transactional, requires = excluded.requires, \
-               added_by = excluded.added_by, down_by = NULL, added_at = pg_catalog.now() \
-             WHERE m.state = 'pending'",
+            &sql,
             &[
                 def.version.into(),
                 key.as_slice().into(),
@@ -273,9 +317,11 @@ pub fn upsert(def: &Definition<'_>) {
                 def.transactional.into(),
                 def.requires.to_vec().into(),
                 def.added_by.into(),
+                def.repeatable.into(),
             ],
         ))
-    })
+    });
+    Ok(())
 }
 
 /// Updates the parts of an applied migration that may still change: its name and down script.

@@ -68,7 +68,9 @@ CREATE TABLE migrate.migrations (
     applied_by         name,
     applied_checksum   text,
     duration           interval,
-    run_id             bigint
+    run_id             bigint,
+    -- run again whenever its script changes, after the versioned ones (0.2.0)
+    repeatable         boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE migrate.migrations IS
     'Registered migrations and their state; written only by the migrate.* functions.';
