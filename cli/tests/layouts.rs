@@ -63,23 +63,24 @@ fn scripts_are_files(migrations: &[MigrationFile]) {
 
 #[test]
 fn diesel_fixture() {
-    // diesel_cli 2.3 names folders YYYY-MM-DD-HHMMSS-0000_name; the version diesel stores is
-    // that prefix without dashes (see the README's __diesel_schema_migrations listing).
+    // diesel_cli 2.3 names folders YYYY-MM-DD-HHMMSS-0000_name; diesel stores that prefix
+    // without dashes (see the README's __diesel_schema_migrations listing); the registry
+    // version keeps the counter apart so that older 14-digit versions still order by date.
     let m = check(
         "diesel",
         Layout::Diesel,
         &[
             ("00000000000000", "diesel_initial_setup", true, None, false),
-            ("202612012340250000", "create_users", true, None, false),
-            ("202612012340260000", "add_posts", true, None, false),
+            ("20261201234025-0000", "create_users", true, None, false),
+            ("20261201234026-0000", "add_posts", true, None, false),
             (
-                "202612012340280000",
+                "20261201234028-0000",
                 "index_posts_user_id",
                 true,
                 Some(false),
                 false,
             ),
-            ("202612012340290000", "add_users_name", false, None, false),
+            ("20261201234029-0000", "add_users_name", false, None, false),
         ],
     );
     scripts_are_files(&m);

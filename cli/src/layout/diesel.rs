@@ -2,13 +2,20 @@
 //! `metadata.toml`, read as `diesel_migrations` reads it:
 //! - every non-hidden, non-empty sub-folder is a migration and must have `up.sql`; files and
 //!   empty or hidden folders next to them are ignored;
-//! - the version is the folder name up to the first `_`, with `-` removed
+//! - diesel's version is the folder name up to the first `_`, with `-` removed
 //!   (`2015-12-19-180527_create_users` is `20151219180527`, as stored in
 //!   `__diesel_schema_migrations`), and migrations run in text order of that version;
+//! - diesel_cli 2.3 appends a sub-second counter, four hex digits: `2025-12-29-110242-0000`
+//!   is `202512291102420000` to diesel. Histories that span the upgrade mix both lengths,
+//!   which text order sorts by date but the registry's natural order would sort by length
+//!   (crates.io's does), so the registry version keeps that counter apart:
+//!   `20251229110242-0000`. Removing the `-` gives diesel's version back;
 //! - `metadata.toml`: a missing or unreadable file means "in a transaction"; a readable one
 //!   without `run_in_transaction` means not (diesel's field default is `false`);
-//! - diesel refuses to run an empty `up.sql`, and to revert with an empty or missing
-//!   `down.sql`: both count as "no down script" here.
+//! - a missing `down.sql` means the migration cannot be reverted; an empty `up.sql` or
+//!   `down.sql` is a no-op, as the migrations that applications embed with
+//!   `embed_migrations!` run it (the `diesel migration` command alone refuses empty files;
+//!   crates.io's history has such a migration).
 //!
 //! `00000000000000_diesel_initial_setup` is a migration like any other: diesel applies it.
 
@@ -42,33 +49,18 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, LayoutError> {
                 "a migration folder without up.sql (diesel refuses the whole folder)".into(),
             ));
         }
-        let (stem, name) = match folder.split_once('_') {
+        let (prefix, name) = match folder.split_once('_') {
             Some((v, n)) => (v, Some(n.to_string())),
             None => (folder.as_str(), None),
         };
         let up = read(&up_path)?;
-        if up.is_empty() {
-            return Err(LayoutError::Invalid(
-                up_path,
-                0,
-                "an empty up.sql (diesel refuses to run it)".into(),
-            ));
-        }
         let down_path = path.join("down.sql");
-        let (down, down_path) = if down_path.is_file() {
-            let text = read(&down_path)?;
-            if text.is_empty() {
-                (None, None)
-            } else {
-                (Some(text), Some(down_path))
-            }
-        } else {
-            (None, None)
-        };
+        let down_path = down_path.is_file().then_some(down_path);
+        let down = down_path.as_deref().map(read).transpose()?;
         let metadata = path.join("metadata.toml");
         let in_transaction = !metadata.is_file() || run_in_transaction(&read(&metadata)?);
         out.push(MigrationFile {
-            version: stem.replace('-', ""),
+            version: registry_version(prefix),
             name,
             up,
             down,
@@ -81,11 +73,30 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, LayoutError> {
             down_line: 1,
         });
     }
-    // diesel sorts by the version string (bytewise); a stable sort keeps folder order for ties
+    // diesel sorts by its version string (bytewise); a stable sort keeps folder order for ties
     // so that the duplicate is the one reported.
-    out.sort_by(|a, b| a.version.cmp(&b.version));
+    out.sort_by_key(|m| m.version.replace('-', ""));
     check_versions("diesel", &out)?;
     Ok(out)
+}
+
+/// The registry version of a folder whose name starts with `prefix`: diesel's (without
+/// dashes), the counter of diesel_cli 2.3's `YYYY-MM-DD-HHMMSS-XXXX` kept apart.
+fn registry_version(prefix: &str) -> String {
+    let groups: Vec<&str> = prefix.split('-').collect();
+    if let [year, month, day, time, counter] = groups[..] {
+        let digits = |g: &str, n: usize| g.len() == n && g.bytes().all(|b| b.is_ascii_digit());
+        if digits(year, 4)
+            && digits(month, 2)
+            && digits(day, 2)
+            && digits(time, 6)
+            && counter.len() == 4
+            && counter.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return format!("{year}{month}{day}{time}-{counter}");
+        }
+    }
+    prefix.replace('-', "")
 }
 
 fn is_empty(path: &Path) -> Result<bool, LayoutError> {
@@ -167,8 +178,8 @@ mod tests {
                 "2024-02-01-000000_index/metadata.toml",
                 "# comment\nrun_in_transaction = false # why\n",
             ),
-            ("2024-03-01-000000_no_down/up.sql", "SELECT 3;\n"),
-            ("2024-03-01-000000_no_down/down.sql", ""),
+            ("2024-03-01-000000_empty_down/up.sql", ""),
+            ("2024-03-01-000000_empty_down/down.sql", ""),
             ("README.md", "ignored"),
             (".hidden/up.sql", "ignored"),
         ]);
@@ -191,9 +202,43 @@ mod tests {
         assert_eq!(m[1].transactional, None);
         assert_eq!(m[2].transactional, Some(false));
         assert_eq!(m[2].down, None);
+        assert_eq!(m[3].up, "", "an empty script is a no-op");
+        assert_eq!(m[3].down.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn diesel_2_3_counters_stay_apart() {
+        assert_eq!(registry_version("2015-12-19-180527"), "20151219180527");
+        assert_eq!(registry_version("20151219180527"), "20151219180527");
         assert_eq!(
-            m[3].down, None,
-            "an empty down.sql cannot be reverted by diesel"
+            registry_version("2025-12-29-110242-0000"),
+            "20251229110242-0000"
+        );
+        assert_eq!(
+            registry_version("2025-12-29-110242-00a1"),
+            "20251229110242-00a1"
+        );
+        assert_eq!(registry_version("2025-12-29"), "20251229");
+        // Both spellings of one second, and a later date, in diesel's order.
+        let dir = TestDir::new(&[
+            ("2026-05-27-120000-0000_b/up.sql", "SELECT 2;\n"),
+            ("2026-05-27-120000_a/up.sql", "SELECT 1;\n"),
+            ("2026-01-20-162913_old_style/up.sql", "SELECT 0;\n"),
+            ("2025-12-29-110242-0000_new_style/up.sql", "SELECT -1;\n"),
+        ]);
+        let versions: Vec<String> = load(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(
+            versions,
+            [
+                "20251229110242-0000",
+                "20260120162913",
+                "20260527120000",
+                "20260527120000-0000"
+            ]
         );
     }
 
@@ -217,8 +262,6 @@ mod tests {
     #[test]
     fn refuses_what_diesel_refuses() {
         let dir = TestDir::new(&[("2024_a/down.sql", "SELECT 1;\n")]);
-        assert!(matches!(load(dir.path()), Err(LayoutError::Invalid(..))));
-        let dir = TestDir::new(&[("2024_a/up.sql", "")]);
         assert!(matches!(load(dir.path()), Err(LayoutError::Invalid(..))));
         // Two spellings of one version: diesel would silently keep one of them.
         let dir = TestDir::new(&[
