@@ -241,3 +241,97 @@ fn every_fixture_is_tested() {
         ]
     );
 }
+
+/// crates.io's 285 diesel migrations, converted by `pg_test/fixtures/histories/make.sh` into
+/// every layout: each must read back as the same history, in the same order.
+#[test]
+fn cratesio_history_in_every_layout() {
+    let out = std::env::temp_dir().join(format!("migrate-cli-histories-{}", std::process::id()));
+    let status = std::process::Command::new("bash")
+        .arg(fixtures().join("histories/make.sh"))
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "make.sh failed");
+
+    let original = layout::load(
+        &fixtures().join("histories/cratesio/migrations"),
+        Layout::Diesel,
+    )
+    .unwrap();
+    assert_eq!(original.len(), 285);
+    let no_tx = original
+        .iter()
+        .filter(|m| m.transactional == Some(false))
+        .count();
+    assert_eq!(
+        no_tx, 7,
+        "crates.io's run_in_transaction = false migrations"
+    );
+    // Names compared with spaces as `_` (Flyway and sqlx show `_` as a space).
+    let normal = |name: &Option<String>| name.as_deref().unwrap_or("").replace(' ', "_");
+
+    // (folder, layout, has downs, has its own transaction marker)
+    let cases = [
+        ("diesel", Layout::Diesel, true, true),
+        ("plain", Layout::Plain, true, false),
+        ("golang_migrate", Layout::GolangMigrate, true, false),
+        ("flyway", Layout::Flyway, true, true),
+        ("sqlx", Layout::Sqlx, true, true),
+        ("dbmate", Layout::Dbmate, true, true),
+        ("prisma", Layout::Prisma, false, false),
+        ("drizzle", Layout::Drizzle, false, false),
+    ];
+    for (folder, expected, downs, marker) in cases {
+        let dir = out.join(folder);
+        assert_eq!(layout::detect(&dir).unwrap(), expected, "{folder}");
+        let got = layout::load(&dir, expected).unwrap_or_else(|e| panic!("{folder}: {e}"));
+        assert_eq!(got.len(), original.len(), "{folder}");
+        let mut previous_ts: Option<u64> = None;
+        for (i, (m, o)) in got.iter().zip(&original).enumerate() {
+            let what = format!("{folder} {} ({})", m.version, o.version);
+            match folder {
+                "diesel" | "plain" => assert_eq!(m.version, o.version, "{what}"),
+                "golang_migrate" | "sqlx" | "flyway" => {
+                    assert_eq!(m.version, (i + 1).to_string(), "{what}")
+                }
+                "drizzle" => {
+                    assert_eq!(m.version, (1_700_000_000_000 + i as u64 * 1000).to_string())
+                }
+                _ => {
+                    // dbmate, Prisma: diesel's timestamp, a second later where taken.
+                    let ts: u64 = o.version[..14].parse().unwrap();
+                    let got: u64 = m.version.parse().unwrap();
+                    assert_eq!(m.version.len(), 14, "{what}");
+                    let expected = match previous_ts {
+                        Some(p) if ts <= p => p + 1,
+                        _ => ts,
+                    };
+                    assert_eq!(got, expected, "{what}");
+                    previous_ts = Some(got);
+                }
+            }
+            if folder == "drizzle" {
+                assert_eq!(m.name.as_deref().unwrap()[5..], *o.name.as_deref().unwrap());
+            } else {
+                assert_eq!(normal(&m.name), normal(&o.name), "{what}");
+            }
+            // The up script is diesel's, after the layout's own marker line if it has one.
+            let up =
+                m.up.strip_prefix("-- migrate:no-transaction\n")
+                    .or_else(|| m.up.strip_prefix("-- no-transaction\n"))
+                    .unwrap_or(&m.up);
+            assert_eq!(up.trim_end(), o.up.trim_end(), "{what}");
+            if downs {
+                let down = m.down.as_deref().map(str::trim_end);
+                assert_eq!(down, o.down.as_deref().map(str::trim_end), "{what}");
+            } else {
+                assert_eq!(m.down, None, "{what}");
+            }
+            let expected_tx = if marker { o.transactional } else { None };
+            assert_eq!(m.transactional, expected_tx, "{what}");
+        }
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
