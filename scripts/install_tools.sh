@@ -6,9 +6,11 @@
 #   scripts/install_tools.sh [NODE_DIR]
 #
 # sqlx-cli and diesel_cli go to ~/.cargo/bin (about 3 minutes each on 2 cores); dbmate,
-# drizzle-kit, drizzle-orm, pg and prisma to NODE_DIR/node_modules (default
-# /tmp/migrate-layout-tools). golang-migrate (a Go module) and Flyway (a Java program) are not
-# served by the package registries this project uses, so their fixtures are written by hand.
+# drizzle-kit, drizzle-orm and pg to NODE_DIR/node_modules (default /tmp/migrate-layout-tools),
+# prisma@6 with @prisma/adapter-pg@6 to NODE_DIR/prisma6/node_modules (Prisma 6's WebAssembly
+# schema engine works offline; Prisma 7 downloads a binary from its own server at run time).
+# golang-migrate (a Go module) and Flyway (a Java program) are not served by the package
+# registries this project uses, so their fixtures are written by hand.
 set -euo pipefail
 NODE_DIR=${1:-/tmp/migrate-layout-tools}
 
@@ -22,5 +24,8 @@ command -v diesel >/dev/null || cargo install diesel_cli --no-default-features -
 mkdir -p "$NODE_DIR"
 cd "$NODE_DIR"
 [ -f package.json ] || npm init -y >/dev/null
-npm install --no-fund --no-audit dbmate drizzle-kit drizzle-orm pg prisma
+npm install --no-fund --no-audit dbmate drizzle-kit drizzle-orm pg
+mkdir -p prisma6
+(cd prisma6 && { [ -f package.json ] || npm init -y >/dev/null; } &&
+  npm install --no-fund --no-audit prisma@6 @prisma/adapter-pg@6)
 echo "node tools in $NODE_DIR/node_modules/.bin; pass NODE_TOOLS=$NODE_DIR to make.sh"

@@ -216,6 +216,19 @@ fn drizzle_fixture() {
 }
 
 #[test]
+fn prisma_fixture() {
+    let m = check(
+        "prisma",
+        Layout::Prisma,
+        &[
+            ("20261201234814", "create_users", false, None, false),
+            ("20261201234826", "add_posts", false, None, false),
+        ],
+    );
+    scripts_are_files(&m);
+}
+
+#[test]
 fn every_fixture_is_tested() {
     let mut found: Vec<String> = std::fs::read_dir(fixtures().join("layouts"))
         .unwrap()
@@ -236,6 +249,7 @@ fn every_fixture_is_tested() {
             "drizzle",
             "flyway",
             "golang_migrate",
+            "prisma",
             "sqlx",
             "sqlx_reversible"
         ]
