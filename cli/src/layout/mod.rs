@@ -260,12 +260,10 @@ pub(crate) fn check_versions(tool: &str, migrations: &[MigrationFile]) -> Result
             ));
         }
     }
-    let mut seen: Vec<&MigrationFile> = Vec::new();
+    // Equal versions share a sort key (`001` and `1`): one hash look-up each.
+    let mut seen: std::collections::HashMap<Vec<u8>, &MigrationFile> = Default::default();
     for m in migrations {
-        if let Some(other) = seen
-            .iter()
-            .find(|o| version::compare(&o.version, &m.version) == Ordering::Equal)
-        {
+        if let Some(other) = seen.insert(version::sort_key(&m.version), m) {
             return Err(LayoutError::Invalid(
                 m.up_path.clone(),
                 0,
@@ -277,7 +275,6 @@ pub(crate) fn check_versions(tool: &str, migrations: &[MigrationFile]) -> Result
                 ),
             ));
         }
-        seen.push(m);
     }
     let ordered: Vec<&MigrationFile> = migrations.iter().filter(|m| !m.repeatable).collect();
     for pair in ordered.windows(2) {
