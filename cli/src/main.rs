@@ -1,6 +1,6 @@
 //! `migrate-cli`: a client for the migrate extension's SQL API (see README.md).
 
-mod layout;
+use migrate_cli::layout;
 
 fn main() {
     for layout in layout::Layout::ALL {

@@ -7,7 +7,14 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod dbmate;
+pub mod diesel;
+pub mod drizzle;
+pub mod flyway;
+pub mod golang_migrate;
 pub mod plain;
+pub mod prisma;
+pub mod sqlx;
 
 /// One migration of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,20 +59,52 @@ impl MigrationFile {
     }
 }
 
-/// The folder layouts `migrate-cli` reads.
+/// The folder layouts `migrate-cli` reads. DIR is always the folder that holds the migrations
+/// themselves (diesel's and sqlx's `migrations/`, dbmate's `db/migrations/`, Prisma's
+/// `prisma/migrations/`, Drizzle's `out` folder, Flyway's location), not the project root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// `VERSION_name.up.sql` / `VERSION_name.down.sql`: the project's own.
     Plain,
+    /// `VERSION_name/up.sql`, `down.sql`, `metadata.toml`.
+    Diesel,
+    /// `N_name.up.sql` / `N_name.down.sql`, N an unsigned integer.
+    GolangMigrate,
+    /// `V1__name.sql`, `U1__name.sql` (undo), `R__name.sql` (repeatable).
+    Flyway,
+    /// `VERSION_name.sql`, or `VERSION_name.up.sql` / `.down.sql`; `-- no-transaction`.
+    Sqlx,
+    /// `VERSION_name.sql` with `-- migrate:up` / `-- migrate:down` sections.
+    Dbmate,
+    /// `TIMESTAMP_name/migration.sql` next to `migration_lock.toml`.
+    Prisma,
+    /// `NNNN_name.sql` listed in `meta/_journal.json`.
+    Drizzle,
 }
 
 impl Layout {
-    pub const ALL: &'static [Layout] = &[Layout::Plain];
+    pub const ALL: &'static [Layout] = &[
+        Layout::Plain,
+        Layout::Diesel,
+        Layout::GolangMigrate,
+        Layout::Flyway,
+        Layout::Sqlx,
+        Layout::Dbmate,
+        Layout::Prisma,
+        Layout::Drizzle,
+    ];
 
     /// The name used by `--layout`.
     pub fn name(self) -> &'static str {
         match self {
             Layout::Plain => "plain",
+            Layout::Diesel => "diesel",
+            Layout::GolangMigrate => "golang-migrate",
+            Layout::Flyway => "flyway",
+            Layout::Sqlx => "sqlx",
+            Layout::Dbmate => "dbmate",
+            Layout::Prisma => "prisma",
+            Layout::Drizzle => "drizzle",
         }
     }
 
@@ -73,10 +112,23 @@ impl Layout {
         Layout::ALL.iter().copied().find(|l| l.name() == name)
     }
 
-    /// True if `dir` looks like this layout's folder (used by [`detect`]).
+    /// True if `dir` looks like this layout's folder (used by [`detect`]). Three layouts name
+    /// files alike (`N_name.up.sql`): sqlx wins where it has a feature of its own (a one-file
+    /// `N_name.sql` migration or a `-- no-transaction` line), golang-migrate where every
+    /// version is the unsigned integer it requires, plain otherwise. The three read such a
+    /// folder the same way, so the choice only shows in names and leading zeros.
     fn matches(self, dir: &Path) -> bool {
         match self {
-            Layout::Plain => plain::matches(dir),
+            Layout::Plain => {
+                plain::matches(dir) && !golang_migrate::matches(dir) && !sqlx::matches(dir)
+            }
+            Layout::GolangMigrate => golang_migrate::matches(dir) && !sqlx::matches(dir),
+            Layout::Sqlx => sqlx::matches(dir),
+            Layout::Diesel => diesel::matches(dir),
+            Layout::Flyway => flyway::matches(dir),
+            Layout::Dbmate => dbmate::matches(dir),
+            Layout::Prisma => prisma::matches(dir),
+            Layout::Drizzle => drizzle::matches(dir),
         }
     }
 }
@@ -137,6 +189,13 @@ pub fn detect(dir: &Path) -> Result<Layout, LayoutError> {
 pub fn load(dir: &Path, layout: Layout) -> Result<Vec<MigrationFile>, LayoutError> {
     match layout {
         Layout::Plain => plain::load(dir),
+        Layout::Diesel => diesel::load(dir),
+        Layout::GolangMigrate => golang_migrate::load(dir),
+        Layout::Flyway => flyway::load(dir),
+        Layout::Sqlx => sqlx::load(dir),
+        Layout::Dbmate => dbmate::load(dir),
+        Layout::Prisma => prisma::load(dir),
+        Layout::Drizzle => drizzle::load(dir),
     }
 }
 
@@ -145,4 +204,135 @@ pub(crate) fn read(path: &Path) -> Result<String, LayoutError> {
     let bytes = std::fs::read(path).map_err(|e| LayoutError::Io(path.to_path_buf(), e))?;
     String::from_utf8(bytes)
         .map_err(|_| LayoutError::Invalid(path.to_path_buf(), 0, "not UTF-8 text".into()))
+}
+
+/// Names of the regular files (`files: true`) or folders in `dir`, sorted bytewise.
+pub(crate) fn names(dir: &Path, files: bool) -> Result<Vec<String>, LayoutError> {
+    let read_dir = std::fs::read_dir(dir).map_err(|e| LayoutError::Io(dir.to_path_buf(), e))?;
+    let mut out = Vec::new();
+    for entry in read_dir {
+        let entry = entry.map_err(|e| LayoutError::Io(dir.to_path_buf(), e))?;
+        // Follows symlinks, as the tools' own directory walks do.
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
+        if (files && meta.is_file()) || (!files && meta.is_dir()) {
+            if let Some(name) = entry.file_name().to_str() {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The 1-based line of `text` that byte `offset` is on.
+pub(crate) fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Checks what the registry will require of `migrations`, given in the order the tool runs
+/// them: every version acceptable, no two equal, and the tool's order the registry's natural
+/// version order (the registry applies by version, so a tool that sorts by text, e.g. `9_` before
+/// `10_` for dbmate, would otherwise be replayed in another order). Repeatable migrations run
+/// after all others by name, so only their versions are checked.
+pub(crate) fn check_versions(tool: &str, migrations: &[MigrationFile]) -> Result<(), LayoutError> {
+    use migrate_core::version;
+    use std::cmp::Ordering;
+    for m in migrations {
+        if let Err(problem) = version::check(&m.version) {
+            let why = match problem {
+                version::VersionProblem::Empty => "it is empty".to_string(),
+                version::VersionProblem::TooLong => {
+                    format!("it is longer than {} bytes", version::MAX_VERSION_LEN)
+                }
+                version::VersionProblem::BadCharacter(c) => format!("it contains {c:?}"),
+                version::VersionProblem::NoLetterOrDigit => "it has no letter or digit".into(),
+            };
+            return Err(LayoutError::Invalid(
+                m.up_path.clone(),
+                0,
+                format!("version {:?} cannot be registered: {why}", m.version),
+            ));
+        }
+    }
+    // Equal versions share a sort key (`001` and `1`): one hash look-up each.
+    let mut seen: std::collections::HashMap<Vec<u8>, &MigrationFile> = Default::default();
+    for m in migrations {
+        if let Some(other) = seen.insert(version::sort_key(&m.version), m) {
+            return Err(LayoutError::Invalid(
+                m.up_path.clone(),
+                0,
+                format!(
+                    "version {} is the same registry version as {} ({})",
+                    m.version,
+                    other.version,
+                    other.up_path.display()
+                ),
+            ));
+        }
+    }
+    let ordered: Vec<&MigrationFile> = migrations.iter().filter(|m| !m.repeatable).collect();
+    for pair in ordered.windows(2) {
+        if version::compare(&pair[0].version, &pair[1].version) != Ordering::Less {
+            return Err(LayoutError::Invalid(
+                pair[1].up_path.clone(),
+                0,
+                format!(
+                    "{tool} runs version {} after {}, but the registry orders versions \
+                     naturally and would run it first; rename one so both orders agree",
+                    pair[1].version, pair[0].version
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Small throw-away folders for the layouts' unit tests (std only).
+#[cfg(test)]
+pub(crate) mod testdir {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub struct TestDir(PathBuf);
+
+    impl TestDir {
+        /// A new empty folder with `files` (path relative to it, contents) written in it.
+        pub fn new(files: &[(&str, &str)]) -> TestDir {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "migrate-cli-layout-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            let dir = TestDir(path);
+            for (name, text) in files {
+                dir.write(name, text);
+            }
+            dir
+        }
+
+        pub fn write(&self, name: &str, text: &str) {
+            let path = self.0.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

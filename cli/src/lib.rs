@@ -1,0 +1,3 @@
+//! The library half of `migrate-cli`: what the binary and the integration tests share.
+
+pub mod layout;
