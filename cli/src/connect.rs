@@ -1,0 +1,302 @@
+//! Connection settings as psql users expect them: `--database-url` (or `DATABASE_URL`), a URL
+//! or a `key=value` string, with what it leaves unset taken from the libpq variables
+//! (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGAPPNAME`) and then libpq's
+//! defaults (a local socket, port 5432, the OS user, a database named like the user).
+
+use std::path::Path;
+
+use postgres::config::Host;
+use postgres::error::DbError;
+use postgres::{Client, Config, NoTls};
+
+/// The application_name the server shows for our sessions unless the settings name one.
+pub const APPLICATION_NAME: &str = "migrate-cli";
+
+/// Where the server's NOTICEs and WARNINGs go while a command runs.
+pub type NoticeSink = std::sync::Arc<dyn Fn(&DbError) + Send + Sync>;
+
+/// The full settings: the URL's, completed from `env` (a lookup such as `std::env::var`).
+pub fn config(url: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    // The URL parser gives a host without a port 5432 at once; PGPORT must come first.
+    let url = match (url, env("PGPORT")) {
+        (Some(url), Some(port)) => Some(with_default_port(url, port.trim())),
+        (url, _) => url.map(str::to_string),
+    };
+    let mut config = match url {
+        Some(url) => url
+            .parse::<Config>()
+            .map_err(|e| format!("invalid --database-url / DATABASE_URL: {e}"))?,
+        None => Config::new(),
+    };
+    if config.get_hosts().is_empty() {
+        match env("PGHOST") {
+            // A comma-separated list, as libpq takes it; a leading `/` is a socket directory.
+            Some(hosts) => hosts.split(',').for_each(|h| {
+                config.host(h.trim());
+            }),
+            None => {
+                config.host(&default_host());
+            }
+        }
+    }
+    if config.get_ports().is_empty() {
+        if let Some(port) = env("PGPORT") {
+            let port = port
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| format!("invalid PGPORT: {port}"))?;
+            config.port(port);
+        }
+    }
+    if config.get_user().is_none() {
+        let user = env("PGUSER")
+            .or_else(os_user)
+            .ok_or("no user name: set PGUSER or put the user in the URL")?;
+        config.user(&user);
+    }
+    if config.get_dbname().is_none() {
+        let dbname = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or("").into());
+        config.dbname(&dbname);
+    }
+    if config.get_password().is_none() {
+        if let Some(password) = env("PGPASSWORD") {
+            config.password(&password);
+        }
+    }
+    if config.get_application_name().is_none() {
+        config.application_name(&env("PGAPPNAME").unwrap_or_else(|| APPLICATION_NAME.into()));
+    }
+    Ok(config)
+}
+
+/// A `postgres://` URL with `:port` added to each of its hosts that has none.
+fn with_default_port(url: &str, port: &str) -> String {
+    let Some(scheme_end) = ["postgres://", "postgresql://"]
+        .iter()
+        .find_map(|s| url.starts_with(s).then_some(s.len()))
+    else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let hosts_start = authority.rfind('@').map_or(0, |i| i + 1);
+    let hosts: Vec<String> = authority[hosts_start..]
+        .split(',')
+        .map(|h| {
+            let has_port = match h.strip_prefix('[') {
+                Some(v6) => v6.contains("]:"),
+                None => h.contains(':'),
+            };
+            if has_port || h.is_empty() {
+                h.to_string()
+            } else {
+                format!("{h}:{port}")
+            }
+        })
+        .collect();
+    format!(
+        "{}{}{}{}",
+        &url[..scheme_end],
+        &authority[..hosts_start],
+        hosts.join(","),
+        &rest[authority_end..]
+    )
+}
+
+/// libpq's default: the local socket directory (Debian's, else the upstream one).
+fn default_host() -> String {
+    ["/var/run/postgresql", "/tmp"]
+        .into_iter()
+        .find(|d| Path::new(d).is_dir())
+        .unwrap_or("localhost")
+        .to_string()
+}
+
+/// The name of the OS user we run as, as libpq finds it (the password database, not `$USER`).
+fn os_user() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok();
+    passwd
+        .as_deref()
+        .and_then(|p| user_of(p, uid))
+        .or_else(|| std::env::var("USER").ok())
+}
+
+/// The user name of `uid` in the text of /etc/passwd.
+fn user_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?.parse::<u32>().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+/// A short description of where `config` connects, for error messages (never the password).
+pub fn describe(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => String::new(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "host={host} port={port} user={} dbname={}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// Opens a session whose NOTICEs go to `notices` as they arrive.
+pub fn connect(config: &Config, notices: NoticeSink) -> Result<Client, crate::error::CliError> {
+    let mut config = config.clone();
+    config.notice_callback(move |notice| notices(&notice));
+    // TLS: none yet (sslmode=prefer falls back to a plain connection; require fails).
+    config
+        .connect(NoTls)
+        .map_err(|e| crate::error::CliError::Connect(describe(&config), e))
+}
+
+/// Prints notices as psql does, without the `NOTICE:` prefix (ours already say `migrate: `).
+pub fn print_notice(notice: &DbError) -> String {
+    match notice.severity() {
+        "NOTICE" | "INFO" | "LOG" | "DEBUG" => notice.message().to_string(),
+        severity => format!("{severity}: {}", notice.message()),
+    }
+}
+
+/// A sink that prints every notice on stderr (commands whose stdout is data: tables, json).
+pub fn to_stderr() -> NoticeSink {
+    std::sync::Arc::new(|n| eprintln!("{}", print_notice(n)))
+}
+
+/// A sink that prints every notice on stdout (commands whose output is a log: load).
+pub fn to_stdout() -> NoticeSink {
+    std::sync::Arc::new(|n| println!("{}", print_notice(n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with_env(url: Option<&str>, vars: &[(&str, &str)]) -> Result<Config, String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config(url, &|name| vars.get(name).cloned())
+    }
+
+    fn host(config: &Config) -> String {
+        match &config.get_hosts()[0] {
+            Host::Tcp(h) => h.clone(),
+            Host::Unix(p) => format!("unix:{}", p.display()),
+        }
+    }
+
+    #[test]
+    fn url_wins_over_the_environment() {
+        let c = with_env(
+            Some("postgres://alice:secret@db.example:6543/app?application_name=deployer"),
+            &[
+                ("PGHOST", "other"),
+                ("PGPORT", "1"),
+                ("PGUSER", "bob"),
+                ("PGDATABASE", "x"),
+                ("PGPASSWORD", "y"),
+                ("PGAPPNAME", "z"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(host(&c), "db.example");
+        assert_eq!(c.get_ports(), [6543]);
+        assert_eq!(c.get_user(), Some("alice"));
+        assert_eq!(c.get_dbname(), Some("app"));
+        assert_eq!(c.get_password(), Some(&b"secret"[..]));
+        assert_eq!(c.get_application_name(), Some("deployer"));
+    }
+
+    #[test]
+    fn the_environment_fills_what_the_url_leaves_out() {
+        let c = with_env(
+            Some("postgres://db.example"),
+            &[("PGUSER", "bob"), ("PGPASSWORD", "pw"), ("PGPORT", "6000")],
+        )
+        .unwrap();
+        assert_eq!(host(&c), "db.example");
+        assert_eq!(c.get_ports(), [6000]);
+        assert_eq!(c.get_user(), Some("bob"));
+        // libpq's default database is the user's name.
+        assert_eq!(c.get_dbname(), Some("bob"));
+        assert_eq!(c.get_password(), Some(&b"pw"[..]));
+        assert_eq!(c.get_application_name(), Some(APPLICATION_NAME));
+    }
+
+    #[test]
+    fn libpq_variables_alone() {
+        let c = with_env(
+            None,
+            &[
+                ("PGHOST", "/run/pg"),
+                ("PGUSER", "carol"),
+                ("PGDATABASE", "shop"),
+                ("PGAPPNAME", "ci"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(host(&c), "unix:/run/pg");
+        assert_eq!(c.get_user(), Some("carol"));
+        assert_eq!(c.get_dbname(), Some("shop"));
+        assert_eq!(c.get_application_name(), Some("ci"));
+        let two = with_env(None, &[("PGHOST", "a,b"), ("PGUSER", "u")]).unwrap();
+        assert_eq!(two.get_hosts().len(), 2);
+    }
+
+    #[test]
+    fn key_value_strings_and_empty_variables() {
+        let c = with_env(
+            Some("host=127.0.0.1 port=5433 user=postgres"),
+            &[("PGDATABASE", ""), ("PGAPPNAME", "")],
+        )
+        .unwrap();
+        assert_eq!(host(&c), "127.0.0.1");
+        assert_eq!(c.get_dbname(), Some("postgres"));
+        assert_eq!(c.get_application_name(), Some(APPLICATION_NAME));
+    }
+
+    #[test]
+    fn bad_settings_are_errors() {
+        assert!(with_env(Some("postgres://h:notaport/db"), &[])
+            .unwrap_err()
+            .contains("DATABASE_URL"));
+        assert!(with_env(None, &[("PGPORT", "x"), ("PGUSER", "u")])
+            .unwrap_err()
+            .contains("PGPORT"));
+    }
+
+    #[test]
+    fn ports_are_added_where_the_url_has_none() {
+        assert_eq!(
+            with_default_port("postgres://u:p@a,b:7,[::1]/db?x=1", "6"),
+            "postgres://u:p@a:6,b:7,[::1]:6/db?x=1"
+        );
+        assert_eq!(
+            with_default_port("postgresql:///db", "6"),
+            "postgresql:///db"
+        );
+        assert_eq!(with_default_port("host=a", "6"), "host=a");
+    }
+
+    #[test]
+    fn os_user_from_passwd() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\npostgres:x:104:110::/var/lib/postgresql:/bin/bash\n";
+        assert_eq!(user_of(passwd, 104).as_deref(), Some("postgres"));
+        assert_eq!(user_of(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_of(passwd, 7), None);
+    }
+}
