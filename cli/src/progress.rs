@@ -290,31 +290,34 @@ impl State {
         );
         let client = self.client()?;
         let row = client.query_opt(sql.as_str(), &[&id]).ok()??;
-        let kind: String = row.get(0);
-        let rows_done: i64 = row.get(3);
-        let rows_estimated: Option<i64> = row.get(4);
-        let own: Option<i64> = row.get(10);
-        let statements = match (own, row.get::<_, Option<i64>>(11)) {
+        // Every column as nullable: servers differ in what they fill in for which kind.
+        let text = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
+        let int = |i: usize| row.try_get::<_, Option<i64>>(i).ok().flatten();
+        let float = |i: usize| row.try_get::<_, Option<f64>>(i).ok().flatten();
+        let kind = text(0).unwrap_or_default();
+        let (rows_done, rows_estimated) = (int(3), int(4));
+        let statements = match (int(10), int(11)) {
             (Some(done), Some(total)) => Some((done, total)),
-            _ if kind == "migration" => rows_estimated.map(|total| (rows_done, total)),
+            // Older servers count a migration job's statements in rows_done / rows_estimated.
+            _ if kind == "migration" => rows_estimated.map(|t| (rows_done.unwrap_or(0), t)),
             _ => None,
         };
-        let index_build = match (row.get(12), row.get(13), row.get(14)) {
+        let index_build = match (text(12), int(13), int(14)) {
             (Some(phase), Some(done), Some(total)) => Some((phase, done, total)),
             _ => None,
         };
         Some(JobRow {
             id,
             kind,
-            state: row.get(1),
-            subject: row.get(2),
-            rows_done,
+            state: text(1).unwrap_or_default(),
+            subject: text(2).unwrap_or_default(),
+            rows_done: rows_done.unwrap_or(0),
             rows_estimated,
-            percent_done: row.get(5),
-            rate: row.get(6),
-            eta_secs: row.get(7),
-            error: row.get(8),
-            note: row.get(9),
+            percent_done: float(5),
+            rate: float(6),
+            eta_secs: float(7),
+            error: text(8),
+            note: text(9),
             statements,
             index_build,
         })
