@@ -116,7 +116,8 @@ impl JobRow {
     /// What the bar counts: (done, total) rows, statements or index blocks.
     fn counts(&self) -> Option<(u64, u64)> {
         let pair = |d: i64, t: i64| Some((d.max(0) as u64, t.max(0) as u64));
-        if let Some((_, done, total)) = &self.index_build {
+        // Some phases of an index build count nothing (0 of 0): show the statements then.
+        if let Some((_, done, total)) = self.index_build.as_ref().filter(|b| b.2 > 0) {
             return pair(*done, *total);
         }
         if let Some((done, total)) = self.statements {
@@ -156,8 +157,8 @@ impl JobRow {
                 parts.push(format!("ETA {}", duration(eta)));
             }
         }
-        if let Some(note) = self.note.as_deref().filter(|n| !n.is_empty()) {
-            parts.push(note.to_string());
+        if let Some(note) = self.note.as_deref().map(one_line).filter(|n| !n.is_empty()) {
+            parts.push(note);
         }
         if let Some(error) = &self.error {
             parts.push(error.clone());
@@ -165,9 +166,40 @@ impl JobRow {
         parts.join(", ")
     }
 
+    /// The bar's text: what the bar itself does not show (it has the counts).
+    fn bar_message(&self) -> String {
+        let mut parts = Vec::new();
+        if self.state != "running" {
+            parts.push(self.state.clone());
+        }
+        if let Some((phase, _, _)) = &self.index_build {
+            parts.push(phase.clone());
+        } else if self.kind == "migration" {
+            parts.push("statements".into());
+        }
+        if let Some(rate) = self.rate {
+            parts.push(format!("{rate:.0} rows/s"));
+        }
+        if let Some(eta) = self.eta_secs {
+            parts.push(format!("ETA {}", duration(eta)));
+        }
+        parts.extend(self.note.as_deref().map(one_line).filter(|n| !n.is_empty()));
+        parts.join(", ")
+    }
+
     /// `job 7 (backfill public.orders)`.
     pub fn title(&self) -> String {
         format!("job {} ({} {})", self.id, self.kind, self.subject)
+    }
+}
+
+/// A job's note (it may quote a whole statement) on one short line.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 80;
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
     }
 }
 
@@ -339,7 +371,7 @@ impl State {
                 bar.set_length(total.max(done));
                 bar.set_position(done);
             }
-            bar.set_message(row.summary());
+            bar.set_message(row.bar_message());
         } else if job.last_line.is_none_or(|t| t.elapsed() >= PLAIN_EVERY) && !row.finished() {
             println!("{}: {}", row.title(), row.summary());
             job.last_line = Some(Instant::now());
@@ -372,7 +404,7 @@ impl State {
 
 fn new_bar(row: &JobRow) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     bar.set_style(style);
@@ -404,6 +436,15 @@ mod tests {
     }
 
     #[test]
+    fn notes_fit_on_a_line() {
+        assert_eq!(
+            one_line("running statement 1 of 1:\n  CREATE INDEX"),
+            "running statement 1 of 1: CREATE INDEX"
+        );
+        assert_eq!(one_line(&"x".repeat(100)), format!("{}...", "x".repeat(80)));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(duration(0.4), "0 s");
         assert_eq!(duration(42.0), "42 s");
@@ -431,6 +472,7 @@ mod tests {
             "running, 21.9% (2190000 of about 10000000 rows), 431820 rows/s, ETA 18 s"
         );
         assert_eq!(row.counts(), Some((2_190_000, 10_000_000)));
+        assert_eq!(row.bar_message(), "431820 rows/s, ETA 18 s");
         assert!(!row.finished());
     }
 
@@ -450,6 +492,7 @@ mod tests {
             "running, statement 0 of 1 done, index build: building index: scanning table 25.0%"
         );
         assert_eq!(row.counts(), Some((50, 200)));
+        assert_eq!(row.bar_message(), "building index: scanning table");
         let failed = JobRow {
             state: "failed".into(),
             error: Some("23505: could not create unique index".into()),
