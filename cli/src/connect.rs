@@ -1,13 +1,15 @@
 //! Connection settings as psql users expect them: `--database-url` (or `DATABASE_URL`), a URL
 //! or a `key=value` string, with what it leaves unset taken from the libpq variables
-//! (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGAPPNAME`) and then libpq's
-//! defaults (a local socket, port 5432, the OS user, a database named like the user).
+//! (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGAPPNAME`, `PGSSLMODE`,
+//! `PGSSLROOTCERT`) and then libpq's defaults (a local socket, port 5432, the OS user, a
+//! database named like the user, `sslmode=prefer`). TLS is native-tls (the system's OpenSSL).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use postgres::config::Host;
+use postgres::config::{Host, SslMode};
 use postgres::error::DbError;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
+use postgres_native_tls::MakeTlsConnector;
 
 /// The application_name the server shows for our sessions unless the settings name one.
 pub const APPLICATION_NAME: &str = "migrate-cli";
@@ -15,13 +17,72 @@ pub const APPLICATION_NAME: &str = "migrate-cli";
 /// Where the server's NOTICEs and WARNINGs go while a command runs.
 pub type NoticeSink = std::sync::Arc<dyn Fn(&DbError) + Send + Sync>;
 
+/// libpq's `sslmode`s: what is encrypted and what is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    Disable,
+    /// TLS if the server offers it, certificate unchecked (libpq's default).
+    Prefer,
+    /// TLS or no connection; the certificate is checked only against `sslrootcert` if given.
+    Require,
+    /// The certificate must chain to a trusted root.
+    VerifyCa,
+    /// ... and name the host.
+    VerifyFull,
+}
+
+impl Tls {
+    fn parse(mode: &str) -> Result<Tls, String> {
+        Ok(match mode {
+            "disable" => Tls::Disable,
+            "allow" | "prefer" => Tls::Prefer,
+            "require" => Tls::Require,
+            "verify-ca" => Tls::VerifyCa,
+            "verify-full" => Tls::VerifyFull,
+            other => return Err(format!("invalid sslmode: {other}")),
+        })
+    }
+}
+
+/// Everything needed to open a session.
+#[derive(Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub tls: Tls,
+    /// CA certificates (PEM) to check the server's against, instead of the system's.
+    pub root_cert: Option<PathBuf>,
+}
+
 /// The full settings: the URL's, completed from `env` (a lookup such as `std::env::var`).
-pub fn config(url: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+pub fn settings(
+    url: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, String> {
     let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    // The parser knows only some of libpq's sslmodes and no sslrootcert: we read them.
+    let (url, sslmode) = match url {
+        Some(u) => {
+            let (rest, mode) = take_param(u, "sslmode");
+            (Some(rest), mode)
+        }
+        None => (None, None),
+    };
+    let (url, root_cert) = match url {
+        Some(u) => {
+            let (rest, root) = take_param(&u, "sslrootcert");
+            (Some(rest), root)
+        }
+        None => (None, None),
+    };
+    let mode = sslmode.or_else(|| env("PGSSLMODE"));
+    let tls = Tls::parse(mode.as_deref().unwrap_or("prefer"))?;
+    let root_cert = root_cert
+        .or_else(|| env("PGSSLROOTCERT"))
+        .map(PathBuf::from);
     // The URL parser gives a host without a port 5432 at once; PGPORT must come first.
     let url = match (url, env("PGPORT")) {
-        (Some(url), Some(port)) => Some(with_default_port(url, port.trim())),
-        (url, _) => url.map(str::to_string),
+        (Some(url), Some(port)) => Some(with_default_port(&url, port.trim())),
+        (url, _) => url,
     };
     let mut config = match url {
         Some(url) => url
@@ -67,7 +128,58 @@ pub fn config(url: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result
     if config.get_application_name().is_none() {
         config.application_name(&env("PGAPPNAME").unwrap_or_else(|| APPLICATION_NAME.into()));
     }
-    Ok(config)
+    config.ssl_mode(match tls {
+        Tls::Disable => SslMode::Disable,
+        Tls::Prefer => SslMode::Prefer,
+        Tls::Require | Tls::VerifyCa | Tls::VerifyFull => SslMode::Require,
+    });
+    Ok(Settings {
+        config,
+        tls,
+        root_cert,
+    })
+}
+
+/// Removes `key=value` from a URL's query or a `key=value` string; returns the rest and the
+/// value.
+fn take_param(conninfo: &str, key: &str) -> (String, Option<String>) {
+    if conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://") {
+        let Some((base, query)) = conninfo.split_once('?') else {
+            return (conninfo.to_string(), None);
+        };
+        let mut value = None;
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| match pair.split_once('=') {
+                Some((k, v)) if k == key => {
+                    value = Some(v.to_string());
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        let rest = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (rest, value)
+    } else {
+        // key = value pairs separated by spaces (sslmode and paths are never quoted here).
+        let normalised = conninfo.replace(" =", "=").replace("= ", "=");
+        let mut value = None;
+        let kept: Vec<&str> = normalised
+            .split_whitespace()
+            .filter(|pair| match pair.split_once('=') {
+                Some((k, v)) if k == key => {
+                    value = Some(v.to_string());
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        (kept.join(" "), value)
+    }
 }
 
 /// A `postgres://` URL with `:port` added to each of its hosts that has none.
@@ -151,14 +263,40 @@ pub fn describe(config: &Config) -> String {
 }
 
 /// Opens a session whose NOTICEs go to `notices` as they arrive.
-pub fn connect(config: &Config, notices: NoticeSink) -> Result<Client, crate::error::CliError> {
-    let mut config = config.clone();
+pub fn connect(settings: &Settings, notices: NoticeSink) -> Result<Client, CliError> {
+    let mut config = settings.config.clone();
     config.notice_callback(move |notice| notices(&notice));
-    // TLS: none yet (sslmode=prefer falls back to a plain connection; require fails).
     config
-        .connect(NoTls)
-        .map_err(|e| crate::error::CliError::Connect(describe(&config), e))
+        .connect(tls_connector(settings)?)
+        .map_err(|e| CliError::Connect(describe(&config), e))
 }
+
+/// The TLS connector for the sslmode: as libpq, prefer and require only encrypt (unless a root
+/// certificate is given), verify-ca checks the chain, verify-full the host name too.
+fn tls_connector(settings: &Settings) -> Result<MakeTlsConnector, CliError> {
+    let mut builder = native_tls::TlsConnector::builder();
+    let verify_chain = match settings.tls {
+        Tls::Disable | Tls::Prefer => false,
+        Tls::Require => settings.root_cert.is_some(),
+        Tls::VerifyCa | Tls::VerifyFull => true,
+    };
+    builder.danger_accept_invalid_certs(!verify_chain);
+    builder.danger_accept_invalid_hostnames(settings.tls != Tls::VerifyFull);
+    if let Some(path) = &settings.root_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| CliError::Usage(format!("sslrootcert {}: {e}", path.display())))?;
+        let cert = native_tls::Certificate::from_pem(&pem)
+            .map_err(|e| CliError::Usage(format!("sslrootcert {}: {e}", path.display())))?;
+        builder.add_root_certificate(cert);
+        builder.disable_built_in_roots(true);
+    }
+    let connector = builder
+        .build()
+        .map_err(|e| CliError::Failed(format!("TLS: {e}")))?;
+    Ok(MakeTlsConnector::new(connector))
+}
+
+use crate::error::CliError;
 
 /// Prints notices as psql does, without the `NOTICE:` prefix (ours already say `migrate: `).
 pub fn print_notice(notice: &DbError) -> String {
@@ -184,11 +322,15 @@ mod tests {
     use std::collections::HashMap;
 
     fn with_env(url: Option<&str>, vars: &[(&str, &str)]) -> Result<Config, String> {
+        settings_with_env(url, vars).map(|s| s.config)
+    }
+
+    fn settings_with_env(url: Option<&str>, vars: &[(&str, &str)]) -> Result<Settings, String> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        config(url, &|name| vars.get(name).cloned())
+        settings(url, &|name| vars.get(name).cloned())
     }
 
     fn host(config: &Config) -> String {
@@ -289,6 +431,52 @@ mod tests {
             "postgresql:///db"
         );
         assert_eq!(with_default_port("host=a", "6"), "host=a");
+    }
+
+    #[test]
+    fn sslmodes() {
+        let tls = |url: Option<&str>, vars: &[(&str, &str)]| {
+            let s = settings_with_env(url, vars).unwrap();
+            (s.tls, s.config.get_ssl_mode(), s.root_cert)
+        };
+        assert_eq!(tls(None, &[("PGUSER", "u")]).0, Tls::Prefer);
+        let (mode, ssl, root) = tls(
+            Some("postgres://u@h/d?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x"),
+            &[("PGSSLMODE", "disable")],
+        );
+        assert_eq!((mode, ssl), (Tls::VerifyFull, SslMode::Require));
+        assert_eq!(root, Some(PathBuf::from("/ca.pem")));
+        let (mode, ssl, root) = tls(
+            Some("host=h user=u"),
+            &[("PGSSLMODE", "disable"), ("PGSSLROOTCERT", "/r.pem")],
+        );
+        assert_eq!((mode, ssl), (Tls::Disable, SslMode::Disable));
+        assert_eq!(root, Some(PathBuf::from("/r.pem")));
+        assert_eq!(
+            tls(Some("host=h sslmode = verify-ca user=u"), &[]).0,
+            Tls::VerifyCa
+        );
+        assert!(settings_with_env(Some("host=h sslmode=sometimes"), &[]).is_err());
+    }
+
+    #[test]
+    fn params_are_taken_out() {
+        assert_eq!(
+            take_param("postgres://h/d?sslmode=require", "sslmode"),
+            ("postgres://h/d".into(), Some("require".into()))
+        );
+        assert_eq!(
+            take_param("postgres://h/d?a=1&sslmode=require&b=2", "sslmode"),
+            ("postgres://h/d?a=1&b=2".into(), Some("require".into()))
+        );
+        assert_eq!(
+            take_param("postgres://h/d", "sslmode"),
+            ("postgres://h/d".into(), None)
+        );
+        assert_eq!(
+            take_param("host=h sslmode=verify-ca port=1", "sslmode"),
+            ("host=h port=1".into(), Some("verify-ca".into()))
+        );
     }
 
     #[test]

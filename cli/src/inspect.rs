@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use postgres::Config;
+use crate::connect::Settings;
 
 use crate::connect;
 use crate::error::CliError;
@@ -13,14 +13,14 @@ use crate::output::{self, sql_literal, Format, Table};
 use crate::progress::Watcher;
 
 /// `migrate-cli status`.
-pub fn status(config: &Config, format: Format) -> Result<(), CliError> {
+pub fn status(config: &Settings, format: Format) -> Result<(), CliError> {
     let mut client = connect::connect(config, connect::to_stderr())?;
     output::show(&mut client, "SELECT * FROM migrate.status()", format)?;
     Ok(())
 }
 
 /// `migrate-cli jobs`.
-pub fn jobs(config: &Config, format: Format) -> Result<(), CliError> {
+pub fn jobs(config: &Settings, format: Format) -> Result<(), CliError> {
     let mut client = connect::connect(config, connect::to_stderr())?;
     output::show(
         &mut client,
@@ -33,7 +33,7 @@ pub fn jobs(config: &Config, format: Format) -> Result<(), CliError> {
 /// `SELECT * FROM migrate.FUNCTION(ARG)` with the folder registered in a transaction that is
 /// rolled back: what would happen, with nothing changed.
 fn dry_run(
-    config: &Config,
+    config: &Settings,
     dir: &Path,
     layout: Option<Layout>,
     function: &str,
@@ -60,7 +60,7 @@ fn dry_run(
 
 /// `migrate-cli plan DIR [--to VERSION]`: fails if a statement of the plan fails.
 pub fn plan(
-    config: &Config,
+    config: &Settings,
     dir: &Path,
     layout: Option<Layout>,
     to: Option<&str>,
@@ -75,7 +75,7 @@ pub fn plan(
 
 /// `migrate-cli verify DIR [--migration VERSION]`.
 pub fn verify(
-    config: &Config,
+    config: &Settings,
     dir: &Path,
     layout: Option<Layout>,
     migration: Option<&str>,
@@ -92,7 +92,7 @@ pub fn verify(
 
 /// `migrate-cli wait JOB`: `CALL migrate.wait_job()` decides how the wait ends (and raises if
 /// the job failed or was cancelled); a second session shows the progress meanwhile.
-pub fn wait(config: &Config, job: i64) -> Result<(), CliError> {
+pub fn wait(config: &Settings, job: i64) -> Result<(), CliError> {
     let watcher = Watcher::start(config.clone());
     let mut client = connect::connect(config, watcher.sink())?;
     watcher.watch(job);

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use postgres::{Client, Config};
+use postgres::Client;
+
+use crate::connect::Settings;
 use serde_json::{json, Value};
 
 use crate::connect;
@@ -46,7 +48,7 @@ impl Finding {
 }
 
 pub fn lint(
-    config: &Config,
+    config: &Settings,
     dir: &Path,
     layout: Option<Layout>,
     format: LintFormat,

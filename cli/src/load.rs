@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use postgres::{Client, Config, Transaction};
+use postgres::{Client, Transaction};
 
-use crate::connect::{self, NoticeSink};
+use crate::connect::{self, NoticeSink, Settings};
 use crate::error::{self, CliError};
 use crate::layout::{self, Layout, MigrationFile};
 use crate::output::sql_literal;
@@ -116,7 +116,7 @@ pub fn refused_error(refused: usize, folder: &Folder) -> CliError {
 }
 
 /// `migrate-cli load DIR`.
-pub fn load(config: &Config, dir: &Path, layout: Option<Layout>) -> Result<(), CliError> {
+pub fn load(config: &Settings, dir: &Path, layout: Option<Layout>) -> Result<(), CliError> {
     let folder = Folder::read(dir, layout)?;
     let mut client = connect::connect(config, connect::to_stdout())?;
     load_committed(&mut client, &folder)
@@ -124,7 +124,7 @@ pub fn load(config: &Config, dir: &Path, layout: Option<Layout>) -> Result<(), C
 
 /// `migrate-cli deploy DIR [--to VERSION]`.
 pub fn deploy(
-    config: &Config,
+    config: &Settings,
     dir: &Path,
     layout: Option<Layout>,
     to: Option<&str>,

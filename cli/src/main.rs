@@ -137,7 +137,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let url = cli.database_url.as_deref();
-    let config = || connect::config(url, &|name| std::env::var(name).ok()).map_err(CliError::Usage);
+    let config =
+        || connect::settings(url, &|name| std::env::var(name).ok()).map_err(CliError::Usage);
     match cli.command {
         Command::Load { folder } => load::load(&config()?, &folder.dir, folder.layout),
         Command::Deploy { folder, to } => {

@@ -9,9 +9,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use postgres::{Client, Config};
+use postgres::Client;
 
-use crate::connect::{self, NoticeSink};
+use crate::connect::{self, NoticeSink, Settings};
 
 enum Event {
     Notice(String),
@@ -26,7 +26,7 @@ pub struct Watcher {
 
 impl Watcher {
     /// Starts the watcher; it connects (with `config`) only once there is a job to watch.
-    pub fn start(config: Config) -> Watcher {
+    pub fn start(config: Settings) -> Watcher {
         let (events, received) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             let mut state = State::new(config);
@@ -215,7 +215,7 @@ pub fn duration(secs: f64) -> String {
 
 /// The watcher thread's state: the second session and the job watched.
 struct State {
-    config: Config,
+    config: Settings,
     client: Option<Client>,
     /// Set once connecting failed: progress is then not shown, the CALL goes on.
     unavailable: bool,
@@ -236,7 +236,7 @@ struct Watched {
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 impl State {
-    fn new(config: Config) -> State {
+    fn new(config: Settings) -> State {
         State {
             config,
             client: None,
@@ -282,7 +282,9 @@ impl State {
     fn client(&mut self) -> Option<&mut Client> {
         if self.client.is_none() && !self.unavailable {
             let mut config = self.config.clone();
-            config.application_name(&format!("{} progress", connect::APPLICATION_NAME));
+            config
+                .config
+                .application_name(&format!("{} progress", connect::APPLICATION_NAME));
             match connect::connect(&config, std::sync::Arc::new(|_| {})) {
                 Ok(mut client) => {
                     self.has_statement_columns = client
