@@ -182,6 +182,18 @@ fn wait_follows_a_backfill() {
     let backfill = "SELECT migrate.backfill('t', 'n = n + 1', NULL, 2000, '20 ms')";
     let id: i64 = app.query_one(backfill, &[]).unwrap().get(0);
     let run = cli(&cluster, &["wait", &id.to_string()]).expect(0);
+    // stdout is not a terminal: plain lines while it runs, then how it ended.
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("job 1 "))
+        .collect();
+    assert!(lines.len() >= 2, "{}", run.stdout);
+    assert!(
+        lines[0].contains("queued") || lines[0].contains("running"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout.contains(&format!(
             "job {id} (backfill public.t): succeeded, 100.0% (100000 of about"
