@@ -143,21 +143,24 @@ pub fn settings(
 /// Removes `key=value` from a URL's query or a `key=value` string; returns the rest and the
 /// value.
 fn take_param(conninfo: &str, key: &str) -> (String, Option<String>) {
+    /// The pairs other than `key`, and the value of `key` (the last one wins, as in libpq).
+    fn split<'a>(pairs: Vec<&'a str>, key: &str) -> (Vec<&'a str>, Option<String>) {
+        let value = pairs
+            .iter()
+            .rev()
+            .find_map(|p| p.split_once('=').filter(|(k, _)| *k == key))
+            .map(|(_, v)| v.to_string());
+        let kept = pairs
+            .into_iter()
+            .filter(|p| p.split_once('=').is_none_or(|(k, _)| k != key))
+            .collect();
+        (kept, value)
+    }
     if conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://") {
         let Some((base, query)) = conninfo.split_once('?') else {
             return (conninfo.to_string(), None);
         };
-        let mut value = None;
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|pair| match pair.split_once('=') {
-                Some((k, v)) if k == key => {
-                    value = Some(v.to_string());
-                    false
-                }
-                _ => true,
-            })
-            .collect();
+        let (kept, value) = split(query.split('&').collect(), key);
         let rest = if kept.is_empty() {
             base.to_string()
         } else {
@@ -167,17 +170,7 @@ fn take_param(conninfo: &str, key: &str) -> (String, Option<String>) {
     } else {
         // key = value pairs separated by spaces (sslmode and paths are never quoted here).
         let normalised = conninfo.replace(" =", "=").replace("= ", "=");
-        let mut value = None;
-        let kept: Vec<&str> = normalised
-            .split_whitespace()
-            .filter(|pair| match pair.split_once('=') {
-                Some((k, v)) if k == key => {
-                    value = Some(v.to_string());
-                    false
-                }
-                _ => true,
-            })
-            .collect();
+        let (kept, value) = split(normalised.split_whitespace().collect(), key);
         (kept.join(" "), value)
     }
 }

@@ -1,7 +1,7 @@
 //! `migrate-cli`: a client for the migrate extension's SQL API (see docs/CLI.md). Everything
 //! it does goes through the SQL functions a psql user can call too.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -14,6 +14,7 @@ mod lint;
 mod load;
 mod output;
 mod progress;
+mod scaffold;
 
 use error::CliError;
 use layout::Layout;
@@ -168,22 +169,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Jobs { format } => inspect::jobs(&config()?, format),
         Command::Wait { job } => inspect::wait(&config()?, job),
-        Command::New { name, dir, layout } => new(&dir, layout, &name),
+        Command::New { name, dir, layout } => scaffold::new(&dir, layout, &name),
     }
-}
-
-/// `migrate-cli new NAME [DIR]`: a new folder gets the plain layout.
-fn new(dir: &Path, layout: Option<Layout>, name: &str) -> Result<(), CliError> {
-    let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
-    let layout = match layout {
-        Some(l) => l,
-        None if empty => Layout::Plain,
-        None => layout::detect(dir)?,
-    };
-    for path in layout::scaffold(dir, layout, name)? {
-        println!("created {}", path.display());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -63,6 +63,22 @@ fn deploy_forward_through_a_worker_step_and_back() {
     let app: String = c.query_one("SELECT app FROM seen", &[]).unwrap().get(0);
     assert_eq!(app, "migrate-cli");
 
+    // An applied migration's down script can still change: amended, nothing to deploy.
+    write(
+        &dir,
+        &[(
+            "3_note.down.sql",
+            "ALTER TABLE t DROP COLUMN IF EXISTS note;\n",
+        )],
+    );
+    let run = cli(&cluster, &["deploy", path(&dir)]).expect(0);
+    assert!(run.stdout.contains("amended   3  note\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("migrate: nothing to deploy"),
+        "{}",
+        run.stdout
+    );
+
     // Back to 1: the down scripts, newest first, the index dropped by the worker.
     let run = cli(&cluster, &["deploy", path(&dir), "--to", "1"]).expect(0);
     assert!(
