@@ -73,8 +73,22 @@ pub fn server_error(db: &DbError) -> String {
     }
     if let Some(hint) = db.hint() {
         out.push_str(&format!("\nHINT:  {hint}"));
+    } else if missing_extension(db.code().code(), db.message()) {
+        out.push_str(
+            "\nHINT:  Is the extension installed in this database? CREATE EXTENSION migrate;",
+        );
     }
     out
+}
+
+/// True for the errors of a database without the extension: no schema `migrate`, or no
+/// `migrate.*` function or view.
+fn missing_extension(sqlstate: &str, message: &str) -> bool {
+    match sqlstate {
+        "3F000" => message.contains("\"migrate\""),
+        "42883" | "42P01" => message.contains("migrate."),
+        _ => false,
+    }
 }
 
 /// A place in a migration file.
@@ -139,6 +153,26 @@ pub fn failed_version(message: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_extension_gets_a_hint() {
+        assert!(missing_extension(
+            "3F000",
+            "schema \"migrate\" does not exist"
+        ));
+        assert!(missing_extension(
+            "42883",
+            "function migrate.status() does not exist"
+        ));
+        assert!(missing_extension(
+            "42P01",
+            "relation \"migrate.jobs\" does not exist"
+        ));
+        assert!(!missing_extension(
+            "42P01",
+            "relation \"users\" does not exist"
+        ));
+    }
 
     #[test]
     fn parse_errors_at_add() {

@@ -130,10 +130,14 @@ pub fn deploy(
     to: Option<&str>,
 ) -> Result<(), CliError> {
     let folder = Folder::read(dir, layout)?;
+    // The load prints its NOTICEs in line with its own output; the CALL's go through the
+    // watcher, which keeps them in order with the progress it draws.
+    let mut loader = connect::connect(config, connect::to_stdout())?;
+    load_committed(&mut loader, &folder)?;
+    drop(loader);
     let watcher = Watcher::start(config.clone());
     let sink: NoticeSink = watcher.sink();
     let mut client = connect::connect(config, sink)?;
-    load_committed(&mut client, &folder)?;
     // A simple query: a procedure may only commit when CALLed on its own, outside a
     // transaction block.
     let call = match to {

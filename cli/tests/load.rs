@@ -225,6 +225,15 @@ fn libpq_variables_and_socket_directories() {
     ]);
     let run = output(socket).expect(0);
     assert_eq!(run.json()[0]["version"], "1");
+    // A database without the extension: the server's error and a hint.
+    c.batch_execute("CREATE DATABASE bare").unwrap();
+    let bare = format!("postgres://postgres@127.0.0.1:{port}/bare");
+    let run = output(command(&["status", "--database-url", &bare])).expect(1);
+    assert!(
+        run.stderr.contains("CREATE EXTENSION migrate"),
+        "{}",
+        run.stderr
+    );
     // The URL's missing port comes from PGPORT.
     let mut url = command(&[
         "status",
