@@ -264,6 +264,29 @@ pub fn connect(settings: &Settings, notices: NoticeSink) -> Result<Client, CliEr
         .map_err(|e| CliError::Connect(describe(&config), e))
 }
 
+/// Ctrl-C while a long CALL runs sends the server a cancel request, as psql does, so the
+/// migration in flight rolls back instead of running on after we are gone; a second Ctrl-C
+/// quits at once.
+pub fn cancel_on_interrupt(client: &Client, settings: &Settings) {
+    let token = client.cancel_token();
+    let settings = settings.clone();
+    let pressed = std::sync::atomic::AtomicBool::new(false);
+    let installed = ctrlc::set_handler(move || {
+        if pressed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("migrate-cli: cancelling (Ctrl-C again to quit without waiting)");
+        if let Ok(tls) = tls_connector(&settings) {
+            if let Err(e) = token.cancel_query(tls) {
+                eprintln!("migrate-cli: could not send the cancel request: {e}");
+            }
+        }
+    });
+    if let Err(e) = installed {
+        eprintln!("migrate-cli: Ctrl-C will not cancel the server's work: {e}");
+    }
+}
+
 /// The TLS connector for the sslmode: as libpq, prefer and require only encrypt (unless a root
 /// certificate is given), verify-ca checks the chain, verify-full the host name too.
 fn tls_connector(settings: &Settings) -> Result<MakeTlsConnector, CliError> {

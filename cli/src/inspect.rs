@@ -95,6 +95,7 @@ pub fn verify(
 pub fn wait(config: &Settings, job: i64) -> Result<(), CliError> {
     let watcher = Watcher::start(config.clone());
     let mut client = connect::connect(config, watcher.sink())?;
+    connect::cancel_on_interrupt(&client, config);
     watcher.watch(job);
     let result = client.batch_execute(&format!("CALL migrate.wait_job({job})"));
     watcher.finish();

@@ -138,6 +138,7 @@ pub fn deploy(
     let watcher = Watcher::start(config.clone());
     let sink: NoticeSink = watcher.sink();
     let mut client = connect::connect(config, sink)?;
+    connect::cancel_on_interrupt(&client, config);
     // A simple query: a procedure may only commit when CALLed on its own, outside a
     // transaction block.
     let call = match to {

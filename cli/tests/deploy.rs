@@ -122,3 +122,52 @@ fn a_failed_step_points_at_its_file_and_line() {
     assert!(run.stderr.contains("HINT:"), "{}", run.stderr);
     assert_eq!(applied(&mut c), ["1"]);
 }
+
+#[test]
+fn ctrl_c_cancels_the_step_in_flight() {
+    let (cluster, mut c) = start("deploy-cancel");
+    let dir = folder("deploy-cancel");
+    write(
+        &dir,
+        &[(
+            "1_slow.up.sql",
+            "CREATE TABLE t (id int);\nSELECT pg_sleep(60);\n",
+        )],
+    );
+    let mut deploy = common::command(&["deploy", path(&dir)]);
+    deploy.env("DATABASE_URL", common::url(&cluster));
+    deploy.stdout(std::process::Stdio::piped());
+    deploy.stderr(std::process::Stdio::piped());
+    let child = deploy.spawn().unwrap();
+    // Wait until the step is sleeping, then interrupt the client as Ctrl-C would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let sleeping: bool = c
+            .query_one(
+                "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'CALL migrate.deploy%' AND wait_event = 'PgSleep'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if sleeping {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deploy never reached its sleep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let started = std::time::Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("57014"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(states(&mut c), [("1".into(), "pending".into())]);
+}
