@@ -42,7 +42,7 @@ impl Folder {
 }
 
 /// Registers every migration of `folder` in `tx`, each under a savepoint so one refusal does
-/// not hide the next; prints one line per migration (only refusals when `quiet`). Returns how
+/// not hide the next; prints one line per migration (only refusals, on stderr, when `quiet`). Returns how
 /// many were refused: the caller then rolls back, so nothing is registered.
 pub fn register(tx: &mut Transaction, folder: &Folder, quiet: bool) -> Result<usize, CliError> {
     let add =
@@ -69,7 +69,12 @@ pub fn register(tx: &mut Transaction, folder: &Folder, quiet: bool) -> Result<us
                     return Err(e.into());
                 };
                 refused += 1;
-                println!("{}", line("refused", file));
+                // Quiet (a dry run's) stdout is its table or JSON: keep it clean.
+                if quiet {
+                    eprintln!("{}", line("refused", file));
+                } else {
+                    println!("{}", line("refused", file));
+                }
                 let location = error::locate(db.message(), db.detail(), file);
                 eprintln!("{location}: {}", error::server_error(db));
             }

@@ -85,6 +85,21 @@ fn status_plan_and_verify() {
     );
     let jobs = cli(&cluster, &["jobs", "--format", "json"]).expect(0);
     assert_eq!(jobs.stdout, "[]\n");
+
+    // A folder the registry refuses: no plan, and stdout stays empty for the JSON reader.
+    write(&dir, &[("3_bad.up.sql", "SELEC 1;\n")]);
+    let refused = cli(&cluster, &["plan", path(&dir), "--format", "json"]).expect(1);
+    assert_eq!(refused.stdout, "");
+    assert!(
+        refused.stderr.contains("refused   3  bad"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("3_bad.up.sql:1: ERROR 42601"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[test]
