@@ -127,7 +127,12 @@ fn check(client: &mut Client, file: &MigrationFile) -> Result<Vec<Finding>, CliE
     let rows = match rows {
         Ok(rows) => rows,
         Err(e) => {
-            let Some(db) = e.as_db_error() else {
+            // Only a script that does not parse is the script's finding; anything else (no
+            // extension, a lost connection) is the run's failure.
+            let Some(db) = e
+                .as_db_error()
+                .filter(|db| db.message().starts_with("the SQL does not parse"))
+            else {
                 return Err(e.into());
             };
             let at = error::locate(db.message(), db.detail(), file);
