@@ -23,12 +23,22 @@ use output::Format;
 
 /// Loads migration folders into the migrate extension's registry, deploys them, lints them.
 #[derive(Parser)]
-#[command(name = "migrate-cli", version)]
+#[command(
+    name = "migrate-cli",
+    version,
+    after_help = "Exit codes: 0 success, 1 failure (the server's SQLSTATE, message, DETAIL and HINT on stderr), 2 usage error. Every subcommand: docs/CLI.md."
+)]
 struct Cli {
     /// Where to connect: a URL (postgres://user:password@host:port/dbname) or a libpq
     /// key=value string; what it leaves out comes from PGHOST, PGPORT, PGUSER, PGDATABASE,
-    /// PGPASSWORD and PGAPPNAME, then libpq's defaults.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    /// PGPASSWORD, PGAPPNAME, PGSSLMODE and PGSSLROOTCERT, then libpq's defaults.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -57,7 +67,7 @@ enum Command {
         #[command(flatten)]
         folder: Folder,
         /// Deploy to this version (forward or back) instead of the newest.
-        #[arg(long)]
+        #[arg(long, value_name = "VERSION")]
         to: Option<String>,
     },
     /// Every registered migration and its state (migrate.status()).
@@ -71,7 +81,7 @@ enum Command {
         #[command(flatten)]
         folder: Folder,
         /// Plan the deploy to this version instead of the newest.
-        #[arg(long)]
+        #[arg(long, value_name = "VERSION")]
         to: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -82,7 +92,7 @@ enum Command {
         #[command(flatten)]
         folder: Folder,
         /// Verify only this pending migration.
-        #[arg(long)]
+        #[arg(long, value_name = "VERSION")]
         migration: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
