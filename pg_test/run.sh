@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Live-server suites for one PostgreSQL version: installs the extension, runs the SQL regression
 # files against a throwaway cluster (on a fresh install, then on one upgraded from every
-# release), then the system tests (which start clusters of their own).
+# release), then the system tests and the client's tests (which start clusters of their own).
 # Usage: pg_test/run.sh 15|18
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +26,8 @@ cluster_stop "$version" "$dir"
 
 MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") \
   cargo test --manifest-path pg_test/system/Cargo.toml -- --test-threads=2 || status=1
+# The command-line client against clusters of its own (cli/tests), with this version's
+# extension installed above.
+MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") \
+  cargo test -p migrate-cli --no-fail-fast -- --test-threads=2 || status=1
 exit $status

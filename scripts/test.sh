@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on PostgreSQL 15 and 18, from a fresh machine: installs what is missing,
 # checks formatting, runs the pure core crate's tests (no server), lints, then per version runs
-# the in-crate tests (#[test] and #[pg_test]), the SQL regression suite and the live-server
-# system tests. Ends with "N passed, N failed".
+# the in-crate tests (#[test] and #[pg_test]), the SQL regression suite, the live-server
+# system tests and the command-line client's tests. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -22,6 +22,7 @@ step "cargo fmt" cargo fmt --all -- --check
 step "released scripts unchanged" bash scripts/check_released.sh
 step "core tests" cargo test -p migrate-core
 step "clippy core" cargo clippy -p migrate-core --all-targets -- -D warnings
+step "clippy cli" cargo clippy -p migrate-cli --all-targets -- -D warnings
 for v in 15 18; do
   step "clippy pg$v" cargo clippy --all-targets --no-default-features --features "pg$v pg_test" -- -D warnings
 done

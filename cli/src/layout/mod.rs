@@ -47,7 +47,7 @@ impl MigrationFile {
     pub fn options(&self) -> serde_json::Value {
         let mut options = serde_json::Map::new();
         if let Some(transactional) = self.transactional {
-            options.insert("transactional".into(), transactional.into());
+            options.insert("transaction".into(), transactional.into());
         }
         if self.repeatable {
             options.insert("repeatable".into(), true.into());
@@ -147,6 +147,8 @@ pub enum LayoutError {
     Invalid(PathBuf, usize, String),
     /// No layout matches the folder, or several do.
     Unknown(PathBuf, String),
+    /// What `migrate-cli` cannot do yet for this layout (e.g. `new`).
+    Unsupported(Layout, &'static str),
 }
 
 impl fmt::Display for LayoutError {
@@ -156,6 +158,9 @@ impl fmt::Display for LayoutError {
             LayoutError::Invalid(path, 0, why) => write!(f, "{}: {why}", path.display()),
             LayoutError::Invalid(path, line, why) => write!(f, "{}:{line}: {why}", path.display()),
             LayoutError::Unknown(path, why) => write!(f, "{}: {why}", path.display()),
+            LayoutError::Unsupported(layout, what) => {
+                write!(f, "{what} is not supported yet for {layout}")
+            }
         }
     }
 }
@@ -197,6 +202,55 @@ pub fn load(dir: &Path, layout: Layout) -> Result<Vec<MigrationFile>, LayoutErro
         Layout::Prisma => prisma::load(dir),
         Layout::Drizzle => drizzle::load(dir),
     }
+}
+
+/// Creates the files of a new migration named `name` in `dir` (created if missing), in the
+/// layout's own naming, with the next version of the folder; returns the files' paths.
+pub fn scaffold(dir: &Path, layout: Layout, name: &str) -> Result<Vec<PathBuf>, LayoutError> {
+    let now = utc_timestamp(std::time::SystemTime::now());
+    // Layouts without a scaffold yet fall through to the error.
+    #[allow(unreachable_patterns)]
+    match layout {
+        Layout::Plain => plain::scaffold(dir, name, &now),
+        other => Err(LayoutError::Unsupported(other, "new")),
+    }
+}
+
+/// `YYYYMMDDHHMMSS` in UTC, the timestamp version most tools use.
+pub fn utc_timestamp(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// A migration name as file names carry it: lower case, words joined by `_`.
+pub fn file_name_part(name: &str) -> Result<String, String> {
+    let words: Vec<String> = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if words.is_empty() {
+        return Err(format!("the name {name:?} has no letters or digits"));
+    }
+    Ok(words.join("_"))
 }
 
 /// Reads a file as UTF-8 text, exactly (no newline handling).
@@ -334,5 +388,58 @@ pub(crate) mod testdir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_are_utc() {
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "19700101000000");
+        // 2024-02-29 13:45:07 UTC: a leap day.
+        let leap = UNIX_EPOCH + Duration::from_secs(1_709_214_307);
+        assert_eq!(utc_timestamp(leap), "20240229134507");
+        let end = UNIX_EPOCH + Duration::from_secs(4_102_444_799);
+        assert_eq!(utc_timestamp(end), "20991231235959");
+    }
+
+    #[test]
+    fn names_for_files() {
+        assert_eq!(
+            file_name_part("Add users table").unwrap(),
+            "add_users_table"
+        );
+        assert_eq!(
+            file_name_part("  orders.total-cents ").unwrap(),
+            "orders_total_cents"
+        );
+        assert!(file_name_part("--").is_err());
+    }
+
+    #[test]
+    fn options_use_the_registry_keys() {
+        let mut file = MigrationFile {
+            version: "1".into(),
+            name: None,
+            up: "SELECT 1".into(),
+            down: None,
+            transactional: None,
+            repeatable: false,
+            requires: vec![],
+            up_path: "1.up.sql".into(),
+            up_line: 1,
+            down_path: None,
+            down_line: 1,
+        };
+        assert_eq!(file.options(), serde_json::json!({}));
+        file.transactional = Some(false);
+        file.requires = vec!["0".into()];
+        assert_eq!(
+            file.options(),
+            serde_json::json!({"transaction": false, "requires": ["0"]})
+        );
     }
 }
