@@ -244,11 +244,9 @@ fn libpq_variables_and_socket_directories() {
     output(url).expect(0);
 }
 
-// Depends on the registry change of issue 13 (the server drops a BEGIN;/COMMIT; wrapper at
-// add, comment-only scripts are valid no-ops, CREATE INDEX CONCURRENTLY without the directive
-// is marked non-transactional at add): enable after that merge.
+// Files as tools write them: the server drops a BEGIN;/COMMIT; wrapper, takes comment-only
+// scripts as no-ops, and runs a CREATE INDEX CONCURRENTLY file outside a transaction.
 #[test]
-#[ignore = "needs the registry change of issue 13 (scripts as real tools write them)"]
 fn scripts_as_tools_write_them() {
     let (cluster, mut c) = start("tools");
     let dir = folder("tools");
