@@ -22,6 +22,9 @@ for script in sql/migrate--*.sql; do
   [[ $from == *--* ]] && continue
   MIGRATE_UPGRADE_FROM=$from pg_test/run_sql.sh "$port" || status=1
 done
+# A real history of 285 migrations deployed with the client, compared with psql.
+cargo build -q -p migrate-cli || status=1
+MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") pg_test/histories.sh "$port" || status=1
 cluster_stop "$version" "$dir"
 
 MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") \

@@ -35,7 +35,7 @@ done
 
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
-sql_passed=$(grep -Eo '^(sql|upgrade): [0-9]+ passed' "$log" | awk '{s+=$2} END {print s+0}')
+sql_passed=$(grep -Eo '^(sql|upgrade|history): [0-9]+ passed' "$log" | awk '{s+=$2} END {print s+0}')
 passed=$((passed + sql_passed))
 if [ ${#failed_steps[@]} -gt 0 ]; then
   echo "failed steps: ${failed_steps[*]}"
