@@ -25,7 +25,7 @@ passed=0 failed=0
 objects() {
   "$bindir/pg_dump" --binary-upgrade --schema-only --exclude-schema=app -h 127.0.0.1 -p "$port" \
       -U postgres "$1" \
-    | grep -Ev '^\\(un)?restrict |binary_upgrade_|^SET relfrozenxid = |^-- set missing value\.$|^SELECT pg_catalog.setval\(|^WHERE oid = '"'"'[0-9]+'"'"';$'
+    | grep -Ev '^\\(un)?restrict |binary_upgrade_|^SET relfrozenxid = |^-- set missing value\.$|^$|^SELECT pg_catalog.setval\(|^WHERE oid = '"'"'[0-9]+'"'"';$'
   "${psql[@]}" -d "$1" -f upgrade/objects.sql
 }
 
