@@ -71,5 +71,32 @@ grep -q "down script of migration $stop" "$work/first.out" || fail "the refusal 
 [ "$(psql -d hist_migrate -At -c "SELECT count(*) FROM migrate.status() WHERE state = 'pending'")" = "$pending" ] \
   || fail "the refused deploy changed something"
 
+# The same history as every other tool's users would have it (pg_test/fixtures/histories/make.sh):
+# each deploys as is, with all 285 applied and the same schema as diesel's.
+pg_test/fixtures/histories/make.sh "$work/layouts" > /dev/null
+for dir in plain golang_migrate flyway sqlx dbmate prisma drizzle; do
+  layout=${dir//_/-}
+  db="hist_${dir}"
+  psql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  psql -d "$db" -c "CREATE EXTENSION migrate"
+  t0=$(now)
+  if ! "$cli" --database-url "postgres://postgres@127.0.0.1:$port/$db" deploy --layout "$layout" \
+      "$work/layouts/$dir" > "$work/$dir.out" 2>&1; then
+    fail "$layout: deploy failed: $(grep -v '^migrate:' "$work/$dir.out" | tail -4)"
+    continue
+  fi
+  t1=$(now)
+  n=$(psql -d "$db" -At -c "SELECT count(*) FROM migrate.status() WHERE state = 'applied'")
+  schema "$db" > "$work/$dir.sql"
+  if [ "$n" != 285 ]; then
+    fail "$layout: $n of 285 migrations applied"
+  elif ! diff -q "$work/a.sql" "$work/$dir.sql" > /dev/null; then
+    fail "$layout: schema differs from diesel's"; diff -u "$work/a.sql" "$work/$dir.sql" | head -20
+  else
+    echo "history: as $layout: 285 migrations deployed in $(secs "$t0" "$t1") s, same schema"
+  fi
+  psql -d postgres -c "DROP DATABASE $db"
+done
+
 if [ "$failed" = 0 ]; then echo "history: 1 passed, 0 failed"; else echo "history: 0 passed, 1 failed"; fi
 [ "$failed" = 0 ]
