@@ -26,6 +26,14 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 failed=0
 fail() { echo "FAIL history: $*"; failed=1; }
 
+# crates.io's schema uses contrib extensions; a server built without them (PyPI's PostgreSQL 18
+# has no OpenSSL, so no pgcrypto) cannot run the history at all, with or without migrate.
+missing=$(psql -d postgres -At -c "SELECT string_agg(x, ', ') FROM unnest(ARRAY['pgcrypto', 'ltree', 'pg_trgm']) x
+  WHERE x NOT IN (SELECT name FROM pg_catalog.pg_available_extensions)")
+if [ -n "$missing" ]; then
+  echo "history: skipped: this server has no $missing, which crates.io's schema needs"
+  exit 0
+fi
 psql -d postgres -c "DROP DATABASE IF EXISTS hist_migrate" -c "DROP DATABASE IF EXISTS hist_psql" \
   -c "CREATE DATABASE hist_migrate" -c "CREATE DATABASE hist_psql"
 psql -d hist_migrate -c "CREATE EXTENSION migrate"

@@ -62,8 +62,9 @@ fn load_is_idempotent_and_names_every_refused_file() {
         .get(0);
     assert_eq!(stored, migrate_core::checksum::checksum(email));
 
-    // Two refused files, each named with the line of its error; the replacement that came
-    // before them in the same load is rolled back too.
+    // A refused file is named with the line of its error, and the replacement that came before
+    // it in the same load is rolled back too. A down script that does not parse is registered
+    // with the server's WARNING (it is flagged, not refused).
     write(
         &dir,
         &[
@@ -91,7 +92,7 @@ fn load_is_idempotent_and_names_every_refused_file() {
         refused.stdout
     );
     assert!(
-        refused.stdout.contains("refused   4  more\n"),
+        !refused.stdout.contains("refused   4"),
         "{}",
         refused.stdout
     );
@@ -99,12 +100,14 @@ fn load_is_idempotent_and_names_every_refused_file() {
         "{}:3: ERROR 42601: up script of migration 3 does not parse",
         dir.join("3_bad.up.sql").display()
     );
-    let down = format!(
-        "{}:2: ERROR 42601: down script of migration 4 does not parse",
-        dir.join("4_more.down.sql").display()
-    );
     assert!(refused.stderr.contains(&up), "{}", refused.stderr);
-    assert!(refused.stderr.contains(&down), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("the down script of migration 4 does not parse"),
+        "{}",
+        refused.stderr
+    );
     assert!(
         refused
             .stderr
@@ -113,7 +116,7 @@ fn load_is_idempotent_and_names_every_refused_file() {
         refused.stderr
     );
     assert!(
-        refused.stderr.contains("2 of 4 migrations of")
+        refused.stderr.contains("1 of 4 migrations of")
             && refused.stderr.contains("nothing was registered"),
         "{}",
         refused.stderr
