@@ -147,8 +147,6 @@ pub enum LayoutError {
     Invalid(PathBuf, usize, String),
     /// No layout matches the folder, or several do.
     Unknown(PathBuf, String),
-    /// What `migrate-cli` cannot do yet for this layout (e.g. `new`).
-    Unsupported(Layout, &'static str),
 }
 
 impl fmt::Display for LayoutError {
@@ -158,9 +156,6 @@ impl fmt::Display for LayoutError {
             LayoutError::Invalid(path, 0, why) => write!(f, "{}: {why}", path.display()),
             LayoutError::Invalid(path, line, why) => write!(f, "{}:{line}: {why}", path.display()),
             LayoutError::Unknown(path, why) => write!(f, "{}: {why}", path.display()),
-            LayoutError::Unsupported(layout, what) => {
-                write!(f, "{what} is not supported yet for {layout}")
-            }
         }
     }
 }
