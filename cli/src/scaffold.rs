@@ -13,8 +13,9 @@ pub fn new(dir: &Path, layout: Option<Layout>, name: &str) -> Result<(), CliErro
         None if empty => Layout::Plain,
         None => layout::detect(dir)?,
     };
-    for path in layout::scaffold(dir, layout, name)? {
-        println!("created {}", path.display());
+    for file in layout::scaffold(dir, layout, name)? {
+        let what = if file.replaces { "updated" } else { "created" };
+        println!("{what} {}", file.path.display());
     }
     Ok(())
 }

@@ -256,6 +256,66 @@ fn every_fixture_is_tested() {
     );
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `new` in a copy of every fixture: the folder is still its layout, reads back with the new
+/// migration last under its name, and every earlier migration unchanged.
+#[test]
+fn new_in_every_fixture() {
+    // (fixture, layout, the new migration's name as the layout reads it, files written)
+    let cases = [
+        ("diesel", Layout::Diesel, "add_orders", 2),
+        ("golang_migrate", Layout::GolangMigrate, "add_orders", 2),
+        ("flyway", Layout::Flyway, "Add orders", 2),
+        ("sqlx", Layout::Sqlx, "add orders", 1),
+        ("sqlx_reversible", Layout::Sqlx, "add orders", 2),
+        ("dbmate", Layout::Dbmate, "add_orders", 1),
+        ("prisma", Layout::Prisma, "add_orders", 1),
+        ("drizzle", Layout::Drizzle, "0002_add_orders", 2),
+    ];
+    let root = std::env::temp_dir().join(format!("migrate-cli-new-{}", std::process::id()));
+    for (fixture, layout, name, count) in cases {
+        let dir = root.join(fixture);
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&fixtures().join("layouts").join(fixture), &dir);
+        let before = layout::load(&dir, layout).unwrap();
+        let files = layout::scaffold(&dir, layout, "Add orders")
+            .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        assert_eq!(files.len(), count, "{fixture}: {files:?}");
+        assert_eq!(layout::detect(&dir).unwrap(), layout, "{fixture}");
+        let after: Vec<MigrationFile> = layout::load(&dir, layout).unwrap();
+        let versioned = |m: &[MigrationFile]| -> Vec<MigrationFile> {
+            m.iter().filter(|m| !m.repeatable).cloned().collect()
+        };
+        let (old, new) = (versioned(&before), versioned(&after));
+        assert_eq!(new.len(), old.len() + 1, "{fixture}");
+        assert_eq!(new[..old.len()], old[..], "{fixture}");
+        let last = new.last().unwrap();
+        assert_eq!(last.up_path, files[0].path, "{fixture}");
+        assert_eq!(last.name.as_deref(), Some(name), "{fixture}");
+        // Comment-only scripts: every line blank or a comment.
+        let comments = |s: &str| {
+            s.lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+        };
+        assert!(comments(&last.up), "{fixture}: {:?}", last.up);
+        assert!(last.down.as_deref().is_none_or(comments), "{fixture}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 /// crates.io's 285 diesel migrations, converted by `pg_test/fixtures/histories/make.sh` into
 /// every layout: each must read back as the same history, in the same order.
 #[test]

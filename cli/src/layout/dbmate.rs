@@ -15,10 +15,16 @@
 //! dbmate 2.28 and later also accept several up/down pairs in one file, each run on its own;
 //! one registry migration has one up and one down script, so such files are refused with a
 //! hint to split them.
+//!
+//! `new` writes `<UTC YYYYMMDDHHMMSS>_name.sql` as `dbmate new` does, its two sections each
+//! holding a comment.
 
 use std::path::Path;
 
-use super::{check_versions, line_at, names, read, LayoutError, MigrationFile};
+use super::{
+    check_versions, line_at, name_part, names, next_timestamp, read, LayoutError, MigrationFile,
+    NewFile,
+};
 
 /// The version digits of a name dbmate reads, or None.
 fn version_of(file: &str) -> Option<&str> {
@@ -153,6 +159,21 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, LayoutError> {
     Ok(out)
 }
 
+/// The next migration's file: `now` (or the second after the newest version).
+pub fn plan(
+    dir: &Path,
+    existing: &[MigrationFile],
+    name: &str,
+    now: std::time::SystemTime,
+) -> Result<Vec<NewFile>, LayoutError> {
+    let name = name_part(dir, name)?;
+    let version = next_timestamp(now, existing.last().map(|m| m.version.as_str()));
+    Ok(vec![NewFile::new(
+        dir.join(format!("{version}_{name}.sql")),
+        "-- migrate:up\n-- The change.\n\n-- migrate:down\n-- What undoes it.\n",
+    )])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +245,28 @@ mod tests {
             panic!()
         };
         assert_eq!(line, 1);
+    }
+
+    #[test]
+    fn scaffolds_one_file_with_both_sections() {
+        use crate::layout::testdir::scaffold;
+        let dir = TestDir::new(&[("20240101000000_create_users.sql", USERS)]);
+        let (files, m) = scaffold(&dir, Layout::Dbmate, "Add orders", "20240301000000");
+        assert_eq!(
+            files[0].path,
+            dir.path().join("20240301000000_add_orders.sql")
+        );
+        let last = m.last().unwrap();
+        assert_eq!(last.name.as_deref(), Some("add_orders"));
+        assert_eq!(last.up, "-- The change.\n\n");
+        assert_eq!(last.down.as_deref(), Some("-- What undoes it.\n"));
+        assert_eq!(detect(dir.path()).unwrap(), Layout::Dbmate);
+        // dbmate runs `9_a.sql` after any timestamp: refused, nothing left behind.
+        let dir = TestDir::new(&[("9_a.sql", USERS)]);
+        let at = crate::layout::testdir::at("20240301000000");
+        let err = crate::layout::scaffold_at(dir.path(), Layout::Dbmate, "b", at).unwrap_err();
+        assert!(err.to_string().contains("9_a.sql"), "{err}");
+        assert_eq!(load(dir.path()).unwrap().len(), 1);
     }
 
     #[test]

@@ -18,10 +18,17 @@
 //!   crates.io's history has such a migration).
 //!
 //! `00000000000000_diesel_initial_setup` is a migration like any other: diesel applies it.
+//!
+//! `new` writes `YYYY-MM-DD-HHMMSS_name/up.sql` and `down.sql` with the comments
+//! `diesel migration generate` writes, in its classic form without 2.3's counter: a
+//! 14-digit version sorts after a `-0000` one of an earlier second both in diesel's text
+//! order and in the registry's, where the counter form of the same second would not.
 
 use std::path::Path;
 
-use super::{check_versions, names, read, LayoutError, MigrationFile};
+use super::{
+    check_versions, name_part, names, next_timestamp, read, LayoutError, MigrationFile, NewFile,
+};
 
 pub fn matches(dir: &Path) -> bool {
     if dir.join("migration_lock.toml").is_file() {
@@ -97,6 +104,38 @@ fn registry_version(prefix: &str) -> String {
         }
     }
     prefix.replace('-', "")
+}
+
+/// The new migration's folder: the UTC second `now`, or the one after the newest migration's.
+pub fn plan(
+    dir: &Path,
+    existing: &[MigrationFile],
+    name: &str,
+    now: std::time::SystemTime,
+) -> Result<Vec<NewFile>, LayoutError> {
+    let name = name_part(dir, name)?;
+    // A 2.3 version's second is the part before its counter.
+    let newest = existing
+        .last()
+        .map(|m| m.version.split('-').next().unwrap_or(""));
+    let t = next_timestamp(now, newest);
+    let folder = dir.join(format!(
+        "{}-{}-{}-{}_{name}",
+        &t[..4],
+        &t[4..6],
+        &t[6..8],
+        &t[8..]
+    ));
+    if folder.exists() {
+        return Err(LayoutError::Invalid(folder, 0, "already exists".into()));
+    }
+    Ok(vec![
+        NewFile::new(folder.join("up.sql"), "-- Your SQL goes here\n"),
+        NewFile::new(
+            folder.join("down.sql"),
+            "-- This file should undo anything in `up.sql`\n",
+        ),
+    ])
 }
 
 fn is_empty(path: &Path) -> Result<bool, LayoutError> {
@@ -276,6 +315,43 @@ mod tests {
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("registry orders"), "{err}");
+    }
+
+    #[test]
+    fn scaffolds_after_classic_and_counter_versions() {
+        use crate::layout::testdir::scaffold;
+        let dir = TestDir::new(&[
+            ("00000000000000_diesel_initial_setup/up.sql", "SELECT 1;\n"),
+            (
+                "2026-12-01-234029-0000_add_users_name/up.sql",
+                "SELECT 2;\n",
+            ),
+        ]);
+        // The newest migration's second: the next one, classic form.
+        let (files, m) = scaffold(&dir, Layout::Diesel, "Add orders", "20261201234029");
+        assert_eq!(
+            files[0].path,
+            dir.path().join("2026-12-01-234030_add_orders/up.sql")
+        );
+        assert_eq!(
+            files[1].text,
+            "-- This file should undo anything in `up.sql`\n"
+        );
+        let last = m.last().unwrap();
+        assert_eq!(last.version, "20261201234030");
+        assert_eq!(last.name.as_deref(), Some("add_orders"));
+        assert_eq!(last.down.as_deref(), Some(files[1].text.as_str()));
+        let (_, m) = scaffold(&dir, Layout::Diesel, "later", "20270105000000");
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[3].version, "20270105000000");
+
+        // A version no timestamp sorts after: refused, the folder left as it was.
+        let dir = TestDir::new(&[("99999999999999999_x/up.sql", "SELECT 1;\n")]);
+        let at = crate::layout::testdir::at("20270105000000");
+        let err = crate::layout::scaffold_at(dir.path(), Layout::Diesel, "y", at).unwrap_err();
+        assert!(err.to_string().contains("99999999999999999_x"), "{err}");
+        assert_eq!(load(dir.path()).unwrap().len(), 1);
+        assert!(!dir.path().join("2027-01-05-000000_y").exists());
     }
 
     #[test]

@@ -12,12 +12,20 @@
 //!   version of one is `R__` and its description with `_` for anything a version cannot hold;
 //! - `<script>.conf` next to a script may say `executeInTransaction=false`; otherwise Flyway
 //!   decides per script, and so does the server (`transactional` left unset).
+//!
+//! Flyway has no command that creates a migration; `new` writes `V<next>__<Description>.sql`
+//! in DIR itself, the description's case kept and its words joined by `_`, where `<next>` is
+//! the highest version with its last part one more, written as that version is (`1_2` ->
+//! `1_3`, `1.09` -> `1.10`, none -> `1`), and `U<next>__<Description>.sql` next to it if the
+//! folder has undo scripts.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{check_versions, read, LayoutError, MigrationFile};
+use super::{
+    check_versions, description_part, file_name, read, LayoutError, MigrationFile, NewFile,
+};
 
 #[derive(Debug, PartialEq)]
 enum Kind {
@@ -249,6 +257,56 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, LayoutError> {
     Ok(out)
 }
 
+/// The next versioned migration (and its undo script if the folder uses them).
+pub fn plan(
+    dir: &Path,
+    existing: &[MigrationFile],
+    name: &str,
+    _now: std::time::SystemTime,
+) -> Result<Vec<NewFile>, LayoutError> {
+    let description =
+        description_part(name).map_err(|why| LayoutError::Invalid(dir.to_path_buf(), 0, why))?;
+    let version = match existing.iter().rfind(|m| !m.repeatable) {
+        None => "1".to_string(),
+        Some(last) => {
+            // The version as the file name writes it: after the prefix, up to `__`.
+            let stem = file_name(&last.up_path);
+            let stem = &stem[1..stem.len() - 4];
+            let written = stem.split_once("__").map_or(stem, |(v, _)| v);
+            next_version(written).ok_or_else(|| {
+                LayoutError::Invalid(
+                    last.up_path.clone(),
+                    0,
+                    format!("cannot tell the version after {written}"),
+                )
+            })?
+        }
+    };
+    let mut files = vec![NewFile::new(
+        dir.join(format!("V{version}__{description}.sql")),
+        format!("-- Flyway migration {version}: the change.\n"),
+    )];
+    if existing.iter().any(|m| m.down.is_some()) {
+        files.push(NewFile::new(
+            dir.join(format!("U{version}__{description}.sql")),
+            format!("-- Undo of {version}: what undoes it.\n"),
+        ));
+    }
+    Ok(files)
+}
+
+/// `1_2` -> `1_3`, `1.09` -> `1.10`, `7` -> `8`: the last numeric part plus one, its width and
+/// the separators kept.
+fn next_version(written: &str) -> Option<String> {
+    let digits = written.bytes().rev().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let (head, last) = written.split_at(written.len() - digits);
+    let next = last.parse::<u128>().ok()?.checked_add(1)?;
+    Some(format!("{head}{next:0digits$}"))
+}
+
 /// `Some(false)` when `<script>.conf` says `executeInTransaction=false` (a Java properties
 /// file: `key=value`, `key: value` or `key value`; `#` and `!` start comments).
 fn transactional(script: &Path) -> Result<Option<bool>, LayoutError> {
@@ -347,6 +405,38 @@ mod tests {
         assert_eq!(m[1].down, None);
         assert_eq!(m[2].transactional, Some(false));
         assert_eq!(m[0].transactional, None);
+    }
+
+    #[test]
+    fn scaffolds_the_next_version() {
+        use crate::layout::testdir::scaffold;
+        assert_eq!(next_version("1_2").as_deref(), Some("1_3"));
+        assert_eq!(next_version("1.09").as_deref(), Some("1.10"));
+        assert_eq!(next_version("7").as_deref(), Some("8"));
+        let dir = TestDir::new(&[
+            ("V1__Create_users.sql", "SELECT 1;\n"),
+            ("U1__Create_users.sql", "SELECT -1;\n"),
+            ("V1_2__Index.sql", "SELECT 2;\n"),
+            ("R__views.sql", "SELECT 3;\n"),
+        ]);
+        let (files, m) = scaffold(&dir, Layout::Flyway, "Add orders", "20240101000000");
+        assert_eq!(files[0].path, dir.path().join("V1_3__Add_orders.sql"));
+        assert_eq!(files[1].path, dir.path().join("U1_3__Add_orders.sql"));
+        let last = m.last().unwrap();
+        assert_eq!(
+            (last.version.as_str(), last.name.as_deref()),
+            ("1.3", Some("Add orders"))
+        );
+        assert!(last.down.is_some());
+        // Dotted, in a sub-folder, no undo scripts: only the V file.
+        let dir = TestDir::new(&[("V1__a.sql", "x"), ("release/V1.9__b.sql", "y")]);
+        let (files, m) = scaffold(&dir, Layout::Flyway, "c", "20240101000000");
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, dir.path().join("V1.10__c.sql"));
+        assert_eq!(m.last().unwrap().version, "1.10");
+        let dir = TestDir::new(&[]);
+        let (files, _) = scaffold(&dir, Layout::Flyway, "init", "20240101000000");
+        assert_eq!(files[0].path, dir.path().join("V1__init.sql"));
     }
 
     #[test]

@@ -7,11 +7,19 @@
 //!   two files with one version and direction are an error; migrations run in numeric order;
 //! - golang-migrate has no per-file transaction marker (the server detects statements that
 //!   cannot run in one).
+//!
+//! `new` writes `N_name.up.sql` and `N_name.down.sql` as `migrate create -ext sql` does: N is
+//! the next integer, zero-padded to the width the folder's files use (`-seq -digits`), or a
+//! UTC `YYYYMMDDHHMMSS` when the folder's newest version is one (or the folder is empty: the
+//! tool's default format).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{check_versions, names, read, LayoutError, MigrationFile};
+use super::{
+    check_versions, file_name, name_part, names, next_timestamp, parse_timestamp, read,
+    LayoutError, MigrationFile, NewFile,
+};
 
 /// One parsed file name.
 struct Parsed<'a> {
@@ -110,6 +118,71 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, LayoutError> {
     Ok(out)
 }
 
+/// The next migration's pair of files; see the module comment.
+pub fn plan(
+    dir: &Path,
+    existing: &[MigrationFile],
+    name: &str,
+    now: std::time::SystemTime,
+) -> Result<Vec<NewFile>, LayoutError> {
+    let name = name_part(dir, name)?;
+    let digits = |m: &MigrationFile| {
+        let file = file_name(&m.up_path);
+        file[..file.bytes().take_while(u8::is_ascii_digit).count()].to_string()
+    };
+    let version = match existing.last() {
+        None => next_timestamp(now, None),
+        Some(last) if parse_timestamp(&digits(last)).is_some() => {
+            next_timestamp(now, Some(&digits(last)))
+        }
+        Some(last) => {
+            let width = digits(last).len();
+            let padded = existing.iter().any(|m| {
+                let d = digits(m);
+                d.len() > 1 && d.starts_with('0')
+            });
+            // Zero-padded files of different widths: which one is the folder's?
+            if let Some(other) = existing.iter().find(|m| digits(m).len() != width) {
+                if padded {
+                    return Err(LayoutError::Invalid(
+                        other.up_path.clone(),
+                        0,
+                        format!(
+                            "its version is {} digits wide, the newest's {width}: \
+                             rename the files to one width",
+                            digits(other).len()
+                        ),
+                    ));
+                }
+            }
+            let next = last
+                .version
+                .parse::<u64>()
+                .unwrap_or(u64::MAX)
+                .checked_add(1);
+            let Some(next) = next else {
+                return Err(LayoutError::Invalid(
+                    last.up_path.clone(),
+                    0,
+                    "no version after this one".into(),
+                ));
+            };
+            let width = if padded { width } else { 1 };
+            format!("{next:0width$}")
+        }
+    };
+    Ok(vec![
+        NewFile::new(
+            dir.join(format!("{version}_{name}.up.sql")),
+            format!("-- {version} {name}: the change.\n"),
+        ),
+        NewFile::new(
+            dir.join(format!("{version}_{name}.down.sql")),
+            format!("-- {version} {name}: what undoes it.\n"),
+        ),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +230,43 @@ mod tests {
         let dir = TestDir::new(&[("1_a.up.sql", "x"), ("2_b.down.sql", "y")]);
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("without an up"), "{err}");
+    }
+
+    #[test]
+    fn scaffolds_the_next_integer_or_a_timestamp() {
+        use crate::layout::testdir::scaffold;
+        let dir = TestDir::new(&[
+            ("000001_a.up.sql", "SELECT 1;\n"),
+            ("000001_a.down.sql", "SELECT 2;\n"),
+            ("000009_b.up.sql", "SELECT 3;\n"),
+        ]);
+        let (files, m) = scaffold(&dir, Layout::GolangMigrate, "Add orders", "20240101000000");
+        assert_eq!(files[0].path, dir.path().join("000010_add_orders.up.sql"));
+        assert_eq!(files[1].path, dir.path().join("000010_add_orders.down.sql"));
+        let last = m.last().unwrap();
+        assert_eq!(
+            (last.version.as_str(), last.name.as_deref()),
+            ("10", Some("add_orders"))
+        );
+        assert!(last.down.is_some());
+        // Unpadded numbers stay unpadded.
+        let dir = TestDir::new(&[("9_a.up.sql", "x"), ("10_b.up.sql", "y")]);
+        let (files, _) = scaffold(&dir, Layout::GolangMigrate, "c", "20240101000000");
+        assert_eq!(files[0].path, dir.path().join("11_c.up.sql"));
+        // Timestamps.
+        let dir = TestDir::new(&[("20240101000000_a.up.sql", "x")]);
+        let (_, m) = scaffold(&dir, Layout::GolangMigrate, "b", "20240101000000");
+        assert_eq!(m[1].version, "20240101000001");
+        // Two paddings: refused, naming the odd file.
+        let dir = TestDir::new(&[("01_a.up.sql", "x"), ("0002_b.up.sql", "y")]);
+        let at = crate::layout::testdir::at("20240101000000");
+        let err = crate::layout::scaffold_at(dir.path(), Layout::GolangMigrate, "c", at)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("01_a.up.sql") && err.contains("one width"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -147,8 +147,6 @@ pub enum LayoutError {
     Invalid(PathBuf, usize, String),
     /// No layout matches the folder, or several do.
     Unknown(PathBuf, String),
-    /// What `migrate-cli` cannot do yet for this layout (e.g. `new`).
-    Unsupported(Layout, &'static str),
 }
 
 impl fmt::Display for LayoutError {
@@ -158,9 +156,6 @@ impl fmt::Display for LayoutError {
             LayoutError::Invalid(path, 0, why) => write!(f, "{}: {why}", path.display()),
             LayoutError::Invalid(path, line, why) => write!(f, "{}:{line}: {why}", path.display()),
             LayoutError::Unknown(path, why) => write!(f, "{}: {why}", path.display()),
-            LayoutError::Unsupported(layout, what) => {
-                write!(f, "{what} is not supported yet for {layout}")
-            }
         }
     }
 }
@@ -204,16 +199,183 @@ pub fn load(dir: &Path, layout: Layout) -> Result<Vec<MigrationFile>, LayoutErro
     }
 }
 
-/// Creates the files of a new migration named `name` in `dir` (created if missing), in the
-/// layout's own naming, with the next version of the folder; returns the files' paths.
-pub fn scaffold(dir: &Path, layout: Layout, name: &str) -> Result<Vec<PathBuf>, LayoutError> {
-    let now = utc_timestamp(std::time::SystemTime::now());
-    // Layouts without a scaffold yet fall through to the error.
-    #[allow(unreachable_patterns)]
-    match layout {
-        Layout::Plain => plain::scaffold(dir, name, &now),
-        other => Err(LayoutError::Unsupported(other, "new")),
+/// One file that `new` writes: a new file, or (Drizzle's journal) one it rewrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    pub path: PathBuf,
+    pub text: String,
+    /// True when the file exists and is rewritten (`meta/_journal.json`).
+    pub replaces: bool,
+}
+
+impl NewFile {
+    pub(crate) fn new(path: PathBuf, text: impl Into<String>) -> NewFile {
+        NewFile {
+            path,
+            text: text.into(),
+            replaces: false,
+        }
     }
+}
+
+/// Creates the files of a new migration named `name` in `dir` (created if missing), in the
+/// layout's own naming, with the next version of the folder; returns the files written.
+pub fn scaffold(dir: &Path, layout: Layout, name: &str) -> Result<Vec<NewFile>, LayoutError> {
+    scaffold_at(dir, layout, name, std::time::SystemTime::now())
+}
+
+/// [`scaffold`] at the time `now`. Each layout plans its files (the new migration's up script
+/// first); they are written, and the folder is read again: unless the new migration is then
+/// the last one its tool runs, the files are taken back and the folder refused.
+pub(crate) fn scaffold_at(
+    dir: &Path,
+    layout: Layout,
+    name: &str,
+    now: std::time::SystemTime,
+) -> Result<Vec<NewFile>, LayoutError> {
+    std::fs::create_dir_all(dir).map_err(|e| LayoutError::Io(dir.to_path_buf(), e))?;
+    let before = match layout {
+        // A folder drizzle-kit has not written to yet has no journal.
+        Layout::Drizzle if !drizzle::matches(dir) => Vec::new(),
+        _ => load(dir, layout)?,
+    };
+    let files = match layout {
+        Layout::Plain => plain::plan(dir, &before, name, now)?,
+        Layout::Diesel => diesel::plan(dir, &before, name, now)?,
+        Layout::GolangMigrate => golang_migrate::plan(dir, &before, name, now)?,
+        Layout::Flyway => flyway::plan(dir, &before, name, now)?,
+        Layout::Sqlx => sqlx::plan(dir, &before, name, now)?,
+        Layout::Dbmate => dbmate::plan(dir, &before, name, now)?,
+        Layout::Prisma => prisma::plan(dir, &before, name, now)?,
+        Layout::Drizzle => drizzle::plan(dir, &before, name, now)?,
+    };
+    let mut undo = Undo::default();
+    for file in &files {
+        if let Err(e) = undo.write(file) {
+            undo.run();
+            return Err(e);
+        }
+    }
+    let up = &files[0].path;
+    let last = load(dir, layout).and_then(|after| {
+        let last = after.into_iter().rfind(|m| !m.repeatable);
+        match last {
+            Some(m) if m.up_path == *up => Ok(()),
+            _ => Err(LayoutError::Invalid(
+                before
+                    .iter()
+                    .rfind(|m| !m.repeatable)
+                    .map_or_else(|| dir.to_path_buf(), |m| m.up_path.clone()),
+                0,
+                format!(
+                    "{layout} would not run a new migration {} after this one; \
+                     rename it or pass another --layout",
+                    up.display()
+                ),
+            )),
+        }
+    });
+    if let Err(e) = last {
+        undo.run();
+        return Err(e);
+    }
+    Ok(files)
+}
+
+/// What [`scaffold_at`] has written so far, to take back.
+#[derive(Default)]
+struct Undo {
+    created: Vec<PathBuf>,
+    folders: Vec<PathBuf>,
+    replaced: Vec<(PathBuf, Vec<u8>)>,
+}
+
+impl Undo {
+    fn write(&mut self, file: &NewFile) -> Result<(), LayoutError> {
+        let io = |e| LayoutError::Io(file.path.clone(), e);
+        if let Some(parent) = file.path.parent() {
+            if !parent.exists() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+                self.folders.push(parent.to_path_buf());
+            }
+        }
+        if file.replaces {
+            let old = std::fs::read(&file.path).map_err(io)?;
+            std::fs::write(&file.path, &file.text).map_err(io)?;
+            self.replaced.push((file.path.clone(), old));
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file.path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, file.text.as_bytes()))
+                .map_err(io)?;
+            self.created.push(file.path.clone());
+        }
+        Ok(())
+    }
+
+    fn run(self) {
+        for (path, old) in self.replaced {
+            let _ = std::fs::write(path, old);
+        }
+        for path in self.created {
+            let _ = std::fs::remove_file(path);
+        }
+        for folder in self.folders.into_iter().rev() {
+            let _ = std::fs::remove_dir(folder);
+        }
+    }
+}
+
+/// A UTC timestamp version for a new migration: `now` as `YYYYMMDDHHMMSS`, or the second
+/// after `newest` when that is a timestamp not before `now` (a clock behind, or two
+/// migrations in one second), so that the new one sorts last.
+pub(crate) fn next_timestamp(now: std::time::SystemTime, newest: Option<&str>) -> String {
+    let now = utc_timestamp(now);
+    match newest.and_then(|v| Some((v, parse_timestamp(v)?))) {
+        Some((newest, secs)) if newest >= now.as_str() => {
+            utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs + 1))
+        }
+        _ => now,
+    }
+}
+
+/// Seconds since 1970 of a `YYYYMMDDHHMMSS` UTC timestamp, or None if it is not one.
+pub(crate) fn parse_timestamp(text: &str) -> Option<u64> {
+    if text.len() != 14 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| text[r].parse::<i64>().ok();
+    let (year, month, day) = (n(0..4)?, n(4..6)?, n(6..8)?);
+    let (hour, minute, second) = (n(8..10)?, n(10..12)?, n(12..14)?);
+    if year < 1970
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Civil date to days since 1970-01-01 (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    let secs = u64::try_from(secs).ok()?;
+    // 20240231 is not a date: it must come back as written.
+    let back = utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    (back == text).then_some(secs)
+}
+
+/// The file name of `path` (for layouts that read names back from [`MigrationFile::up_path`]).
+pub(crate) fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
 }
 
 /// `YYYYMMDDHHMMSS` in UTC, the timestamp version most tools use.
@@ -251,6 +413,24 @@ pub fn file_name_part(name: &str) -> Result<String, String> {
         return Err(format!("the name {name:?} has no letters or digits"));
     }
     Ok(words.join("_"))
+}
+
+/// A migration name as a file name carries it, the case kept: words joined by `_`
+/// (Flyway's descriptions, `Add_users`).
+pub fn description_part(name: &str) -> Result<String, String> {
+    let words: Vec<&str> = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() {
+        return Err(format!("the name {name:?} has no letters or digits"));
+    }
+    Ok(words.join("_"))
+}
+
+/// [`file_name_part`] with the error a layout returns.
+pub(crate) fn name_part(dir: &Path, name: &str) -> Result<String, LayoutError> {
+    file_name_part(name).map_err(|why| LayoutError::Invalid(dir.to_path_buf(), 0, why))
 }
 
 /// Reads a file as UTF-8 text, exactly (no newline handling).
@@ -384,6 +564,33 @@ pub(crate) mod testdir {
         }
     }
 
+    /// The instant of a `YYYYMMDDHHMMSS` UTC timestamp.
+    pub fn at(timestamp: &str) -> std::time::SystemTime {
+        let secs = super::parse_timestamp(timestamp).expect("a timestamp");
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    }
+
+    /// Scaffolds `name` into `dir` at `timestamp`, then loads the folder: the new migration
+    /// must be its last (versioned) one.
+    pub fn scaffold(
+        dir: &TestDir,
+        layout: super::Layout,
+        name: &str,
+        timestamp: &str,
+    ) -> (Vec<super::NewFile>, Vec<super::MigrationFile>) {
+        let files = super::scaffold_at(dir.path(), layout, name, at(timestamp))
+            .unwrap_or_else(|e| panic!("{layout}: {e}"));
+        for file in &files {
+            assert_eq!(std::fs::read_to_string(&file.path).unwrap(), file.text);
+        }
+        let loaded: Vec<_> = super::load(dir.path(), layout)
+            .unwrap()
+            .into_iter()
+            .filter(|m| !m.repeatable)
+            .collect();
+        assert_eq!(loaded.last().unwrap().up_path, files[0].path);
+        (files, loaded)
+    }
     impl Drop for TestDir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
@@ -404,6 +611,30 @@ mod tests {
         assert_eq!(utc_timestamp(leap), "20240229134507");
         let end = UNIX_EPOCH + Duration::from_secs(4_102_444_799);
         assert_eq!(utc_timestamp(end), "20991231235959");
+        assert_eq!(parse_timestamp("20240229134507"), Some(1_709_214_307));
+        assert_eq!(parse_timestamp("19700101000000"), Some(0));
+        assert_eq!(parse_timestamp("20230229000000"), None, "not a leap year");
+        assert_eq!(parse_timestamp("2024022913450"), None);
+        assert_eq!(parse_timestamp("20240101240000"), None);
+    }
+
+    #[test]
+    fn next_timestamps_sort_last() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_709_214_307);
+        assert_eq!(next_timestamp(now, None), "20240229134507");
+        assert_eq!(
+            next_timestamp(now, Some("20240101000000")),
+            "20240229134507"
+        );
+        assert_eq!(
+            next_timestamp(now, Some("20240229134507")),
+            "20240229134508"
+        );
+        assert_eq!(
+            next_timestamp(now, Some("20240229235959")),
+            "20240301000000"
+        );
+        assert_eq!(next_timestamp(now, Some("0042")), "20240229134507");
     }
 
     #[test]
@@ -417,6 +648,11 @@ mod tests {
             "orders_total_cents"
         );
         assert!(file_name_part("--").is_err());
+        assert_eq!(
+            description_part("Add users.Email").unwrap(),
+            "Add_users_Email"
+        );
+        assert!(description_part(" ").is_err());
     }
 
     #[test]

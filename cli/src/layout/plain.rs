@@ -2,9 +2,9 @@
 //! next to it (`VERSION.up.sql` without a name works too). The version is everything before
 //! the first `_`; order is the registry's natural version order.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{file_name_part, read, LayoutError, MigrationFile};
+use super::{name_part, read, utc_timestamp, LayoutError, MigrationFile, NewFile};
 
 const UP: &str = ".up.sql";
 const DOWN: &str = ".down.sql";
@@ -63,49 +63,48 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, LayoutError> {
 /// `VERSION_name.up.sql` and `.down.sql` for a new migration: VERSION is `now` (a UTC
 /// `YYYYMMDDHHMMSS`), or the next integer (same width) if the folder numbers its migrations
 /// 1, 2, 3 (digits shorter than a timestamp); never at or before the newest version there.
-pub fn scaffold(dir: &Path, name: &str, now: &str) -> Result<Vec<PathBuf>, LayoutError> {
-    let name =
-        file_name_part(name).map_err(|why| LayoutError::Invalid(dir.to_path_buf(), 0, why))?;
-    std::fs::create_dir_all(dir).map_err(|e| LayoutError::Io(dir.to_path_buf(), e))?;
-    let versions: Vec<String> = load(dir)?.into_iter().map(|m| m.version).collect();
-    let newest = versions.last();
+pub fn plan(
+    dir: &Path,
+    existing: &[MigrationFile],
+    name: &str,
+    now: std::time::SystemTime,
+) -> Result<Vec<NewFile>, LayoutError> {
+    let name = name_part(dir, name)?;
+    let now = utc_timestamp(now);
+    let versions: Vec<&str> = existing.iter().map(|m| m.version.as_str()).collect();
+    let newest = existing.last();
     let integers = !versions.is_empty()
         && versions
             .iter()
             .all(|v| v.len() < now.len() && v.bytes().all(|b| b.is_ascii_digit()));
     let version = match newest {
-        Some(newest) if integers => next_integer(newest),
-        Some(newest) if migrate_core::version::compare(now, newest).is_le() => {
-            if newest.bytes().all(|b| b.is_ascii_digit()) {
-                next_integer(newest)
+        Some(newest) if integers => next_integer(&newest.version),
+        Some(newest) if migrate_core::version::compare(&now, &newest.version).is_le() => {
+            if newest.version.bytes().all(|b| b.is_ascii_digit()) {
+                next_integer(&newest.version)
             } else {
                 return Err(LayoutError::Invalid(
-                    dir.join(newest),
+                    newest.up_path.clone(),
                     0,
-                    format!("the newest version {newest} is after {now}; pass a name to a folder with timestamp versions"),
+                    format!(
+                        "the newest version {} is after {now}; pass a name to a folder with timestamp versions",
+                        newest.version
+                    ),
                 ));
             }
         }
-        _ => now.to_string(),
+        _ => now,
     };
-    let up = dir.join(format!("{version}_{name}{UP}"));
-    let down = dir.join(format!("{version}_{name}{DOWN}"));
-    let files = [
-        (&up, format!("-- {version} {name}: the change.\n")),
-        (
-            &down,
+    Ok(vec![
+        NewFile::new(
+            dir.join(format!("{version}_{name}{UP}")),
+            format!("-- {version} {name}: the change.\n"),
+        ),
+        NewFile::new(
+            dir.join(format!("{version}_{name}{DOWN}")),
             format!("-- {version} {name}: what undoes it (delete this file if nothing can).\n"),
         ),
-    ];
-    for (path, text) in files {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-            .map_err(|e| LayoutError::Io(path.clone(), e))?;
-    }
-    Ok(vec![up, down])
+    ])
 }
 
 /// `0041` -> `0042`, `9` -> `10`.
@@ -134,12 +133,8 @@ fn entries(dir: &Path) -> Result<Vec<String>, LayoutError> {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("migrate-cli-plain-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
+    use crate::layout::testdir::{self, TestDir};
+    use crate::layout::{scaffold_at, Layout};
 
     fn names(dir: &Path) -> Vec<String> {
         entries(dir).unwrap()
@@ -147,30 +142,35 @@ mod tests {
 
     #[test]
     fn scaffolds_timestamps_then_integers() {
-        let dir = temp_dir("ts");
-        let made = scaffold(&dir, "Create users", "20240101120000").unwrap();
-        assert_eq!(made[0], dir.join("20240101120000_create_users.up.sql"));
+        let dir = TestDir::new(&[]);
+        let (made, _) = testdir::scaffold(&dir, Layout::Plain, "Create users", "20240101120000");
         assert_eq!(
-            names(&dir),
+            made[0].path,
+            dir.path().join("20240101120000_create_users.up.sql")
+        );
+        assert_eq!(
+            names(dir.path()),
             [
                 "20240101120000_create_users.down.sql",
                 "20240101120000_create_users.up.sql"
             ]
         );
         // The same second again: the next version, never a clash.
-        scaffold(&dir, "more", "20240101120000").unwrap();
-        let loaded = load(&dir).unwrap();
+        let (_, loaded) = testdir::scaffold(&dir, Layout::Plain, "more", "20240101120000");
         assert_eq!(loaded[1].version, "20240101120001");
         assert_eq!(loaded[1].name.as_deref(), Some("more"));
-        std::fs::remove_dir_all(&dir).unwrap();
 
-        let dir = temp_dir("int");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("0009_a.up.sql"), "SELECT 1;").unwrap();
-        scaffold(&dir, "b", "20240101120000").unwrap();
-        assert!(names(&dir).contains(&"0010_b.up.sql".to_string()));
-        assert!(scaffold(&dir, "!!", "20240101120000").is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
+        let dir = TestDir::new(&[("0009_a.up.sql", "SELECT 1;")]);
+        testdir::scaffold(&dir, Layout::Plain, "b", "20240101120000");
+        assert!(names(dir.path()).contains(&"0010_b.up.sql".to_string()));
+        let at = testdir::at("20240101120000");
+        assert!(scaffold_at(dir.path(), Layout::Plain, "!!", at).is_err());
+
+        // A folder that does not exist yet is created.
+        let dir = TestDir::new(&[]);
+        let sub = dir.path().join("migrations");
+        scaffold_at(&sub, Layout::Plain, "first", at).unwrap();
+        assert_eq!(load(&sub).unwrap().len(), 1);
     }
 
     #[test]

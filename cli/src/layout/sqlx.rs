@@ -6,11 +6,19 @@
 //!   `_` shown as a space (as in `_sqlx_migrations.description`);
 //! - a file whose text starts with `-- no-transaction` runs outside a transaction;
 //! - a down script belongs to the up script of the same version.
+//!
+//! `new` names files as `sqlx migrate add` does, inferring what sqlx-cli infers: reversible
+//! (`.up.sql` + `.down.sql`) when the newest migration is, else one `.sql` file; sequential
+//! (`{:04}` of the newest version plus one) when the two newest versions differ by one or the
+//! only one is 0 or 1, else a UTC `YYYYMMDDHHMMSS` (after the newest); the scripts hold the
+//! comment sqlx-cli writes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{check_versions, names, read, LayoutError, MigrationFile};
+use super::{
+    check_versions, name_part, names, next_timestamp, read, LayoutError, MigrationFile, NewFile,
+};
 
 const NO_TX: &str = "-- no-transaction";
 
@@ -137,6 +145,50 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, LayoutError> {
     Ok(out)
 }
 
+/// The next migration's file or files; see the module comment.
+pub fn plan(
+    dir: &Path,
+    existing: &[MigrationFile],
+    name: &str,
+    now: std::time::SystemTime,
+) -> Result<Vec<NewFile>, LayoutError> {
+    let name = name_part(dir, name)?;
+    // `load` has checked that every version is a non-negative i64.
+    let versions: Vec<i64> = existing
+        .iter()
+        .map(|m| m.version.parse().unwrap_or(0))
+        .collect();
+    let sequential = match versions[..] {
+        [.., before, last] => last.checked_sub(before) == Some(1),
+        [last] => last == 0 || last == 1,
+        [] => false,
+    };
+    let prefix = match versions.last() {
+        Some(&last) if sequential => format!("{:04}", last.saturating_add(1)),
+        _ => next_timestamp(now, existing.last().map(|m| m.version.as_str())),
+    };
+    let reversible = existing
+        .last()
+        .is_some_and(|m| m.down.is_some() || m.up_path.to_string_lossy().ends_with(".up.sql"));
+    Ok(if reversible {
+        vec![
+            NewFile::new(
+                dir.join(format!("{prefix}_{name}.up.sql")),
+                "-- Add up migration script here\n",
+            ),
+            NewFile::new(
+                dir.join(format!("{prefix}_{name}.down.sql")),
+                "-- Add down migration script here\n",
+            ),
+        ]
+    } else {
+        vec![NewFile::new(
+            dir.join(format!("{prefix}_{name}.sql")),
+            "-- Add migration script here\n",
+        )]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +260,48 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("without an up"));
+    }
+
+    #[test]
+    fn scaffolds_as_sqlx_cli_infers() {
+        use crate::layout::testdir::scaffold;
+        // Simple, timestamps.
+        let dir = TestDir::new(&[
+            ("20240101000000_a.sql", "SELECT 1;\n"),
+            ("20240102000000_b.sql", "SELECT 2;\n"),
+        ]);
+        let (files, m) = scaffold(&dir, Layout::Sqlx, "Add orders", "20240301000000");
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            files[0].path,
+            dir.path().join("20240301000000_add_orders.sql")
+        );
+        let last = m.last().unwrap();
+        assert_eq!(last.name.as_deref(), Some("add orders"));
+        assert_eq!(last.down, None);
+        // Reversible, sequential.
+        let dir = TestDir::new(&[
+            ("0001_a.up.sql", "SELECT 1;\n"),
+            ("0001_a.down.sql", "SELECT -1;\n"),
+            ("0002_b.up.sql", "SELECT 2;\n"),
+            ("0002_b.down.sql", "SELECT -2;\n"),
+        ]);
+        let (files, m) = scaffold(&dir, Layout::Sqlx, "c", "20240301000000");
+        assert_eq!(files[0].path, dir.path().join("0003_c.up.sql"));
+        assert_eq!(files[1].path, dir.path().join("0003_c.down.sql"));
+        let last = m.last().unwrap();
+        assert_eq!(
+            (last.version.as_str(), last.name.as_deref()),
+            ("3", Some("c"))
+        );
+        assert_eq!(
+            last.down.as_deref(),
+            Some("-- Add down migration script here\n")
+        );
+        // One migration numbered 1: sequential, like sqlx-cli.
+        let dir = TestDir::new(&[("1_a.sql", "SELECT 1;\n")]);
+        let (files, _) = scaffold(&dir, Layout::Sqlx, "b", "20240301000000");
+        assert_eq!(files[0].path, dir.path().join("0002_b.sql"));
     }
 
     #[test]
