@@ -190,13 +190,7 @@ pub fn split(script: &str) -> Vec<Statement> {
 pub fn run(script: &str) {
     let _recorder = SiteRecorder::push();
     let statements = split(script);
-    // SAFETY: a plain SPI connection around our statements; on error the enclosing
-    // subtransaction's abort cleans it up (AtEOSubXact_SPI).
-    unsafe {
-        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-            error!("migrate: SPI_connect failed");
-        }
-    }
+    let _spi = SpiConnection::open();
     // Character offsets (error positions count characters), advanced statement by statement:
     // counting from the start of the script each time made a big script quadratic.
     let mut counted = (0, 0); // (byte offset, characters before it)
@@ -208,37 +202,69 @@ pub fn run(script: &str) {
     for (i, statement) in statements.iter().enumerate() {
         let char_offset = chars_before(statement.offset);
         let token = chars_before(statement.offset + first_token(&statement.text));
-        RUNNING.set((char_offset, Some((i, token))));
-        // PostgreSQL 15 starts a statement after the previous semicolon, 18 at its first token:
-        // log it from the first token on either way.
-        let logged = statement.text[first_token(&statement.text)..]
-            .trim_end()
-            .to_string();
-        CURRENT.with(|c| *c.borrow_mut() = Some(logged));
-        let c_text = CString::new(statement.text.as_str()).expect("split from a NUL-free script");
-        // SAFETY: SPI is connected; read_only = false gives each statement a fresh snapshot.
-        let rc = unsafe { pg_sys::SPI_execute(c_text.as_ptr(), false, 0) };
-        if rc == pg_sys::SPI_ERROR_TRANSACTION {
-            LAST_SITE.set(ErrorSite {
-                sqlstate: 0,
-                position: 0,
-                statement: RUNNING.get().1,
-            });
-            crate::error::UserError::new(
-                PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
-                "transaction control statements are not allowed in a migration script",
-            )
-            .hint(
-                "Remove BEGIN/COMMIT/ROLLBACK: each migration already runs in its own transaction.",
-            )
-            .raise();
-        } else if rc < 0 {
-            error!("migrate: SPI_execute failed with code {rc}");
-        }
+        execute(&statement.text, (char_offset, Some((i, token))));
     }
     CURRENT.with(|c| *c.borrow_mut() = None);
-    // SAFETY: matches the SPI_connect above.
-    unsafe { pg_sys::SPI_finish() };
+}
+
+/// Runs one statement that [`split`] gave, as [`run`] runs each: for `plan()`, which runs and
+/// observes them one at a time, without splitting each again.
+pub fn run_one(statement: &str) {
+    let _recorder = SiteRecorder::push();
+    let _spi = SpiConnection::open();
+    let token = statement[..first_token(statement)].chars().count();
+    execute(statement, (0, Some((0, token))));
+    CURRENT.with(|c| *c.borrow_mut() = None);
+}
+
+/// An SPI connection for as long as it lives; on an error the enclosing subtransaction's abort
+/// cleans it up (AtEOSubXact_SPI), so drop only finishes it when no error unwinds.
+struct SpiConnection;
+
+impl SpiConnection {
+    fn open() -> Self {
+        // SAFETY: a plain SPI connection around our statements.
+        if unsafe { pg_sys::SPI_connect() } != pg_sys::SPI_OK_CONNECT as i32 {
+            error!("migrate: SPI_connect failed");
+        }
+        SpiConnection
+    }
+}
+
+impl Drop for SpiConnection {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            // SAFETY: matches the SPI_connect in open().
+            unsafe { pg_sys::SPI_finish() };
+        }
+    }
+}
+
+/// Runs one statement (`running`: its place in the script, for error sites).
+fn execute(text: &str, running: (usize, Option<(usize, usize)>)) {
+    RUNNING.set(running);
+    // PostgreSQL 15 starts a statement after the previous semicolon, 18 at its first token:
+    // log it from the first token on either way.
+    let logged = text[first_token(text)..].trim_end().to_string();
+    CURRENT.with(|c| *c.borrow_mut() = Some(logged));
+    let c_text = CString::new(text).expect("split from a NUL-free script");
+    // SAFETY: SPI is connected; read_only = false gives each statement a fresh snapshot.
+    let rc = unsafe { pg_sys::SPI_execute(c_text.as_ptr(), false, 0) };
+    if rc == pg_sys::SPI_ERROR_TRANSACTION {
+        LAST_SITE.set(ErrorSite {
+            sqlstate: 0,
+            position: 0,
+            statement: RUNNING.get().1,
+        });
+        crate::error::UserError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
+            "transaction control statements are not allowed in a migration script",
+        )
+        .hint("Remove BEGIN/COMMIT/ROLLBACK: each migration already runs in its own transaction.")
+        .raise();
+    } else if rc < 0 {
+        error!("migrate: SPI_execute failed with code {rc}");
+    }
 }
 
 /// Forgets the running statement (after a script failed half-way).

@@ -183,8 +183,9 @@ fn plan_step(
                 continue;
             }
             let started = Instant::now();
-            let (result, findings) =
-                guard::state::collect_findings(|| subxact::run(|| script::run(&statement.text)));
+            let (result, findings) = guard::state::collect_findings(|| {
+                subxact::run(|| script::run_one(&statement.text))
+            });
             let ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
             if let Err(caught) = result {
                 let caught = reraise_cancel(caught);
