@@ -34,7 +34,11 @@ for v in 15 18; do
 done
 
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+# Only the runners' summary lines count: other output ("migration 20200714113112 failed") is
+# not a number of tests.
+failed=$( { grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | awk '{print $6}';
+            grep -Eo '^(sql|upgrade|history): [0-9]+ passed, [0-9]+ failed' "$log" | awk '{print $4}'; } \
+          | awk '{s+=$1} END {printf "%d", s}')
 sql_passed=$(grep -Eo '^(sql|upgrade|history): [0-9]+ passed' "$log" | awk '{s+=$2} END {print s+0}')
 passed=$((passed + sql_passed))
 if [ ${#failed_steps[@]} -gt 0 ]; then
