@@ -481,6 +481,18 @@ SELECT migrate.add('12', 'SELECT 1');
 SELECT migrate.allow('index_not_concurrent', 'mine');
 RESET ROLE;
 
+-- 14. What runs is what add() checked: a BEGIN hidden behind nested block comments cannot shift
+-- the wrapper's blanking so that a string literal's '*/' opens code (review 4).
+SET ROLE regress_deployer;
+SELECT migrate.add('14', $m$/* /* */ BEGIN */ BEGIN;
+SELECT 'harmless */ CREATE TABLE smuggled(); /*';
+-- */
+COMMIT;
+$m$);
+SELECT version FROM migrate.apply('14');
+RESET ROLE;
+SELECT to_regclass('smuggled') IS NULL AS nothing_smuggled;
+
 -- 13. Only UTF8 databases: elsewhere text would not convert, so the extension refuses to install.
 CREATE DATABASE regress_sql_ascii ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
 \c regress_sql_ascii

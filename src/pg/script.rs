@@ -301,9 +301,24 @@ pub fn first_token(text: &str) -> usize {
                 i += 1;
             }
         } else if bytes[i..].starts_with(b"/*") {
-            match text[i + 2..].find("*/") {
-                Some(end) => i += end + 4,
-                None => return text.len(),
+            // Block comments nest in PostgreSQL: `/* a /* b */ c */` is one comment.
+            let mut depth = 0;
+            while i < bytes.len() {
+                if bytes[i..].starts_with(b"/*") {
+                    depth += 1;
+                    i += 2;
+                } else if bytes[i..].starts_with(b"*/") {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            if depth > 0 {
+                return text.len();
             }
         } else {
             return i;
@@ -327,5 +342,8 @@ mod tests {
         assert_eq!(first_token("  SELECT 1"), 2);
         assert_eq!(first_token("\n-- hi\n/* c */ SELECT"), 15);
         assert_eq!(first_token("-- only a comment"), 17);
+        // Nested block comments end where the outermost does.
+        assert_eq!(first_token("/* /* */ BEGIN */ BEGIN;"), 18);
+        assert_eq!(first_token("/* /* */"), 8);
     }
 }

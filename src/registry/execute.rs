@@ -302,7 +302,28 @@ pub fn without_wrapper(sql: &str) -> Cow<'_, str> {
                 .iter()
                 .map(|&i| statements[i].bytes.clone())
                 .collect();
-            Cow::Owned(transaction::blank_out(sql, &spans))
+            let blanked = transaction::blank_out(sql, &spans);
+            // What runs must be exactly what add() checked, minus the wrapper: the same
+            // statements, of the same kinds. Anything else (a lexer disagreement) is refused.
+            let remaining: Vec<transaction::Class> = statement::classify(&blanked)
+                .into_iter()
+                .map(|s| s.kind)
+                .collect();
+            let expected: Vec<transaction::Class> = classes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !decision.drop.contains(i))
+                .map(|(_, c)| *c)
+                .collect();
+            if remaining != expected {
+                UserError::new(
+                    PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
+                    "migrate: the BEGIN/COMMIT around this script cannot be removed safely",
+                )
+                .hint("Remove the BEGIN; and COMMIT; from the script and register it again.")
+                .raise();
+            }
+            Cow::Owned(blanked)
         }
         _ => Cow::Borrowed(sql),
     }
