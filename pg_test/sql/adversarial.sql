@@ -483,15 +483,21 @@ RESET ROLE;
 
 -- 14. What runs is what add() checked: a BEGIN hidden behind nested block comments cannot shift
 -- the wrapper's blanking so that a string literal's '*/' opens code (review 4).
+CREATE DATABASE regress_adv14;
+\c regress_adv14
+CREATE EXTENSION migrate;
+GRANT CREATE ON SCHEMA public TO regress_deployer;
 SET ROLE regress_deployer;
 SELECT migrate.add('14', $m$/* /* */ BEGIN */ BEGIN;
 SELECT 'harmless */ CREATE TABLE smuggled(); /*';
 -- */
 COMMIT;
 $m$);
-SELECT version FROM migrate.apply('14');
+SELECT version FROM migrate.apply();
 RESET ROLE;
 SELECT to_regclass('smuggled') IS NULL AS nothing_smuggled;
+\c regress_adversarial
+DROP DATABASE regress_adv14;
 
 -- 13. Only UTF8 databases: elsewhere text would not convert, so the extension refuses to install.
 CREATE DATABASE regress_sql_ascii ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
