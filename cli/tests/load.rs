@@ -97,7 +97,7 @@ fn load_is_idempotent_and_names_every_refused_file() {
         refused.stdout
     );
     let up = format!(
-        "{}:3: ERROR 42601: up script of migration 3 does not parse",
+        "{}:3: ERROR 42601: the up script of migration 3 does not parse",
         dir.join("3_bad.up.sql").display()
     );
     assert!(refused.stderr.contains(&up), "{}", refused.stderr);
