@@ -47,7 +47,7 @@ export DATABASE_URL="postgres://app@127.0.0.1:$port/migrate_demo"
 echo "DATABASE_URL=$DATABASE_URL"
 ls "$project"
 
-step "What a deploy of the first two migrations would do, statement by statement (nothing persists)"
+step "What a deploy would do, statement by statement: locks, rewrites, rows scanned (nothing persists)"
 run "$cli" plan "$project"
 
 step "Deploy the first migration, then everything: the backfill runs in the background, the index is built CONCURRENTLY by a worker"
