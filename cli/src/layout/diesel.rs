@@ -88,7 +88,7 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, LayoutError> {
 }
 
 /// The registry version of a folder whose name starts with `prefix`: diesel's (without
-/// dashes), the counter of diesel_cli 2.3's `YYYY-MM-DD-HHMMSS-XXXX` kept apart.
+/// dashes), the counter of diesel_cli 2.3's `YYYY-MM-DD-HHMMSS-NNNN` kept apart.
 fn registry_version(prefix: &str) -> String {
     let groups: Vec<&str> = prefix.split('-').collect();
     if let [year, month, day, time, counter] = groups[..] {
