@@ -82,3 +82,13 @@ SELECT pg_get_viewdef('users_view') LIKE '%email%' AS view_has_email;
 SELECT version FROM migrate.apply('R__users_view');
 SELECT migrate.add('R__users_view', 'SELECT 1');
 SELECT version, action FROM migrate.history WHERE version = 'R__users_view' ORDER BY id;
+
+-- Bad input to the calls above changes nothing, each with its SQLSTATE.
+SELECT migrate.remove('');
+SELECT migrate.remove('not a version');
+SELECT * FROM migrate.verify('');
+SELECT * FROM migrate.plan('');
+SELECT * FROM migrate.rollback_to('404');
+SELECT * FROM migrate.rollback_to('');
+SELECT migrate.add('R__x', 'SELECT 1', NULL, NULL, '{"repeatable": "yes"}');
+SELECT count(*) AS migrations FROM migrate.migrations;

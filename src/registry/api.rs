@@ -161,7 +161,7 @@ fn add_migration(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("invalid options for migration {version}: {p}"),
         )
-        .hint("Options are {\"transaction\": false} and {\"requires\": [\"version\", ...]}.")
+        .hint("Options are {\"transaction\": false}, {\"requires\": [\"version\", ...]} and {\"repeatable\": true}.")
     })?;
     if opts.repeatable && down_sql.is_some() {
         return Err(UserError::new(
