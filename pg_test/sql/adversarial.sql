@@ -478,6 +478,7 @@ SELECT migrate.pause_job(NULL);
 SELECT migrate.resume_job(NULL);
 SELECT migrate.cancel_job(NULL);
 SELECT migrate.add('12', 'SELECT 1');
+SELECT migrate.remove('1');
 SELECT migrate.allow('index_not_concurrent', 'mine');
 RESET ROLE;
 
