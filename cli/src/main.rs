@@ -12,6 +12,7 @@ mod inspect;
 mod lint;
 mod load;
 mod output;
+mod pgpass;
 mod progress;
 mod scaffold;
 use migrate_cli::layout;
