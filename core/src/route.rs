@@ -396,7 +396,7 @@ impl Graph {
                 .iter()
                 .enumerate()
                 .filter(|&(k, &i)| {
-                    !required.contains(&i) && !(k == 0 && entries[i].requires.is_empty())
+                    !(required.contains(&i) || (k == 0 && entries[i].requires.is_empty()))
                 })
                 .map(|(_, &i)| i)
                 .collect();

@@ -140,8 +140,9 @@ fn model_heads(entries: &[Entry]) -> Vec<usize> {
         .iter()
         .enumerate()
         .filter(|&(k, &i)| {
-            !(k == 0 && entries[i].requires.is_empty())
-                && !order.iter().any(|&j| requirements(entries, j).contains(&i))
+            let first_without_requirements = k == 0 && entries[i].requires.is_empty();
+            let required = order.iter().any(|&j| requirements(entries, j).contains(&i));
+            !(first_without_requirements || required)
         })
         .map(|(_, &i)| i)
         .collect();
