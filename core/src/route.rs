@@ -360,14 +360,14 @@ impl Graph {
         newest
     }
 
-    /// A pending migration without requirements that comes before the newest applied
-    /// migration of its branch: (it, that newest one).
-    fn out_of_order(&self, entries: &[Entry], i: usize) -> Option<usize> {
+    /// The newest applied migration of `i`'s branch (`newest`: [`Graph::newest_applied`]) if
+    /// `i` is pending, has no requirements and comes before it: `i` is out of order.
+    fn out_of_order(&self, entries: &[Entry], newest: &[Option<usize>], i: usize) -> Option<usize> {
         let e = &entries[i];
         if e.applied || e.repeatable || !e.requires.is_empty() {
             return None;
         }
-        self.newest_applied(entries)[self.branch[i]].filter(|&n| self.before(i, n))
+        newest[self.branch[i]].filter(|&n| self.before(i, n))
     }
 
     /// The branches (label, heads in order) that have more than one head (see [`Graph`]).
@@ -490,9 +490,10 @@ fn apply_steps(
         }
     }
     if !allow_out_of_order {
+        let newest = graph.newest_applied(entries);
         if let Some((i, newest)) = chosen
             .iter()
-            .find_map(|&i| graph.out_of_order(entries, i).map(|n| (i, n)))
+            .find_map(|&i| graph.out_of_order(entries, &newest, i).map(|n| (i, n)))
         {
             return Err(PlanError::OutOfOrder {
                 version: entries[i].version.clone(),
@@ -757,10 +758,11 @@ pub struct Problem {
 /// migration by migration in the registry's order, then the heads of each unmerged branch.
 pub fn problems(entries: &[Entry]) -> Vec<Problem> {
     let graph = Graph::new(entries);
+    let newest = graph.newest_applied(entries);
     let mut out = Vec::new();
     for &i in &graph.order {
         let e = &entries[i];
-        if let Some(n) = graph.out_of_order(entries, i) {
+        if let Some(n) = graph.out_of_order(entries, &newest, i) {
             out.push(Problem {
                 version: e.version.clone(),
                 problem: "out_of_order",
