@@ -494,6 +494,10 @@ fn alembic_fixture() {
             ),
         ],
     );
+    // The project folder (alembic.ini) stands for its script_location.
+    let project = fixtures().join("alembic");
+    assert_eq!(layout::detect(&project).unwrap(), Layout::Alembic);
+    assert_eq!(layout::load(&project, Layout::Alembic).unwrap(), m);
     // The autocommit block's statement alone, without Alembic's COMMIT/BEGIN around it.
     assert_eq!(
         m[2].up.trim(),

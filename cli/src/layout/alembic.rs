@@ -1,5 +1,6 @@
 //! Alembic: the script directory of an Alembic project (the folder `script_location` names in
-//! `alembic.ini`, with `env.py` and `versions/`), holding the offline SQL Alembic itself writes:
+//! `alembic.ini`, with `env.py` and `versions/`; the project folder itself, with `alembic.ini`,
+//! stands for it), holding the offline SQL Alembic itself writes:
 //!
 //! ```sh
 //! alembic upgrade --sql base:heads > migrations/upgrade.sql
@@ -38,7 +39,31 @@ pub const DOWNGRADE: &str = "downgrade.sql";
 const VERSION_TABLE: &str = "alembic_version";
 
 pub fn matches(dir: &Path) -> bool {
+    let dir = script_dir(dir);
     dir.join("versions").is_dir() && (dir.join(UPGRADE).is_file() || dir.join("env.py").is_file())
+}
+
+/// The script directory: `dir` itself, or for a project folder (`alembic.ini`, no
+/// `versions/`), the `script_location` its `alembic.ini` names (`%(here)s/migrations` or a
+/// path relative to it).
+fn script_dir(dir: &Path) -> PathBuf {
+    let ini = dir.join("alembic.ini");
+    if dir.join("versions").is_dir() || !ini.is_file() {
+        return dir.to_path_buf();
+    }
+    let location = std::fs::read_to_string(&ini).ok().and_then(|text| {
+        text.lines().find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == "script_location").then(|| value.trim().to_string())
+        })
+    });
+    match location {
+        Some(l) if !l.contains(':') || l.starts_with("%(here)s") => {
+            let relative = l.trim_start_matches("%(here)s").trim_start_matches('/');
+            dir.join(relative)
+        }
+        _ => dir.to_path_buf(),
+    }
 }
 
 /// One part of the offline SQL: one revision's script.
@@ -157,7 +182,10 @@ fn sections(path: &Path, text: &str, direction: &str) -> Result<Vec<Section>, La
                 // Blanked, lines kept: an error at line L of the script is still line L here.
                 let blank: String = sql
                     .chars()
-                    .map(|c| if c == '\n' { '\n' } else { ' ' })
+                    .map(|c| match c {
+                        '\n' => "\n".to_string(),
+                        c => " ".repeat(c.len_utf8()),
+                    })
                     .collect();
                 let (a, b) = (r.start - from, r.end.min(to) - from);
                 script.replace_range(a..b, &blank[..b - a]);
@@ -308,6 +336,7 @@ fn revision(path: &Path, text: &str) -> Result<Option<Revision>, LayoutError> {
 }
 
 pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, LayoutError> {
+    let dir = &script_dir(dir);
     let up_path = dir.join(UPGRADE);
     if !up_path.is_file() {
         return Err(LayoutError::Invalid(
