@@ -81,3 +81,9 @@ SELECT migrate.add('blog.0003_a', 'SELECT 1', 'SELECT 1', NULL, '{"requires": ["
 SELECT migrate.add('blog.0003_b', 'SELECT 1', 'SELECT 1', NULL, '{"requires": ["blog.0002_title"]}');
 SELECT version, problem, detail FROM migrate.validate() WHERE problem = 'multiple_heads';
 SELECT version FROM migrate.apply();
+
+-- verify() walks the pending migrations in the registry's order too: a requirement that sorts
+-- later in version order is verified first, and the one that needs it on top of it.
+SELECT migrate.add('ffa1', 'CREATE TABLE vt (id int)', 'DROP TABLE vt');
+SELECT migrate.add('0aa2', 'ALTER TABLE vt ADD COLUMN n int', 'ALTER TABLE vt DROP COLUMN n', NULL, '{"requires": ["ffa1"]}');
+SELECT version, ok, problem FROM migrate.verify();
