@@ -341,7 +341,11 @@ fn django_history_deploys_as_django_migrates() {
     assert!(!theirs.contains("shop_order_created_idx") && !theirs.contains("published_at"));
     same(&schema(&cluster, "postgres", "django_migrations"), &theirs);
     // Further back than Django can go: refused, nothing changed.
-    let refused = cli(&cluster, &["deploy", dir, "--to", "blog.0002_post_slug"]).expect(1);
+    let refused = cli(
+        &cluster,
+        &["deploy", dir, "--to", "blog.0001_squashed_0002_post_slug"],
+    )
+    .expect(1);
     assert!(
         refused.stderr.contains("irreversible"),
         "{}",

@@ -521,12 +521,15 @@ fn django_fixture() {
     assert_eq!(layout::detect(&dir).unwrap(), Layout::Django);
     let find = |v: &str| m.iter().find(|f| f.version == v).unwrap();
     let pos = |v: &str| m.iter().position(|f| f.version == v).unwrap();
-    assert_eq!(m.len(), 22);
-    // The swappable AUTH_USER_MODEL dependency, resolved to auth's first migration.
+    assert_eq!(m.len(), 21);
+    // The swappable AUTH_USER_MODEL dependency, resolved to auth's first migration; and
+    // blog's squashed migration standing for the two it replaces (nothing was applied where
+    // the export ran), as the dependency on blog.0001_initial.
     assert_eq!(
         find("shop.0001_initial").requires,
-        ["auth.0001_initial", "blog.0001_initial"]
+        ["auth.0001_initial", "blog.0001_squashed_0002_post_slug"]
     );
+    assert!(!m.iter().any(|f| f.version == "blog.0001_initial"));
     let index = find("shop.0002_order_created_idx");
     assert_eq!(index.transactional, Some(false));
     assert!(index.up.contains("CREATE INDEX CONCURRENTLY"));
@@ -535,7 +538,7 @@ fn django_fixture() {
         find("blog.0005_merge").requires,
         ["blog.0004_post_published", "blog.0004_post_views"]
     );
-    assert_eq!(find("blog.0001_initial").name.as_deref(), Some("initial"));
+    assert_eq!(find("shop.0001_initial").name.as_deref(), Some("initial"));
     // Requirements first, then version order.
     for f in &m {
         for r in &f.requires {
@@ -543,18 +546,18 @@ fn django_fixture() {
         }
     }
     // blog's migrations need nothing outside blog: version order puts them before
-    // contenttypes', which auth's need.
+    // contenttypes' first, which auth's first needs.
     let first: Vec<&str> = m[..7].iter().map(|f| f.version.as_str()).collect();
     assert_eq!(
         first,
         [
-            "blog.0001_initial",
-            "blog.0002_post_slug",
+            "blog.0001_squashed_0002_post_slug",
             "blog.0003_fill_slugs",
             "blog.0004_post_published",
             "blog.0004_post_views",
             "blog.0005_merge",
-            "contenttypes.0001_initial"
+            "contenttypes.0001_initial",
+            "auth.0001_initial"
         ]
     );
     let e = layout::scaffold(&dir, Layout::Django, "x")
