@@ -412,11 +412,12 @@ fn cratesio_history_in_every_layout() {
 
 /// (version, name, has a down script, transactional, requires) of a graph-ordered fixture.
 type GraphExpect<'a> = (&'a str, &'a str, bool, Option<bool>, &'a [&'a str]);
+type GraphSeen = (String, String, bool, Option<bool>, Vec<String>);
 
 fn check_graph(dir: &Path, layout: Layout, expect: &[GraphExpect<'_>]) -> Vec<MigrationFile> {
     assert_eq!(layout::detect(dir).unwrap(), layout, "{}", dir.display());
     let got = layout::load(dir, layout).unwrap_or_else(|e| panic!("{e}"));
-    let seen: Vec<(String, String, bool, Option<bool>, Vec<String>)> = got
+    let seen: Vec<GraphSeen> = got
         .iter()
         .map(|m| {
             (
@@ -428,7 +429,7 @@ fn check_graph(dir: &Path, layout: Layout, expect: &[GraphExpect<'_>]) -> Vec<Mi
             )
         })
         .collect();
-    let expect: Vec<(String, String, bool, Option<bool>, Vec<String>)> = expect
+    let expect: Vec<GraphSeen> = expect
         .iter()
         .map(|(v, n, d, t, r)| {
             (
