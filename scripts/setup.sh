@@ -40,6 +40,10 @@ if ! grep -q pg18 "${PGRX_HOME:-$HOME/.pgrx}/config.toml" 2>/dev/null; then
   echo "setup: cargo pgrx init"
   cargo pgrx init --pg15 "$PG15_CONFIG" --pg18 "$PG18_CONFIG"
 fi
+# The Python migration tools (Django, Alembic) the client's tests drive: a venv, skipped when
+# it already holds the pinned versions.
+bash "$(dirname "$0")/install_python_tools.sh"
+
 # pgrx test clusters and their install trees are written here; the postgres user needs access.
 mkdir -p "${PGRX_HOME:-$HOME/.pgrx}"
 echo "setup: ok"

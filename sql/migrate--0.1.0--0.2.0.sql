@@ -157,3 +157,31 @@ COMMENT ON PROCEDURE migrate.deploy(text, boolean) IS
 REVOKE ALL ON PROCEDURE migrate.deploy(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.deploy(text, boolean) TO migrate_admin;
 GRANT EXECUTE ON PROCEDURE migrate.deploy(text, boolean) TO PUBLIC;
+
+-- status() lists migrations in the registry's order (requirements first, then version order),
+-- which migrate.migration_order() computes in Rust (migrate_core::route::Graph).
+CREATE FUNCTION migrate."migration_order"() RETURNS TABLE (
+	"version" TEXT,  /* String */
+	"position" INT  /* i32 */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migration_order_wrapper';
+REVOKE ALL ON FUNCTION migrate.migration_order() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.migration_order() TO migrate_admin;
+CREATE OR REPLACE FUNCTION migrate.status()
+RETURNS TABLE (version text, name text, state text, applied_at timestamptz, applied_by name,
+               duration interval, checksum_ok boolean, transactional boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT m.version, m.name, m.state, m.applied_at, m.applied_by, m.duration,
+           m.checksum OPERATOR(pg_catalog.=) migrate.checksum(m.up_sql)
+             AND (m.applied_checksum IS NULL
+                  OR m.applied_checksum OPERATOR(pg_catalog.=) m.checksum),
+           m.transactional
+    FROM migrate.migrations m
+    LEFT JOIN migrate.migration_order() o ON o.version OPERATOR(pg_catalog.=) m.version
+    ORDER BY o.position, m.sort_key;
+END;
+COMMENT ON FUNCTION migrate.status() IS
+    'Every registered migration in the registry''s order (requirements first, then version order) with its state and checksum health.';

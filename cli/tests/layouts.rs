@@ -409,3 +409,160 @@ fn cratesio_history_in_every_layout() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// (version, name, has a down script, transactional, requires) of a graph-ordered fixture.
+type GraphExpect<'a> = (&'a str, &'a str, bool, Option<bool>, &'a [&'a str]);
+type GraphSeen = (String, String, bool, Option<bool>, Vec<String>);
+
+fn check_graph(dir: &Path, layout: Layout, expect: &[GraphExpect<'_>]) -> Vec<MigrationFile> {
+    assert_eq!(layout::detect(dir).unwrap(), layout, "{}", dir.display());
+    let got = layout::load(dir, layout).unwrap_or_else(|e| panic!("{e}"));
+    let seen: Vec<GraphSeen> = got
+        .iter()
+        .map(|m| {
+            (
+                m.version.clone(),
+                m.name.clone().unwrap_or_default(),
+                m.down.is_some(),
+                m.transactional,
+                m.requires.clone(),
+            )
+        })
+        .collect();
+    let expect: Vec<GraphSeen> = expect
+        .iter()
+        .map(|(v, n, d, t, r)| {
+            (
+                v.to_string(),
+                n.to_string(),
+                *d,
+                *t,
+                r.iter().map(|s| s.to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, expect);
+    // `new` is the tool's job.
+    let e = layout::scaffold(dir, layout, "x").unwrap_err().to_string();
+    assert!(e.contains("writes its"), "{e}");
+    got
+}
+
+#[test]
+fn alembic_fixture() {
+    // Made by alembic init / revision / merge (pg_test/fixtures/alembic/README.md); the
+    // revision ids sort in another order than the graph, which the registry follows.
+    let dir = fixtures().join("alembic/migrations");
+    let m = check_graph(
+        &dir,
+        Layout::Alembic,
+        &[
+            ("f3a9c2d1e8b7", "create_account_table", true, None, &[]),
+            (
+                "1c4e7a9b3d2f",
+                "create_invoice_table",
+                true,
+                None,
+                &["f3a9c2d1e8b7"],
+            ),
+            (
+                "2b3c4d5e6f70",
+                "index_invoice_account_concurrently",
+                true,
+                Some(false),
+                &["1c4e7a9b3d2f"],
+            ),
+            (
+                "9e8d7c6b5a41",
+                "add_account_email",
+                true,
+                None,
+                &["1c4e7a9b3d2f"],
+            ),
+            (
+                "7a6b5c4d3e21",
+                "merge_heads",
+                true,
+                None,
+                &["2b3c4d5e6f70", "9e8d7c6b5a41"],
+            ),
+            (
+                "0d1e2f3a4b5c",
+                "create_audit_log",
+                true,
+                None,
+                &["7a6b5c4d3e21", "9e8d7c6b5a41"],
+            ),
+        ],
+    );
+    // The project folder (alembic.ini) stands for its script_location.
+    let project = fixtures().join("alembic");
+    assert_eq!(layout::detect(&project).unwrap(), Layout::Alembic);
+    assert_eq!(layout::load(&project, Layout::Alembic).unwrap(), m);
+    // The autocommit block's statement alone, without Alembic's COMMIT/BEGIN around it.
+    assert_eq!(
+        m[2].up.trim(),
+        "CREATE INDEX CONCURRENTLY invoice_account_id_idx ON invoice (account_id);"
+    );
+    assert!(m.iter().all(|m| !m.up.contains("alembic_version")));
+    assert!(m
+        .iter()
+        .all(|m| !m.down.as_deref().unwrap().contains("alembic_version")));
+    // Lines point into upgrade.sql.
+    let text = std::fs::read_to_string(dir.join("upgrade.sql")).unwrap();
+    let line = text.lines().nth(m[1].up_line - 1 + 1).unwrap();
+    assert_eq!(line, "CREATE TABLE invoice (");
+}
+
+#[test]
+fn django_fixture() {
+    // Exported from the sample project by cli/django/export_migrations.py (make.sh).
+    let dir = fixtures().join("django/export");
+    let m = layout::load(&dir, Layout::Django).unwrap();
+    assert_eq!(layout::detect(&dir).unwrap(), Layout::Django);
+    let find = |v: &str| m.iter().find(|f| f.version == v).unwrap();
+    let pos = |v: &str| m.iter().position(|f| f.version == v).unwrap();
+    assert_eq!(m.len(), 21);
+    // The swappable AUTH_USER_MODEL dependency, resolved to auth's first migration; and
+    // blog's squashed migration standing for the two it replaces (nothing was applied where
+    // the export ran), as the dependency on blog.0001_initial.
+    assert_eq!(
+        find("shop.0001_initial").requires,
+        ["auth.0001_initial", "blog.0001_squashed_0002_post_slug"]
+    );
+    assert!(!m.iter().any(|f| f.version == "blog.0001_initial"));
+    let index = find("shop.0002_order_created_idx");
+    assert_eq!(index.transactional, Some(false));
+    assert!(index.up.contains("CREATE INDEX CONCURRENTLY"));
+    assert!(find("blog.0003_fill_slugs").down.is_none());
+    assert_eq!(
+        find("blog.0005_merge").requires,
+        ["blog.0004_post_published", "blog.0004_post_views"]
+    );
+    assert_eq!(find("shop.0001_initial").name.as_deref(), Some("initial"));
+    // Requirements first, then version order.
+    for f in &m {
+        for r in &f.requires {
+            assert!(pos(r) < pos(&f.version), "{r} before {}", f.version);
+        }
+    }
+    // blog's migrations need nothing outside blog: version order puts them before
+    // contenttypes' first, which auth's first needs.
+    let first: Vec<&str> = m[..7].iter().map(|f| f.version.as_str()).collect();
+    assert_eq!(
+        first,
+        [
+            "blog.0001_squashed_0002_post_slug",
+            "blog.0003_fill_slugs",
+            "blog.0004_post_published",
+            "blog.0004_post_views",
+            "blog.0005_merge",
+            "contenttypes.0001_initial",
+            "auth.0001_initial"
+        ]
+    );
+    let e = layout::scaffold(&dir, Layout::Django, "x")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("makemigrations"), "{e}");
+}

@@ -18,6 +18,7 @@ fn same(a: &str, b: &str) -> bool {
     compare(a, b) == Ordering::Equal
 }
 
+/// Version order, the order of a history without requirements (and 0.1.0's for every history).
 fn at_most(v: &str, target: Option<&str>) -> bool {
     target.is_none_or(|t| compare(v, t) != Ordering::Greater)
 }
@@ -30,25 +31,161 @@ fn position(entries: &[Entry], v: &str) -> Option<usize> {
     entries.iter().position(|e| e.version == v)
 }
 
-fn newest_applied(entries: &[Entry]) -> Option<&str> {
-    entries
-        .iter()
-        .rev()
-        .find(|e| e.applied)
-        .map(|e| e.version.as_str())
+fn index_of(entries: &[Entry], v: &str) -> Option<usize> {
+    entries.iter().position(|e| same(&e.version, v))
 }
 
-/// Pending migrations up to the target, in version order.
-fn pending_up_to(entries: &[Entry], target: Option<&str>) -> Vec<usize> {
+// The model of the registry's order, written the slow and obvious way (the library's is
+// Kahn's algorithm with a heap): see migrate_core::route::Graph. The generated versions are
+// numbers, so every migration is in the default branch.
+
+/// The registered versioned migrations `i` requires, itself excluded.
+fn requirements(entries: &[Entry], i: usize) -> Vec<usize> {
+    if entries[i].repeatable {
+        return Vec::new();
+    }
+    entries[i]
+        .requires
+        .iter()
+        .filter_map(|r| index_of(entries, r))
+        .filter(|&j| j != i && !entries[j].repeatable)
+        .collect()
+}
+
+/// Repeatedly the first, in version order, of the migrations whose requirements are all
+/// placed; when none is (a cycle), the first in version order of the rest.
+fn model_order(entries: &[Entry]) -> Vec<usize> {
+    let mut placed: Vec<usize> = Vec::new();
+    let by_version = |a: &usize, b: &usize| compare(&entries[*a].version, &entries[*b].version);
+    while placed.len() < entries.len() {
+        let rest: Vec<usize> = (0..entries.len()).filter(|i| !placed.contains(i)).collect();
+        let ready = rest
+            .iter()
+            .copied()
+            .filter(|&i| requirements(entries, i).iter().all(|r| placed.contains(r)))
+            .min_by(by_version);
+        placed.push(ready.unwrap_or_else(|| rest.iter().copied().min_by(by_version).unwrap()));
+    }
+    placed
+}
+
+fn pos(order: &[usize], i: usize) -> usize {
+    order.iter().position(|&j| j == i).unwrap()
+}
+
+fn is_graph(entries: &[Entry]) -> bool {
+    entries
+        .iter()
+        .any(|e| !e.repeatable && !e.requires.is_empty())
+}
+
+/// What `i` directly follows: its requirements and the migrations without requirements before
+/// it; everything before it if it has no requirements.
+fn follows(entries: &[Entry], order: &[usize], i: usize) -> Vec<usize> {
+    let mut out = requirements(entries, i);
+    let linear = entries[i].requires.is_empty();
+    out.extend(
+        order[..pos(order, i)]
+            .iter()
+            .copied()
+            .filter(|&j| !entries[j].repeatable && (linear || entries[j].requires.is_empty())),
+    );
+    out
+}
+
+/// `t` and everything it follows, directly or not.
+fn needed(entries: &[Entry], t: usize) -> Vec<bool> {
+    let order = model_order(entries);
+    let mut needed = vec![false; entries.len()];
+    let mut todo = vec![t];
+    while let Some(i) = todo.pop() {
+        if !needed[i] {
+            needed[i] = true;
+            todo.extend(follows(entries, &order, i));
+        }
+    }
+    needed
+}
+
+/// Everything that follows `t`, directly or not, but what `t` needs (the same only in a cycle).
+fn dependents(entries: &[Entry], t: usize) -> Vec<bool> {
+    let needs = needed(entries, t);
     (0..entries.len())
-        .filter(|&i| !entries[i].applied && at_most(&entries[i].version, target))
+        .map(|i| !needs[i] && !entries[i].repeatable && needed(entries, i)[t])
+        .collect()
+}
+
+/// Needed by the target (with none: everything).
+fn wanted_by(entries: &[Entry], target: Option<&str>) -> Vec<bool> {
+    match target.and_then(|t| index_of(entries, t)) {
+        Some(t) => needed(entries, t),
+        None => vec![true; entries.len()],
+    }
+}
+
+/// The heads of the history when it is one graph (every migration after the first declares
+/// requirements) with more than one.
+fn model_heads(entries: &[Entry]) -> Vec<usize> {
+    let order: Vec<usize> = model_order(entries)
+        .into_iter()
+        .filter(|&i| !entries[i].repeatable)
+        .collect();
+    if !is_graph(entries)
+        || order.len() < 2
+        || order[1..].iter().any(|&i| entries[i].requires.is_empty())
+    {
+        return Vec::new();
+    }
+    let heads: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .filter(|&(k, &i)| {
+            let first_without_requirements = k == 0 && entries[i].requires.is_empty();
+            let required = order.iter().any(|&j| requirements(entries, j).contains(&i));
+            !(first_without_requirements || required)
+        })
+        .map(|(_, &i)| i)
+        .collect();
+    if heads.len() > 1 {
+        heads
+    } else {
+        Vec::new()
+    }
+}
+
+/// The newest applied migration: the last one in the order.
+fn newest_applied(entries: &[Entry]) -> Option<&str> {
+    model_order(entries)
+        .into_iter()
+        .rev()
+        .find(|&i| entries[i].applied && !entries[i].repeatable)
+        .map(|i| entries[i].version.as_str())
+}
+
+/// Pending migrations the target needs, in the order.
+fn pending_up_to(entries: &[Entry], target: Option<&str>) -> Vec<usize> {
+    let wanted = wanted_by(entries, target);
+    model_order(entries)
+        .into_iter()
+        .filter(|&i| !entries[i].applied && !entries[i].repeatable && wanted[i])
         .collect()
 }
 
 fn applied_newest_first(entries: &[Entry]) -> Vec<usize> {
-    (0..entries.len())
+    model_order(entries)
+        .into_iter()
         .rev()
-        .filter(|&i| entries[i].applied)
+        .filter(|&i| entries[i].applied && !entries[i].repeatable)
+        .collect()
+}
+
+/// Applied migrations that follow the target, the last first.
+fn applied_after(entries: &[Entry], target: &str) -> Vec<usize> {
+    let t = index_of(entries, target).unwrap();
+    let following = dependents(entries, t);
+    applied_newest_first(entries)
+        .into_iter()
+        .filter(|&i| following[i])
         .collect()
 }
 
@@ -181,9 +318,13 @@ fn check_apply(
     }
     let wanted = pending_up_to(entries, target);
     let in_route = |v: &str| position(entries, v).filter(|i| wanted.contains(i));
+    let order = model_order(entries);
+    let heads = model_heads(entries);
     match result {
         Ok(chosen) => {
             prop_assert_eq!(chosen, &wanted);
+            // Several heads stop an apply without a target that has something to do.
+            prop_assert!(target.is_some() || heads.is_empty() || chosen.is_empty());
             let mut done: Vec<&str> = entries
                 .iter()
                 .filter(|e| e.applied)
@@ -191,8 +332,15 @@ fn check_apply(
                 .collect();
             for &i in chosen {
                 let e = &entries[i];
-                if let (false, Some(newest)) = (allow_out_of_order, newest_applied(entries)) {
-                    prop_assert!(compare(&e.version, newest).is_gt());
+                // Out of order: only a migration without requirements before the newest
+                // applied one.
+                if let (false, true, Some(newest)) = (
+                    allow_out_of_order,
+                    e.requires.is_empty(),
+                    newest_applied(entries),
+                ) {
+                    let n = position(entries, newest).unwrap();
+                    prop_assert!(pos(&order, i) > pos(&order, n));
                 }
                 prop_assert!(e.transactional || non_transactional);
                 for r in &e.requires {
@@ -206,9 +354,16 @@ fn check_apply(
             newest_applied: newest,
         }) => {
             prop_assert!(!allow_out_of_order);
-            prop_assert!(in_route(version).is_some());
+            let i = in_route(version).expect("refused migration is in the route");
+            prop_assert!(entries[i].requires.is_empty());
             prop_assert_eq!(Some(newest.as_str()), newest_applied(entries));
-            prop_assert!(compare(version, newest).is_lt());
+            let n = position(entries, newest).unwrap();
+            prop_assert!(pos(&order, i) < pos(&order, n));
+        }
+        Err(PlanError::MultipleHeads { heads: named }) => {
+            prop_assert!(target.is_none() && !wanted.is_empty());
+            let expected: Vec<String> = heads.iter().map(|&i| entries[i].version.clone()).collect();
+            prop_assert_eq!(named, &expected);
         }
         Err(PlanError::NonTransactional { version }) => {
             prop_assert!(!non_transactional);
@@ -224,7 +379,9 @@ fn check_apply(
             let i = in_route(version).expect("refused migration is in the route");
             prop_assert!(entries[i].requires.contains(requires));
             prop_assert!(registered(entries, requires));
-            let earlier = |j: usize| entries[j].applied || (wanted.contains(&j) && j < i);
+            let earlier = |j: usize| {
+                entries[j].applied || (wanted.contains(&j) && pos(&order, j) < pos(&order, i))
+            };
             prop_assert!(
                 !(0..entries.len()).any(|j| same(&entries[j].version, requires) && earlier(j))
             );
@@ -259,10 +416,7 @@ fn check_rollback(
             return Ok(());
         }
         (Some(n), _) => applied[..n as usize].to_vec(),
-        (None, Some(t)) => applied
-            .into_iter()
-            .filter(|&i| compare(&entries[i].version, t).is_gt())
-            .collect(),
+        (None, Some(t)) => applied_after(entries, t),
         (None, None) => Vec::new(),
     };
     let leaving = |j: usize| wanted.contains(&j);
@@ -316,13 +470,21 @@ proptest! {
     ) {
         let target = target.as_deref();
         let chosen = route::apply(&entries, target, false);
-        prop_assert_eq!(&chosen, &Ok(pending_up_to(&entries, target)));
+        let pending = pending_up_to(&entries, target);
+        let heads = model_heads(&entries);
+        if target.is_none() && !heads.is_empty() && !pending.is_empty() {
+            let heads = heads.iter().map(|&i| entries[i].version.clone()).collect();
+            prop_assert_eq!(chosen, Err(PlanError::MultipleHeads { heads }));
+            return Ok(());
+        }
+        prop_assert_eq!(&chosen, &Ok(pending));
         let mut after = entries.clone();
         for i in chosen.unwrap() {
             after[i].applied = true;
         }
-        for (before, e) in entries.iter().zip(&after) {
-            prop_assert_eq!(e.applied, before.applied || at_most(&e.version, target));
+        let wanted = wanted_by(&entries, target);
+        for (i, (before, e)) in entries.iter().zip(&after).enumerate() {
+            prop_assert_eq!(e.applied, before.applied || wanted[i]);
         }
     }
 
@@ -332,11 +494,7 @@ proptest! {
         steps in 0i64..14,
     ) {
         let target = target.as_deref();
-        let above: Vec<usize> = applied_newest_first(&entries)
-            .into_iter()
-            .filter(|&i| !at_most(&entries[i].version, target))
-            .collect();
-        let expected = if target.is_some() { above } else { Vec::new() };
+        let expected = target.map(|t| applied_after(&entries, t)).unwrap_or_default();
         prop_assert_eq!(route::rollback(&entries, None, target), Ok(expected));
         let applied = applied_newest_first(&entries);
         let by_steps = route::rollback(&entries, Some(steps), None);
@@ -367,8 +525,10 @@ proptest! {
         check_rollback(&entries, steps, target, false, &result)?;
     }
 
-    /// Rolling back as many steps as an in-order apply took undoes exactly that apply, newest
-    /// first, as does rolling back to the newest migration applied before it.
+    /// Rolling back as many steps as an in-order apply took undoes the last applied ones in the
+    /// order; in a history without requirements that is exactly that apply, newest first, as is
+    /// rolling back to the newest migration applied before it. (With requirements, a migration
+    /// applied by the apply may come before one applied earlier, which then goes first.)
     #[test]
     fn rolling_back_an_apply_returns_to_the_start(
         entries in any_registry(10, 0.9),
@@ -393,7 +553,7 @@ proptest! {
         }
         let back = route::rollback(&after, Some(chosen.len() as i64), None);
         check_rollback(&after, Some(chosen.len() as i64), None, false, &back)?;
-        if let Ok(undone) = back {
+        if let (Ok(undone), false) = (back, is_graph(&entries)) {
             prop_assert!(undone.iter().eq(chosen.iter().rev()));
             for &i in &undone {
                 after[i].applied = false;
@@ -410,9 +570,10 @@ proptest! {
         }
     }
 
-    /// A deploy's route: the applied migrations above the target go down newest first, then the
-    /// pending ones up to it go up in order, leaving exactly the versions up to the target
-    /// applied. The down phase is checked whole before its first step and the up phase before
+    /// A deploy's route: the applied migrations that follow the target go down, the last in the
+    /// order first, then the pending ones it needs go up in order, leaving the target and what
+    /// it follows applied, what follows it pending and the rest as it was (in a history without
+    /// requirements: exactly the versions up to the target applied). The down phase is checked whole before its first step and the up phase before
     /// its first; so a deploy that cannot finish refuses before any up step.
     #[test]
     fn deploy_goes_down_then_up_to_exactly_the_target(
@@ -438,13 +599,8 @@ proptest! {
         match outcome {
             Ok(()) => {
                 prop_assert_eq!(&path, &Ok(taken.clone()));
-                let downs: Vec<usize> = match target {
-                    Some(_) => applied_newest_first(&entries)
-                        .into_iter()
-                        .filter(|&i| !at_most(&entries[i].version, target))
-                        .collect(),
-                    None => Vec::new(),
-                };
+                let downs: Vec<usize> =
+                    target.map(|t| applied_after(&entries, t)).unwrap_or_default();
                 let ups = pending_up_to(&entries, target);
                 let expected: Vec<Step> = downs
                     .into_iter()
@@ -452,16 +608,25 @@ proptest! {
                     .chain(ups.into_iter().map(Step::Up))
                     .collect();
                 prop_assert_eq!(&taken, &expected);
-                for e in &state {
-                    prop_assert_eq!(e.applied, at_most(&e.version, target));
+                let wanted = wanted_by(&entries, target);
+                let following = target
+                    .and_then(|t| index_of(&entries, t))
+                    .map(|t| dependents(&entries, t))
+                    .unwrap_or_else(|| vec![false; entries.len()]);
+                for (i, e) in state.iter().enumerate() {
+                    let expected = wanted[i] || (entries[i].applied && !following[i]);
+                    prop_assert_eq!(e.applied, expected || e.repeatable && entries[i].applied);
+                    if !is_graph(&entries) && !e.repeatable {
+                        prop_assert_eq!(e.applied, at_most(&e.version, target));
+                    }
                 }
             }
             Err(refusal) => {
                 prop_assert_eq!(path.as_ref().err(), Some(&refusal));
                 prop_assert!(taken.iter().all(|s| matches!(s, Step::Down(_))), "{taken:?} before {refusal:?}");
                 let result = Err(refusal);
-                let downs_left = target.is_some()
-                    && state.iter().any(|e| e.applied && !at_most(&e.version, target));
+                let downs_left =
+                    target.is_some_and(|t| registered(&state, t) && !applied_after(&state, t).is_empty());
                 if downs_left {
                     check_rollback(&state, None, target, true, &result)?;
                 } else {
@@ -482,9 +647,17 @@ proptest! {
         } else if let Some(newest) = newest_applied(&entries) {
             prop_assert_eq!(result, Err(PlanError::AlreadyApplied { version: newest.to_string() }));
         } else {
-            let expected: Vec<usize> = (0..entries.len())
-                .filter(|&i| at_most(&entries[i].version, Some(&target)))
+            let wanted = wanted_by(&entries, Some(&target));
+            let expected: Vec<usize> = model_order(&entries)
+                .into_iter()
+                .filter(|&i| wanted[i])
                 .collect();
+            if !is_graph(&entries) {
+                let by_version: Vec<usize> = (0..entries.len())
+                    .filter(|&i| at_most(&entries[i].version, Some(&target)))
+                    .collect();
+                prop_assert_eq!(&expected, &by_version);
+            }
             prop_assert_eq!(result, Ok(expected));
         }
     }
@@ -525,6 +698,144 @@ proptest! {
                 }
             }
             None => prop_assert!(!cycle_exists),
+        }
+    }
+
+    /// The order is the model's: every requirement before the migration that needs it (but
+    /// in a cycle), and among the migrations that are ready the first in version order. A
+    /// history without requirements is in version order.
+    #[test]
+    fn the_order_puts_requirements_first_and_keeps_version_order_between_the_rest(
+        entries in any_registry(12, 0.5),
+    ) {
+        let order = route::order(&entries);
+        prop_assert_eq!(&order, &model_order(&entries));
+        let cyclic = (0..entries.len()).any(|i| needed(&entries, i).iter().enumerate().any(|(j, &n)| n && j != i && needed(&entries, j)[i]));
+        if !cyclic {
+            for (p, &i) in order.iter().enumerate() {
+                for r in requirements(&entries, i) {
+                    prop_assert!(pos(&order, r) < p, "{} before {}", entries[r].version, entries[i].version);
+                }
+            }
+        }
+        let mut plain = entries.clone();
+        for e in &mut plain {
+            e.requires.clear();
+        }
+        let by_version: Vec<usize> = {
+            let mut v: Vec<usize> = (0..plain.len()).collect();
+            v.sort_by(|&a, &b| compare(&plain[a].version, &plain[b].version));
+            v
+        };
+        prop_assert_eq!(route::order(&plain), by_version);
+    }
+
+    /// Without requirements every route is 0.1.0's: version order, targets cut it.
+    #[test]
+    fn a_history_without_requirements_routes_as_before(
+        (entries, target) in with_target(any_registry(10, 0.5), true),
+        allow_out_of_order in any::<bool>(),
+        steps in prop::option::of(0i64..12),
+    ) {
+        let mut entries = entries;
+        for e in &mut entries {
+            e.requires.clear();
+        }
+        let target = target.as_deref();
+        if target.is_some_and(|t| !registered(&entries, t)) {
+            return Ok(());
+        }
+        let by_version = |keep: &dyn Fn(&Entry) -> bool| -> Vec<usize> {
+            (0..entries.len()).filter(|&i| keep(&entries[i])).collect()
+        };
+        if let Ok(chosen) = route::apply(&entries, target, allow_out_of_order) {
+            prop_assert_eq!(chosen, by_version(&|e| !e.applied && at_most(&e.version, target)));
+        }
+        if let (Ok(chosen), None) = (route::rollback(&entries, None, target), steps) {
+            let mut expected = by_version(&|e| e.applied && target.is_some() && !at_most(&e.version, target));
+            expected.reverse();
+            prop_assert_eq!(chosen, expected);
+        }
+        if let Ok(path) = route::deploy_path(&entries, target, allow_out_of_order) {
+            let mut state = entries.clone();
+            for step in path {
+                let (Step::Up(i) | Step::Down(i)) = step;
+                state[i].applied = matches!(step, Step::Up(_));
+            }
+            for e in &state {
+                prop_assert_eq!(e.applied, at_most(&e.version, target));
+            }
+        }
+        let problems = route::problems(&entries);
+        prop_assert!(problems.iter().all(|p| p.problem == "out_of_order"));
+    }
+
+    /// Alembic's shape: every migration but the first requires earlier ones, versions are
+    /// random. validate() names exactly the heads; a deploy without a target refuses them;
+    /// one with a head as target applies exactly that head's ancestors; a merge migration
+    /// that requires every head lets the whole graph deploy, every requirement first.
+    #[test]
+    fn graphs_deploy_once_their_heads_are_merged(
+        ids in prop::collection::btree_set(1000u32..0xffff_ffff, 2..10),
+        parents in prop::collection::vec((any::<Index>(), any::<Index>(), any::<bool>()), 10),
+        pick in any::<Index>(),
+    ) {
+        let ids: Vec<String> = ids.iter().map(|n| format!("{n:08x}")).collect();
+        // Created in a random order: the versions say nothing about it.
+        let mut entries: Vec<Entry> = Vec::new();
+        for (k, id) in ids.iter().enumerate() {
+            let mut requires = Vec::new();
+            if k > 0 {
+                let (a, b, two) = parents[k];
+                requires.push(ids[a.index(k)].clone());
+                if two && ids[b.index(k)] != requires[0] {
+                    requires.push(ids[b.index(k)].clone());
+                }
+            }
+            entries.push(Entry {
+                version: id.clone(),
+                applied: false,
+                transactional: true,
+                reversible: true,
+                requires,
+                repeatable: false,
+            });
+        }
+        let heads: Vec<String> = model_heads(&entries).iter().map(|&i| entries[i].version.clone()).collect();
+        let reported: Vec<String> = route::problems(&entries)
+            .into_iter()
+            .filter(|p| p.problem == "multiple_heads")
+            .map(|p| p.version)
+            .collect();
+        prop_assert_eq!(&reported, &heads);
+        prop_assert!(route::problems(&entries).iter().all(|p| p.problem == "multiple_heads"));
+        if !heads.is_empty() {
+            prop_assert_eq!(route::deploy_path(&entries, None, false), Err(PlanError::MultipleHeads { heads: heads.clone() }));
+            let head = &heads[pick.index(heads.len())];
+            let path = route::deploy_path(&entries, Some(head), false).unwrap();
+            let wanted = needed(&entries, index_of(&entries, head).unwrap());
+            let ups: Vec<usize> = path.iter().map(|s| match s { Step::Up(i) => *i, Step::Down(_) => unreachable!() }).collect();
+            let expected: Vec<usize> = model_order(&entries).into_iter().filter(|&i| wanted[i]).collect();
+            prop_assert_eq!(ups, expected);
+            entries.push(Entry {
+                version: "ffffffff0".into(),
+                applied: false,
+                transactional: true,
+                reversible: true,
+                requires: heads.clone(),
+                repeatable: false,
+            });
+        }
+        prop_assert!(route::problems(&entries).is_empty());
+        let path = route::deploy_path(&entries, None, false).unwrap();
+        prop_assert_eq!(path.len(), entries.len());
+        let mut done: Vec<&str> = Vec::new();
+        for step in &path {
+            let Step::Up(i) = *step else { unreachable!() };
+            for r in &entries[i].requires {
+                prop_assert!(done.contains(&r.as_str()));
+            }
+            done.push(&entries[i].version);
         }
     }
 }

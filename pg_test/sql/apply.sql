@@ -61,10 +61,10 @@ SHOW migrate.allow_out_of_order;
 -- Requirements must be registered and applied first.
 SELECT migrate.add('20', 'SELECT 1', NULL, NULL, '{"requires": ["19"]}');
 SELECT version FROM migrate.apply();
+-- A requirement later in version order is applied first: the order follows the requirements
+-- (0.1.0 refused, 55000).
 SELECT migrate.add('20', 'SELECT 1', NULL, NULL, '{"requires": ["21"]}');
 SELECT migrate.add('21', 'SELECT 1');
-SELECT version FROM migrate.apply();
-SELECT migrate.add('20', 'SELECT 1', NULL, NULL, '{"requires": ["13", "2"]}');
 SELECT version FROM migrate.apply();
 
 -- Non-transactional migrations are recorded but need deploy().

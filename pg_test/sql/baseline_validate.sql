@@ -25,13 +25,15 @@ SELECT version, action, detail FROM migrate.history WHERE action = 'baseline' OR
 SELECT * FROM migrate.validate();
 
 -- Problems: an up script edited behind the registry's back (only the owner can), a late
--- branch (pending older than the newest applied), a requirement that is not registered and
--- one that comes later.
+-- branch (pending older than the newest applied), a requirement that is not registered, and
+-- one later in version order, which is no problem: the order puts it first (0.1.0 reported
+-- requirement_after).
 UPDATE migrate.migrations SET up_sql = 'CREATE TABLE fresh (id bigint)' WHERE version = '3';
 SELECT migrate.add('2.5', 'SELECT 1');
 SELECT migrate.add('4', 'SELECT 1', NULL, NULL, '{"requires": ["3.5", "5"]}');
 SELECT migrate.add('5', 'SELECT 1');
 SELECT * FROM migrate.validate();
+SELECT version, state FROM migrate.status();
 SELECT version, checksum_ok FROM migrate.status() WHERE version IN ('2', '3');
 
 -- The history cannot be rewritten, even by the owner.

@@ -1,5 +1,6 @@
 //! The registry's SQL API: `migrate.add`, `apply`, `rollback`, `rollback_to`, `validate` and
-//! `baseline`. (`status()` and the `history` view are plain SQL in src/sql/registry.sql.)
+//! `baseline`, and `migration_order()`, the order `status()` lists in. (`status()` itself is
+//! plain SQL in src/sql/finalize.sql, the `history` view in src/sql/registry.sql.)
 //!
 //! Every function validates all input before it changes anything, takes the registry lock,
 //! plans with [`route`], and only then runs SQL; any error aborts the whole call.
@@ -118,6 +119,15 @@ impl From<route::PlanError> for UserError {
             format!("cannot roll back migration {version}: applied migration {required_by} requires it"),
         )
         .hint(format!("Roll back {required_by} too (for example with migrate.rollback_to()).")),
+        MultipleHeads { heads } => UserError::new(
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the migrations have {} heads: {}", heads.len(), heads.join(", ")),
+        )
+        .detail("A head is a migration that no other migration of its branch requires: without a target there is no one newest migration to move to.")
+        .hint(format!(
+            "Add a merge migration that requires all of them (alembic merge heads; Django: makemigrations --merge), or name a target: CALL migrate.deploy('{}') moves to that head and what it requires.",
+            heads.first().map(String::as_str).unwrap_or_default()
+        )),
         AlreadyApplied { version } => UserError::new(
             ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("cannot baseline: migration {version} is already applied"),
@@ -500,7 +510,8 @@ fn baseline(version: Option<&str>) -> i32 {
     .or_raise()
 }
 
-/// Problems with the registry; no rows means healthy.
+/// Problems with the registry; no rows means healthy. Order and dependency problems (out of
+/// order, requirements, several heads) come from `route::problems`.
 #[pg_extern(stable)]
 fn validate() -> TableIterator<
     'static,
@@ -548,4 +559,41 @@ fn validate() -> TableIterator<
             .map(|p| (p.version, p.problem.to_string(), p.detail)),
     );
     TableIterator::new(rows)
+}
+
+/// Internal: the position (1, 2, ...) of every registered migration in the registry's order
+/// (requirements first, then natural version order: `migrate_core::route::Graph`), which
+/// `status()` lists in. Reads the registry as the caller, who needs what `status()` needs:
+/// SELECT on `migrate.migrations` (migrate_admin).
+#[pg_extern(stable)]
+fn migration_order() -> TableIterator<'static, (name!(version, String), name!(position, i32))> {
+    let entries: Vec<route::Entry> = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT version, requires, repeatable FROM migrate.migrations",
+            None,
+            &[],
+        )?;
+        rows.map(|row| {
+            Ok(route::Entry {
+                version: row.get_by_name::<String, _>("version")?.unwrap_or_default(),
+                applied: false,
+                transactional: true,
+                reversible: true,
+                requires: row
+                    .get_by_name::<Vec<String>, _>("requires")?
+                    .unwrap_or_default(),
+                repeatable: row.get_by_name::<bool, _>("repeatable")?.unwrap_or(false),
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
+    })
+    .unwrap_or_else(|e| error!("migrate: could not read migrate.migrations: {e}"));
+    let order = route::order(&entries);
+    TableIterator::new(
+        order
+            .into_iter()
+            .enumerate()
+            .map(|(p, i)| (entries[i].version.clone(), p as i32 + 1))
+            .collect::<Vec<_>>(),
+    )
 }

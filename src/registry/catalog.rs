@@ -228,10 +228,20 @@ fn read_rows(client: &mut SpiClient<'_>, sql: &str, params: &[DatumWithOid<'_>])
         .collect()
 }
 
-/// Every registered migration in natural version order. With `lock`, the rows are locked
-/// `FOR UPDATE`: under REPEATABLE READ a concurrent change then fails with a serialization
-/// error instead of being missed.
+/// Every registered migration in the registry's order (`route::order`: requirements first,
+/// then natural version order; natural version order when nothing declares requirements), so
+/// that whoever walks the list (verify(), validate()) walks it as apply() does. With `lock`,
+/// the rows are locked `FOR UPDATE`: under REPEATABLE READ a concurrent change then fails with
+/// a serialization error instead of being missed.
 pub fn load_all(lock: bool) -> Vec<Migration> {
+    let rows = load_sorted(lock);
+    let order = route::order(&route_entries(&rows));
+    let mut slots: Vec<Option<Migration>> = rows.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// Every registered migration in natural version order (`sort_key`).
+fn load_sorted(lock: bool) -> Vec<Migration> {
     let repeatable = if has_repeatable_column() {
         "repeatable"
     } else {

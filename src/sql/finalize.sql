@@ -12,10 +12,11 @@ BEGIN ATOMIC
                   OR m.applied_checksum OPERATOR(pg_catalog.=) m.checksum),
            m.transactional
     FROM migrate.migrations m
-    ORDER BY m.sort_key;
+    LEFT JOIN migrate.migration_order() o ON o.version OPERATOR(pg_catalog.=) m.version
+    ORDER BY o.position, m.sort_key;
 END;
 COMMENT ON FUNCTION migrate.status() IS
-    'Every registered migration in version order with its state and checksum health.';
+    'Every registered migration in the registry''s order (requirements first, then version order) with its state and checksum health.';
 
 CREATE VIEW migrate.rule_advice AS SELECT * FROM migrate.rule_advice_list();
 COMMENT ON VIEW migrate.rule_advice IS

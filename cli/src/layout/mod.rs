@@ -7,14 +7,17 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod alembic;
 pub mod dbmate;
 pub mod diesel;
+pub mod django;
 pub mod drizzle;
 pub mod flyway;
 pub mod golang_migrate;
 pub mod plain;
 pub mod prisma;
 pub mod sqlx;
+mod statements;
 
 /// One migration of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +83,12 @@ pub enum Layout {
     Prisma,
     /// `NNNN_name.sql` listed in `meta/_journal.json`.
     Drizzle,
+    /// An Alembic script directory (`env.py`, `versions/`) with Alembic's offline SQL,
+    /// `upgrade.sql` (and `downgrade.sql`).
+    Alembic,
+    /// What `cli/django/export_migrations.py` writes: `meta.json`, `APP/NAME.up.sql`,
+    /// `APP/NAME.down.sql`.
+    Django,
 }
 
 impl Layout {
@@ -92,6 +101,8 @@ impl Layout {
         Layout::Dbmate,
         Layout::Prisma,
         Layout::Drizzle,
+        Layout::Alembic,
+        Layout::Django,
     ];
 
     /// The name used by `--layout`.
@@ -105,6 +116,8 @@ impl Layout {
             Layout::Dbmate => "dbmate",
             Layout::Prisma => "prisma",
             Layout::Drizzle => "drizzle",
+            Layout::Alembic => "alembic",
+            Layout::Django => "django",
         }
     }
 
@@ -129,6 +142,8 @@ impl Layout {
             Layout::Dbmate => dbmate::matches(dir),
             Layout::Prisma => prisma::matches(dir),
             Layout::Drizzle => drizzle::matches(dir),
+            Layout::Alembic => alembic::matches(dir),
+            Layout::Django => django::matches(dir),
         }
     }
 }
@@ -196,6 +211,8 @@ pub fn load(dir: &Path, layout: Layout) -> Result<Vec<MigrationFile>, LayoutErro
         Layout::Dbmate => dbmate::load(dir),
         Layout::Prisma => prisma::load(dir),
         Layout::Drizzle => drizzle::load(dir),
+        Layout::Alembic => alembic::load(dir),
+        Layout::Django => django::load(dir),
     }
 }
 
@@ -248,6 +265,25 @@ pub(crate) fn scaffold_at(
         Layout::Dbmate => dbmate::plan(dir, &before, name, now)?,
         Layout::Prisma => prisma::plan(dir, &before, name, now)?,
         Layout::Drizzle => drizzle::plan(dir, &before, name, now)?,
+        // These tools write their migrations themselves, from the models.
+        Layout::Alembic => {
+            return Err(LayoutError::Invalid(
+                dir.to_path_buf(),
+                0,
+                "Alembic writes its revisions: `alembic revision -m NAME`, then write \
+                 upgrade.sql and downgrade.sql again (docs/CLI.md#alembic)"
+                    .into(),
+            ))
+        }
+        Layout::Django => {
+            return Err(LayoutError::Invalid(
+                dir.to_path_buf(),
+                0,
+                "Django writes its migrations: `manage.py makemigrations`, then export them \
+                 again with cli/django/export_migrations.py (docs/CLI.md#django)"
+                    .into(),
+            ))
+        }
     };
     let mut undo = Undo::default();
     for file in &files {
@@ -470,10 +506,11 @@ pub(crate) fn line_at(text: &str, offset: usize) -> usize {
 }
 
 /// Checks what the registry will require of `migrations`, given in the order the tool runs
-/// them: every version acceptable, no two equal, and the tool's order the registry's natural
-/// version order (the registry applies by version, so a tool that sorts by text, e.g. `9_` before
-/// `10_` for dbmate, would otherwise be replayed in another order). Repeatable migrations run
-/// after all others by name, so only their versions are checked.
+/// them: every version acceptable, no two equal, and the tool's order the registry's order
+/// (without requirements: natural version order; the registry applies by version, so a tool
+/// that sorts by text, e.g. `9_` before `10_` for dbmate, would otherwise be replayed in
+/// another order; with them, requirements first). Repeatable migrations run after all others
+/// by name, so only their versions are checked.
 pub(crate) fn check_versions(tool: &str, migrations: &[MigrationFile]) -> Result<(), LayoutError> {
     use migrate_core::version;
     use std::cmp::Ordering;
@@ -511,6 +548,26 @@ pub(crate) fn check_versions(tool: &str, migrations: &[MigrationFile]) -> Result
         }
     }
     let ordered: Vec<&MigrationFile> = migrations.iter().filter(|m| !m.repeatable).collect();
+    if ordered.iter().any(|m| !m.requires.is_empty()) {
+        // Graph-ordered tools: the registry's order is the requirements', then versions'.
+        let registry: Vec<&MigrationFile> = route_order(migrations)
+            .into_iter()
+            .map(|i| &migrations[i])
+            .filter(|m| !m.repeatable)
+            .collect();
+        if let Some(k) = (0..ordered.len()).find(|&k| ordered[k].version != registry[k].version) {
+            return Err(LayoutError::Invalid(
+                registry[k].up_path.clone(),
+                0,
+                format!(
+                    "{tool} runs version {} before {}, but the registry orders by requirements, \
+                     then versions, and would run {} first",
+                    ordered[k].version, registry[k].version, registry[k].version
+                ),
+            ));
+        }
+        return Ok(());
+    }
     for pair in ordered.windows(2) {
         if version::compare(&pair[0].version, &pair[1].version) != Ordering::Less {
             return Err(LayoutError::Invalid(
@@ -525,6 +582,30 @@ pub(crate) fn check_versions(tool: &str, migrations: &[MigrationFile]) -> Result
         }
     }
     Ok(())
+}
+
+/// Indexes of `migrations` in the order the registry runs them (`migrate_core::route`).
+fn route_order(migrations: &[MigrationFile]) -> Vec<usize> {
+    let entries: Vec<migrate_core::route::Entry> = migrations
+        .iter()
+        .map(|m| migrate_core::route::Entry {
+            version: m.version.clone(),
+            applied: false,
+            transactional: true,
+            reversible: true,
+            requires: m.requires.clone(),
+            repeatable: m.repeatable,
+        })
+        .collect();
+    migrate_core::route::order(&entries)
+}
+
+/// `migrations` in the order the registry runs them: a graph-ordered tool (Alembic, Django)
+/// may run independent migrations in either order, the registry in version order.
+pub(crate) fn in_registry_order(migrations: Vec<MigrationFile>) -> Vec<MigrationFile> {
+    let order = route_order(&migrations);
+    let mut slots: Vec<Option<MigrationFile>> = migrations.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// Small throw-away folders for the layouts' unit tests (std only).
