@@ -356,3 +356,59 @@ fn django_history_deploys_as_django_migrates() {
         &schema(&cluster, "tool", "django_migrations"),
     );
 }
+
+/// `manage.py test --parallel 2` on the sample project: with `TEST['TEMPLATE']` naming a database
+/// that has the extension, the test database (and each parallel clone) has it too; without, the
+/// runner's database has no extension (what users hit first).
+#[test]
+fn django_test_runner_gets_the_extension_from_a_template() {
+    let venv = venv();
+    let (cluster, _c) = start("graph-django-test");
+    let project = fixtures().join("django/project");
+    create_db(&cluster, "migrate_template");
+    let mut t = cluster.connect("migrate_template");
+    t.batch_execute("CREATE EXTENSION migrate").unwrap();
+    drop(t);
+    let manage_test = |template: Option<&str>| {
+        let mut cmd = Command::new(venv.join("bin/python"));
+        cmd.args([
+            "manage.py",
+            "test",
+            "blog",
+            "--parallel",
+            "2",
+            "--noinput",
+            "-v",
+            "1",
+        ])
+        .current_dir(&project)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", cluster.port.to_string())
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", "postgres")
+        .env_remove("MIGRATE_TEST_TEMPLATE");
+        if let Some(t) = template {
+            cmd.env("MIGRATE_TEST_TEMPLATE", t);
+        }
+        cmd.output().unwrap()
+    };
+    let with = manage_test(Some("migrate_template"));
+    let stderr = String::from_utf8_lossy(&with.stderr);
+    assert!(with.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Ran 3 tests") && stderr.contains("OK"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Cloning test database"),
+        "not parallel: {stderr}"
+    );
+    let without = manage_test(None);
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(!without.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the test database has no migrate extension"),
+        "{stderr}"
+    );
+}
