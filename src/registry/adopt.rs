@@ -281,10 +281,14 @@ fn record(tool: Tool, table: &ToolTable, all: &[Migration], rows: &[adopt::Row<T
         .iter()
         .filter(|r| r.outcome == Outcome::Adopted)
         .count();
-    pgrx::notice!(
-        "migrate: adopted {adopted} migration(s) from {qualified}; validate() compares its table with the registry until migrate.end_adoption('{}')",
-        tool.name()
-    );
+    if adopted > 0 {
+        pgrx::notice!(
+            "migrate: adopted {adopted} migration(s) from {qualified}; validate() compares it with the registry until migrate.end_adoption('{}')",
+            tool.name()
+        );
+    } else {
+        pgrx::notice!("migrate: nothing new to adopt from {qualified}");
+    }
 }
 
 /// `at` plus `ms` milliseconds, by the server's own arithmetic.
