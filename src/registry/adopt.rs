@@ -94,14 +94,9 @@ fn check_writers(tool: Tool, table: &ToolTable, all: &[Migration]) -> Result<()>
         tool.display()
     ))
     .hint(format!(
-        "Register the folder and adopt as \"{writer}\" (or a role it is a member of), or take the write privileges away: REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {qualified} FROM \"{writer}\" (and from PUBLIC), or change its owner."
+        "Find out who made the table. If \"{writer}\" is the role {} runs as, register the folder and adopt as it; otherwise take its write privileges away (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {qualified} FROM \"{writer}\", and from PUBLIC) or give the table to the adopting role (ALTER TABLE {qualified} OWNER TO ...).",
+        tool.display()
     )))
-}
-
-/// The tool's table, checked and read.
-fn read_tool(tool: Tool, table: &ToolTable) -> Result<Rows<Time>> {
-    let shape = tool_table::open(tool, table)?;
-    Ok(tool_table::read(tool, table, &shape))
 }
 
 fn mismatch_error(tool: Tool, table: &ToolTable, rows: &[adopt::Row<Time>]) -> UserError {
@@ -196,9 +191,10 @@ fn adopt_database(
     if !dry_run {
         catalog::refuse_while_deploying("adopt")?;
     }
-    let rows = read_tool(tool, &table)?;
     let all = catalog::load_all(true);
+    let shape = tool_table::open(tool, &table)?;
     check_writers(tool, &table, &all)?;
+    let rows = tool_table::read(tool, &table, &shape);
     let assessed = adopt::assess(
         tool,
         &table.qualified(),
@@ -361,9 +357,9 @@ pub fn drift_problems(all: &[Migration]) -> Vec<(Option<String>, String, String)
         // A table that cannot be read or trusted now is a problem to report, not an error
         // that hides every other finding.
         let read = crate::pg::subxact::run(|| -> Result<Rows<Time>> {
-            let rows = read_tool(tool, &table)?;
+            let shape = tool_table::open(tool, &table)?;
             check_writers(tool, &table, all)?;
-            Ok(rows)
+            Ok(tool_table::read(tool, &table, &shape))
         });
         let rows = match read {
             Ok(Ok(rows)) => rows,
