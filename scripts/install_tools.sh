@@ -29,9 +29,14 @@ have_npm() {
     [ "$(node -p "require('$dir/node_modules/$name/package.json').version")" = "$version" ]
 }
 
-# diesel_cli's postgres backend links libpq.
-if ! dpkg -s libpq-dev >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq libpq-dev
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# diesel_cli's postgres backend links libpq; the npm tools need Node.js (18 or later).
+need_apt=()
+dpkg -s libpq-dev >/dev/null 2>&1 || need_apt+=(libpq-dev)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need_apt[@]}"
 fi
 sqlx --version 2>/dev/null | grep -q " $SQLX_VERSION" ||
   cargo install sqlx-cli --version "$SQLX_VERSION" --no-default-features --features postgres --locked
