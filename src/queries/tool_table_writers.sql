@@ -1,5 +1,6 @@
 -- Run by adopt() and validate() as the registry owner (src/registry/tool_table.rs), with the
--- OID of another tool's bookkeeping table ($1) and the roles that registered migrations ($2).
+-- OID of another tool's bookkeeping table ($1) and the roles that registered the pending
+-- migrations ($2).
 -- A row of that table decides whether adopt() marks a migration applied or leaves it pending,
 -- so whoever could have written the rows must be able to apply those migrations themselves.
 -- Returns a role that can log in and write the table (INSERT, UPDATE, DELETE or TRUNCATE,

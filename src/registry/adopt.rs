@@ -8,7 +8,7 @@
 //!
 //! Who may adopt: as `baseline()`, members of `migrate_admin`; and, as `apply()` would require,
 //! only if the caller has the privileges of the role that registered each migration it marks,
-//! and every role that could have written the tool's table could have applied every registered
+//! and every role that could have written the tool's table could have applied every pending
 //! migration itself (a planted row must not skip or run a migration for a role that could not).
 
 use migrate_core::adopt::{self, Outcome, Registered, Rows, State, Tool};
@@ -70,10 +70,16 @@ fn adopted_before(tool: Tool, table: &ToolTable) -> bool {
         .any(|a| a.tool == tool.name() && a.schema == table.schema && a.table == table.name)
 }
 
-/// Refuses a table that a role could have written which could not apply every registered
-/// migration itself.
+/// Refuses a table that a role could have written which could not apply every pending
+/// migration itself: a row it wrote would mark one applied (so it never runs), a row it deleted
+/// would leave one the tool ran to run again. (Applied migrations are safe from its rows:
+/// adopt() never makes one pending, it refuses.)
 fn check_writers(tool: Tool, table: &ToolTable, all: &[Migration]) -> Result<()> {
-    let mut authors: Vec<String> = all.iter().map(|m| m.added_by.clone()).collect();
+    let mut authors: Vec<String> = all
+        .iter()
+        .filter(|m| !m.is_applied())
+        .map(|m| m.added_by.clone())
+        .collect();
     authors.sort();
     authors.dedup();
     if authors.is_empty() {
