@@ -118,8 +118,11 @@ fn mismatch_error(tool: Tool, table: &ToolTable, rows: &[adopt::Row<Time>]) -> U
             format!("migration {}", r.version)
         }
     };
-    let detail: Vec<String> = bad
+    // A folder of another project could disagree everywhere: the first ones say enough.
+    const SHOWN: usize = 50;
+    let mut detail: Vec<String> = bad
         .iter()
+        .take(SHOWN)
         .map(|r| {
             format!(
                 "{}: {}",
@@ -128,6 +131,12 @@ fn mismatch_error(tool: Tool, table: &ToolTable, rows: &[adopt::Row<Time>]) -> U
             )
         })
         .collect();
+    if bad.len() > SHOWN {
+        detail.push(format!(
+            "... and {} more (adopt(..., dry_run => true) shows them all)",
+            bad.len() - SHOWN
+        ));
+    }
     UserError::new(
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         format!(
