@@ -12,15 +12,17 @@ PGRX_VERSION=$(grep -E '^pgrx *=' "$(dirname "$0")/../Cargo.toml" | sed -E 's/.*
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=0
-for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config; do
+for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config pgbouncer; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
-  echo "setup: installing Debian packages (PostgreSQL 15, clang, OpenSSL for the client's TLS)"
+  echo "setup: installing Debian packages (PostgreSQL 15, clang, OpenSSL for the client's TLS, pgbouncer for the pooler test)"
   as_root apt-get update -qq
   # Do not let the Debian package start its own cluster on 5432: tests make their own.
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq \
-    postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config >/dev/null
+    postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config pgbouncer >/dev/null
+  # The package starts its own pgbouncer on 6432 where it can; tests start their own.
+  as_root service pgbouncer stop >/dev/null 2>&1 || true
 fi
 
 if [ ! -x "$PG18_CONFIG" ]; then

@@ -121,6 +121,43 @@ GRANT EXECUTE ON FUNCTION migrate.remove(text) TO PUBLIC;
 -- Repeatable migrations (Flyway's R__): run again whenever their script changes.
 ALTER TABLE migrate.migrations ADD COLUMN repeatable boolean NOT NULL DEFAULT false;
 
+-- Each guard rule's safe form in each migration tool's terms (docs/TOOLS.md), and a link to it
+-- from migrate.rules.
+CREATE FUNCTION migrate."rule_advice_list"() RETURNS TABLE (
+	"rule" TEXT,  /* alloc::string::String */
+	"tool" TEXT,  /* alloc::string::String */
+	"advice" TEXT  /* alloc::string::String */
+)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rule_advice_list_wrapper';
+CREATE VIEW migrate.rule_advice AS SELECT * FROM migrate.rule_advice_list();
+COMMENT ON VIEW migrate.rule_advice IS
+    'Each guard rule''s safe form in the terms of a migration tool (Django, Alembic, Rails, ...); docs/TOOLS.md.';
+CREATE OR REPLACE VIEW migrate.rules AS
+SELECT r.*,
+       CASE WHEN EXISTS (SELECT FROM migrate.rule_advice a WHERE a.rule OPERATOR(pg_catalog.=) r.id)
+            THEN 'docs/TOOLS.md#' OPERATOR(pg_catalog.||) r.id END AS tools
+FROM migrate.rule_list() r;
+COMMENT ON VIEW migrate.rules IS
+    'The guard rules: what each detects, the lock and cost, the safe alternative, the versions, and where each tool''s form of it is (tools).';
+REVOKE ALL ON FUNCTION migrate.rule_advice_list() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.rule_advice_list() TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.rule_advice_list() TO PUBLIC;
+GRANT SELECT ON migrate.rule_advice TO PUBLIC;
+
+-- deploy(allow_out_of_order => true): the permission as an argument, since a procedure that
+-- commits cannot see SET LOCAL and a session SET leaks through a transaction-mode pooler.
+DROP PROCEDURE migrate.deploy(text);
+CREATE PROCEDURE migrate.deploy(target text DEFAULT NULL, allow_out_of_order boolean DEFAULT false)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'migrate_deploy';
+COMMENT ON PROCEDURE migrate.deploy(text, boolean) IS
+    'Moves the database to target (default: newest), one committed migration at a time; non-transactional ones run top-level in a worker; lock timeouts are retried.';
+REVOKE ALL ON PROCEDURE migrate.deploy(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE migrate.deploy(text, boolean) TO migrate_admin;
+GRANT EXECUTE ON PROCEDURE migrate.deploy(text, boolean) TO PUBLIC;
+
 -- Databases adopted from another tool (0.2.0): migrate.adopt() records which tool's table it
 -- read; until migrate.end_adoption() ends it, validate() reports where that table and the
 -- registry drift apart. Names, not OIDs: they survive pg_dump/pg_restore.

@@ -45,17 +45,24 @@ fn lock_retry_delay() -> u64 {
 
 crate::v1_function_info!(pg_finfo_migrate_deploy);
 
-/// `CALL migrate.deploy(target text DEFAULT NULL)`.
+/// `CALL migrate.deploy(target text DEFAULT NULL, allow_out_of_order boolean DEFAULT false)`.
+/// The flag is an argument because a procedure that commits cannot see a `SET LOCAL`, and a
+/// session `SET` leaks through a transaction-mode pooler; a 0.1.0 schema passes only `target`.
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn migrate_deploy(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: called by the executor of CALL with its arguments and context.
-    let (target, nonatomic) = unsafe {
+    let (target, allow_flag, nonatomic) = unsafe {
         (
             pgrx::fcinfo::pg_getarg::<String>(fcinfo, 0),
+            ((*fcinfo).nargs > 1)
+                .then(|| pgrx::fcinfo::pg_getarg::<bool>(fcinfo, 1))
+                .flatten()
+                .unwrap_or(false),
             nonatomic_call(fcinfo),
         )
     };
+    let allow_out_of_order = allow_flag || gucs::allow_out_of_order();
     execute::registry_call("deploy").or_raise();
     if let Some(t) = target.as_deref() {
         checked_version(Some(t), "target", "deploy").or_raise();
@@ -71,7 +78,7 @@ pub unsafe extern "C-unwind" fn migrate_deploy(fcinfo: pg_sys::FunctionCallInfo)
     }
     procedure::connect("migrate.deploy");
     take_deploy_lock();
-    PgTryBuilder::new(|| deploy(target.as_deref()).or_raise())
+    PgTryBuilder::new(|| deploy(target.as_deref(), allow_out_of_order).or_raise())
         .finally(release_deploy_lock)
         .execute();
     procedure::finish();
@@ -101,7 +108,7 @@ fn release_deploy_lock() {
 }
 
 /// Runs the deploy's steps; each ends with a commit.
-fn deploy(target: Option<&str>) -> Result<()> {
+fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
     let run = Run::begin(Some("deploy"));
     // The whole path first: a refusal half-way (a pending migration older than one that stays
     // applied, found only after rolling back) would leave the database between two states.
@@ -109,11 +116,7 @@ fn deploy(target: Option<&str>) -> Result<()> {
     let all = catalog::load_all(true);
     let path = refused_unless(
         &run,
-        route::deploy_path(
-            &catalog::route_entries(&all),
-            target,
-            gucs::allow_out_of_order(),
-        ),
+        route::deploy_path(&catalog::route_entries(&all), target, allow_out_of_order),
     )?;
     for step in path {
         if let (i, Direction::Down) = Direction::of(step) {
@@ -130,11 +133,7 @@ fn deploy(target: Option<&str>) -> Result<()> {
         let all = catalog::load_all(true);
         let step = refused_unless(
             &run,
-            route::deploy_next(
-                &catalog::route_entries(&all),
-                target,
-                gucs::allow_out_of_order(),
-            ),
+            route::deploy_next(&catalog::route_entries(&all), target, allow_out_of_order),
         )?;
         let Some(step) = step else { break };
         let (index, direction) = Direction::of(step);

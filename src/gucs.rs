@@ -256,6 +256,57 @@ unsafe extern "C-unwind" fn check_guard_min_rows(
     check_weakening(GuardSetting::MinRows, unsafe { *newval }, source)
 }
 
+// `migrate.tool`: the migration tool the team uses (`django`, `alembic`, ...), so the guard's
+// hints name that tool's safe operation too. Only wording: any role may set it.
+static mut TOOL: *mut std::ffi::c_char = std::ptr::null_mut();
+
+/// The tool `migrate.tool` names, if any.
+pub fn tool() -> Option<migrate_core::tools::Tool> {
+    // SAFETY: PostgreSQL keeps the variable a valid C string (or NULL) between statements.
+    let value = unsafe {
+        let p = TOOL;
+        (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+    }?;
+    migrate_core::tools::Tool::parse(&value)
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_tool(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL passes a valid pointer to the proposed value (NULL or a C string).
+    let value = unsafe {
+        let p = *newval;
+        if p.is_null() {
+            return true;
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    };
+    if value.is_empty() || migrate_core::tools::Tool::parse(&value).is_some() {
+        return true;
+    }
+    let names: Vec<&str> = migrate_core::tools::TOOLS
+        .iter()
+        .map(|t| t.name())
+        .collect();
+    let hint = std::ffi::CString::new(format!(
+        "Use one of: {}; or '' for SQL only.",
+        names.join(", ")
+    ))
+    .unwrap_or_default();
+    let message =
+        std::ffi::CString::new(format!("unknown migration tool \"{value}\"")).unwrap_or_default();
+    // SAFETY: as in check_weakening: how check hooks report, with palloc'd strings.
+    unsafe {
+        pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as c_int);
+        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr());
+        pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(hint.as_ptr());
+    }
+    false
+}
+
 /// Registers the settings; called from `_PG_init`.
 pub fn init() {
     GucRegistry::define_bool_guc(
@@ -268,6 +319,18 @@ pub fn init() {
     );
     // SAFETY: registers backend-lifetime variables with static names and check hooks.
     unsafe {
+        pg_sys::DefineCustomStringVariable(
+            c"migrate.tool".as_ptr(),
+            c"The migration tool this database's migrations are written with, for the guard's hints.".as_ptr(),
+            c"django, alembic, rails, prisma, drizzle, flyway, golang-migrate, sqlx, diesel or dbmate: hints then also name that tool's safe operation. Empty: SQL only.".as_ptr(),
+            &raw mut TOOL,
+            c"".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            0,
+            Some(check_tool),
+            None,
+            None,
+        );
         pg_sys::DefineCustomIntVariable(
             c"migrate.lock_timeout".as_ptr(),
             c"lock_timeout for every DDL statement the guard sees (0: leave lock_timeout alone).".as_ptr(),

@@ -19,6 +19,56 @@ mod tests {
         );
     }
 
+    /// plan()'s reading of this backend's own relation locks agrees with pg_locks, for locks in
+    /// the fast-path slots (weak locks on catalogs, more than fit in the slots) and in the main
+    /// lock table (a table created here is held ACCESS EXCLUSIVE).
+    #[pg_test]
+    fn own_relation_locks_agree_with_pg_locks() {
+        use std::collections::BTreeMap;
+        Spi::run("CREATE TABLE lk_created (id int)").unwrap();
+        let catalogs = Spi::get_one::<String>(
+            "SELECT string_agg(format('(SELECT count(*) FROM pg_catalog.%I)', relname), ' + ')
+             FROM (SELECT relname FROM pg_class
+                   WHERE relnamespace = 'pg_catalog'::regnamespace AND relkind = 'r'
+                   ORDER BY relname LIMIT 40) c",
+        )
+        .unwrap()
+        .unwrap();
+        Spi::run(&format!("SELECT {catalogs}")).unwrap();
+        let from_pg_locks = || {
+            let mut seen: BTreeMap<u32, u32> = BTreeMap::new();
+            Spi::connect(|client| {
+                let rows = client
+                    .select(
+                        "SELECT relation, array_position(ARRAY['AccessShareLock', 'RowShareLock',
+                             'RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock',
+                             'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'], mode)
+                         FROM pg_locks
+                         WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted
+                           AND database = (SELECT oid FROM pg_database
+                                           WHERE datname = current_database())",
+                        None,
+                        &[],
+                    )
+                    .unwrap();
+                for row in rows {
+                    let oid = row.get::<pg_sys::Oid>(1).unwrap().unwrap();
+                    let mode = row.get::<i32>(2).unwrap().unwrap();
+                    *seen.entry(oid.to_u32()).or_default() |= 1 << mode;
+                }
+            });
+            seen
+        };
+        from_pg_locks(); // takes the locks the query itself needs
+        let mut own: BTreeMap<u32, u32> = BTreeMap::new();
+        for (oid, mask) in crate::pg::observe::own_relation_locks() {
+            *own.entry(oid.to_u32()).or_default() |= mask;
+        }
+        let expected = from_pg_locks();
+        assert!(expected.len() > 40, "{expected:?}");
+        assert_eq!(own, expected);
+    }
+
     #[pg_test]
     fn apply_runs_in_callers_transaction() {
         Spi::run("SELECT migrate.add('1', 'CREATE TABLE t1 (id int)', 'DROP TABLE t1')").unwrap();

@@ -108,25 +108,27 @@ pub fn adopt(
 /// (on stderr, so that `--format json` output stays one JSON document); nothing on a server
 /// without adoptions.
 pub fn drift_lines(client: &mut postgres::Client) -> Result<Vec<String>, postgres::Error> {
-    let exists: bool = client
-        .query_one(
-            "SELECT pg_catalog.to_regclass('migrate.adoptions') IS NOT NULL",
-            &[],
-        )?
-        .get(0);
-    if !exists {
-        return Ok(Vec::new());
-    }
-    let in_force: i64 = client
-        .query_one(
+    // Unnamed statements in one round trip each (query_typed): behind a transaction-mode
+    // pooler the session may move to another server connection between them.
+    let first = |client: &mut postgres::Client, sql: &str| -> Result<i64, postgres::Error> {
+        Ok(client
+            .query_typed(sql, &[])?
+            .first()
+            .map_or(0, |r| r.get::<_, i64>(0)))
+    };
+    let exists = first(
+        client,
+        "SELECT (pg_catalog.to_regclass('migrate.adoptions') IS NOT NULL)::pg_catalog.int8",
+    )?;
+    if exists == 0
+        || first(
+            client,
             "SELECT pg_catalog.count(*) FROM migrate.adoptions WHERE ended_at IS NULL",
-            &[],
-        )?
-        .get(0);
-    if in_force == 0 {
+        )? == 0
+    {
         return Ok(Vec::new());
     }
-    let rows = client.query(
+    let rows = client.query_typed(
         "SELECT v.version, v.problem, v.detail FROM migrate.validate() v \
          WHERE v.problem LIKE 'drift\\_%'",
         &[],

@@ -1,7 +1,7 @@
 //! Connection settings as psql users expect them: `--database-url` (or `DATABASE_URL`), a URL
 //! or a `key=value` string, with what it leaves unset taken from the libpq variables
-//! (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGAPPNAME`, `PGSSLMODE`,
-//! `PGSSLROOTCERT`) and then libpq's defaults (a local socket, port 5432, the OS user, a
+//! (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGPASSFILE` or `~/.pgpass`,
+//! `PGAPPNAME`, `PGSSLMODE`, `PGSSLROOTCERT`) and then libpq's defaults (a local socket, port 5432, the OS user, a
 //! database named like the user, `sslmode=prefer`). TLS is native-tls (the system's OpenSSL).
 
 use std::path::{Path, PathBuf};
@@ -121,7 +121,12 @@ pub fn settings(
         config.dbname(&dbname);
     }
     if config.get_password().is_none() {
-        if let Some(password) = env("PGPASSWORD") {
+        let file = env("PGPASSFILE")
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|home| Path::new(&home).join(".pgpass")));
+        let password =
+            env("PGPASSWORD").or_else(|| file.and_then(|f| from_password_file(&config, &f)));
+        if let Some(password) = password {
             config.password(&password);
         }
     }
@@ -173,6 +178,24 @@ fn take_param(conninfo: &str, key: &str) -> (String, Option<String>) {
         let (kept, value) = split(normalised.split_whitespace().collect(), key);
         (kept.join(" "), value)
     }
+}
+
+/// The password for `config`'s first host in libpq's password file (the client connects to
+/// its hosts with one password).
+fn from_password_file(config: &Config, file: &Path) -> Option<String> {
+    let host = match config.get_hosts().first()? {
+        Host::Tcp(name) => name.clone(),
+        // libpq matches a socket in the default directory as `localhost`.
+        Host::Unix(dir) if dir == Path::new(&default_host()) => "localhost".into(),
+        Host::Unix(dir) => dir.display().to_string(),
+    };
+    let target = crate::pgpass::Target {
+        host: &host,
+        port: config.get_ports().first().copied().unwrap_or(5432),
+        database: config.get_dbname()?,
+        user: config.get_user()?,
+    };
+    crate::pgpass::lookup(file, &target)
 }
 
 /// A `postgres://` URL with `:port` added to each of its hosts that has none.
@@ -354,6 +377,48 @@ mod tests {
             Host::Tcp(h) => h.clone(),
             Host::Unix(p) => format!("unix:{}", p.display()),
         }
+    }
+
+    #[test]
+    fn the_password_file_fills_a_missing_password() {
+        use std::os::unix::fs::PermissionsExt;
+        let path =
+            std::env::temp_dir().join(format!("migrate-connect-pgpass-{}", std::process::id()));
+        std::fs::write(&path, "db.example:6000:app:*:from-file\n*:*:*:*:other\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = path.to_str().unwrap();
+        let c = with_env(
+            Some("postgres://bob@db.example:6000/app"),
+            &[("PGPASSFILE", file)],
+        )
+        .unwrap();
+        assert_eq!(c.get_password(), Some(&b"from-file"[..]));
+        // PGPASSWORD and the URL come first.
+        let c = with_env(
+            Some("postgres://bob@db.example:6000/app"),
+            &[("PGPASSFILE", file), ("PGPASSWORD", "env")],
+        )
+        .unwrap();
+        assert_eq!(c.get_password(), Some(&b"env"[..]));
+        let c = with_env(
+            Some("postgres://bob:url@db.example:6000/app"),
+            &[("PGPASSFILE", file)],
+        )
+        .unwrap();
+        assert_eq!(c.get_password(), Some(&b"url"[..]));
+        // ~/.pgpass when PGPASSFILE is unset.
+        let home =
+            std::env::temp_dir().join(format!("migrate-connect-home-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::copy(&path, home.join(".pgpass")).unwrap();
+        let c = with_env(
+            Some("postgres://bob@elsewhere/app"),
+            &[("HOME", home.to_str().unwrap())],
+        )
+        .unwrap();
+        assert_eq!(c.get_password(), Some(&b"other"[..]));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_dir_all(&home).unwrap();
     }
 
     #[test]

@@ -85,7 +85,9 @@ pub fn lint(
 /// (version, checksum) of every applied or baselined migration. A role that may not read the
 /// registry (only `migrate_admin` may) lints every script: `check()` itself is public.
 fn applied(client: &mut Client) -> Result<Vec<(String, String)>, CliError> {
-    let rows = client.query(
+    // Unnamed statements in one round trip (query_typed): a transaction-mode pooler may move
+    // the session to another server connection between two transactions.
+    let rows = client.query_typed(
         "SELECT version, checksum FROM migrate.migrations WHERE state <> 'pending'",
         &[],
     );
@@ -120,9 +122,9 @@ fn changed_since_applied(file: &MigrationFile, registered: &str) -> Option<Findi
 
 /// `migrate.check()` of one up script; a script that does not parse is one blocking finding.
 fn check(client: &mut Client, file: &MigrationFile) -> Result<Vec<Finding>, CliError> {
-    let rows = client.query(
+    let rows = client.query_typed(
         "SELECT statement, rule, severity, table_name, message, hint FROM migrate.check($1)",
-        &[&file.up],
+        &[(&file.up, postgres::types::Type::TEXT)],
     );
     let rows = match rows {
         Ok(rows) => rows,

@@ -133,6 +133,7 @@ pub fn deploy(
     dir: &Path,
     layout: Option<Layout>,
     to: Option<&str>,
+    allow_out_of_order: bool,
 ) -> Result<(), CliError> {
     let folder = Folder::read(dir, layout)?;
     // The load prints its NOTICEs in line with its own output; the CALL's go through the
@@ -146,10 +147,16 @@ pub fn deploy(
     connect::cancel_on_interrupt(&client, config);
     // A simple query: a procedure may only commit when CALLed on its own, outside a
     // transaction block.
-    let call = match to {
-        Some(v) => format!("CALL migrate.deploy({})", sql_literal(v)),
-        None => "CALL migrate.deploy()".to_string(),
-    };
+    // The permission is an argument, never a session SET: that would outlive the call on a
+    // pooled connection.
+    let mut args = Vec::new();
+    if let Some(v) = to {
+        args.push(format!("target => {}", sql_literal(v)));
+    }
+    if allow_out_of_order {
+        args.push("allow_out_of_order => true".to_string());
+    }
+    let call = format!("CALL migrate.deploy({})", args.join(", "));
     let result = client.batch_execute(&call);
     watcher.finish();
     result.map_err(|e| {

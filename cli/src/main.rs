@@ -13,6 +13,7 @@ mod inspect;
 mod lint;
 mod load;
 mod output;
+mod pgpass;
 mod progress;
 mod scaffold;
 use migrate_cli::layout;
@@ -71,6 +72,10 @@ enum Command {
         /// Deploy to this version (forward or back) instead of the newest.
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
+        /// Also run pending migrations older than the newest applied one (a branch merged
+        /// late): migrate.deploy(allow_out_of_order => true).
+        #[arg(long)]
+        allow_out_of_order: bool,
     },
     /// Take over a database another tool migrated: load the folder (in TOOL's layout) and
     /// mark applied exactly what TOOL's own table lists (migrate.adopt()), in one transaction;
@@ -180,9 +185,17 @@ fn run(cli: Cli) -> Result<(), CliError> {
         || connect::settings(url, &|name| std::env::var(name).ok()).map_err(CliError::Usage);
     match cli.command {
         Command::Load { folder } => load::load(&config()?, &folder.dir, folder.layout),
-        Command::Deploy { folder, to } => {
-            load::deploy(&config()?, &folder.dir, folder.layout, to.as_deref())
-        }
+        Command::Deploy {
+            folder,
+            to,
+            allow_out_of_order,
+        } => load::deploy(
+            &config()?,
+            &folder.dir,
+            folder.layout,
+            to.as_deref(),
+            allow_out_of_order,
+        ),
         Command::Adopt {
             from,
             dir,
@@ -242,7 +255,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.database_url.as_deref(), Some("postgres://h/d"));
         match cli.command {
-            Command::Deploy { folder, to } => {
+            Command::Deploy { folder, to, .. } => {
                 assert_eq!(folder.dir, PathBuf::from("db"));
                 assert_eq!(folder.layout, Some(Layout::Plain));
                 assert_eq!(to.as_deref(), Some("3"));

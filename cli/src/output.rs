@@ -42,6 +42,16 @@ pub fn query_text(client: &mut impl GenericClient, sql: &str) -> Result<Table, p
 
 /// Runs `sql` (no parameters) and keeps every value as `to_json` types it.
 pub fn query_json(client: &mut impl GenericClient, sql: &str) -> Result<Table, postgres::Error> {
+    // A named prepared statement lives on one server connection: behind a transaction-mode
+    // pooler (pgbouncer) the statement and its execution must share a transaction (inside one
+    // already, this is a savepoint).
+    let mut tx = client.transaction()?;
+    let table = query_json_in(&mut tx, sql)?;
+    tx.commit()?;
+    Ok(table)
+}
+
+fn query_json_in(client: &mut impl GenericClient, sql: &str) -> Result<Table, postgres::Error> {
     let columns: Vec<String> = client
         .prepare(sql)?
         .columns()

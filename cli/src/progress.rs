@@ -288,7 +288,7 @@ impl State {
             match connect::connect(&config, std::sync::Arc::new(|_| {})) {
                 Ok(mut client) => {
                     self.has_statement_columns = client
-                        .query_one(
+                        .query_typed_one(
                             "SELECT count(*) = 2 FROM pg_catalog.pg_attribute \
                              WHERE attrelid = 'migrate.jobs'::pg_catalog.regclass \
                                AND attname IN ('statements_done', 'statements_total') \
@@ -323,7 +323,10 @@ impl State {
              WHERE j.id = $1"
         );
         let client = self.client()?;
-        let row = client.query_opt(sql.as_str(), &[&id]).ok()??;
+        // One round trip with an unnamed statement: works behind a transaction-mode pooler.
+        let row = client
+            .query_typed_opt(sql.as_str(), &[(&id, postgres::types::Type::INT8)])
+            .ok()??;
         // Every column as nullable: servers differ in what they fill in for which kind.
         let text = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
         let int = |i: usize| row.try_get::<_, Option<i64>>(i).ok().flatten();

@@ -10,6 +10,7 @@
 //! - [`options`]: migration options and the directives written in scripts.
 //! - [`retry`]: the one backoff rule and the randomness behind jitter.
 //! - [`rules`]: the guard rules: facts about a DDL statement and its table in, findings out.
+//! - [`tools`]: each rule's safe form in the terms of Django, Alembic, Rails and the SQL-file tools.
 //! - [`transaction`]: whether a script runs in a transaction, and the `BEGIN`/`COMMIT` wrapper.
 //! - [`batch`]: a backfill's batch sizes, its split among workers, the replication-lag throttle.
 //! - [`adopt`]: what another tool's bookkeeping table says was applied, and what adopting does.
@@ -23,5 +24,6 @@ pub mod options;
 pub mod retry;
 pub mod route;
 pub mod rules;
+pub mod tools;
 pub mod transaction;
 pub mod version;

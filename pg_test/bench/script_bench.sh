@@ -7,6 +7,7 @@
 #   psql     psql -1 -f FILE (one round trip per statement)
 #   apply    migrate.add() (timed on its own) then SELECT migrate.apply()
 #   plan     SELECT count(*) FROM migrate.plan() on the registered, pending migration
+#   deploy   CALL migrate.deploy() on a fresh database with the migration registered
 # Prints a markdown table with the ratios to the limit.
 # Usage: pg_test/bench/script_bench.sh [15|18]     SIZES="1 5 10" (MB)
 #   MIGRATE_PROFILE=release for a release build of the extension (what BENCHMARKS.md records).
@@ -33,8 +34,8 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 
-echo "| size | statements | limit (DO) | psql -1 | add() | apply() | plan() | apply/limit | plan/apply |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| size | statements | limit (DO) | psql -1 | add() | apply() | deploy() | plan() | apply/limit | deploy/limit | plan/apply |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for mb in $sizes; do
   file=$work/seed_${mb}mb.sql
   echo "CREATE TABLE seed (id bigint PRIMARY KEY, name text NOT NULL, note text);" > "$file"
@@ -66,5 +67,12 @@ for mb in $sizes; do
   rows=$(psql -d bench -At -c "SELECT count(*) FROM seed")
   [ "$rows" = "$n" ] || { echo "apply() left $rows rows, not $n" >&2; exit 1; }
 
-  echo "| $mb MB | $statements | $limit s | $viapsql s | $add s | $apply s | $plan s | $(ratio "$apply" "$limit") | $(ratio "$plan" "$apply") |"
+  fresh
+  psql -d bench -c "SELECT migrate.add('1', pg_catalog.pg_read_file('$file'))" >/dev/null
+  t0=$(now); psql -d bench -c "CALL migrate.deploy()" >/dev/null; t1=$(now)
+  deploy=$(secs "$t0" "$t1")
+  rows=$(psql -d bench -At -c "SELECT count(*) FROM seed")
+  [ "$rows" = "$n" ] || { echo "deploy() left $rows rows, not $n" >&2; exit 1; }
+
+  echo "| $mb MB | $statements | $limit s | $viapsql s | $add s | $apply s | $deploy s | $plan s | $(ratio "$apply" "$limit") | $(ratio "$deploy" "$limit") | $(ratio "$plan" "$apply") |"
 done

@@ -51,9 +51,12 @@ SELECT version FROM migrate.apply();
 -- Out of order: a version older than the newest applied one is refused unless allowed.
 SELECT migrate.add('3', 'CREATE TABLE t3 ()');
 SELECT version FROM migrate.apply();
-SET migrate.allow_out_of_order = on;
+-- Allowed for one transaction (what the hint says; nothing leaks to a pooled connection).
+BEGIN;
+SET LOCAL migrate.allow_out_of_order = on;
 SELECT version FROM migrate.apply();
-RESET migrate.allow_out_of_order;
+COMMIT;
+SHOW migrate.allow_out_of_order;
 
 -- Requirements must be registered and applied first.
 SELECT migrate.add('20', 'SELECT 1', NULL, NULL, '{"requires": ["19"]}');

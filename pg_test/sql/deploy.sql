@@ -95,3 +95,10 @@ SELECT migrate.resolve(v, 'applied') FROM unnest(ARRAY['30', '32', '34']) v;
 SELECT count(*) FROM migrate.plan('33');
 CALL migrate.deploy('33');
 SELECT version, state FROM migrate.status() WHERE version IN ('30', '31', '32', '33', '34');
+
+-- Out of order through deploy(): refused, then allowed by the argument (a procedure that
+-- commits cannot see SET LOCAL, and a session SET leaks through a transaction-mode pooler).
+CALL migrate.deploy();
+CALL migrate.deploy(allow_out_of_order => true);
+SELECT version, state FROM migrate.status() WHERE version IN ('31', '33');
+SHOW migrate.allow_out_of_order;

@@ -179,6 +179,20 @@ GROUP BY action, rule, table_name ORDER BY action, rule, table_name;
 SELECT action, rule, reason, statement FROM migrate.guard_log WHERE action = 'allowed' ORDER BY id;
 SELECT DISTINCT role, mode FROM migrate.guard_log ORDER BY 1, 2;
 
+-- Hints in the team's own tool's terms (migrate.tool), and where every tool's form is listed.
+SELECT id, tools FROM migrate.rules WHERE tools IS NOT NULL ORDER BY id;
+SELECT tool, advice FROM migrate.rule_advice WHERE rule = 'index_not_concurrent' ORDER BY tool;
+BEGIN;
+SET LOCAL migrate.tool = 'django';
+CREATE INDEX big_tool ON big (email);
+ROLLBACK;
+BEGIN;
+SET LOCAL migrate.tool = 'alembic';
+SELECT rule, hint FROM migrate.check('ALTER TABLE big ADD CONSTRAINT big_n CHECK (n > 0)');
+ROLLBACK;
+SET migrate.tool = 'djagno';
+SHOW migrate.tool;
+
 -- Dropping the extension drops its event triggers.
 DROP EXTENSION migrate;
 SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'migrate%';

@@ -124,7 +124,14 @@ fn check(
                     for f in findings {
                         let (severity, hint) = match (&exempt, f.rule.size_dependent) {
                             (Some(why), true) => ("exempt".to_string(), format!("Exempt: {why}.")),
-                            _ => (f.rule.severity.as_str().to_string(), f.hint.clone()),
+                            _ => (
+                                f.rule.severity.as_str().to_string(),
+                                format!(
+                                    "{}{}",
+                                    f.hint,
+                                    migrate_core::tools::hint_tail(f.rule.id, crate::gucs::tool())
+                                ),
+                            ),
                         };
                         rows.push((
                             i as i32 + 1,
@@ -182,5 +189,23 @@ fn rule_list() -> TableIterator<
             r.safe_alternative.to_string(),
             r.versions.to_string(),
         )
+    }))
+}
+
+/// The rows of the `migrate.rule_advice` view: each rule's safe form in each tool's terms.
+#[pg_extern(immutable, parallel_safe)]
+fn rule_advice_list() -> TableIterator<
+    'static,
+    (
+        name!(rule, String),
+        name!(tool, String),
+        name!(advice, String),
+    ),
+> {
+    use migrate_core::tools::{advice, TOOLS};
+    TableIterator::new(rules::RULES.iter().flat_map(|r| {
+        TOOLS.into_iter().filter_map(move |t| {
+            advice(r.id, t).map(|a| (r.id.to_string(), t.name().to_string(), a))
+        })
     }))
 }

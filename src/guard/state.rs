@@ -43,19 +43,37 @@ thread_local! {
 
 /// Runs `f` with the guard in dry-run mode; returns what `f` returned and the findings.
 pub fn collect_findings<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
-    /// Leaves dry-run mode however `f` ends.
-    struct Active;
-    impl Drop for Active {
-        fn drop(&mut self) {
-            DRY_RUN.with(|d| d.borrow_mut().take());
-        }
-    }
-    DRY_RUN.with(|d| *d.borrow_mut() = Some(Vec::new()));
-    let active = Active;
+    let findings = Findings::collect();
     let result = f();
-    let found = DRY_RUN.with(|d| d.borrow_mut().take()).unwrap_or_default();
-    drop(active);
-    (result, found)
+    (result, findings.drain())
+}
+
+/// The guard in dry-run mode for as long as this lives, also when an error unwinds; the
+/// findings are taken out as they come (one statement's at a time), so the ones of a statement
+/// that failed are still there after its error is caught outside.
+pub struct Findings;
+
+impl Findings {
+    pub fn collect() -> Self {
+        DRY_RUN.with(|d| *d.borrow_mut() = Some(Vec::new()));
+        Findings
+    }
+
+    /// The findings made since the last drain.
+    pub fn drain(&self) -> Vec<String> {
+        DRY_RUN.with(|d| {
+            d.borrow_mut()
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl Drop for Findings {
+    fn drop(&mut self) {
+        DRY_RUN.with(|d| d.borrow_mut().take());
+    }
 }
 
 /// True while findings are being collected for `migrate.plan()`.

@@ -165,8 +165,10 @@ fn judge(facts: &[Fact], mode: GuardMode) {
             finding.table
         ))
         .hint(format!(
-            "{} To proceed anyway, SELECT migrate.allow('{}', 'why') in the same transaction.",
-            finding.hint, finding.rule.id
+            "{}{} To proceed anyway, SELECT migrate.allow('{}', 'why') in the same transaction.",
+            finding.hint,
+            migrate_core::tools::hint_tail(finding.rule.id, crate::gucs::tool()),
+            finding.rule.id
         ))
         .raise();
     }

@@ -138,34 +138,14 @@ impl Observer {
         }
     }
 
-    /// Relation locks of this backend in this database on user relations (indexes too), from
-    /// the lock manager: oid -> (modes, is an index).
+    /// Relation locks of this backend in this database on user relations (indexes too):
+    /// oid -> (modes, is an index).
     fn held_relations(&self) -> HashMap<pg_sys::Oid, (u32, bool)> {
         let mut out: HashMap<pg_sys::Oid, (u32, bool)> = HashMap::new();
-        let me = super::backend::pid();
-        let database = super::backend::database();
-        // SAFETY: GetLockStatusData returns a palloc'd copy of the lock table (nelements
-        // entries), read here and freed; tags are read as relation tags only after their type
-        // is checked.
-        unsafe {
-            let data = pg_sys::GetLockStatusData();
-            let entries = std::slice::from_raw_parts((*data).locks, (*data).nelements as usize);
-            for lock in entries {
-                let tag = &lock.locktag;
-                if lock.pid != me
-                    || lock.holdMask == 0
-                    || tag.locktag_type != pg_sys::LockTagType::LOCKTAG_RELATION as u8
-                    || tag.locktag_field1 != database.to_u32()
-                {
-                    continue;
-                }
-                let oid = pg_sys::Oid::from(tag.locktag_field2);
-                if let Some(index) = self.user_relation(oid) {
-                    out.entry(oid).or_insert((0, index)).0 |= lock.holdMask as u32;
-                }
+        for (oid, mask) in own_relation_locks() {
+            if let Some(index) = self.user_relation(oid) {
+                out.entry(oid).or_insert((0, index)).0 |= mask;
             }
-            pg_sys::pfree((*data).locks.cast());
-            pg_sys::pfree(data.cast());
         }
         out
     }
@@ -223,4 +203,118 @@ fn relation_name(oid: pg_sys::Oid) -> String {
     unsafe { direct_function_call::<&CStr>(pg_sys::regclassout, &[oid.into_datum()]) }
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| oid.to_u32().to_string())
+}
+
+/// This backend's relation locks in its own database: (relation, bit mask of the modes held).
+/// A relation may appear twice (a fast-path and a main-table entry); callers OR the masks.
+///
+/// Read from this backend's own lock records, as `LockReleaseAll` walks them, not from
+/// `GetLockStatusData`, which copies every backend's locks and walks the whole shared lock
+/// table: `plan()` reads its locks after every statement, and that copy was a quarter of its
+/// time on a script of single-row INSERTs.
+pub fn own_relation_locks() -> Vec<(pg_sys::Oid, u32)> {
+    let mut out = Vec::new();
+    // SAFETY: MyProc is this backend's PGPROC. Its fast-path slots are read under its
+    // fpInfoLock and each lock-manager partition's list of its PROCLOCKs under the partition's
+    // lock, as lock.c reads them; another backend moves a fast-path lock into the main table
+    // holding both, so reading the fast-path slots first cannot miss a lock being moved.
+    // Nothing here raises while an LWLock is held.
+    unsafe {
+        let proc_ = pg_sys::MyProc;
+        let database = pg_sys::MyDatabaseId.to_u32();
+        pg_sys::LWLockAcquire(&raw mut (*proc_).fpInfoLock, pg_sys::LWLockMode::LW_SHARED);
+        for (bits, relation) in fast_path_slots(proc_) {
+            // Three bits per slot for the three weak modes, lowest bit = mode 1.
+            let held = (bits & 0b111) as u32;
+            if held != 0 {
+                out.push((relation, held << 1));
+            }
+        }
+        pg_sys::LWLockRelease(&raw mut (*proc_).fpInfoLock);
+
+        for partition in 0..pg_sys::NUM_LOCK_PARTITIONS as usize {
+            let lock = &raw mut (*pg_sys::MainLWLockArray
+                .add(pg_sys::LOCK_MANAGER_LWLOCK_OFFSET as usize + partition))
+            .lock;
+            pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_SHARED);
+            let head = proc_lock_list(proc_, partition);
+            let mut node = (*head).next;
+            while !node.is_null() && node != head {
+                let proclock = node
+                    .byte_sub(std::mem::offset_of!(pg_sys::PROCLOCK, procLink))
+                    .cast::<pg_sys::PROCLOCK>();
+                let tag = &(*(*proclock).tag.myLock).tag;
+                if (*proclock).holdMask != 0
+                    && tag.locktag_type == pg_sys::LockTagType::LOCKTAG_RELATION as u8
+                    && tag.locktag_field1 == database
+                {
+                    out.push((
+                        pg_sys::Oid::from(tag.locktag_field2),
+                        (*proclock).holdMask as u32,
+                    ));
+                }
+                node = (*node).next;
+            }
+            pg_sys::LWLockRelease(lock);
+        }
+    }
+    out
+}
+
+/// The fast-path lock slots of `proc_` in use: (the slot's three mode bits, relation).
+///
+/// # Safety
+/// `proc_` is a live PGPROC whose fpInfoLock the caller holds.
+#[cfg(feature = "pg15")]
+unsafe fn fast_path_slots(proc_: *mut pg_sys::PGPROC) -> Vec<(u64, pg_sys::Oid)> {
+    // SAFETY: per the contract; PostgreSQL 15 keeps 16 slots in the PGPROC itself.
+    let (bits, relations) = unsafe { ((*proc_).fpLockBits, (*proc_).fpRelId) };
+    (0..pg_sys::FP_LOCK_SLOTS_PER_BACKEND as usize)
+        .map(|slot| ((bits >> (3 * slot)) & 0b111, relations[slot]))
+        .filter(|&(b, _)| b != 0)
+        .collect()
+}
+
+/// The fast-path lock slots of `proc_` in use: (the slot's three mode bits, relation).
+///
+/// # Safety
+/// `proc_` is a live PGPROC whose fpInfoLock the caller holds.
+#[cfg(feature = "pg18")]
+unsafe fn fast_path_slots(proc_: *mut pg_sys::PGPROC) -> Vec<(u64, pg_sys::Oid)> {
+    let per_group = pg_sys::FP_LOCK_SLOTS_PER_GROUP as usize;
+    let mut out = Vec::new();
+    // SAFETY: per the contract; PostgreSQL 18 keeps FastPathLockGroupsPerBackend groups of 16
+    // slots, one 64-bit word of mode bits per group.
+    unsafe {
+        for group in 0..pg_sys::FastPathLockGroupsPerBackend as usize {
+            let bits = *(*proc_).fpLockBits.add(group);
+            for index in 0..per_group {
+                let slot_bits = (bits >> (3 * index)) & 0b111;
+                if slot_bits != 0 {
+                    out.push((slot_bits, *(*proc_).fpRelId.add(group * per_group + index)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The head of `proc_`'s list of PROCLOCKs in lock-manager partition `partition`.
+///
+/// # Safety
+/// `proc_` is a live PGPROC; `partition` < NUM_LOCK_PARTITIONS.
+#[cfg(feature = "pg15")]
+unsafe fn proc_lock_list(proc_: *mut pg_sys::PGPROC, partition: usize) -> *mut pg_sys::SHM_QUEUE {
+    // SAFETY: per the contract.
+    unsafe { &raw mut (*proc_).myProcLocks[partition] }
+}
+
+/// The head of `proc_`'s list of PROCLOCKs in lock-manager partition `partition`.
+///
+/// # Safety
+/// `proc_` is a live PGPROC; `partition` < NUM_LOCK_PARTITIONS.
+#[cfg(feature = "pg18")]
+unsafe fn proc_lock_list(proc_: *mut pg_sys::PGPROC, partition: usize) -> *mut pg_sys::dlist_node {
+    // SAFETY: per the contract.
+    unsafe { &raw mut (*proc_).myProcLocks[partition].head }
 }

@@ -87,7 +87,7 @@ impl From<route::PlanError> for UserError {
             ),
         )
         .detail("Applying it now would run migrations out of version order.")
-        .hint("If that is intended (a branch merged late), SET migrate.allow_out_of_order = on and apply again; otherwise give it a newer version."),
+        .hint("If that is intended (a branch merged late), run CALL migrate.deploy(allow_out_of_order => true), or SET LOCAL migrate.allow_out_of_order = on in the transaction that calls apply(); otherwise give it a newer version."),
         NonTransactional { version } => UserError::new(
             ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("migration {version} is non-transactional and cannot run inside apply() or rollback()"),

@@ -3,6 +3,7 @@
 //! the up script). Both run migrations in a subtransaction that is always rolled back; the
 //! guard runs in dry-run mode (it reports every finding, blocks nothing, logs nothing).
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -171,57 +172,60 @@ fn plan_step(
             return false;
         }
     };
+    let text_of = |n: usize| {
+        let text = &statements[n].text;
+        text[script::first_token(text)..].trim_end().to_string()
+    };
+    if !m.transactional {
+        // Only analysed, nothing runs; the script's allow lines still count for its findings.
+        let _scope = execute::ScriptScope::enter(sql);
+        for n in 0..statements.len() {
+            rows.push(analyse_only(m, label, n as i32 + 1, &text_of(n)));
+        }
+        return true;
+    }
+    // Statements run one after another in the step's own subtransaction, with no savepoint
+    // each (one per statement doubled plan()'s cost): the first error ends the step, and the
+    // statement it came from is known from `running`.
+    let findings = guard::state::Findings::collect();
+    let running: Cell<Option<(usize, Instant)>> = Cell::new(None);
+    let elapsed_ms =
+        |started: Instant| (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
     let mut walk = || {
-        let mut ok = true;
         for (n, statement) in statements.iter().enumerate() {
-            let text = statement.text[script::first_token(&statement.text)..]
-                .trim_end()
-                .to_string();
-            let number = n as i32 + 1;
-            if !m.transactional {
-                rows.push(analyse_only(m, label, number, &text));
-                continue;
-            }
-            let started = Instant::now();
-            let (result, findings) = guard::state::collect_findings(|| {
-                subxact::run(|| script::run_one(&statement.text))
-            });
-            let ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-            if let Err(caught) = result {
-                let caught = reraise_cancel(caught);
-                let mut row = error_row(m, label, number, &text, &caught);
-                row.guard = findings;
-                row.duration_ms = Some(ms);
-                rows.push(row);
-                ok = false;
-                break;
-            }
+            running.set(Some((n, Instant::now())));
+            script::run_one(&statement.text);
+            let (_, started) = running.take().unwrap_or((n, Instant::now()));
+            let ms = elapsed_ms(started);
             let seen = observer.after_statement();
             rows.push(PlanRow {
                 locks: seen.locks,
                 rewrites: seen.rewrites,
                 rows_scanned: Some(seen.rows_scanned),
-                guard: findings,
+                guard: findings.drain(),
                 duration_ms: Some(ms),
-                ..PlanRow::new(m, label, number, &text)
+                ..PlanRow::new(m, label, n as i32 + 1, &text_of(n))
             });
         }
-        ok
     };
-    if m.transactional {
-        // As the script's author, isolated like a real step (settings, deferred triggers,
-        // objects left in the session); a refusal of the isolation itself is the step's row.
-        match subxact::run(|| execute::in_script(m, direction, role, &mut walk)) {
-            Ok(ok) => ok,
-            Err(caught) => {
-                rows.push(error_row(m, label, 0, sql, &reraise_cancel(caught)));
-                false
-            }
+    // As the script's author, isolated like a real step (settings, deferred triggers, objects
+    // left in the session). An error outside any statement (the isolation refused, a deferred
+    // constraint at the step's end) is the step's row, statement 0.
+    match subxact::run(|| execute::in_script(m, direction, role, &mut walk)) {
+        Ok(()) => true,
+        Err(caught) => {
+            let caught = reraise_cancel(caught);
+            let row = match running.take() {
+                Some((n, started)) => PlanRow {
+                    guard: findings.drain(),
+                    duration_ms: Some(elapsed_ms(started)),
+                    ..error_row(m, label, n as i32 + 1, &text_of(n), &caught)
+                },
+                None => error_row(m, label, 0, sql, &caught),
+            };
+            rows.push(row);
+            false
         }
-    } else {
-        // Only analysed, nothing runs; the script's allow lines still count for its findings.
-        let _scope = execute::ScriptScope::enter(sql);
-        walk()
     }
 }
 

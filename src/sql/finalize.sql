@@ -17,9 +17,16 @@ END;
 COMMENT ON FUNCTION migrate.status() IS
     'Every registered migration in version order with its state and checksum health.';
 
-CREATE VIEW migrate.rules AS SELECT * FROM migrate.rule_list();
+CREATE VIEW migrate.rule_advice AS SELECT * FROM migrate.rule_advice_list();
+COMMENT ON VIEW migrate.rule_advice IS
+    'Each guard rule''s safe form in the terms of a migration tool (Django, Alembic, Rails, ...); docs/TOOLS.md.';
+CREATE VIEW migrate.rules AS
+SELECT r.*,
+       CASE WHEN EXISTS (SELECT FROM migrate.rule_advice a WHERE a.rule OPERATOR(pg_catalog.=) r.id)
+            THEN 'docs/TOOLS.md#' OPERATOR(pg_catalog.||) r.id END AS tools
+FROM migrate.rule_list() r;
 COMMENT ON VIEW migrate.rules IS
-    'The guard rules: what each detects, the lock and cost, the safe alternative, the versions.';
+    'The guard rules: what each detects, the lock and cost, the safe alternative, the versions, and where each tool''s form of it is (tools).';
 
 CREATE EVENT TRIGGER migrate_guard_ddl_start ON ddl_command_start
     EXECUTE FUNCTION migrate.guard_ddl_start();
@@ -39,9 +46,9 @@ GRANT SELECT ON migrate.migrations, migrate.events, migrate.history, migrate.gua
 GRANT EXECUTE ON ALL ROUTINES IN SCHEMA migrate TO migrate_admin;
 -- Computing a checksum, reading the rules and linting SQL reveal nothing: anyone may.
 GRANT USAGE ON SCHEMA migrate TO PUBLIC;
-GRANT EXECUTE ON FUNCTION migrate.checksum(text), migrate.rule_list(), migrate.check(text)
-    TO PUBLIC;
-GRANT SELECT ON migrate.rules TO PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.checksum(text), migrate.rule_list(), migrate.check(text),
+    migrate.rule_advice_list() TO PUBLIC;
+GRANT SELECT ON migrate.rules, migrate.rule_advice TO PUBLIC;
 -- Jobs run with the privileges of the role that queues them (checked at queue time and before
 -- every batch) and only their owner or migrate_admin controls them, so any role may use them.
 GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer),
@@ -59,4 +66,4 @@ GRANT EXECUTE ON FUNCTION migrate.add(text, text, text, text, jsonb), migrate.ap
     migrate.verify(text), migrate.allow(text, text), migrate.adopt(text, boolean, regclass),
     migrate.end_adoption(text, regclass)
     TO PUBLIC;
-GRANT EXECUTE ON PROCEDURE migrate.deploy(text) TO PUBLIC;
+GRANT EXECUTE ON PROCEDURE migrate.deploy(text, boolean) TO PUBLIC;

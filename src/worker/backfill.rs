@@ -359,7 +359,7 @@ pub fn check_job_role(owner: pg_sys::Oid, allow_superuser: bool) -> Result<Strin
             format!("background jobs do not run as superuser \"{name}\""),
         )
         .detail("A job runs with the privileges of the role that queued it.")
-        .hint("Queue it as the role that owns the table (SET ROLE), or have a superuser SET migrate.allow_superuser_jobs = on first."));
+        .hint("Queue it as the role that owns the table (SET ROLE), or have a superuser SET LOCAL migrate.allow_superuser_jobs = on in the transaction that queues it."));
     }
     Ok(name)
 }

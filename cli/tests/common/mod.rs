@@ -64,6 +64,7 @@ pub fn command(args: &[&str]) -> Command {
         "PGUSER",
         "PGDATABASE",
         "PGPASSWORD",
+        "PGPASSFILE",
         "PGAPPNAME",
     ] {
         c.env_remove(var);
