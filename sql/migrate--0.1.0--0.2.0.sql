@@ -128,7 +128,7 @@ CREATE FUNCTION migrate."rule_advice_list"() RETURNS TABLE (
 	"tool" TEXT,  /* alloc::string::String */
 	"advice" TEXT  /* alloc::string::String */
 )
-IMMUTABLE PARALLEL SAFE
+IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rule_advice_list_wrapper';
 CREATE VIEW migrate.rule_advice AS SELECT * FROM migrate.rule_advice_list();
