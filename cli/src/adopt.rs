@@ -118,7 +118,8 @@ pub fn drift_lines(client: &mut postgres::Client) -> Result<Vec<String>, postgre
     };
     let exists = first(
         client,
-        "SELECT (pg_catalog.to_regclass('migrate.adoptions') IS NOT NULL)::pg_catalog.int8",
+        "SELECT CASE WHEN pg_catalog.to_regclass('migrate.adoptions') IS NULL \
+                THEN 0::pg_catalog.int8 ELSE 1::pg_catalog.int8 END",
     )?;
     if exists == 0
         || first(
