@@ -30,7 +30,7 @@ cluster_stop "$version" "$dir"
 MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") \
   cargo test --manifest-path pg_test/system/Cargo.toml -- --test-threads=2 || status=1
 # The command-line client against clusters of its own (cli/tests), with this version's
-# extension installed above.
-MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") \
+# extension installed above, and the real migration tools (scripts/install_tools.sh) required.
+MIGRATE_REQUIRE_TOOLS=1 MIGRATE_PG_BINDIR=$(pg_bindir_for "$version") \
   cargo test -p migrate-cli --no-fail-fast -- --test-threads=2 || status=1
 exit $status

@@ -27,6 +27,8 @@ for v in 15 18; do
   step "clippy pg$v" cargo clippy --all-targets --no-default-features --features "pg$v pg_test" -- -D warnings
 done
 step "clippy system tests" cargo clippy --manifest-path pg_test/system/Cargo.toml --all-targets -- -D warnings
+# The real migration tools the client's adopt tests drive (quick when already installed).
+step "migration tools" bash scripts/install_tools.sh
 for v in 15 18; do
   rm -rf "/tmp/migrate-pgrx-pg$v"
   step "in-crate tests pg$v" cargo pgrx test "pg$v" --runas postgres --pgdata "/tmp/migrate-pgrx-pg$v"

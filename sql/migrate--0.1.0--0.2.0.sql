@@ -185,3 +185,49 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION migrate.status() IS
     'Every registered migration in the registry''s order (requirements first, then version order) with its state and checksum health.';
+
+-- Databases adopted from another tool (0.2.0): migrate.adopt() records which tool's table it
+-- read; until migrate.end_adoption() ends it, validate() reports where that table and the
+-- registry drift apart. Names, not OIDs: they survive pg_dump/pg_restore.
+CREATE SEQUENCE migrate.adoption_id_seq;
+CREATE TABLE migrate.adoptions (
+    id           bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.adoption_id_seq'),
+    tool         text NOT NULL,
+    table_schema name NOT NULL,
+    table_name   name NOT NULL,
+    adopted_at   timestamptz NOT NULL,
+    adopted_by   name NOT NULL,
+    run_id       bigint NOT NULL,
+    ended_at     timestamptz,
+    ended_by     name
+);
+COMMENT ON TABLE migrate.adoptions IS
+    'Which tool''s table each adoption read; written only by migrate.adopt() and migrate.end_adoption().';
+CREATE UNIQUE INDEX adoptions_in_force ON migrate.adoptions (tool, table_schema, table_name)
+    WHERE ended_at IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('migrate.adoptions', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.adoption_id_seq', '');
+REVOKE ALL ON migrate.adoptions FROM PUBLIC;
+REVOKE ALL ON SEQUENCE migrate.adoption_id_seq FROM PUBLIC;
+GRANT SELECT ON migrate.adoptions TO migrate_admin;
+
+-- migrate.adopt(tool, dry_run, tool_table) and migrate.end_adoption(tool, tool_table). Like the
+-- other registry functions they check migrate_admin themselves (finalize.sql's grants).
+CREATE FUNCTION migrate.adopt(tool text, dry_run boolean DEFAULT false,
+                              tool_table regclass DEFAULT NULL)
+RETURNS TABLE (version text, name text, tool_says text, outcome text,
+               applied_at timestamptz, detail text)
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'adopt_wrapper';
+COMMENT ON FUNCTION migrate.adopt(text, boolean, regclass) IS
+    'Takes over a database another tool migrated: marks applied exactly the registered migrations that tool''s table lists as applied, or changes nothing if they disagree.';
+CREATE FUNCTION migrate.end_adoption(tool text, tool_table regclass DEFAULT NULL)
+RETURNS integer
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'end_adoption_wrapper';
+COMMENT ON FUNCTION migrate.end_adoption(text, regclass) IS
+    'Says the tool a database was adopted from no longer migrates it: validate() stops reporting drift against its table.';
+REVOKE ALL ON FUNCTION migrate.adopt(text, boolean, regclass), migrate.end_adoption(text, regclass)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.adopt(text, boolean, regclass), migrate.end_adoption(text, regclass)
+    TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.adopt(text, boolean, regclass), migrate.end_adoption(text, regclass)
+    TO PUBLIC;

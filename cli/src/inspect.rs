@@ -1,4 +1,4 @@
-//! `status`, `plan`, `verify`, `jobs` and `wait`: the SQL functions' and views' answers, and
+//! `status` (with the drift from an adopted tool's table), `plan`, `verify`, `jobs` and `wait`: the SQL functions' and views' answers, and
 //! the dry runs of a folder (its migrations registered in a transaction that is rolled back).
 
 use std::path::Path;
@@ -16,6 +16,9 @@ use crate::progress::Watcher;
 pub fn status(config: &Settings, format: Format) -> Result<(), CliError> {
     let mut client = connect::connect(config, connect::to_stderr())?;
     output::show(&mut client, "SELECT * FROM migrate.status()", format)?;
+    for line in crate::adopt::drift_lines(&mut client)? {
+        eprintln!("{line}");
+    }
     Ok(())
 }
 

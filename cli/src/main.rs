@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod adopt;
 mod connect;
 mod error;
 mod inspect;
@@ -20,6 +21,7 @@ use migrate_cli::layout;
 use error::CliError;
 use layout::Layout;
 use lint::LintFormat;
+use migrate_core::adopt::Tool;
 use output::Format;
 
 /// Loads migration folders into the migrate extension's registry, deploys them, lints them.
@@ -75,7 +77,26 @@ enum Command {
         #[arg(long)]
         allow_out_of_order: bool,
     },
-    /// Every registered migration and its state (migrate.status()).
+    /// Take over a database another tool migrated: load the folder (in TOOL's layout) and
+    /// mark applied exactly what TOOL's own table lists (migrate.adopt()), in one transaction;
+    /// nothing changes if they disagree.
+    Adopt {
+        /// The tool that migrated the database.
+        #[arg(long = "from", value_name = "TOOL", value_parser = parse_tool)]
+        from: Tool,
+        /// The migration folder, as TOOL lays it out.
+        dir: PathBuf,
+        /// TOOL's table, if not where TOOL keeps it by default (e.g. app.schema_migrations).
+        #[arg(long, value_name = "SCHEMA.TABLE")]
+        table: Option<String>,
+        /// Show what adopting would do and change nothing; exits 1 on a mismatch.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Every registered migration and its state (migrate.status()); drift from an adopted
+    /// tool's table on stderr.
     Status {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -133,6 +154,13 @@ enum Command {
     },
 }
 
+fn parse_tool(name: &str) -> Result<Tool, String> {
+    Tool::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Tool::ALL.iter().map(|t| t.name()).collect();
+        format!("unknown tool; one of: {}", names.join(", "))
+    })
+}
+
 fn parse_layout(name: &str) -> Result<Layout, String> {
     Layout::from_name(name).ok_or_else(|| {
         let names: Vec<&str> = Layout::ALL.iter().map(|l| l.name()).collect();
@@ -168,6 +196,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
             to.as_deref(),
             allow_out_of_order,
         ),
+        Command::Adopt {
+            from,
+            dir,
+            table,
+            dry_run,
+            format,
+        } => adopt::adopt(&config()?, from, &dir, table.as_deref(), dry_run, format),
         Command::Status { format } => inspect::status(&config()?, format),
         Command::Plan { folder, to, format } => inspect::plan(
             &config()?,
@@ -234,6 +269,19 @@ mod tests {
             Command::Lint { format, .. } => assert_eq!(format, LintFormat::Github),
             _ => panic!("not lint"),
         }
+        match parse(&["adopt", "--from", "golang-migrate", "db", "--dry-run"])
+            .unwrap()
+            .command
+        {
+            Command::Adopt {
+                from, dry_run, dir, ..
+            } => {
+                assert_eq!(from, Tool::GolangMigrate);
+                assert!(dry_run);
+                assert_eq!(dir, PathBuf::from("db"));
+            }
+            _ => panic!("not adopt"),
+        }
         match parse(&["new", "add users"]).unwrap().command {
             Command::New { dir, name, .. } => {
                 assert_eq!(dir, PathBuf::from("migrations"));
@@ -256,6 +304,14 @@ mod tests {
             Some(ErrorKind::InvalidValue)
         );
         assert_eq!(kind(&["wait", "x"]), Some(ErrorKind::ValueValidation));
+        assert_eq!(
+            kind(&["adopt", "--from", "liquibase", "d"]),
+            Some(ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            kind(&["adopt", "d"]),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
         assert_eq!(kind(&["frobnicate"]), Some(ErrorKind::InvalidSubcommand));
         // Usage errors exit 2, as clap's do by default.
         assert_eq!(parse(&["load"]).err().map(|e| e.exit_code()), Some(2));

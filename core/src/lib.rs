@@ -13,9 +13,11 @@
 //! - [`tools`]: each rule's safe form in the terms of Django, Alembic, Rails and the SQL-file tools.
 //! - [`transaction`]: whether a script runs in a transaction, and the `BEGIN`/`COMMIT` wrapper.
 //! - [`batch`]: a backfill's batch sizes, its split among workers, the replication-lag throttle.
+//! - [`adopt`]: what another tool's bookkeeping table says was applied, and what adopting does.
 
 #![forbid(unsafe_code)]
 
+pub mod adopt;
 pub mod batch;
 pub mod checksum;
 pub mod options;

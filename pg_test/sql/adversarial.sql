@@ -500,6 +500,100 @@ SELECT to_regclass('smuggled') IS NULL AS nothing_smuggled;
 \c regress_adversarial
 DROP DATABASE regress_adv14;
 
+-- 15. adopt() reads another tool's table, which any role that can create tables on the path
+-- could have planted: a role without migrate_admin cannot adopt; a table that a role could
+-- write which could not apply the registered migrations is refused, whatever it says (a
+-- planted row would mark a migration applied, so it never runs, or leave one to run again);
+-- a view's code never runs; marking a migration applied needs its author's privileges.
+CREATE DATABASE regress_adv15;
+\c regress_adv15
+CREATE EXTENSION migrate;
+GRANT CREATE ON SCHEMA public TO regress_mallory, regress_deployer;
+GRANT CREATE ON DATABASE regress_adv15 TO regress_mallory;
+SET ROLE regress_deployer;
+-- The deployer's folder: a migration that takes mallory's grants away, one that adds a table.
+SELECT migrate.add('1', 'REVOKE ALL ON SCHEMA public FROM regress_mallory', NULL, 'lock mallory out');
+SELECT migrate.add('2', 'CREATE TABLE regress_t (id int)', 'DROP TABLE regress_t', 'table');
+RESET ROLE;
+-- 15a. No migrate_admin, no adopt.
+SET ROLE regress_mallory;
+SELECT * FROM migrate.adopt('sqlx', dry_run => true);
+SELECT migrate.end_adoption('sqlx');
+-- 15b. Mallory plants sqlx's table saying 1 ran (so it would never run).
+CREATE TABLE public._sqlx_migrations (version bigint PRIMARY KEY, description text NOT NULL,
+    installed_on timestamptz NOT NULL DEFAULT now(), success boolean NOT NULL,
+    checksum bytea NOT NULL, execution_time bigint NOT NULL);
+INSERT INTO _sqlx_migrations VALUES
+    (1, 'lock mallory out', now(), true, sha384('REVOKE ALL ON SCHEMA public FROM regress_mallory'), 1);
+GRANT SELECT ON _sqlx_migrations TO PUBLIC;
+RESET ROLE;
+SET ROLE regress_deployer;
+SELECT * FROM migrate.adopt('sqlx', dry_run => true);
+SELECT * FROM migrate.adopt('sqlx');
+RESET ROLE;
+-- Not even a superuser's adopt trusts it.
+SELECT * FROM migrate.adopt('sqlx');
+SELECT version, state FROM migrate.status();
+DROP TABLE _sqlx_migrations;
+-- 15c. The deployer's own table, but writable by everyone (or by mallory alone).
+SET ROLE regress_deployer;
+CREATE TABLE public._sqlx_migrations (version bigint PRIMARY KEY, description text NOT NULL,
+    installed_on timestamptz NOT NULL DEFAULT now(), success boolean NOT NULL,
+    checksum bytea NOT NULL, execution_time bigint NOT NULL);
+GRANT INSERT ON _sqlx_migrations TO PUBLIC;
+SELECT * FROM migrate.adopt('sqlx', dry_run => true);
+REVOKE INSERT ON _sqlx_migrations FROM PUBLIC;
+GRANT DELETE ON _sqlx_migrations TO regress_mallory;
+SELECT * FROM migrate.adopt('sqlx', dry_run => true);
+REVOKE DELETE ON _sqlx_migrations FROM regress_mallory;
+-- Writable by the deployer alone: trusted.
+SELECT version, outcome FROM migrate.adopt('sqlx', dry_run => true);
+DROP TABLE _sqlx_migrations;
+RESET ROLE;
+-- 15d. A view named like the tool's table, whose function would make mallory superuser if a
+-- superuser read it: refused before anything reads it.
+SET ROLE regress_mallory;
+CREATE FUNCTION public.regress_pwn() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE regress_mallory SUPERUSER';
+    END IF;
+    RETURN 1;
+END $$;
+CREATE VIEW public.__diesel_schema_migrations AS
+    SELECT regress_pwn()::text AS version, now()::timestamp AS run_on;
+RESET ROLE;
+SELECT * FROM migrate.adopt('diesel');
+SELECT rolname FROM pg_roles WHERE rolsuper AND rolname LIKE 'regress_%';
+DROP VIEW public.__diesel_schema_migrations;
+-- 15e. Mallory's schema first on the deployer's path: the table found there is mallory's.
+SET ROLE regress_mallory;
+CREATE SCHEMA regress_mal;
+CREATE TABLE regress_mal.__diesel_schema_migrations (version varchar(50) PRIMARY KEY, run_on timestamp NOT NULL);
+INSERT INTO regress_mal.__diesel_schema_migrations VALUES ('1', now());
+GRANT USAGE ON SCHEMA regress_mal TO PUBLIC;
+GRANT SELECT ON regress_mal.__diesel_schema_migrations TO PUBLIC;
+RESET ROLE;
+SET ROLE regress_deployer;
+SET search_path = regress_mal, public;
+SELECT * FROM migrate.adopt('diesel');
+RESET search_path;
+RESET ROLE;
+-- 15f. A table only superusers can write, read by the deployer: marking 3 applied needs the
+-- privileges of its author (a superuser), which the deployer does not have.
+SELECT migrate.add('3', 'CREATE TABLE regress_u (id int)', NULL, 'a superuser''s');
+CREATE TABLE public.__diesel_schema_migrations (version varchar(50) PRIMARY KEY, run_on timestamp NOT NULL);
+INSERT INTO public.__diesel_schema_migrations VALUES ('3', now());
+GRANT SELECT ON public.__diesel_schema_migrations TO regress_deployer;
+SET ROLE regress_deployer;
+SELECT * FROM migrate.adopt('diesel');
+RESET ROLE;
+SELECT version, state FROM migrate.status();
+SELECT count(*) AS adoptions FROM migrate.adoptions;
+\c regress_adversarial
+DROP DATABASE regress_adv15;
+SELECT * FROM escalated;
+
 -- 13. Only UTF8 databases: elsewhere text would not convert, so the extension refuses to install.
 CREATE DATABASE regress_sql_ascii ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
 \c regress_sql_ascii

@@ -44,6 +44,16 @@ SELECT version FROM migrate.rollback_to('1');
 SELECT migrate.add('1', 'CREATE TABLE public.t1 (id int)', 'DROP TABLE IF EXISTS public.t1');
 SELECT version FROM migrate.rollback(1);
 SELECT migrate.baseline('2');
+-- adopt() reads another tool's table and validate() compares it with the registry.
+CREATE TABLE public.__diesel_schema_migrations (version varchar(50) PRIMARY KEY NOT NULL, run_on timestamp NOT NULL);
+INSERT INTO public.__diesel_schema_migrations
+VALUES ('1', '2024-01-01'), ('2', '2024-01-02'), ('3', '2024-01-03');
+SELECT migrate.add('3', 'CREATE TABLE public.t3 (id int)');
+SELECT version, outcome FROM migrate.adopt('diesel');
+SELECT migrate.add('4', 'CREATE TABLE public.t4 (id int)');
+SELECT version FROM migrate.apply();
+SELECT version, problem FROM migrate.validate();
+SELECT migrate.end_adoption('diesel');
 
 -- Nothing planted was called.
 SELECT * FROM public.trap;

@@ -511,12 +511,14 @@ fn baseline(version: Option<&str>) -> i32 {
 }
 
 /// Problems with the registry; no rows means healthy. Order and dependency problems (out of
-/// order, requirements, several heads) come from `route::problems`.
+/// order, requirements, several heads) come from `route::problems`; for a database adopted
+/// from another tool, also where that tool's table and the registry drift apart (version NULL:
+/// about the table itself).
 #[pg_extern(stable)]
 fn validate() -> TableIterator<
     'static,
     (
-        name!(version, String),
+        name!(version, Option<String>),
         name!(problem, String),
         name!(detail, String),
     ),
@@ -558,6 +560,8 @@ fn validate() -> TableIterator<
             .into_iter()
             .map(|p| (p.version, p.problem.to_string(), p.detail)),
     );
+    let mut rows: Vec<_> = rows.into_iter().map(|(v, p, d)| (Some(v), p, d)).collect();
+    rows.extend(super::adopt::drift_problems(&all));
     TableIterator::new(rows)
 }
 

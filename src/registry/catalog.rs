@@ -80,6 +80,8 @@ pub enum Action {
     Resolve,
     /// A pending migration unregistered with remove().
     Remove,
+    /// Marked applied by adopt(): another tool's table says that tool applied it.
+    Adopt,
 }
 
 impl Action {
@@ -94,6 +96,7 @@ impl Action {
             Action::Deploy => "deploy",
             Action::Resolve => "resolve",
             Action::Remove => "remove",
+            Action::Adopt => "adopt",
         }
     }
 }
@@ -463,4 +466,139 @@ pub fn log_failure(event: &Event<'_>, sqlstate: &str, message: &str) {
             ],
         ))
     })
+}
+
+/// Marks a migration applied without running it because another tool applied it: state
+/// `baselined`, applied at `at` (the tool's time, or now), taking `duration_ms` (the tool's,
+/// if it says).
+pub fn mark_adopted(
+    version: &str,
+    applied_by: &str,
+    run_id: i64,
+    at: TimestampWithTimeZone,
+    duration_ms: Option<f64>,
+) {
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "UPDATE migrate.migrations SET state = 'baselined', applied_at = $4, applied_by = $2, \
+               applied_checksum = checksum, run_id = $3, \
+               duration = pg_catalog.make_interval(secs => $5 OPERATOR(pg_catalog./) 1000) \
+             WHERE version OPERATOR(pg_catalog.=) $1",
+            &[
+                version.into(),
+                applied_by.into(),
+                run_id.into(),
+                at.into(),
+                duration_ms.into(),
+            ],
+        ))
+    })
+}
+
+/// Appends an event that took place from `started` to `finished` (an adopted migration: when
+/// the other tool ran it).
+pub fn log_event_between(event: &Event<'_>, finished: TimestampWithTimeZone) {
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "INSERT INTO migrate.events \
+               (run_id, version, action, started_at, finished_at, role, client_addr, detail) \
+             VALUES ($1, $2, $3, $4, $7, $5, pg_catalog.inet_client_addr(), $6)",
+            &[
+                event.run_id.into(),
+                event.version.into(),
+                event.action.as_str().into(),
+                event.started.into(),
+                event.role.into(),
+                event.detail.into(),
+                finished.into(),
+            ],
+        ))
+    })
+}
+
+/// One row of `migrate.adoptions` still in force: a database adopted from a tool's table.
+#[derive(Debug, Clone)]
+pub struct Adoption {
+    pub tool: String,
+    pub schema: String,
+    pub table: String,
+}
+
+/// True once `ALTER EXTENSION migrate UPDATE` has created `migrate.adoptions` (0.2.0).
+pub fn has_adoptions() -> bool {
+    as_registry_owner(|| {
+        crate::pg::query::required::<bool>(
+            "SELECT pg_catalog.to_regclass('migrate.adoptions') IS NOT NULL",
+            &[],
+        )
+    })
+}
+
+/// The adoptions in force (not ended), oldest first; none on a 0.1.0 schema.
+pub fn adoptions() -> Vec<Adoption> {
+    if !has_adoptions() {
+        return Vec::new();
+    }
+    as_registry_owner(|| {
+        Spi::connect(|client| {
+            let rows = client.select(
+                "SELECT tool, table_schema::pg_catalog.text, table_name::pg_catalog.text \
+                 FROM migrate.adoptions WHERE ended_at IS NULL ORDER BY id",
+                None,
+                &[],
+            )?;
+            rows.map(|row| {
+                Ok(Adoption {
+                    tool: row.get::<String>(1)?.unwrap_or_default(),
+                    schema: row.get::<String>(2)?.unwrap_or_default(),
+                    table: row.get::<String>(3)?.unwrap_or_default(),
+                })
+            })
+            .collect::<pgrx::spi::Result<Vec<_>>>()
+        })
+    })
+    .unwrap_or_else(|e| error!("migrate: registry query failed: {e}"))
+}
+
+/// Records that the database was adopted from `tool`'s table `schema.table`, unless that
+/// adoption is in force already (adopting again is a sync).
+pub fn record_adoption(tool: &str, schema: &str, table: &str, role: &str, run_id: i64) {
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "INSERT INTO migrate.adoptions \
+               (tool, table_schema, table_name, adopted_at, adopted_by, run_id) \
+             SELECT $1, $2, $3, pg_catalog.now(), $4, $5 \
+             WHERE NOT EXISTS (SELECT FROM migrate.adoptions a \
+                               WHERE a.tool OPERATOR(pg_catalog.=) $1 \
+                                 AND a.table_schema OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                                 AND a.table_name OPERATOR(pg_catalog.=) $3::pg_catalog.name \
+                                 AND a.ended_at IS NULL)",
+            &[
+                tool.into(),
+                schema.into(),
+                table.into(),
+                role.into(),
+                run_id.into(),
+            ],
+        ))
+    })
+}
+
+/// Ends the adoptions in force from `tool` (of `schema.table` only, if given); returns how
+/// many.
+pub fn end_adoptions(tool: &str, place: Option<(&str, &str)>, role: &str) -> i32 {
+    let (schema, table) = place.unzip();
+    as_registry_owner(|| {
+        crate::pg::query::required::<i64>(
+            "WITH ended AS ( \
+               UPDATE migrate.adoptions SET ended_at = pg_catalog.now(), ended_by = $4 \
+               WHERE tool OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL \
+                 AND ($2::pg_catalog.text IS NULL \
+                      OR (table_schema OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                          AND table_name OPERATOR(pg_catalog.=) $3::pg_catalog.name)) \
+               RETURNING 1) \
+             SELECT pg_catalog.count(*) FROM ended",
+            &[tool.into(), schema.into(), table.into(), role.into()],
+        )
+    }) as i32
 }

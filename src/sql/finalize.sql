@@ -43,7 +43,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA migrate FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA migrate FROM PUBLIC;
 GRANT USAGE ON SCHEMA migrate TO migrate_admin;
 GRANT SELECT ON migrate.migrations, migrate.events, migrate.history, migrate.guard_log,
-    migrate.job_queue, migrate.job_ranges TO migrate_admin;
+    migrate.job_queue, migrate.job_ranges, migrate.adoptions TO migrate_admin;
 GRANT EXECUTE ON ALL ROUTINES IN SCHEMA migrate TO migrate_admin;
 -- Computing a checksum, reading the rules and linting SQL reveal nothing: anyone may.
 GRANT USAGE ON SCHEMA migrate TO PUBLIC;
@@ -64,6 +64,7 @@ GRANT SELECT ON migrate.jobs TO PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate.add(text, text, text, text, jsonb), migrate.apply(text),
     migrate.rollback(integer), migrate.rollback_to(text), migrate.baseline(text),
     migrate.resolve(text, text), migrate.remove(text), migrate.validate(), migrate.plan(text),
-    migrate.verify(text), migrate.allow(text, text)
+    migrate.verify(text), migrate.allow(text, text), migrate.adopt(text, boolean, regclass),
+    migrate.end_adoption(text, regclass)
     TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.deploy(text, boolean) TO PUBLIC;

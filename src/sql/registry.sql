@@ -117,3 +117,25 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.events', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.event_id_seq', '');
+
+-- Databases adopted from another tool (0.2.0): migrate.adopt() records which tool's table it
+-- read; until migrate.end_adoption() ends it, validate() reports where that table and the
+-- registry drift apart. Names, not OIDs: they survive pg_dump/pg_restore.
+CREATE SEQUENCE migrate.adoption_id_seq;
+CREATE TABLE migrate.adoptions (
+    id           bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.adoption_id_seq'),
+    tool         text NOT NULL,
+    table_schema name NOT NULL,
+    table_name   name NOT NULL,
+    adopted_at   timestamptz NOT NULL,
+    adopted_by   name NOT NULL,
+    run_id       bigint NOT NULL,
+    ended_at     timestamptz,
+    ended_by     name
+);
+COMMENT ON TABLE migrate.adoptions IS
+    'Which tool''s table each adoption read; written only by migrate.adopt() and migrate.end_adoption().';
+CREATE UNIQUE INDEX adoptions_in_force ON migrate.adoptions (tool, table_schema, table_name)
+    WHERE ended_at IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('migrate.adoptions', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.adoption_id_seq', '');
