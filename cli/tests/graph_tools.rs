@@ -412,3 +412,90 @@ fn django_test_runner_gets_the_extension_from_a_template() {
         "{stderr}"
     );
 }
+
+/// The real Alembic migrates the database the extension is in (its DDL under the guard),
+/// `migrate-cli adopt --from alembic` takes it over (every ancestor of the head applied), and a
+/// deploy of the same folder is a no-op.
+#[test]
+fn alembic_database_is_adopted() {
+    let venv = venv();
+    let (cluster, mut c) = start("graph-alembic-adopt");
+    let project = fixtures().join("alembic");
+    let mut cmd = Command::new(venv.join("bin/alembic"));
+    cmd.args(["upgrade", "head"])
+        .current_dir(&project)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env(
+            "ALEMBIC_URL",
+            format!(
+                "postgresql+psycopg://postgres@127.0.0.1:{}/postgres",
+                cluster.port
+            ),
+        );
+    run(cmd);
+    let dir = project.join("migrations");
+    let dir = dir.to_str().unwrap();
+    let adopted = cli(&cluster, &["adopt", "--from", "alembic", dir]).expect(0);
+    assert!(
+        adopted.stdout.contains("adopted 6 migration(s)"),
+        "{}",
+        adopted.stdout
+    );
+    let deploy = cli(&cluster, &["deploy", dir]).expect(0);
+    assert!(
+        deploy.stdout.contains("nothing to deploy"),
+        "{}",
+        deploy.stdout
+    );
+    let not_adopted: i64 = c
+        .query_one(
+            "SELECT count(*) FROM migrate.status() WHERE state <> 'baselined'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(not_adopted, 0);
+    assert_eq!(
+        c.query("SELECT * FROM migrate.validate()", &[])
+            .unwrap()
+            .len(),
+        0,
+        "no drift between alembic_version and the registry"
+    );
+}
+
+/// The real `manage.py migrate` migrates the database the extension is in, `migrate-cli adopt
+/// --from django` takes it over from `django_migrations`, and a deploy of the export is a no-op.
+#[test]
+fn django_database_is_adopted() {
+    let venv = venv();
+    let (cluster, mut c) = start("graph-django-adopt");
+    let project = fixtures().join("django/project");
+    let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.args(["manage.py", "migrate", "--noinput", "-v", "0"])
+        .current_dir(&project)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", cluster.port.to_string())
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", "postgres");
+    run(cmd);
+    let dir = fixtures().join("django/export");
+    let dir = dir.to_str().unwrap();
+    let adopted = cli(&cluster, &["adopt", "--from", "django", dir]).expect(0);
+    assert!(adopted.stdout.contains("adopted"), "{}", adopted.stdout);
+    let deploy = cli(&cluster, &["deploy", dir]).expect(0);
+    assert!(
+        deploy.stdout.contains("nothing to deploy"),
+        "{}",
+        deploy.stdout
+    );
+    let not_adopted: i64 = c
+        .query_one(
+            "SELECT count(*) FROM migrate.status() WHERE state <> 'baselined'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(not_adopted, 0);
+}

@@ -650,10 +650,33 @@ fn claims<T: Clone>(
                 .iter()
                 .filter_map(|r| r.version.split_once('.').map(|(app, _)| app))
                 .collect();
+            let recorded: BTreeSet<String> = rows
+                .iter()
+                .map(|row| format!("{}.{}", row.app, row.name))
+                .collect();
             for row in rows {
                 let v = format!("{}.{}", row.app, row.name);
                 match registered.iter().position(|r| r.version == v) {
                     Some(i) => claims[i] = Claim::applied(row.at.clone(), None),
+                    // Django records the migrations a squashed one replaces (and, once all
+                    // are, the squashed one): the folder has only the squashed migration.
+                    None if squashed_into(registered, &row.app, &row.name).is_some() => {
+                        let squashed =
+                            squashed_into(registered, &row.app, &row.name).unwrap_or_default();
+                        extra.push(if recorded.contains(&squashed) {
+                            Row {
+                                outcome: Outcome::Ignored,
+                                detail: Some(format!("replaced by the squashed migration {squashed}")),
+                                ..tool_only(v, row.at.clone(), String::new())
+                            }
+                        } else {
+                            tool_only(
+                                v,
+                                row.at.clone(),
+                                format!("Django applied it, which {squashed} replaces, but not {squashed} itself: apply the rest of what it replaces with manage.py migrate first"),
+                            )
+                        });
+                    }
                     None if !apps.contains(row.app.as_str()) => extra.push(Row {
                         outcome: Outcome::Ignored,
                         detail: Some(format!(
@@ -668,6 +691,21 @@ fn claims<T: Clone>(
         }
     }
     (claims, extra)
+}
+
+/// The registered squashed migration of `app` (Django's default name
+/// `FIRST_squashed_LAST_...`) whose number range covers migration `name`, if any.
+fn squashed_into(registered: &[Registered<'_>], app: &str, name: &str) -> Option<String> {
+    let number = |s: &str| -> Option<u64> {
+        let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    };
+    let n = number(name)?;
+    registered.iter().find_map(|r| {
+        let (a, migration) = r.version.split_once('.')?;
+        let (first, last) = migration.split_once("_squashed_")?;
+        (a == app && number(first)? <= n && n <= number(last)?).then(|| r.version.to_string())
+    })
 }
 
 fn golang<T: Clone>(
@@ -1669,6 +1707,25 @@ mod tests {
                 v("blog.0003_gone", "applied", "mismatch"),
             ]
         );
+        // A squashed migration: Django records what it replaces, and then itself.
+        let sq = [mk("blog.0001_squashed_0002_tags", &none)];
+        let rows = Rows::Django(vec![
+            row("blog", "0001_initial"),
+            row("blog", "0002_tags"),
+            row("blog", "0001_squashed_0002_tags"),
+        ]);
+        assert_eq!(
+            outcomes(&assess(Tool::Django, "t", &sq, &rows, false)),
+            [
+                v("blog.0001_squashed_0002_tags", "applied", "adopted"),
+                v("blog.0001_initial", "applied", "ignored"),
+                v("blog.0002_tags", "applied", "ignored"),
+            ]
+        );
+        // Part of what it replaces, not the squashed one: refused.
+        let rows = Rows::Django(vec![row("blog", "0001_initial")]);
+        let out = assess(Tool::Django, "t", &sq, &rows, false);
+        assert!(out.iter().any(|r| r.outcome == Outcome::Mismatch));
         // Applied without what it requires: refused.
         let rows = Rows::Django(vec![row("blog", "0002_tags")]);
         let out = assess(Tool::Django, "t", &r, &rows, false);
