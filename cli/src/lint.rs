@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::connect;
 use crate::error::{self, CliError};
-use crate::layout::{Layout, MigrationFile};
+use crate::layout::{statements, Layout, MigrationFile};
 use crate::load::Folder;
 use crate::output::{self, Table};
 
@@ -243,139 +243,19 @@ fn table(findings: &[Finding], json: bool) -> Table {
 }
 
 /// The 1-based line where each statement of `sql` starts, counted as the server's parser
-/// counts them (`migrate.check()` numbers statements so): split at top-level semicolons,
-/// skipping what is quoted or commented out and the bodies of `BEGIN ATOMIC ... END` (as psql
-/// does); statements with nothing but comments are not statements.
+/// counts them (`migrate.check()` numbers statements so): the statements
+/// [`statements::split`] finds, less the empty ones (a lone `;`).
 pub fn statement_lines(sql: &str) -> Vec<usize> {
-    let b = sql.as_bytes();
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
-    let mut starts = Vec::new();
-    let mut line = 1;
-    let mut start: Option<usize> = None;
-    // The statement's words so far (lower case, only until we know what it is) and its depth
-    // of parentheses and BEGIN ... END blocks.
-    let mut words: Vec<String> = Vec::new();
-    let (mut parens, mut blocks) = (0i32, 0i32);
-    let mut i = 0;
-    // Skips from `from` to `to`, counting the line breaks in between.
-    let advance = |line: &mut usize, from: usize, to: usize| {
-        *line += b[from..to.min(b.len())]
-            .iter()
-            .filter(|&&c| c == b'\n')
-            .count();
-        to
-    };
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_whitespace() {
-            i = advance(&mut line, i, i + 1);
-            continue;
-        }
-        if c == b'-' && b.get(i + 1) == Some(&b'-') {
-            i = sql[i..].find('\n').map_or(b.len(), |n| i + n);
-            continue;
-        }
-        if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            let mut depth = 0;
-            let mut j = i;
-            while j < b.len() {
-                if b[j..].starts_with(b"/*") {
-                    depth += 1;
-                    j += 2;
-                } else if b[j..].starts_with(b"*/") {
-                    depth -= 1;
-                    j += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    j += 1;
-                }
-            }
-            i = advance(&mut line, i, j);
-            continue;
-        }
-        if c == b';' && parens == 0 && blocks == 0 {
-            starts.extend(start.take());
-            words.clear();
-            i += 1;
-            continue;
-        }
-        // Everything else belongs to a statement.
-        if start.is_none() {
-            start = Some(line);
-        }
-        match c {
-            b'(' => {
-                parens += 1;
-                i += 1;
-            }
-            b')' => {
-                parens -= 1;
-                i += 1;
-            }
-            b'\'' | b'"' => {
-                let escapes = c == b'\''
-                    && i > 0
-                    && matches!(b[i - 1], b'e' | b'E')
-                    && (i < 2 || !ident(b[i - 2]));
-                let mut j = i + 1;
-                while j < b.len() {
-                    // A backslash escape, or a doubled quote, is part of the text.
-                    if (escapes && b[j] == b'\\') || (b[j] == c && b.get(j + 1) == Some(&c)) {
-                        j += 2;
-                    } else if b[j] == c {
-                        j += 1;
-                        break;
-                    } else {
-                        j += 1;
-                    }
-                }
-                i = advance(&mut line, i, j);
-            }
-            b'$' => {
-                // A dollar quote: $$ or $tag$ (a tag does not start with a digit: $1 is a
-                // parameter).
-                let tag_len = b[i + 1..].iter().take_while(|&&d| ident(d)).count();
-                let closed = b.get(i + 1 + tag_len) == Some(&b'$')
-                    && !b.get(i + 1).is_some_and(u8::is_ascii_digit);
-                if closed {
-                    let tag = &sql[i..i + tag_len + 2];
-                    let body = i + tag.len();
-                    let end = sql[body..]
-                        .find(tag)
-                        .map_or(b.len(), |n| body + n + tag.len());
-                    i = advance(&mut line, i, end);
-                } else {
-                    i += 1;
-                }
-            }
-            c if ident(c) => {
-                let len = b[i..]
-                    .iter()
-                    .take_while(|&&d| ident(d) || d == b'$')
-                    .count();
-                let word = sql[i..i + len].to_ascii_lowercase();
-                // psql's rule: in CREATE [OR REPLACE] FUNCTION/PROCEDURE, BEGIN opens a block
-                // (BEGIN ATOMIC) and CASE nests inside one; END closes one.
-                let routine = words.first().is_some_and(|w| w == "create")
-                    && words.iter().any(|w| w == "function" || w == "procedure");
-                match word.as_str() {
-                    "begin" if routine => blocks += 1,
-                    "case" if blocks > 0 => blocks += 1,
-                    "end" if blocks > 0 => blocks -= 1,
-                    _ => {}
-                }
-                if words.len() < 8 {
-                    words.push(word);
-                }
-                i += len;
-            }
-            _ => i += 1,
-        }
-    }
-    starts.extend(start);
-    starts
+    let (mut line, mut counted) = (1, 0);
+    statements::split(sql)
+        .into_iter()
+        .filter(|r| sql[r.clone()].trim() != ";")
+        .map(|r| {
+            line += sql[counted..r.start].matches('\n').count();
+            counted = r.start;
+            line
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -41,7 +41,8 @@ use sha2::{Digest, Sha256, Sha384};
 
 use crate::version;
 
-/// A tool whose bookkeeping table `adopt()` reads.
+/// A tool whose bookkeeping table `adopt()` reads: the tools of [`crate::tools::Tool`] that
+/// have one migrate can read (not Rails), so adopt code never meets a tool it cannot adopt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Diesel,
@@ -83,34 +84,30 @@ impl Tool {
         Tool::Django,
     ];
 
+    /// The tool in general (hint wording, `migrate.tool`): the same names.
+    pub fn general(self) -> crate::tools::Tool {
+        use crate::tools::Tool as General;
+        match self {
+            Tool::Diesel => General::Diesel,
+            Tool::GolangMigrate => General::GolangMigrate,
+            Tool::Flyway => General::Flyway,
+            Tool::Sqlx => General::Sqlx,
+            Tool::Dbmate => General::Dbmate,
+            Tool::Prisma => General::Prisma,
+            Tool::Drizzle => General::Drizzle,
+            Tool::Alembic => General::Alembic,
+            Tool::Django => General::Django,
+        }
+    }
+
     /// The name `adopt()` and `migrate-cli adopt --from` take (the layout's name too).
     pub fn name(self) -> &'static str {
-        match self {
-            Tool::Diesel => "diesel",
-            Tool::GolangMigrate => "golang-migrate",
-            Tool::Flyway => "flyway",
-            Tool::Sqlx => "sqlx",
-            Tool::Dbmate => "dbmate",
-            Tool::Prisma => "prisma",
-            Tool::Drizzle => "drizzle",
-            Tool::Alembic => "alembic",
-            Tool::Django => "django",
-        }
+        self.general().name()
     }
 
     /// How the tool is written in messages.
     pub fn display(self) -> &'static str {
-        match self {
-            Tool::Diesel => "diesel",
-            Tool::GolangMigrate => "golang-migrate",
-            Tool::Flyway => "Flyway",
-            Tool::Sqlx => "sqlx",
-            Tool::Dbmate => "dbmate",
-            Tool::Prisma => "Prisma",
-            Tool::Drizzle => "Drizzle",
-            Tool::Alembic => "Alembic",
-            Tool::Django => "Django",
-        }
+        self.general().title()
     }
 
     pub fn from_name(name: &str) -> Option<Tool> {

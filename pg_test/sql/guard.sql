@@ -193,6 +193,15 @@ ROLLBACK;
 SET migrate.tool = 'djagno';
 SHOW migrate.tool;
 
+-- A temporary table is seen by its own session only: nothing done to it blocks anyone, so no
+-- rule applies, however big it is.
+CREATE TEMP TABLE big_scratch AS SELECT g AS id, g AS n FROM generate_series(1, 2000) g;
+ANALYZE big_scratch;
+CREATE INDEX ON big_scratch (n);
+ALTER TABLE big_scratch ALTER COLUMN n TYPE bigint;
+ALTER TABLE big_scratch ALTER COLUMN n SET NOT NULL;
+DROP TABLE big_scratch;
+
 -- Dropping the extension drops its event triggers.
 DROP EXTENSION migrate;
 SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'migrate%';

@@ -91,7 +91,8 @@ unsafe fn relation_oid(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
-/// Catalog facts for an ordinary or partitioned table; None for other relation kinds.
+/// Catalog facts for an ordinary table or materialized view; None for other relation kinds and
+/// for temporary tables.
 pub fn table_facts(relid: pg_sys::Oid) -> Option<TableFacts> {
     // SAFETY: RelationIdGetRelation only reads (or builds) the relcache entry, without a lock;
     // we hold its refcount until RelationClose. The namespace and name come from syscache.
@@ -101,7 +102,9 @@ pub fn table_facts(relid: pg_sys::Oid) -> Option<TableFacts> {
             return None;
         }
         let kind = (*(*rel).rd_rel).relkind as u8;
-        if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_MATVIEW {
+        // Only this session sees a temporary table: nothing it does to one blocks anyone else.
+        let temporary = (*(*rel).rd_rel).relpersistence as u8 == pg_sys::RELPERSISTENCE_TEMP;
+        if (kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_MATVIEW) || temporary {
             pg_sys::RelationClose(rel);
             return None;
         }

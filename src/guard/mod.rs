@@ -7,10 +7,12 @@
 //! - [`trigger`]: the event-trigger entry points.
 //! - [`state`]: per-transaction allowances and lock_timeout bookkeeping.
 //! - [`log`]: `migrate.guard_log`, including blocked statements whose transaction aborts.
+//! - [`schema_changes`]: `migrate.schema_changes`, every committed DDL and its migration.
 //! - [`api`]: `migrate.allow()`, `migrate.check()`, `migrate.rules`.
 
 pub mod api;
 pub mod facts;
 pub mod log;
+pub mod schema_changes;
 pub mod state;
 pub mod trigger;

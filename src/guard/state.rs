@@ -32,6 +32,17 @@ struct GuardState {
     saved_timeouts: Vec<SavedTimeout>,
     /// Rules already reported (permitted or warned) for the running statement.
     statement_reported: Vec<&'static str>,
+    /// What the running statement dropped (`sql_drop`), for its schema-change row, with the
+    /// subtransaction level it was seen at.
+    dropped: Option<(Dropped, i32)>,
+}
+
+/// Objects a statement dropped, as `schema_changes` records them.
+#[derive(Default)]
+pub struct Dropped {
+    pub objects: Vec<String>,
+    /// True if temporary objects were left out.
+    pub skipped: bool,
 }
 
 thread_local! {
@@ -105,7 +116,8 @@ unsafe extern "C-unwind" fn on_xact_event(
         let mut s = s.borrow_mut();
         if !(s.allowances.is_empty()
             && s.saved_timeouts.is_empty()
-            && s.statement_reported.is_empty())
+            && s.statement_reported.is_empty()
+            && s.dropped.is_none())
         {
             *s = GuardState::default();
         }
@@ -126,6 +138,9 @@ unsafe extern "C-unwind" fn on_subxact_event(
             let mut s = s.borrow_mut();
             s.allowances.retain(|a| a.level < level);
             s.saved_timeouts.retain(|t| t.level < level);
+            if s.dropped.as_ref().is_some_and(|(_, l)| *l >= level) {
+                s.dropped = None;
+            }
         });
     }
 }
@@ -193,4 +208,21 @@ pub fn push_saved_timeout(previous: Option<String>) {
 /// The lock_timeout to restore after the statement that just ended, if it changed it.
 pub fn pop_saved_timeout() -> Option<String> {
     STATE.with(|s| s.borrow_mut().saved_timeouts.pop().and_then(|t| t.previous))
+}
+
+/// Remembers what the running statement dropped, until its `ddl_command_end`.
+pub fn remember_dropped(dropped: Dropped) {
+    let level = nest_level();
+    STATE.with(|s| s.borrow_mut().dropped = Some((dropped, level)));
+}
+
+/// What the statement that just ended dropped (nothing for most statements).
+pub fn take_dropped() -> Dropped {
+    STATE.with(|s| {
+        s.borrow_mut()
+            .dropped
+            .take()
+            .map(|(d, _)| d)
+            .unwrap_or_default()
+    })
 }

@@ -15,6 +15,7 @@ use pgrx::prelude::*;
 
 use super::facts::{self, Fact, StatementFacts};
 use super::log::{self, Entry};
+use super::schema_changes;
 use super::state;
 use crate::error::UserError;
 use crate::gucs::{self, GuardMode};
@@ -25,6 +26,7 @@ use crate::v1_function_info;
 v1_function_info!(pg_finfo_migrate_guard_ddl_start);
 v1_function_info!(pg_finfo_migrate_guard_ddl_end);
 v1_function_info!(pg_finfo_migrate_guard_table_rewrite);
+v1_function_info!(pg_finfo_migrate_guard_sql_drop);
 
 /// The parse tree of the statement that fired an event trigger.
 unsafe fn trigger_parse_tree(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::Node {
@@ -35,6 +37,19 @@ unsafe fn trigger_parse_tree(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::N
             error!("migrate: guard functions can only be called as event triggers");
         }
         (*(context as *mut pg_sys::EventTriggerData)).parsetree
+    }
+}
+
+/// The command tag of the statement that fired an event trigger (`ALTER TABLE`).
+unsafe fn trigger_tag(fcinfo: pg_sys::FunctionCallInfo) -> String {
+    // SAFETY: as in trigger_parse_tree (which checks the context first); the tag's name is a
+    // static string of PostgreSQL's.
+    unsafe {
+        trigger_parse_tree(fcinfo);
+        let data = (*fcinfo).context as *mut pg_sys::EventTriggerData;
+        std::ffi::CStr::from_ptr(pg_sys::GetCommandTagName((*data).tag))
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -202,17 +217,33 @@ pub unsafe extern "C-unwind" fn migrate_guard_ddl_start(
     pg_sys::Datum::from(0)
 }
 
-/// `ddl_command_end`: puts lock_timeout back as it was before the statement.
+/// `ddl_command_end`: puts lock_timeout back as it was before the statement, and records the
+/// statement in `migrate.schema_changes`.
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn migrate_guard_ddl_end(
-    _fcinfo: pg_sys::FunctionCallInfo,
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     state::init();
     if let Some(previous) = state::pop_saved_timeout() {
         set_lock_timeout(&previous);
     }
     state::set_statement_reported(Vec::new());
+    // SAFETY: called as an event trigger.
+    schema_changes::record(&unsafe { trigger_tag(fcinfo) });
+    pg_sys::Datum::from(0)
+}
+
+/// `sql_drop`: what the statement dropped, for its `migrate.schema_changes` row.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn migrate_guard_sql_drop(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    state::init();
+    // SAFETY: called as an event trigger (checked before anything is read).
+    unsafe { trigger_parse_tree(fcinfo) };
+    schema_changes::remember_dropped();
     pg_sys::Datum::from(0)
 }
 

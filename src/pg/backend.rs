@@ -99,6 +99,12 @@ pub fn outer_user() -> pg_sys::Oid {
     unsafe { pg_sys::GetOuterUserId() }
 }
 
+/// The role the session logged in as (`session_user`).
+pub fn session_user() -> pg_sys::Oid {
+    // SAFETY: reads a backend global.
+    unsafe { pg_sys::GetSessionUserId() }
+}
+
 /// The text of the query the client sent (`debug_query_string`), or "" when there is none.
 pub fn client_query() -> String {
     // SAFETY: debug_query_string is NULL or the current query's NUL-terminated text.

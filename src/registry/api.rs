@@ -562,6 +562,7 @@ fn validate() -> TableIterator<
     );
     let mut rows: Vec<_> = rows.into_iter().map(|(v, p, d)| (Some(v), p, d)).collect();
     rows.extend(super::adopt::drift_problems(&all));
+    rows.extend(crate::guard::schema_changes::drift_problems());
     TableIterator::new(rows)
 }
 

@@ -223,6 +223,7 @@ pub fn in_script<R>(
         m.version
     );
     let _scope = ScriptScope::enter(&direction.script(m));
+    let _migration = guard::schema_changes::MigrationScope::enter(&m.version);
     security::run_isolated(executor, &what, body)
 }
 

@@ -35,6 +35,8 @@ CREATE EVENT TRIGGER migrate_guard_ddl_end ON ddl_command_end
     EXECUTE FUNCTION migrate.guard_ddl_end();
 CREATE EVENT TRIGGER migrate_guard_table_rewrite ON table_rewrite
     EXECUTE FUNCTION migrate.guard_table_rewrite();
+CREATE EVENT TRIGGER migrate_schema_change_drop ON sql_drop
+    EXECUTE FUNCTION migrate.guard_sql_drop();
 
 -- Nobody but the owner writes the registry; migrate_admin reads it and calls the API, whose
 -- bookkeeping runs as the owner (see src/pg/security.rs).
@@ -43,7 +45,8 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA migrate FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA migrate FROM PUBLIC;
 GRANT USAGE ON SCHEMA migrate TO migrate_admin;
 GRANT SELECT ON migrate.migrations, migrate.events, migrate.history, migrate.guard_log,
-    migrate.job_queue, migrate.job_ranges, migrate.adoptions TO migrate_admin;
+    migrate.job_queue, migrate.job_ranges, migrate.adoptions, migrate.schema_change_log,
+    migrate.schema_changes TO migrate_admin;
 GRANT EXECUTE ON ALL ROUTINES IN SCHEMA migrate TO migrate_admin;
 -- Computing a checksum, reading the rules and linting SQL reveal nothing: anyone may.
 GRANT USAGE ON SCHEMA migrate TO PUBLIC;

@@ -86,7 +86,10 @@ CREATE TABLE migrate.events (
     client_addr    inet,
     error_sqlstate text,
     error_message  text,
-    detail         text
+    detail         text,
+    -- When the row was written (0.2.0; NULL before): finished_at of an adopted migration is
+    -- when the other tool ran it.
+    recorded_at    timestamptz DEFAULT pg_catalog.clock_timestamp()
 );
 COMMENT ON TABLE migrate.events IS
     'Append-only log of every registry action; read it through migrate.history.';

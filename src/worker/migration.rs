@@ -181,7 +181,11 @@ fn run_statement(
                 _ => {}
             }
         }
-        match toplevel::execute(sql) {
+        let ran = {
+            let _migration = crate::guard::schema_changes::MigrationScope::enter(&m.version);
+            toplevel::execute(sql)
+        };
+        match ran {
             Ok(()) => {
                 checkpoint(job.id, number);
                 return Ok(notes);

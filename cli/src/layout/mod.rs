@@ -17,7 +17,7 @@ pub mod golang_migrate;
 pub mod plain;
 pub mod prisma;
 pub mod sqlx;
-mod statements;
+pub mod statements;
 
 /// One migration of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
