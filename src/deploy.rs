@@ -424,34 +424,33 @@ impl BuildWatch {
         self.reported.extend(lasting);
     }
 
-    /// The HINT of a build cancelled by `migrate.snapshot_wait_timeout`.
+    /// The HINT of a build cancelled by `migrate.snapshot_wait_timeout`: the sessions it was
+    /// waiting for, and those a new build would wait for (every snapshot older than now).
     fn hint(&self) -> String {
-        let pids: Vec<&i32> = self
+        let mut pids: Vec<i32> = self
             .reported
             .iter()
+            .copied()
             .filter(|p| self.blocking.contains(p))
             .collect();
-        let ended = if pids.is_empty() {
-            "End the sessions named in the error and above (pg_terminate_backend(pid)) or wait until they end".to_string()
-        } else {
-            let calls: Vec<String> = pids
-                .iter()
-                .map(|p| format!("pg_terminate_backend({p})"))
-                .collect();
-            format!(
-                "pid {} held the build up: SELECT {} ends {}, or wait until {}",
+        for h in crate::worker::blockers::holders(None, None) {
+            if h.holds_snapshot && !pids.contains(&h.pid) {
+                pids.push(h.pid);
+            }
+        }
+        let ended = match pids.len() {
+            0 => "End the sessions named in the error (pg_terminate_backend(pid)) or wait until they end".to_string(),
+            n => format!(
+                "pid {} {} the build up: SELECT {} ends {}, or wait until {}",
+                pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                if n == 1 { "holds" } else { "hold" },
                 pids.iter()
-                    .map(|p| p.to_string())
+                    .map(|p| format!("pg_terminate_backend({p})"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                calls.join(", "),
-                if pids.len() == 1 { "it" } else { "them" },
-                if pids.len() == 1 {
-                    "it ends"
-                } else {
-                    "they end"
-                },
-            )
+                if n == 1 { "it" } else { "them" },
+                if n == 1 { "it ends" } else { "they end" },
+            ),
         };
         format!(
             "{ended}; then CALL migrate.deploy() again (the index is built anew). migrate.snapshot_wait_timeout sets how long a build waits ({} ms now; 0: no limit).",

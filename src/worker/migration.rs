@@ -272,7 +272,7 @@ fn run_step(
         }
         if let Some(expired) = expired {
             return Err(Stop::Failed(
-                snapshot_wait_error(m, label, &expired),
+                snapshot_wait_error(m, &expired),
                 std::mem::take(notes),
             ));
         }
@@ -326,14 +326,14 @@ pub const PREFLIGHT: &str = "the concurrent index build";
 
 /// The error of a build that waited longer than `migrate.snapshot_wait_timeout`: 55P03, like a
 /// lock wait that ran out (each of these waits is a lock wait on another transaction).
-fn snapshot_wait_error(m: &MigrationJob, label: &str, expired: &Expired) -> Box<CaughtError> {
+fn snapshot_wait_error(m: &MigrationJob, expired: &Expired) -> Box<CaughtError> {
     let holder = if expired.holder > 0 {
         format!(" for the transaction of pid {}", expired.holder)
     } else {
         String::new()
     };
     let message = format!(
-        "{label}: the concurrent build was cancelled after waiting {} ms ({}){holder} to end (migrate.snapshot_wait_timeout)",
+        "the concurrent build was cancelled after waiting {} ms ({}){holder} to end (migrate.snapshot_wait_timeout)",
         m.snapshot_wait_timeout_ms,
         expired.phase_name()
     );
