@@ -8,7 +8,8 @@
 -- a more privileged role: pg_stat_activity shows anyone a session's pid, role and
 -- backend_xmin, but its state, transaction start and query only to members of its role and of
 -- pg_read_all_stats, and this report shows no more than that (NULL: hidden).
--- $1: the build's table (or NULL); $2: only these pids (or NULL: every one the build waits for).
+-- $1: the build's table (or NULL); $2: only these pids (or NULL: every one the build waits for);
+-- $3: pids left out (the deploy waiting for the build: it holds a snapshot only while it polls).
 SELECT a.pid,
        a.usename::pg_catalog.text AS role,
        a.state,
@@ -29,6 +30,7 @@ CROSS JOIN LATERAL (
                          'ShareUpdateExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock',
                          'AccessExclusiveLock'])) AS writes_table) w
 WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+  AND a.pid OPERATOR(pg_catalog.<>) ALL ($3::pg_catalog.int4[])
   AND a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
   AND a.backend_type IS DISTINCT FROM 'autovacuum worker'
   AND CASE WHEN $2::pg_catalog.int4[] IS NOT NULL

@@ -331,9 +331,11 @@ fn recipe_rows(recipe: &crate::partition_index::Recipe) -> Vec<(String, Vec<Stri
                 Step::Rebuild { index } | Step::DropInvalid { index } => {
                     vec![format!("{index}: SHARE UPDATE EXCLUSIVE")]
                 }
+                // Observed in pg_locks: the parent's index and the partition's (which writers
+                // to that partition wait for, for the catalog change only).
                 Step::Attach { parent, index } => vec![
                     format!("{parent}: SHARE UPDATE EXCLUSIVE"),
-                    format!("{index}: SHARE UPDATE EXCLUSIVE"),
+                    format!("{index}: ACCESS EXCLUSIVE"),
                 ],
             };
             (recipe.sql(step), locks)

@@ -21,13 +21,26 @@ pub struct Holder {
 }
 
 /// The sessions a build on `table` would wait for now (pids None), or what this role may see of
-/// the sessions `pids`.
+/// the sessions `pids`; never the running deploy's own backend (it holds a snapshot only for
+/// the moment it polls the job).
 pub fn holders(table: Option<pg_sys::Oid>, pids: Option<&[i32]>) -> Vec<Holder> {
+    let exclude: Vec<i32> =
+        crate::pg::security::as_registry_owner(crate::registry::catalog::running_deploy)
+            .into_iter()
+            .collect();
     const SQL: &str = include_str!("../queries/snapshot_holders.sql");
     Spi::connect(|client| {
         let what = "list the transactions a concurrent build waits for";
         let rows = client
-            .select(SQL, None, &[table.into(), pids.map(|p| p.to_vec()).into()])
+            .select(
+                SQL,
+                None,
+                &[
+                    table.into(),
+                    pids.map(|p| p.to_vec()).into(),
+                    exclude.into(),
+                ],
+            )
             .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"));
         rows.into_iter()
             .map(|row| {
@@ -40,15 +53,17 @@ pub fn holders(table: Option<pg_sys::Oid>, pids: Option<&[i32]>) -> Vec<Holder> 
                         .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
                         .unwrap_or(false)
                 };
+                let state = text("state");
                 Holder {
+                    // pg_stat_activity says "<insufficient privilege>" where it hides the query.
+                    query: state.as_ref().and(text("query")),
+                    state,
                     pid: row
                         .get_by_name::<i32, _>("pid")
                         .unwrap_or_else(|e| error!("migrate: could not {what}: {e}"))
                         .unwrap_or_default(),
                     role: text("role"),
-                    state: text("state"),
                     age: text("age"),
-                    query: text("query"),
                     application_name: text("application_name"),
                     holds_snapshot: flag("holds_snapshot"),
                     writes_table: flag("writes_table"),
