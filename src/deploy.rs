@@ -304,7 +304,8 @@ fn worker_step(
     let started = std::time::Instant::now();
     let job = queue_job(m, up, sql, executor, run);
     procedure::commit();
-    let failed = match wait_for_job(job, None, "migrate.deploy") {
+    let mut watch = BuildWatch::new(job);
+    let failed = match wait_for_job(job, None, "migrate.deploy", &mut || watch.poll()) {
         Ok(()) => {
             let note = crate::pg::query::one::<String>(
                 "SELECT note FROM migrate.jobs WHERE id OPERATOR(pg_catalog.=) $1",
@@ -327,6 +328,14 @@ fn worker_step(
         Some((state, rest)) if state.len() == 5 => (sqlstate_from_text(state), rest.to_string()),
         _ => (ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, failed.clone()),
     };
+    if code == ERRCODE_LOCK_NOT_AVAILABLE && message.contains("migrate.snapshot_wait_timeout") {
+        return Err(UserError::new(
+            code,
+            format!("migration {} failed ({}) in job {job}: {message}", m.version, direction.label()),
+        )
+        .detail("Statements before the failing one are done; the failure is in migrate.history and migrate.jobs.")
+        .hint(watch.hint()));
+    }
     Err(UserError::new(
         code,
         format!(
@@ -337,6 +346,117 @@ fn worker_step(
     )
     .detail("Statements before the failing one are done; the failure is in migrate.history and migrate.jobs.")
     .hint("Fix the cause (a pending migration can be replaced with migrate.add()), then CALL migrate.deploy() again: it resumes at the statement that failed."))
+}
+
+/// What `deploy()` shows of a job's concurrent index build while it waits for the job: the
+/// worker's note listing the transactions the build will wait for (as the job's role sees
+/// them), and the sessions the worker is actually waiting for, as the deploy's caller sees
+/// them in pg_stat_activity (with their query when the caller may see it).
+struct BuildWatch {
+    job: i64,
+    polls: u32,
+    note: Option<String>,
+    /// Blocking the worker at the previous look.
+    blocking: Vec<i32>,
+    /// Named in a NOTICE already.
+    reported: Vec<i32>,
+}
+
+impl BuildWatch {
+    fn new(job: i64) -> Self {
+        BuildWatch {
+            job,
+            polls: 0,
+            note: None,
+            blocking: Vec::new(),
+            reported: Vec::new(),
+        }
+    }
+
+    /// About once a second (the waiter polls every 100 ms).
+    fn poll(&mut self) {
+        self.polls += 1;
+        if !self.polls.is_multiple_of(10) {
+            return;
+        }
+        let row = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT note, worker_pid FROM migrate.jobs WHERE id OPERATOR(pg_catalog.=) $1",
+                    None,
+                    &[self.job.into()],
+                )
+                .and_then(|rows| rows.first().get_two::<String, i32>())
+                .unwrap_or_else(|e| error!("migrate: could not read job {}: {e}", self.job))
+        });
+        let (note, pid) = row;
+        if note != self.note {
+            if let Some(n) = note
+                .as_deref()
+                .filter(|n| n.contains(crate::worker::migration::PREFLIGHT))
+            {
+                pgrx::notice!("migrate: job {}: {n}", self.job);
+            }
+            self.note = note;
+        }
+        let Some(pid) = pid else { return };
+        let blocking = crate::worker::blockers::blocking_pids(pid);
+        // Blocking at two looks in a row (a second or more), and not named yet: writers that
+        // come and go are not news.
+        let lasting: Vec<i32> = blocking
+            .iter()
+            .copied()
+            .filter(|p| self.blocking.contains(p) && !self.reported.contains(p))
+            .collect();
+        self.blocking = blocking;
+        if lasting.is_empty() {
+            return;
+        }
+        let holders = crate::worker::blockers::holders(None, Some(&lasting));
+        if !holders.is_empty() {
+            pgrx::notice!(
+                "migrate: job {} is waiting for {} transaction(s) to end: {}",
+                self.job,
+                holders.len(),
+                crate::worker::blockers::summary(&holders, true)
+            );
+        }
+        self.reported.extend(lasting);
+    }
+
+    /// The HINT of a build cancelled by `migrate.snapshot_wait_timeout`: the sessions it was
+    /// waiting for, and those a new build would wait for (every snapshot older than now).
+    fn hint(&self) -> String {
+        let mut pids: Vec<i32> = self
+            .reported
+            .iter()
+            .copied()
+            .filter(|p| self.blocking.contains(p))
+            .collect();
+        for h in crate::worker::blockers::holders(None, None) {
+            if h.holds_snapshot && !pids.contains(&h.pid) {
+                pids.push(h.pid);
+            }
+        }
+        let ended = match pids.len() {
+            0 => "End the sessions named in the error (pg_terminate_backend(pid)) or wait until they end".to_string(),
+            n => format!(
+                "pid {} {} the build up: SELECT {} ends {}, or wait until {}",
+                pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                if n == 1 { "holds" } else { "hold" },
+                pids.iter()
+                    .map(|p| format!("pg_terminate_backend({p})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if n == 1 { "it" } else { "them" },
+                if n == 1 { "it ends" } else { "they end" },
+            ),
+        };
+        format!(
+            "{ended}; then CALL migrate.deploy() again (the index is built anew). migrate.snapshot_wait_timeout sets how long a build waits ({} ms now; 0: no limit).",
+            gucs::snapshot_wait_timeout_ms()
+        )
+    }
 }
 
 /// The worker logs in as the migration's role. PostgreSQL 15 lets a background worker log in
@@ -447,6 +567,7 @@ fn queue_job(m: &Migration, up: bool, sql: &str, executor: pg_sys::Oid, run: &Ru
         lock_timeout_ms: gucs::lock_timeout_ms(),
         lock_retries: gucs::lock_retries(),
         lock_retry_delay_ms: gucs::lock_retry_delay_ms(),
+        snapshot_wait_timeout_ms: gucs::snapshot_wait_timeout_ms(),
     });
     launch::start_at_commit(id);
     if skip > 0 {

@@ -27,6 +27,12 @@ pub static LOCK_RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
 // size-dependent rules. Raising it weakens the guard.
 static mut GUARD_MIN_ROWS: c_int = 10_000;
 
+/// `migrate.snapshot_wait_timeout` (ms): how long a concurrent index build of a `deploy()` step
+/// may sit in one of its waits for other transactions (older snapshots above all) before it is
+/// cancelled and its invalid index dropped. 0: no limit. It bounds only the deploying session's
+/// own build, so any role may set it.
+pub static SNAPSHOT_WAIT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(3_600_000);
+
 /// `migrate.max_job_workers`: background workers that may run jobs at once in one database.
 pub static MAX_JOB_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
 
@@ -380,6 +386,16 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::UNIT_MS,
     );
+    GucRegistry::define_int_guc(
+        c"migrate.snapshot_wait_timeout",
+        c"How long a concurrent index build of deploy() may wait for other transactions to end (0: no limit).",
+        c"CREATE INDEX CONCURRENTLY and REINDEX CONCURRENTLY wait for every transaction holding an older snapshot (and for writers of the table). After this long in one such wait the build is cancelled, its invalid index dropped, and the step fails naming the sessions that held it up.",
+        &SNAPSHOT_WAIT_TIMEOUT_MS,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
     define_job_gucs();
     // SAFETY: registers a backend-lifetime variable with static names and options.
     unsafe {
@@ -415,6 +431,10 @@ pub fn lock_retries() -> i32 {
 
 pub fn lock_retry_delay_ms() -> i32 {
     LOCK_RETRY_DELAY_MS.get()
+}
+
+pub fn snapshot_wait_timeout_ms() -> i32 {
+    SNAPSHOT_WAIT_TIMEOUT_MS.get()
 }
 
 pub fn guard_min_rows() -> f64 {

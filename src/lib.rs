@@ -5,6 +5,8 @@
 //!   the workers (neither imports it).
 //! - [`guard`]: event triggers that bound lock waits and stop outage-causing DDL.
 //! - [`worker`]: background jobs (batched backfills) run by background workers.
+//! - [`partition_index`]: `CREATE INDEX CONCURRENTLY` on a partitioned table, by the online
+//!   recipe (read by the worker that runs it and by `plan()`).
 //! - [`pg`]: the small, fenced layer over server internals (roles, subtransactions, scripts).
 //! - [`gucs`]: every `migrate.*` setting.
 //! - [`retry`]: the one backoff rule and the randomness behind jitter and lock keys.
@@ -15,6 +17,7 @@ pub mod deploy;
 pub mod error;
 pub mod guard;
 pub mod gucs;
+pub mod partition_index;
 pub mod pg;
 pub mod registry;
 pub mod worker;

@@ -14,6 +14,7 @@
 //! - [`transaction`]: whether a script runs in a transaction, and the `BEGIN`/`COMMIT` wrapper.
 //! - [`batch`]: a backfill's batch sizes, its split among workers, the replication-lag throttle.
 //! - [`adopt`]: what another tool's bookkeeping table says was applied, and what adopting does.
+//! - [`partition_index`]: the steps of a concurrent index build on a partitioned table.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod adopt;
 pub mod batch;
 pub mod checksum;
 pub mod options;
+pub mod partition_index;
 pub mod retry;
 pub mod route;
 pub mod rules;

@@ -11,6 +11,7 @@ pub mod procedure;
 pub mod query;
 pub mod script;
 pub mod security;
+pub mod snapshot_wait;
 pub mod statement;
 pub mod subxact;
 pub mod toplevel;

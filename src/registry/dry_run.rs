@@ -180,7 +180,7 @@ fn plan_step(
         // Only analysed, nothing runs; the script's allow lines still count for its findings.
         let _scope = execute::ScriptScope::enter(sql);
         for n in 0..statements.len() {
-            rows.push(analyse_only(m, label, n as i32 + 1, &text_of(n)));
+            rows.extend(analyse_only(m, label, n as i32 + 1, &text_of(n)));
         }
         return true;
     }
@@ -255,8 +255,10 @@ fn error_row(
 }
 
 /// A statement of a non-transactional migration: it cannot run in a transaction, so it is only
-/// analysed: the guard's findings and the lock a concurrent build or VACUUM takes.
-fn analyse_only(m: &Migration, label: &str, number: i32, text: &str) -> PlanRow {
+/// analysed: the guard's findings and the lock a concurrent build or VACUUM takes. A
+/// `CREATE INDEX CONCURRENTLY` on a partitioned table is followed by one row per step of the
+/// recipe `deploy()` runs for it (same statement number), from the catalog as it is now.
+fn analyse_only(m: &Migration, label: &str, number: i32, text: &str) -> Vec<PlanRow> {
     let min_rows = gucs::guard_min_rows();
     let analysed = subxact::run(|| {
         let tree = *script::parse_trees(text).first()?;
@@ -273,23 +275,72 @@ fn analyse_only(m: &Migration, label: &str, number: i32, text: &str) -> PlanRow 
                 ));
             }
         }
+        // SAFETY: as above; the node's tag is read before it is cast.
+        let recipe = unsafe { crate::partition_index::recognise(tree, text) };
+        let steps = match recipe {
+            Some(Ok((_, _, recipe))) => Some(Ok(recipe_rows(&recipe))),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        };
         // SAFETY: the node's tag is read before it is cast.
         let locks = unsafe { concurrent_lock(tree) };
-        Some((findings, locks))
+        Some((findings, locks, steps))
     });
-    let (findings, locks) = match analysed {
+    let (findings, locks, steps) = match analysed {
         Ok(Some(found)) => found,
-        Ok(None) => (Vec::new(), Vec::new()),
+        Ok(None) => (Vec::new(), Vec::new(), None),
         Err(caught) => {
-            return error_row(m, label, number, text, &caught);
+            return vec![error_row(m, label, number, text, &caught)];
         }
     };
-    PlanRow {
+    let row = PlanRow {
         executed: false,
         locks,
         guard: findings,
         ..PlanRow::new(m, label, number, text)
+    };
+    match steps {
+        None => vec![row],
+        Some(Err(e)) => vec![PlanRow {
+            error: Some(format!("{}: {}", sqlstate_text(e.code as i32), e.message)),
+            ..row
+        }],
+        Some(Ok(steps)) => std::iter::once(PlanRow {
+            locks: Vec::new(),
+            ..row
+        })
+        .chain(steps.into_iter().map(|(sql, locks)| PlanRow {
+            executed: false,
+            locks,
+            ..PlanRow::new(m, label, number, &sql)
+        }))
+        .collect(),
     }
+}
+
+/// The recipe's steps as plan() shows them: each statement and the lock it takes.
+fn recipe_rows(recipe: &crate::partition_index::Recipe) -> Vec<(String, Vec<String>)> {
+    use migrate_core::partition_index::Step;
+    recipe
+        .steps()
+        .iter()
+        .map(|step| {
+            let locks = match step {
+                Step::CreateOnly { table, .. } => vec![format!("{table}: SHARE")],
+                Step::Build { table, .. } => vec![format!("{table}: SHARE UPDATE EXCLUSIVE")],
+                Step::Rebuild { index } | Step::DropInvalid { index } => {
+                    vec![format!("{index}: SHARE UPDATE EXCLUSIVE")]
+                }
+                // Observed in pg_locks: the parent's index and the partition's (which writers
+                // to that partition wait for, for the catalog change only).
+                Step::Attach { parent, index } => vec![
+                    format!("{parent}: SHARE UPDATE EXCLUSIVE"),
+                    format!("{index}: ACCESS EXCLUSIVE"),
+                ],
+            };
+            (recipe.sql(step), locks)
+        })
+        .collect()
 }
 
 /// The table lock of the top-level statements a non-transactional migration typically has.

@@ -416,7 +416,7 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
         .map(|t| Instant::now() + Duration::from_secs_f64(interval_ms(t).max(0.0) / 1000.0));
     // Committing releases the CALL's own snapshot; each poll below takes and drops its own.
     procedure::connect("migrate.wait_job");
-    match wait_for_job(id, deadline, "migrate.wait_job") {
+    match wait_for_job(id, deadline, "migrate.wait_job", &mut || {}) {
         Ok(()) => {}
         Err(JobEnd::Missing) => UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
@@ -471,11 +471,13 @@ pub enum JobEnd {
 
 /// Polls job `id` until it succeeds, fails, is cancelled or `deadline` passes, committing
 /// between polls so this session holds no snapshot while it waits. Needs a non-atomic SPI
-/// connection (a procedure's). `who` names the caller in notices.
+/// connection (a procedure's). `who` names the caller in notices; `observe` runs on every
+/// poll of a job still running (in a transaction, before the commit).
 pub fn wait_for_job(
     id: i64,
     deadline: Option<Instant>,
     who: &str,
+    observe: &mut dyn FnMut(),
 ) -> std::result::Result<(), JobEnd> {
     /// How long a job may have no worker (and no free slot to get one) before waiting ends.
     const NO_WORKER_GRACE: Duration = Duration::from_secs(10);
@@ -515,6 +517,7 @@ pub fn wait_for_job(
                 progress: progress(id),
             });
         }
+        observe();
         // The caller holds a non-atomic SPI connection; we hold no snapshot of our own.
         procedure::commit();
         crate::pg::xact::sleep(Duration::from_millis(100));

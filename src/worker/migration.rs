@@ -17,12 +17,16 @@ use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
 
+use super::blockers;
 use super::queue::{self, Job, MigrationJob, RUNNING};
-use crate::error::{caught_parts, sqlstate_text};
+use crate::error::{caught_parts, sqlstate_text, OrRaise};
+use crate::partition_index::{self, Recipe};
 use crate::pg::security::set_config;
+use crate::pg::snapshot_wait::{self, Expired};
 use crate::pg::{script, toplevel, xact};
 use crate::registry::catalog;
 use crate::registry::execute::{Direction, Run};
+use migrate_core::partition_index::Step;
 
 /// Which script of its migration a job runs.
 fn direction(m: &MigrationJob) -> Direction {
@@ -41,6 +45,9 @@ pub fn run(id: i64) {
         Err(caught) => return fail(id, None, &caught, None, &[]),
     };
     let (job, m, started_at) = started;
+    // Its DDL (and the cleanup of what a failed build left) is the migration's in
+    // migrate.schema_changes.
+    let _migration = crate::guard::schema_changes::MigrationScope::enter(&m.version);
     crate::pg::backend::report_appname(&format!(
         "migrate job {id}: migration {} ({})",
         m.version,
@@ -136,6 +143,17 @@ enum Stop {
     Failed(Box<CaughtError>, Vec<String>),
 }
 
+/// What a statement of the script is, for how the worker runs it.
+enum Kind {
+    /// Anything but a concurrent index build the worker knows about.
+    Plain,
+    /// A concurrent build on a table: transactions it will wait for are reported first, and an
+    /// invalid index it leaves is dropped.
+    Build(IndexBuild),
+    /// `CREATE INDEX CONCURRENTLY` on a partitioned table: run by the online recipe.
+    Partitioned(Box<(pg_sys::Oid, String, Recipe)>),
+}
+
 /// Runs statement `number` with its lock-timeout retries and invalid-index cleanup, then
 /// checkpoints it. Returns notes on what was cleaned up.
 fn run_statement(
@@ -146,94 +164,278 @@ fn run_statement(
     sql: &str,
     resumed_at: Option<i32>,
 ) -> Result<Vec<String>, Stop> {
-    let mut attempt = 0u32;
     let mut notes = Vec::new();
+    let shown: String = sql.trim().chars().take(120).collect();
+    let prepared = xact::run(|| {
+        let current = queue::load(job.id, true)?;
+        if current.state != RUNNING {
+            return None;
+        }
+        queue::statement_started(job.id, number, &format!("running {label}: {shown}"));
+        Some(Kind::of(sql))
+    });
+    let kind = match prepared {
+        Ok(Some(kind)) => kind,
+        Ok(None) => return Err(Stop::Stopped),
+        Err(caught) => return Err(Stop::Failed(caught, notes)),
+    };
+    let build = match kind {
+        Kind::Partitioned(found) => {
+            let (table, index, recipe) = *found;
+            run_partitioned(job, m, label, table, &index, recipe, &mut notes)?;
+            checkpoint(job.id, number);
+            return Ok(notes);
+        }
+        Kind::Build(b) => Some(b),
+        Kind::Plain => None,
+    };
+    if let Some(b) = &build {
+        let existing = match b.existing() {
+            Ok(existing) => existing,
+            Err(caught) => return Err(Stop::Failed(caught, notes)),
+        };
+        match existing {
+            // The attempt that a crash interrupted here had committed its build.
+            Some((name, true)) if resumed_at == Some(number) => {
+                checkpoint(job.id, number);
+                notes.push(format!(
+                    "index {name} was already built by the interrupted attempt"
+                ));
+                return Ok(notes);
+            }
+            Some((name, false)) => drop_index(
+                &name,
+                &mut notes,
+                "left by an earlier attempt",
+                m.snapshot_wait_timeout_ms,
+            ),
+            _ => {}
+        }
+    }
+    run_step(job, m, label, sql, build.as_ref(), &mut notes)?;
+    checkpoint(job.id, number);
+    Ok(notes)
+}
+
+/// Runs one top-level statement: the transactions a concurrent build will wait for are noted
+/// first; its waits for them are bounded by `migrate.snapshot_wait_timeout`; a lock timeout is
+/// retried with backoff; an invalid index a failed build leaves is dropped.
+fn run_step(
+    job: &Job,
+    m: &MigrationJob,
+    label: &str,
+    sql: &str,
+    build: Option<&IndexBuild>,
+    notes: &mut Vec<String>,
+) -> Result<(), Stop> {
+    let mut attempt = 0u32;
     loop {
-        let shown: String = sql.trim().chars().take(120).collect();
+        if attempt > 0 {
+            match xact::run(|| queue::load(job.id, false).map(|j| j.state)) {
+                Ok(Some(RUNNING)) => {}
+                Ok(_) => return Err(Stop::Stopped),
+                Err(caught) => return Err(Stop::Failed(caught, std::mem::take(notes))),
+            }
+        }
+        if let Some(b) = build {
+            preflight(job.id, label, b);
+        }
+        let (result, expired) =
+            snapshot_wait::watch(m.snapshot_wait_timeout_ms, || toplevel::execute(sql));
+        let caught = match result {
+            Ok(()) => return Ok(()),
+            Err(caught) => caught,
+        };
+        match build {
+            Some(b @ IndexBuild { name: Some(_), .. }) => match b.existing() {
+                Ok(Some((name, false))) => drop_index(
+                    &name,
+                    notes,
+                    "left by the failed build",
+                    m.snapshot_wait_timeout_ms,
+                ),
+                Ok(_) => {}
+                Err(look) => notes.push(format!(
+                    "could not look for an invalid index left by the failed build: {}",
+                    caught_parts(&look).1
+                )),
+            },
+            Some(IndexBuild {
+                name: None,
+                table_name,
+                reindex: false,
+                ..
+            }) => notes.push(format!(
+                "an unnamed concurrent index build on {table_name} failed: drop the invalid index it may have left (DROP INDEX CONCURRENTLY), or name the index in the migration so deploy() cleans it up"
+            )),
+            Some(IndexBuild { reindex: true, table_name, .. }) => notes.push(format!(
+                "a failed REINDEX CONCURRENTLY may leave invalid indexes named *_ccnew on {table_name}: drop them with DROP INDEX CONCURRENTLY"
+            )),
+            None => {}
+        }
+        if let Some(expired) = expired {
+            return Err(Stop::Failed(
+                snapshot_wait_error(m, &expired),
+                std::mem::take(notes),
+            ));
+        }
+        let (code, message, _, _) = caught_parts(&caught);
+        if code == ERRCODE_LOCK_NOT_AVAILABLE && attempt < m.lock_retries.max(0) as u32 {
+            attempt += 1;
+            let wait = retry::backoff_ms(
+                u64::try_from(m.lock_retry_delay_ms).unwrap_or(1),
+                attempt,
+                retry::LOCK_RETRY_CAP_MS,
+                retry::jitter(),
+            );
+            let note = format!(
+                "{label}: {message}; lock retry {attempt} of {} in {wait} ms",
+                m.lock_retries
+            );
+            log_if_failed(
+                "note a lock retry",
+                xact::run(|| queue::set_note(job.id, Some(&note))),
+            );
+            xact::sleep(Duration::from_millis(wait));
+            continue;
+        }
+        return Err(Stop::Failed(caught, std::mem::take(notes)));
+    }
+}
+
+/// Notes in the job the transactions the build will wait for, as the job's role sees them
+/// (deploy() shows the note as a NOTICE). The query text is left out: the note is shown to
+/// `migrate_admin` too, who may not see those sessions' queries; deploy() adds each one's query
+/// when its caller may see it.
+fn preflight(id: i64, label: &str, build: &IndexBuild) {
+    let listed = xact::run(|| {
+        let holders = blockers::holders(Some(build.table), None);
+        if holders.is_empty() {
+            return;
+        }
+        let note = format!(
+            "{label}: {PREFLIGHT} of {} waits for {} transaction(s) to end: {}",
+            build.table_name,
+            holders.len(),
+            blockers::summary(&holders, false)
+        );
+        queue::set_note(id, Some(&note));
+    });
+    log_if_failed("list the transactions a concurrent build waits for", listed);
+}
+
+/// The words that mark a preflight note (deploy() shows such notes as NOTICEs).
+pub const PREFLIGHT: &str = "the concurrent index build";
+
+/// The error of a build that waited longer than `migrate.snapshot_wait_timeout`: 55P03, like a
+/// lock wait that ran out (each of these waits is a lock wait on another transaction).
+fn snapshot_wait_error(m: &MigrationJob, expired: &Expired) -> Box<CaughtError> {
+    let holder = if expired.holder > 0 {
+        format!(" for the transaction of pid {}", expired.holder)
+    } else {
+        String::new()
+    };
+    let message = format!(
+        "the concurrent build was cancelled after waiting {} ms ({}){holder} to end (migrate.snapshot_wait_timeout)",
+        m.snapshot_wait_timeout_ms,
+        expired.phase_name()
+    );
+    let hint = match expired.holder {
+        0 => "End the transactions that hold it up, then CALL migrate.deploy() again.".to_string(),
+        pid => format!(
+            "SELECT pg_terminate_backend({pid}) ends that session (or wait until it ends), then CALL migrate.deploy() again; migrate.snapshot_wait_timeout sets how long a build waits (0: no limit)."
+        ),
+    };
+    raised(crate::error::UserError::new(ERRCODE_LOCK_NOT_AVAILABLE, message).hint(hint))
+}
+
+/// Runs the partitioned-table recipe (see [`crate::partition_index`]) step by step, each step
+/// top-level and committed; a rerun reads the catalog again and does only what is left.
+fn run_partitioned(
+    job: &Job,
+    m: &MigrationJob,
+    label: &str,
+    table: pg_sys::Oid,
+    index: &str,
+    recipe: Recipe,
+    notes: &mut Vec<String>,
+) -> Result<(), Stop> {
+    let steps = recipe.steps();
+    let (mut built, total) = (0, steps.iter().filter(|s| s.concurrent_build()).count());
+    for step in &steps {
+        let sql = recipe.sql(step);
+        let step_label = format!("{label}, partition step: {sql}");
         let prepared = xact::run(|| {
             let current = queue::load(job.id, true)?;
             if current.state != RUNNING {
                 return None;
             }
-            queue::statement_started(job.id, number, &format!("running {label}: {shown}"));
-            Some(IndexBuild::find(sql))
+            let what = if step.concurrent_build() {
+                format!(
+                    "running {label}: partitioned index {} ({} of {total} partition builds): {sql}",
+                    recipe.index_name,
+                    built + 1
+                )
+            } else {
+                format!(
+                    "running {label}: partitioned index {}: {sql}",
+                    recipe.index_name
+                )
+            };
+            queue::set_note(job.id, Some(&what));
+            Some(match step {
+                Step::Build { .. } | Step::Rebuild { .. } => IndexBuild::find(&sql),
+                _ => None,
+            })
         });
         let build = match prepared {
             Ok(Some(build)) => build,
             Ok(None) => return Err(Stop::Stopped),
-            Err(caught) => return Err(Stop::Failed(caught, notes)),
+            Err(caught) => return Err(Stop::Failed(caught, std::mem::take(notes))),
         };
-        if let Some(b) = &build {
-            let existing = match b.existing() {
-                Ok(existing) => existing,
-                Err(caught) => return Err(Stop::Failed(caught, notes)),
-            };
-            match existing {
-                // The attempt that a crash interrupted here had committed its build.
-                Some((name, true)) if resumed_at == Some(number) => {
-                    checkpoint(job.id, number);
-                    notes.push(format!(
-                        "index {name} was already built by the interrupted attempt"
-                    ));
-                    return Ok(notes);
-                }
-                Some((name, false)) => drop_index(&name, &mut notes, "left by an earlier attempt"),
-                _ => {}
-            }
+        if let Step::DropInvalid { index } = step {
+            drop_index(
+                index,
+                notes,
+                "left by an earlier attempt",
+                m.snapshot_wait_timeout_ms,
+            );
+            continue;
         }
-        let ran = {
-            let _migration = crate::guard::schema_changes::MigrationScope::enter(&m.version);
-            toplevel::execute(sql)
-        };
-        match ran {
-            Ok(()) => {
-                checkpoint(job.id, number);
-                return Ok(notes);
-            }
-            Err(caught) => {
-                match &build {
-                    Some(b @ IndexBuild { name: Some(_), .. }) => match b.existing() {
-                        Ok(Some((name, false))) => {
-                            drop_index(&name, &mut notes, "left by the failed build")
-                        }
-                        Ok(_) => {}
-                        Err(look) => notes.push(format!(
-                            "could not look for an invalid index left by the failed build: {}",
-                            caught_parts(&look).1
-                        )),
-                    },
-                    Some(IndexBuild {
-                        name: None,
-                        table_name,
-                        ..
-                    }) => notes.push(format!(
-                        "an unnamed concurrent index build on {table_name} failed: drop the invalid index it may have left (DROP INDEX CONCURRENTLY), or name the index in the migration so deploy() cleans it up"
-                    )),
-                    None => {}
-                }
-                let (code, message, _, _) = caught_parts(&caught);
-                if code == ERRCODE_LOCK_NOT_AVAILABLE && attempt < m.lock_retries.max(0) as u32 {
-                    attempt += 1;
-                    let wait = retry::backoff_ms(
-                        u64::try_from(m.lock_retry_delay_ms).unwrap_or(1),
-                        attempt,
-                        retry::LOCK_RETRY_CAP_MS,
-                        retry::jitter(),
-                    );
-                    let note = format!(
-                        "{label}: {message}; lock retry {attempt} of {} in {wait} ms",
-                        m.lock_retries
-                    );
-                    log_if_failed(
-                        "note a lock retry",
-                        xact::run(|| queue::set_note(job.id, Some(&note))),
-                    );
-                    xact::sleep(Duration::from_millis(wait));
-                    continue;
-                }
-                return Err(Stop::Failed(caught, notes));
-            }
+        run_step(job, m, &step_label, &sql, build.as_ref(), notes)?;
+        if step.concurrent_build() {
+            built += 1;
         }
+    }
+    // The parent is valid once every partition's index is attached and valid.
+    let valid = xact::run(|| {
+        let now = recipe.reload(table, index).or_raise();
+        (now.steps().is_empty(), now.index_name)
+    });
+    match valid {
+        Ok((true, name)) => {
+            notes.push(format!(
+                "partitioned index {name} built partition by partition ({built} concurrent build(s))"
+            ));
+            Ok(())
+        }
+        Ok((false, name)) => Err(Stop::Failed(
+            raised(crate::error::UserError::new(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("{label}: partitioned index {name} is not valid after its steps ran"),
+            )
+            .hint("A partition was added or changed meanwhile: CALL migrate.deploy() again to finish it.")),
+            std::mem::take(notes),
+        )),
+        Err(caught) => Err(Stop::Failed(caught, std::mem::take(notes))),
+    }
+}
+
+/// A user error as the worker records failures (a caught error).
+fn raised(e: crate::error::UserError) -> Box<CaughtError> {
+    match xact::run(|| e.raise()) {
+        Err(caught) => caught,
+        Ok(never) => never,
     }
 }
 
@@ -252,68 +454,139 @@ fn log_if_failed(what: &str, result: Result<(), Box<CaughtError>>) {
     }
 }
 
-/// Drops an invalid index concurrently (top-level) and notes it.
-fn drop_index(name: &str, notes: &mut Vec<String>, why: &str) {
-    match toplevel::execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}")) {
+/// Drops an invalid index concurrently (top-level) and notes it. DROP INDEX CONCURRENTLY waits
+/// for every transaction using the table; that wait is bounded by `limit_ms` (the job's
+/// `migrate.snapshot_wait_timeout`, as lock_timeout) so a session that held the build up cannot
+/// hold the cleanup up for longer (the next deploy drops what is left).
+fn drop_index(name: &str, notes: &mut Vec<String>, why: &str, limit_ms: i32) {
+    let sql = format!("DROP INDEX CONCURRENTLY IF EXISTS {name}");
+    match with_lock_timeout(limit_ms, || toplevel::execute(&sql)) {
         Ok(()) => notes.push(format!("dropped invalid index {name} {why}")),
         Err(caught) => notes.push(format!(
-            "could not drop invalid index {name} {why}: {}",
+            "could not drop invalid index {name} {why}: {} (the next deploy drops it)",
             caught_parts(&caught).1
         )),
     }
 }
 
-/// A `CREATE INDEX CONCURRENTLY`: its table and the index name it asks for. Only a named
-/// index is ever dropped: an unnamed build's leftover cannot be told apart from another
-/// session's build in progress.
+/// Runs `f` (between transactions) with the session's lock_timeout set to `ms` when that is
+/// lower than the current one (or the current one is 0), then puts it back.
+fn with_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
+    let current = crate::pg::backend::lock_timeout_ms();
+    if ms <= 0 || (current > 0 && current <= ms) {
+        return f();
+    }
+    let previous = crate::pg::backend::setting(c"lock_timeout").unwrap_or_else(|| "0".into());
+    let set = |value: &str| {
+        let value = std::ffi::CString::new(value).unwrap_or_default();
+        log_if_failed(
+            "set lock_timeout",
+            xact::run(|| set_config(c"lock_timeout", &value, pg_sys::GucAction::GUC_ACTION_SET)),
+        );
+    };
+    set(&format!("{ms}ms"));
+    let result = f();
+    set(&previous);
+    result
+}
+
+impl Kind {
+    /// Recognises the statement (in a transaction, as the job's role). A partitioned-table
+    /// build the recipe cannot do raises (the job fails with it before anything ran).
+    fn of(sql: &str) -> Kind {
+        let Some(&tree) = script::parse_trees(sql).first() else {
+            return Kind::Plain;
+        };
+        // SAFETY: a raw parse tree of `sql`, just built in this memory context.
+        if let Some(found) = unsafe { partition_index::recognise(tree, sql) } {
+            return Kind::Partitioned(Box::new(found.or_raise()));
+        }
+        IndexBuild::find(sql).map_or(Kind::Plain, Kind::Build)
+    }
+}
+
+/// A concurrent index build: `CREATE INDEX CONCURRENTLY` (its table and the index name it
+/// asks for) or `REINDEX CONCURRENTLY` of a table or an index. Only a named index is ever
+/// dropped: an unnamed build's leftover cannot be told apart from another session's build in
+/// progress.
 struct IndexBuild {
     table: pg_sys::Oid,
     table_name: String,
     name: Option<String>,
+    reindex: bool,
 }
 
 impl IndexBuild {
     /// Recognises a concurrent index build (in a transaction, as the job's role).
     fn find(sql: &str) -> Option<IndexBuild> {
         let tree = *script::parse_trees(sql).first()?;
-        // SAFETY: a node of the raw parse tree just built; IndexStmt fields are read only after
-        // its tag was checked; RangeVarGetRelidExtended with missing_ok raises nothing for a
-        // missing table and takes no lock.
-        let (table, name) = unsafe {
-            if (*tree).type_ != pg_sys::NodeTag::T_IndexStmt {
-                return None;
-            }
-            let stmt = tree as *mut pg_sys::IndexStmt;
-            if !(*stmt).concurrent {
-                return None;
-            }
-            let table = pg_sys::RangeVarGetRelidExtended(
-                (*stmt).relation,
+        // SAFETY: a node of the raw parse tree just built; IndexStmt and ReindexStmt fields are
+        // read only after its tag was checked; RangeVarGetRelidExtended with missing_ok raises
+        // nothing for a missing relation and takes no lock.
+        let (relid, name, reindex) = unsafe {
+            let (relation, name, reindex) = match (*tree).type_ {
+                pg_sys::NodeTag::T_IndexStmt => {
+                    let stmt = tree as *mut pg_sys::IndexStmt;
+                    if !(*stmt).concurrent {
+                        return None;
+                    }
+                    let name = (!(*stmt).idxname.is_null()).then(|| {
+                        std::ffi::CStr::from_ptr((*stmt).idxname)
+                            .to_string_lossy()
+                            .into_owned()
+                    });
+                    ((*stmt).relation, name, false)
+                }
+                pg_sys::NodeTag::T_ReindexStmt => {
+                    let stmt = tree as *mut pg_sys::ReindexStmt;
+                    let concurrent = crate::pg::list::items::<pg_sys::DefElem>((*stmt).params)
+                        .into_iter()
+                        .any(|d| {
+                            !(*d).defname.is_null()
+                                && std::ffi::CStr::from_ptr((*d).defname).to_bytes()
+                                    == b"concurrently"
+                        });
+                    if !concurrent || (*stmt).relation.is_null() {
+                        return None;
+                    }
+                    ((*stmt).relation, None, true)
+                }
+                _ => return None,
+            };
+            let relid = pg_sys::RangeVarGetRelidExtended(
+                relation,
                 pg_sys::NoLock as i32,
                 pg_sys::RVROption::RVR_MISSING_OK,
                 None,
                 std::ptr::null_mut(),
             );
-            let name = (!(*stmt).idxname.is_null()).then(|| {
-                std::ffi::CStr::from_ptr((*stmt).idxname)
-                    .to_string_lossy()
-                    .into_owned()
-            });
-            (table, name)
+            (relid, name, reindex)
         };
-        if table == pg_sys::InvalidOid {
+        if relid == pg_sys::InvalidOid {
             return None;
         }
-        let table_name = Spi::get_one_with_args::<String>(
-            "SELECT $1::pg_catalog.regclass::pg_catalog.text",
-            &[table.into()],
-        )
-        .unwrap_or_else(|e| error!("migrate: could not name the table of an index build: {e}"))
-        .expect("a regclass of an existing table has a name");
+        // REINDEX INDEX names the index: the build waits on its table.
+        let (table, table_name) = Spi::connect(|client| {
+            let row = client
+                .select(
+                    "SELECT COALESCE(i.indrelid, c.oid), COALESCE(i.indrelid, c.oid)::pg_catalog.regclass::pg_catalog.text \
+                     FROM pg_catalog.pg_class c \
+                     LEFT JOIN pg_catalog.pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) c.oid \
+                     WHERE c.oid OPERATOR(pg_catalog.=) $1",
+                    None,
+                    &[relid.into()],
+                )
+                .unwrap_or_else(|e| error!("migrate: could not name the table of an index build: {e}"))
+                .first()
+                .get_two::<pg_sys::Oid, String>()
+                .unwrap_or_else(|e| error!("migrate: could not name the table of an index build: {e}"));
+            row
+        });
         Some(IndexBuild {
-            table,
-            table_name,
+            table: table?,
+            table_name: table_name?,
             name,
+            reindex,
         })
     }
 

@@ -155,6 +155,8 @@ pub struct MigrationJob {
     pub lock_timeout_ms: i32,
     pub lock_retries: i32,
     pub lock_retry_delay_ms: i32,
+    /// `migrate.snapshot_wait_timeout` of the deploying session (ms, 0: no limit).
+    pub snapshot_wait_timeout_ms: i32,
 }
 
 /// Where migration jobs count their statements in this database. The library runs against a
@@ -220,7 +222,8 @@ const COLUMNS: &str = "id, state, kind, relid::pg_catalog.oid AS relid, table_na
     current_statement, run_id, requested_by::pg_catalog.text AS requested_by, \
     (settings OPERATOR(pg_catalog.->>) 'lock_timeout_ms')::pg_catalog.int4 AS lock_timeout_ms, \
     (settings OPERATOR(pg_catalog.->>) 'lock_retries')::pg_catalog.int4 AS lock_retries, \
-    (settings OPERATOR(pg_catalog.->>) 'lock_retry_delay_ms')::pg_catalog.int4 AS lock_retry_delay_ms";
+    (settings OPERATOR(pg_catalog.->>) 'lock_retry_delay_ms')::pg_catalog.int4 AS lock_retry_delay_ms, \
+    (settings OPERATOR(pg_catalog.->>) 'snapshot_wait_timeout_ms')::pg_catalog.int4 AS snapshot_wait_timeout_ms";
 
 /// One row read by column name. A column that is missing or of another type is a bug in the
 /// query's select list: it raises rather than reading as NULL.
@@ -311,6 +314,8 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
             lock_timeout_ms: row.get("lock_timeout_ms").unwrap_or(1000),
             lock_retries: row.get("lock_retries").unwrap_or(0),
             lock_retry_delay_ms: row.get("lock_retry_delay_ms").unwrap_or(500),
+            // A job queued before the setting existed gets its default.
+            snapshot_wait_timeout_ms: row.get("snapshot_wait_timeout_ms").unwrap_or(3_600_000),
         }),
     };
     Job {
@@ -416,6 +421,7 @@ pub struct NewMigrationJob<'a> {
     pub lock_timeout_ms: i32,
     pub lock_retries: i32,
     pub lock_retry_delay_ms: i32,
+    pub snapshot_wait_timeout_ms: i32,
 }
 
 pub fn insert_migration(m: &NewMigrationJob<'_>) -> i64 {
@@ -426,7 +432,8 @@ pub fn insert_migration(m: &NewMigrationJob<'_>) -> i64 {
          allow_superuser, run_id, requested_by, settings) \
          VALUES ('migration', $1, $2, $3, $4, $5, $6, 1, $7, $8, true, $9, $10, \
          pg_catalog.jsonb_build_object('lock_timeout_ms', $11, 'lock_retries', $12, \
-                                       'lock_retry_delay_ms', $13)) \
+                                       'lock_retry_delay_ms', $13, \
+                                       'snapshot_wait_timeout_ms', $14)) \
          RETURNING id",
         total = counters.total(),
         done = counters.done(),
@@ -448,6 +455,7 @@ pub fn insert_migration(m: &NewMigrationJob<'_>) -> i64 {
                 m.lock_timeout_ms.into(),
                 m.lock_retries.into(),
                 m.lock_retry_delay_ms.into(),
+                m.snapshot_wait_timeout_ms.into(),
             ],
         )
         .ok()
