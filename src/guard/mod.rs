@@ -8,9 +8,13 @@
 //! - [`state`]: per-transaction allowances and lock_timeout bookkeeping.
 //! - [`log`]: `migrate.guard_log`, including blocked statements whose transaction aborts.
 //! - [`api`]: `migrate.allow()`, `migrate.check()`, `migrate.rules`.
+//! - [`unit`]: the committed unit (a migration step) a statement runs in, as deploy() commits.
+//! - [`held`]: `lock_held_across_statements`, checked before every statement of a migration.
 
 pub mod api;
 pub mod facts;
+pub mod held;
 pub mod log;
 pub mod state;
 pub mod trigger;
+pub mod unit;
