@@ -284,3 +284,16 @@ REVOKE ALL ON FUNCTION migrate.schema_change_log_unchanged(), migrate.guard_sql_
 GRANT SELECT ON migrate.schema_change_log, migrate.schema_changes TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.schema_change_log_unchanged(), migrate.guard_sql_drop()
     TO migrate_admin;
+-- plan() gains held_locks and held_ms (issue 15): locks that block writes on big tables and how
+-- long the migration then kept them. A new result type is a new function: dropped and
+-- created, with the privileges finalize.sql gives it in a fresh install.
+DROP FUNCTION migrate.plan(text);
+CREATE FUNCTION migrate.plan(target text DEFAULT NULL)
+RETURNS TABLE (version text, direction text, statement integer, sql text, executed boolean,
+               locks text[], rewrites text[], rows_scanned bigint, guard text[],
+               duration_ms double precision, error text, held_locks text[],
+               held_ms double precision)
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'plan_v2_wrapper';
+REVOKE ALL ON FUNCTION migrate.plan(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.plan(text) TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.plan(text) TO PUBLIC;

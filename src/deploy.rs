@@ -171,10 +171,20 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
         }
         let outcome = if m.transactional {
             // Committed with its registry row and history event.
-            run.step(m, direction, executor).map(|took| {
-                procedure::commit();
-                format_interval(&took)
-            })
+            run.step(m, direction, executor)
+                .map(|took| {
+                    procedure::commit();
+                    format_interval(&took)
+                })
+                .map_err(|failure| {
+                    // apply()'s generic hint does not fit a deploy, which says its own below;
+                    // the failure's own hint (the guard's, a transaction-control one) stays.
+                    let mut e = failure.error;
+                    if !failure.specific_hint {
+                        e.hint = None;
+                    }
+                    e
+                })
         } else {
             worker_step(m, direction, executor, &run)
         };
@@ -241,11 +251,17 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
                         &message,
                     );
                     procedure::commit();
-                    e.hint = Some(format!(
+                    let own = format!(
                         "Migration {} left nothing behind; the ones before it stay {}. Fix the cause (a pending migration can be replaced with migrate.add()) and CALL migrate.deploy() again.",
                         m.version,
                         if direction == Direction::Up { "applied" } else { "rolled back" }
-                    ));
+                    );
+                    // The failure's own hint first (what to do about this error), then the
+                    // deploy's (what state it left and how to go on).
+                    e.hint = Some(match e.hint.take() {
+                        Some(inner) => format!("{inner}\n{own}"),
+                        None => own,
+                    });
                 }
                 return Err(e);
             }

@@ -50,6 +50,7 @@ pub extern "C-unwind" fn _PG_init() {
     std::env::remove_var("RUST_LIB_BACKTRACE");
     gucs::init();
     guard::state::init();
+    pg::script::set_statement_check(guard::held::before_statement);
     if pg::backend::preloading() {
         worker::launch::register_launcher();
     }

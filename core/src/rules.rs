@@ -123,6 +123,10 @@ pub static RULES: &[Rule] = &[
         "RENAME COLUMN: breaks clients using the old name",
         "ACCESS EXCLUSIVE", rewrites: false, scans: false,
         "add the new column, write both, backfill, switch readers, then drop the old one", sized: false),
+    rule!("lock_held_across_statements", Warn,
+        "a statement that is not instant (DML, CALL/DO, a scan, rewrite or index build of a big table) runs after an earlier statement of the same migration took a lock that blocks writes (SHARE or stronger) on a big table, which stays held until the migration commits",
+        "SHARE or stronger, taken earlier, held until commit", rewrites: false, scans: false,
+        "take the strong lock last in its migration, and run the slow statement in a migration of its own (data changes with migrate.backfill())", sized: true),
 ];
 
 /// Looks a rule up by id.
@@ -228,6 +232,78 @@ pub enum Action {
         new_name: String,
     },
     TableRewrite,
+    /// The table holds `mode` (one that blocks writes, see [`blocks_writes`]), taken by an
+    /// earlier statement of the running migration, and the statement about to run is not
+    /// instant ([`Work::is_instant`]): it does `work`.
+    LockHeldAcrossStatements {
+        mode: String,
+        work: String,
+    },
+}
+
+/// PostgreSQL's table lock modes, weakest first (index = the lock mode number, as in lock.h).
+pub const LOCK_MODES: [&str; 9] = [
+    "",
+    "ACCESS SHARE",
+    "ROW SHARE",
+    "ROW EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE",
+    "SHARE",
+    "SHARE ROW EXCLUSIVE",
+    "EXCLUSIVE",
+    "ACCESS EXCLUSIVE",
+];
+
+/// True for the lock modes that conflict with ROW EXCLUSIVE, the lock every INSERT, UPDATE
+/// and DELETE takes: SHARE and stronger. While one is held, writes to the table wait (and
+/// with ACCESS EXCLUSIVE, reads too); SHARE UPDATE EXCLUSIVE (VALIDATE CONSTRAINT, CREATE
+/// INDEX CONCURRENTLY) lets both go on.
+pub fn blocks_writes(mode: usize) -> bool {
+    (5..LOCK_MODES.len()).contains(&mode)
+}
+
+/// What a statement costs, for [`Action::LockHeldAcrossStatements`]: is it instant?
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// Changes only the catalog: CREATE/ALTER/DROP that neither scans nor rewrites a table
+    /// (ADD COLUMN with a constant default, SET DEFAULT, RENAME, DROP COLUMN, a NOT VALID
+    /// constraint, CREATE VIEW/FUNCTION/TRIGGER, COMMENT, GRANT, LOCK, SET ...), `SELECT` or
+    /// `VALUES` without FROM (function calls such as `migrate.allow()`; what a function does
+    /// inside is not looked at), and `INSERT ... VALUES`. Instant.
+    Catalog,
+    /// Reads or writes the rows of one table: CREATE INDEX, VALIDATE CONSTRAINT, a scanning
+    /// or rewriting ALTER TABLE, REFRESH MATERIALIZED VIEW, CLUSTER, ANALYZE, and UPDATE or
+    /// DELETE without FROM/USING (a WHERE clause does not count: how many rows it matches is
+    /// not known before it runs). Instant only when the table is exempt by size (below
+    /// `migrate.guard_min_rows`, or created in the same migration).
+    Table { what: String, table: TableFacts },
+    /// Work the guard cannot bound: other DML (with FROM/USING, MERGE, INSERT ... SELECT ...
+    /// FROM, SELECT ... FROM), CALL, DO, COPY, CREATE TABLE AS, EXPLAIN ANALYZE, EXECUTE.
+    /// Never instant.
+    Unbounded { what: String },
+}
+
+impl Work {
+    /// True if the statement finishes in about the time a catalog change takes, whatever the
+    /// data: only then may it run while an earlier statement's strong lock is held.
+    pub fn is_instant(&self, min_rows: f64) -> bool {
+        match self {
+            Work::Catalog => true,
+            Work::Table { table, .. } => exemption(table, min_rows).is_some(),
+            Work::Unbounded { .. } => false,
+        }
+    }
+
+    /// What the statement does, for the finding's message ("updates public.big").
+    pub fn describe(&self) -> String {
+        match self {
+            Work::Catalog => "changes the catalog".into(),
+            Work::Table { what, table } => {
+                format!("{what} {} (~{} rows)", table.name, table.estimated_rows)
+            }
+            Work::Unbounded { what } => what.clone(),
+        }
+    }
 }
 
 /// What the catalog says about the table a statement touches.
@@ -260,6 +336,18 @@ pub fn exemption(table: &TableFacts, min_rows: f64) -> Option<String> {
     } else {
         None
     }
+}
+
+/// The warning `apply()` and `rollback()` give for a finding that is exempt there but that
+/// `CALL migrate.deploy()` would block: `finding` was made for a table created earlier in the
+/// same transaction, before the running migration (by an earlier migration of the same
+/// `apply()`, or before it was called), judged as an existing table, since deploy() commits
+/// every migration before it runs the next.
+pub fn deploy_would_block(finding: &Finding) -> String {
+    format!(
+        "migrate guard: rule {}: {} (exempt here only because {} was created earlier in this transaction, before this migration; CALL migrate.deploy() commits each migration and would block this statement). {}",
+        finding.rule.id, finding.message, finding.table, finding.hint
+    )
 }
 
 fn quote(name: &str) -> String {
@@ -433,6 +521,14 @@ pub fn evaluate(action: &Action, table: &TableFacts, min_rows: f64) -> Vec<Findi
             format!("renaming {t} to {} breaks clients that use the old name", quote(new_name)),
             format!("Keep the old name working during the transition, e.g. CREATE VIEW {t} AS SELECT * FROM {}.", quote(new_name)),
         ),
+        Action::LockHeldAcrossStatements { mode, work } => {
+            let who = if mode == "ACCESS EXCLUSIVE" { "reads and writes of" } else { "writes to" };
+            find(
+                "lock_held_across_statements",
+                format!("{t} (~{rows} rows) stays locked in {mode} mode, taken by an earlier statement of this migration, while this statement {work}: {who} {t} wait until the migration commits"),
+                format!("Take the lock on {t} in the last statement of its migration, and move this statement into a migration of its own (a data change: migrate.backfill(), in batches)."),
+            );
+        }
         Action::RenameColumn { column, new_name } => find(
             "rename_column",
             format!("renaming {t}.{} to {} breaks clients that use the old name", quote(column), quote(new_name)),
@@ -659,6 +755,91 @@ mod tests {
             )),
             ["add_exclusion_constraint"]
         );
+    }
+
+    #[test]
+    fn lock_held_across_statements() {
+        let held = |mode: &str| Action::LockHeldAcrossStatements {
+            mode: mode.into(),
+            work: "updates public.users (~1000000 rows)".into(),
+        };
+        let f = evaluate(&held("ACCESS EXCLUSIVE"), &big(), 10_000.0);
+        assert_eq!(ids(&f), ["lock_held_across_statements"]);
+        assert_eq!(f[0].rule.severity, Severity::Warn);
+        assert!(f[0]
+            .message
+            .contains("reads and writes of public.users wait"));
+        assert!(evaluate(&held("SHARE"), &big(), 10_000.0)[0]
+            .message
+            .contains("writes to public.users wait"));
+        // A small locked table, or one created in this migration: nobody waits for long.
+        let small = TableFacts {
+            estimated_rows: 10.0,
+            ..big()
+        };
+        assert!(evaluate(&held("ACCESS EXCLUSIVE"), &small, 10_000.0).is_empty());
+        let fresh = TableFacts {
+            created_in_transaction: true,
+            ..big()
+        };
+        assert!(evaluate(&held("ACCESS EXCLUSIVE"), &fresh, 10_000.0).is_empty());
+    }
+
+    #[test]
+    fn lock_modes_that_block_writes() {
+        let blocking: Vec<&str> = (0..LOCK_MODES.len())
+            .filter(|&m| blocks_writes(m))
+            .map(|m| LOCK_MODES[m])
+            .collect();
+        assert_eq!(
+            blocking,
+            [
+                "SHARE",
+                "SHARE ROW EXCLUSIVE",
+                "EXCLUSIVE",
+                "ACCESS EXCLUSIVE"
+            ]
+        );
+        assert!(!blocks_writes(9) && !blocks_writes(0));
+    }
+
+    #[test]
+    fn instant_work() {
+        assert!(Work::Catalog.is_instant(10_000.0));
+        let table = |rows: f64, fresh: bool| Work::Table {
+            what: "updates".into(),
+            table: TableFacts {
+                estimated_rows: rows,
+                created_in_transaction: fresh,
+                ..big()
+            },
+        };
+        assert!(!table(1e6, false).is_instant(10_000.0));
+        assert!(table(10.0, false).is_instant(10_000.0));
+        assert!(table(1e6, true).is_instant(10_000.0));
+        assert_eq!(
+            table(1e6, false).describe(),
+            "updates public.users (~1000000 rows)"
+        );
+        let unbounded = Work::Unbounded {
+            what: "runs DO".into(),
+        };
+        assert!(!unbounded.is_instant(0.0));
+        assert_eq!(unbounded.describe(), "runs DO");
+    }
+
+    #[test]
+    fn deploy_would_block_note() {
+        let f = &evaluate(&index(false), &big(), 10_000.0)[0];
+        let note = deploy_would_block(f);
+        assert!(note.starts_with(
+            "migrate guard: rule index_not_concurrent: CREATE UNIQUE INDEX on public.users"
+        ));
+        assert!(note.contains(
+            "exempt here only because public.users was created earlier in this transaction"
+        ));
+        assert!(note.contains("CALL migrate.deploy() commits each migration and would block"));
+        assert!(note.ends_with(&f.hint));
     }
 
     #[test]

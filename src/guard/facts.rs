@@ -108,7 +108,9 @@ pub fn table_facts(relid: pg_sys::Oid) -> Option<TableFacts> {
             pg_sys::RelationClose(rel);
             return None;
         }
-        let created_in_transaction = (*rel).rd_createSubid != 0 /* InvalidSubTransactionId */;
+        // In a migration: created in the unit deploy() commits it in (see guard::unit).
+        let created_in_transaction =
+            super::unit::judged_created_in_transaction((*rel).rd_createSubid);
         let (mut pages, mut tuples, mut allvisfrac) = (0, 0.0, 0.0);
         pg_sys::estimate_rel_size(
             rel,

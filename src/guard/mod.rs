@@ -9,10 +9,14 @@
 //! - [`log`]: `migrate.guard_log`, including blocked statements whose transaction aborts.
 //! - [`schema_changes`]: `migrate.schema_changes`, every committed DDL and its migration.
 //! - [`api`]: `migrate.allow()`, `migrate.check()`, `migrate.rules`.
+//! - [`unit`]: the committed unit (a migration step) a statement runs in, as deploy() commits.
+//! - [`held`]: `lock_held_across_statements`, checked before every statement of a migration.
 
 pub mod api;
 pub mod facts;
+pub mod held;
 pub mod log;
 pub mod schema_changes;
 pub mod state;
 pub mod trigger;
+pub mod unit;

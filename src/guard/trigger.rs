@@ -90,7 +90,7 @@ fn bound_lock_wait() -> Option<String> {
 /// The guard's mode for the running statement. A privileged `pg_restore` is not guarded: a
 /// restore builds indexes and constraints on freshly loaded tables, which is its job, and
 /// whoever may restore may also turn the guard off.
-fn effective_mode() -> GuardMode {
+pub(super) fn effective_mode() -> GuardMode {
     if state::dry_run() {
         return GuardMode::Warn;
     }
@@ -107,13 +107,14 @@ fn effective_mode() -> GuardMode {
 
 /// Applies the rules to a statement's facts: permitted findings are logged as `allowed`,
 /// warnings as `warned`, and in enforce mode the first blocking finding stops the statement.
-fn judge(facts: &[Fact], mode: GuardMode) {
+pub(super) fn judge(facts: &[Fact], mode: GuardMode) {
     let min_rows = gucs::guard_min_rows();
     // Rules reported (warned or permitted) for this statement: a rewrite they predicted is not
     // reported again by the table_rewrite catch-all.
     let mut reported = Vec::new();
     let mut blocked = None;
     for fact in facts {
+        super::unit::note_deploy_would_block(fact, mode, min_rows);
         for finding in rules::evaluate(&fact.action, &fact.table, min_rows) {
             let mut entry = Entry {
                 action: String::new(),

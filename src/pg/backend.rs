@@ -29,6 +29,12 @@ pub fn nest_level() -> i32 {
     unsafe { pg_sys::GetCurrentTransactionNestLevel() }
 }
 
+/// The current subtransaction's id (1 at top level; what a relation's `rd_createSubid` holds).
+pub fn subtransaction_id() -> pg_sys::SubTransactionId {
+    // SAFETY: reads the current transaction state.
+    unsafe { pg_sys::GetCurrentSubTransactionId() }
+}
+
 /// The full transaction id of the current top-level transaction, assigning one if needed.
 pub fn top_full_transaction_id() -> u64 {
     // SAFETY: inside a transaction (callers are); assigning an xid is allowed outside recovery.

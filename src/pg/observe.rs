@@ -44,6 +44,8 @@ pub struct Observed {
     /// Relations that existed before and got a new relfilenode.
     pub rewrites: Vec<String>,
     pub rows_scanned: i64,
+    /// The same locks as `locks`: (relation, the strongest mode newly taken, its number).
+    pub taken: Vec<(pg_sys::Oid, usize)>,
 }
 
 impl Observer {
@@ -91,6 +93,7 @@ impl Observer {
         let held = self.held_relations();
         let mut locks = Vec::new();
         let mut rewrites = Vec::new();
+        let mut taken = Vec::new();
         for (&oid, &(mask, index)) in &held {
             if index {
                 continue;
@@ -104,6 +107,7 @@ impl Observer {
             let new = mask & !before;
             if new != 0 {
                 let strongest = 31 - new.leading_zeros();
+                taken.push((oid, strongest as usize));
                 locks.push(format!(
                     "{}: {}",
                     relation_name(oid),
@@ -122,6 +126,7 @@ impl Observer {
         }
         locks.sort();
         rewrites.sort();
+        taken.sort_by_key(|&(oid, _)| oid.to_u32());
         // A relation scanned is locked, so the held ones are all that can have changed; one
         // created by the statement counts from zero.
         let mut rows_scanned = 0;
@@ -135,6 +140,7 @@ impl Observer {
             locks,
             rewrites,
             rows_scanned,
+            taken,
         }
     }
 

@@ -240,13 +240,26 @@ impl Drop for SpiConnection {
     }
 }
 
+/// A check run with each statement's text right before [`run`] or [`run_one`] runs it (the
+/// guard's `lock_held_across_statements`), set once when the library loads.
+static STATEMENT_CHECK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Sets the check [`run`] and [`run_one`] call before each statement.
+pub fn set_statement_check(check: fn(&str)) {
+    let _ = STATEMENT_CHECK.set(check);
+}
+
 /// Runs one statement (`running`: its place in the script, for error sites).
 fn execute(text: &str, running: (usize, Option<(usize, usize)>)) {
-    RUNNING.set(running);
     // PostgreSQL 15 starts a statement after the previous semicolon, 18 at its first token:
     // log it from the first token on either way.
     let logged = text[first_token(text)..].trim_end().to_string();
     CURRENT.with(|c| *c.borrow_mut() = Some(logged));
+    if let Some(check) = STATEMENT_CHECK.get() {
+        // Before the statement's error site is set: the check may parse it again.
+        check(text);
+    }
+    RUNNING.set(running);
     let c_text = CString::new(text).expect("split from a NUL-free script");
     // SAFETY: SPI is connected; read_only = false gives each statement a fresh snapshot.
     let rc = unsafe { pg_sys::SPI_execute(c_text.as_ptr(), false, 0) };

@@ -34,10 +34,32 @@ struct PlanRow {
     guard: Vec<String>,
     duration_ms: Option<f64>,
     error: Option<String>,
+    /// Locks this statement took that block writes (SHARE or stronger) on big tables: they
+    /// stay held until the step commits, through every later statement of the migration.
+    held_locks: Vec<String>,
+    /// How long those were then held: the later statements' time until the step's commit.
+    held_ms: Option<f64>,
 }
 
 /// `plan()`'s result columns, in order (pgrx declares them as a tuple).
 type PlanColumns = (
+    String,
+    String,
+    i32,
+    String,
+    bool,
+    Vec<String>,
+    Vec<String>,
+    Option<i64>,
+    Vec<String>,
+    Option<f64>,
+    Option<String>,
+    Vec<String>,
+    Option<f64>,
+);
+
+/// The columns of 0.1.0's `plan()`, for a database not yet updated (UPDATING.md).
+type PlanColumns010 = (
     String,
     String,
     i32,
@@ -66,7 +88,14 @@ impl PlanRow {
             guard: Vec::new(),
             duration_ms: None,
             error: None,
+            held_locks: Vec::new(),
+            held_ms: None,
         }
+    }
+
+    fn into_columns_010(self) -> PlanColumns010 {
+        let c = self.into_columns();
+        (c.0, c.1, c.2, c.3, c.4, c.5, c.6, c.7, c.8, c.9, c.10)
     }
 
     fn into_columns(self) -> PlanColumns {
@@ -82,6 +111,8 @@ impl PlanRow {
             self.guard,
             self.duration_ms,
             self.error,
+            self.held_locks,
+            self.held_ms,
         )
     }
 }
@@ -104,11 +135,50 @@ fn steps(target: Option<&str>) -> Result<(Vec<Migration>, Path)> {
 
 /// `migrate.plan(target)`: every statement `deploy(target)` would run, executed in a
 /// subtransaction that is rolled back, with what it did.
+#[pg_extern(sql = r#"
+CREATE FUNCTION migrate.plan(target text DEFAULT NULL)
+RETURNS TABLE (version text, direction text, statement integer, sql text, executed boolean,
+               locks text[], rewrites text[], rows_scanned bigint, guard text[],
+               duration_ms double precision, error text, held_locks text[],
+               held_ms double precision)
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'plan_v2_wrapper';
+"#)]
 // pgrx declares a function's result columns in its signature.
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile)]
+fn plan_v2(
+    target: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(version, String),
+        name!(direction, String),
+        name!(statement, i32),
+        name!(sql, String),
+        name!(executed, bool),
+        name!(locks, Vec<String>),
+        name!(rewrites, Vec<String>),
+        name!(rows_scanned, Option<i64>),
+        name!(guard, Vec<String>),
+        name!(duration_ms, Option<f64>),
+        name!(error, Option<String>),
+        name!(held_locks, Vec<String>),
+        name!(held_ms, Option<f64>),
+    ),
+> {
+    TableIterator::new(
+        plan_rows(target)
+            .or_raise()
+            .into_iter()
+            .map(PlanRow::into_columns),
+    )
+}
+
+/// 0.1.0's `migrate.plan()` (symbol `plan_wrapper`), until `ALTER EXTENSION migrate UPDATE`
+/// declares the one with `held_locks` and `held_ms`.
+#[allow(clippy::type_complexity)]
+#[pg_extern(sql = false)]
 fn plan(
-    target: default!(Option<&str>, "NULL"),
+    target: Option<&str>,
 ) -> TableIterator<
     'static,
     (
@@ -125,34 +195,68 @@ fn plan(
         name!(error, Option<String>),
     ),
 > {
-    let rows = (|| {
-        execute::registry_call("plan")?;
-        let target = target
-            .map(|t| checked_version(Some(t), "target", "plan"))
-            .transpose()?;
-        let (all, path) = steps(target)?;
-        let roles = path
-            .iter()
-            .map(|&(i, direction)| execute::executing_role(&all[i], direction))
-            .collect::<Result<Vec<_>>>()?;
-        let mut rows: Vec<PlanRow> = Vec::new();
-        // The dry run's own failures (a cancel, a catalog query) are raised, never mistaken
-        // for a clean plan; a statement's failure is a row.
-        let dry_run = subxact::run_and_roll_back(|| {
-            let mut observer = Observer::start();
-            for (&(i, direction), role) in path.iter().zip(roles) {
-                let m = &all[i];
-                if !plan_step(m, direction, role, &mut observer, &mut rows) {
-                    break;
-                }
+    TableIterator::new(
+        plan_rows(target)
+            .or_raise()
+            .into_iter()
+            .map(PlanRow::into_columns_010),
+    )
+}
+
+fn plan_rows(target: Option<&str>) -> Result<Vec<PlanRow>> {
+    execute::registry_call("plan")?;
+    let target = target
+        .map(|t| checked_version(Some(t), "target", "plan"))
+        .transpose()?;
+    let (all, path) = steps(target)?;
+    let roles = path
+        .iter()
+        .map(|&(i, direction)| execute::executing_role(&all[i], direction))
+        .collect::<Result<Vec<_>>>()?;
+    let mut rows: Vec<PlanRow> = Vec::new();
+    // The dry run's own failures (a cancel, a catalog query) are raised, never mistaken
+    // for a clean plan; a statement's failure is a row.
+    let dry_run = subxact::run_and_roll_back(|| {
+        let mut observer = Observer::start();
+        for (&(i, direction), role) in path.iter().zip(roles) {
+            let m = &all[i];
+            if !plan_step(m, direction, role, &mut observer, &mut rows) {
+                break;
             }
-        });
-        if let Err(caught) = dry_run {
-            caught.rethrow();
         }
-        Ok(rows)
-    })();
-    TableIterator::new(rows.or_raise().into_iter().map(PlanRow::into_columns))
+    });
+    if let Err(caught) = dry_run {
+        caught.rethrow();
+    }
+    Ok(rows)
+}
+
+/// Each row's `held_ms`, for the rows of one step: a lock is held from the statement that took
+/// it until the step commits, so through the later statements' time.
+fn fill_held(step: &mut [PlanRow]) {
+    let mut later = 0.0;
+    for row in step.iter_mut().rev() {
+        if !row.held_locks.is_empty() {
+            row.held_ms = Some((later * 1000.0_f64).round() / 1000.0);
+        }
+        later += row.duration_ms.unwrap_or(0.0);
+    }
+}
+
+/// The locks of `taken` that block writes on tables the guard does not exempt by size (or as
+/// created in this step), as "table: MODE".
+fn strong_big_locks(taken: &[(pg_sys::Oid, usize)]) -> Vec<String> {
+    let min_rows = gucs::guard_min_rows();
+    taken
+        .iter()
+        .filter(|&&(_, mode)| rules::blocks_writes(mode))
+        .filter_map(|&(oid, mode)| {
+            let table = facts::table_facts(oid)?;
+            rules::exemption(&table, min_rows)
+                .is_none()
+                .then(|| format!("{}: {}", table.name, rules::LOCK_MODES[mode]))
+        })
+        .collect()
 }
 
 /// Plans one migration's statements; false if one failed (later steps would depend on it).
@@ -179,6 +283,8 @@ fn plan_step(
     if !m.transactional {
         // Only analysed, nothing runs; the script's allow lines still count for its findings.
         let _scope = execute::ScriptScope::enter(sql);
+        // Each statement commits on its own: every table there is is an existing one.
+        let _unit = guard::unit::Scope::each_statement();
         for n in 0..statements.len() {
             rows.extend(analyse_only(m, label, n as i32 + 1, &text_of(n)));
         }
@@ -188,6 +294,7 @@ fn plan_step(
     // each (one per statement doubled plan()'s cost): the first error ends the step, and the
     // statement it came from is known from `running`.
     let findings = guard::state::Findings::collect();
+    let first_row = rows.len();
     let running: Cell<Option<(usize, Instant)>> = Cell::new(None);
     let elapsed_ms =
         |started: Instant| (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
@@ -199,6 +306,7 @@ fn plan_step(
             let ms = elapsed_ms(started);
             let seen = observer.after_statement();
             rows.push(PlanRow {
+                held_locks: strong_big_locks(&seen.taken),
                 locks: seen.locks,
                 rewrites: seen.rewrites,
                 rows_scanned: Some(seen.rows_scanned),
@@ -211,7 +319,7 @@ fn plan_step(
     // As the script's author, isolated like a real step (settings, deferred triggers, objects
     // left in the session). An error outside any statement (the isolation refused, a deferred
     // constraint at the step's end) is the step's row, statement 0.
-    match subxact::run(|| execute::in_script(m, direction, role, &mut walk)) {
+    let outcome = match subxact::run(|| execute::in_script(m, direction, role, &mut walk)) {
         Ok(()) => true,
         Err(caught) => {
             let caught = reraise_cancel(caught);
@@ -226,7 +334,9 @@ fn plan_step(
             rows.push(row);
             false
         }
-    }
+    };
+    fill_held(&mut rows[first_row..]);
+    outcome
 }
 
 /// A cancel (Ctrl-C, statement_timeout) ends the whole dry run, as it would a PL/pgSQL block's
@@ -247,11 +357,36 @@ fn error_row(
     sql: &str,
     caught: &pgrx::pg_sys::panic::CaughtError,
 ) -> PlanRow {
-    let (code, message, _, _) = caught_parts(caught);
+    let mut text = error_text(caught);
+    // The error's own DETAIL and HINT come first; then what it means for the deploy.
+    text.push_str(&if m.transactional {
+        format!(
+            "\nHINT: CALL migrate.deploy() would stop here and leave nothing of migration {} behind; the migrations after it are not planned.",
+            m.version
+        )
+    } else {
+        format!(
+            "\nHINT: CALL migrate.deploy() would stop at this statement of migration {}; the statements before it would stay done, and a later deploy resumes here.",
+            m.version
+        )
+    });
     PlanRow {
-        error: Some(format!("{}: {message}", sqlstate_text(code as i32))),
+        error: Some(text),
         ..PlanRow::new(m, label, number, sql)
     }
+}
+
+/// "SQLSTATE: message", then the error's DETAIL and HINT lines, if it has them.
+fn error_text(caught: &pgrx::pg_sys::panic::CaughtError) -> String {
+    let (code, message, detail, hint) = caught_parts(caught);
+    let mut text = format!("{}: {message}", sqlstate_text(code as i32));
+    if let Some(detail) = detail {
+        text.push_str(&format!("\nDETAIL: {detail}"));
+    }
+    if let Some(hint) = hint {
+        text.push_str(&format!("\nHINT: {hint}"));
+    }
+    text
 }
 
 /// A statement of a non-transactional migration: it cannot run in a transaction, so it is only
@@ -548,9 +683,5 @@ fn run(m: &Migration, direction: Direction, role: pg_sys::Oid) -> std::result::R
     let (result, _) = guard::state::collect_findings(|| {
         subxact::run(|| execute::in_script(m, direction, role, || script::run(sql)))
     });
-    result.map_err(|caught| {
-        let caught = reraise_cancel(caught);
-        let (code, message, _, _) = caught_parts(&caught);
-        format!("{}: {message}", sqlstate_text(code as i32))
-    })
+    result.map_err(|caught| error_text(&reraise_cancel(caught)))
 }

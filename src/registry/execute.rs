@@ -140,7 +140,7 @@ impl Run {
         m: &Migration,
         direction: Direction,
         executor: pg_sys::Oid,
-    ) -> Result<Interval, UserError> {
+    ) -> Result<Interval, StepFailure> {
         let sql = direction.script(m);
         let started = catalog::clock_now();
         subxact::run(|| {
@@ -224,6 +224,8 @@ pub fn in_script<R>(
     );
     let _scope = ScriptScope::enter(&direction.script(m));
     let _migration = guard::schema_changes::MigrationScope::enter(&m.version);
+    // Called in the step's own subtransaction: where the unit deploy() commits starts.
+    let _unit = guard::unit::Scope::step();
     security::run_isolated(executor, &what, body)
 }
 
@@ -453,12 +455,27 @@ fn line_text(sql: &str, line: usize) -> String {
     sql.lines().nth(line - 1).unwrap_or("").trim().to_string()
 }
 
+/// A failed step: the error, and whether its hint is the failure's own (the inner error's, or
+/// one for its kind) rather than apply()'s generic one, so that `deploy()` keeps it and adds
+/// its own as a second line.
+#[derive(Debug)]
+pub struct StepFailure {
+    pub error: UserError,
+    pub specific_hint: bool,
+}
+
+impl From<StepFailure> for UserError {
+    fn from(f: StepFailure) -> Self {
+        f.error
+    }
+}
+
 fn describe_failure(
     m: &Migration,
     direction: Direction,
     sql: &str,
     caught: Box<CaughtError>,
-) -> UserError {
+) -> StepFailure {
     let (code, message, detail, hint) = caught_parts(&caught);
     let site = script::last_error_site();
     let mut details = Vec::new();
@@ -490,15 +507,23 @@ fn describe_failure(
         ));
     }
     details.extend(detail);
-    let hint = hint.unwrap_or_else(|| {
+    // The inner error's own hint, else one for what kind of failure it is; only when neither
+    // has anything to say does the caller's generic hint stand alone.
+    let specific = hint.or_else(|| {
         if code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
-            "The migration was cancelled (a cancel request or statement_timeout) and nothing of it remains; run it again, with a longer statement_timeout if it needs one."
-                .into()
+            Some("The migration was cancelled (a cancel request or statement_timeout) and nothing of it remains; run it again, with a longer statement_timeout if it needs one."
+                .into())
         } else if code == PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION {
-            "This statement cannot run inside a transaction: move it to its own migration marked \
+            Some("This statement cannot run inside a transaction: move it to its own migration marked \
              -- migrate:no-transaction and run it with CALL migrate.deploy()."
-                .into()
-        } else if direction == Direction::Up {
+                .into())
+        } else {
+            None
+        }
+    });
+    let specific_hint = specific.is_some();
+    let hint = specific.unwrap_or_else(|| {
+        if direction == Direction::Up {
             "Nothing was applied. Fix the migration (a pending one can be replaced with \
              migrate.add()) and apply again."
                 .into()
@@ -518,5 +543,8 @@ fn describe_failure(
     if !details.is_empty() {
         e = e.detail(details.join("\n"));
     }
-    e
+    StepFailure {
+        error: e,
+        specific_hint,
+    }
 }
