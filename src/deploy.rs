@@ -340,6 +340,15 @@ fn worker_step(
         ),
         Err(JobEnd::TimedOut { .. }) => unreachable!("no deadline"),
     };
+    // The failed statement's own HINT comes first, deploy's second.
+    let (failed, inner_hint) = match failed.split_once(crate::worker::migration::FAILURE_HINT) {
+        Some((failed, hint)) => (failed.to_string(), Some(hint.to_string())),
+        None => (failed, None),
+    };
+    let with_inner = |own: String| match &inner_hint {
+        Some(inner) => format!("{inner}\n{own}"),
+        None => own,
+    };
     let (code, message) = match failed.split_once(": ") {
         Some((state, rest)) if state.len() == 5 => (sqlstate_from_text(state), rest.to_string()),
         _ => (ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, failed.clone()),
@@ -361,7 +370,7 @@ fn worker_step(
         ),
     )
     .detail("Statements before the failing one are done; the failure is in migrate.history and migrate.jobs.")
-    .hint("Fix the cause (a pending migration can be replaced with migrate.add()), then CALL migrate.deploy() again: it resumes at the statement that failed."))
+    .hint(with_inner("Fix the cause (a pending migration can be replaced with migrate.add()), then CALL migrate.deploy() again: it resumes at the statement that failed.".into())))
 }
 
 /// What `deploy()` shows of a job's concurrent index build while it waits for the job: the

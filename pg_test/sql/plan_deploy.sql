@@ -82,3 +82,11 @@ UPDATE moved SET f = 1 WHERE id < 10;$$, 'ALTER TABLE moved DROP COLUMN f;');
 ANALYZE moved;
 SELECT version, statement, guard FROM migrate.plan() WHERE cardinality(guard) > 0;
 SELECT * FROM migrate.rules WHERE id = 'lock_held_across_statements';
+-- A statement of a non-transactional migration fails in deploy()'s worker: the error's own HINT
+-- (here the guard's safe alternative) comes first, deploy's second.
+SELECT migrate.add('10', $$-- migrate:no-transaction
+CREATE INDEX CONCURRENTLY acc_n ON acc (n);
+ALTER TABLE acc ADD CONSTRAINT acc_n_positive CHECK (n > 0);$$);
+SET client_min_messages = warning;
+CALL migrate.deploy();
+RESET client_min_messages;

@@ -627,6 +627,9 @@ impl IndexBuild {
 
 /// Marks the job failed and appends the failure to the registry's event log.
 /// `statement` names the statement that failed; `notes` say what the worker did about it.
+/// Where a job's error message ends and the failed statement's HINT begins.
+pub const FAILURE_HINT: &str = "\nHINT: ";
+
 fn fail(
     id: i64,
     m: Option<&MigrationJob>,
@@ -634,7 +637,7 @@ fn fail(
     statement: Option<&str>,
     notes: &[String],
 ) {
-    let (code, message, detail, _) = caught_parts(caught);
+    let (code, message, detail, hint) = caught_parts(caught);
     let sqlstate = sqlstate_text(code as i32);
     let mut full = match statement {
         Some(s) => format!("{s}: {message}"),
@@ -645,6 +648,10 @@ fn fail(
     }
     if !notes.is_empty() {
         full = format!("{full}; {}", notes.join("; "));
+    }
+    // The error's own advice (the guard's safe alternative, ...): deploy() shows it first.
+    if let Some(h) = hint {
+        full = format!("{full}{FAILURE_HINT}{h}");
     }
     pgrx::log!("migrate: job {id} failed: {full}");
     let _ = xact::run(|| {
