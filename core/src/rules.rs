@@ -1242,11 +1242,11 @@ mod tests {
             new_column_collation: 100,
         };
         assert!(
-            !index_rebuilt(false, &[key.clone()]),
+            !index_rebuilt(false, std::slice::from_ref(&key)),
             "varchar -> text keeps text_ops"
         );
         assert!(
-            index_rebuilt(true, &[key.clone()]),
+            index_rebuilt(true, std::slice::from_ref(&key)),
             "an expression or partial index is rebuilt"
         );
         // int4 -> oid: int4_ops was the default, oid_ops is the new one.

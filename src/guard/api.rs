@@ -116,8 +116,9 @@ fn check(
     // whole script at the end.
     let mut items = Vec::new();
     for (i, tree) in trees.into_iter().enumerate() {
-        // SAFETY: as below.
         if let Ok(found) = subxact::run(|| {
+            // SAFETY: trees come from raw_parser in this call's memory context; reading them
+            // changes nothing.
             crate::pg::security::restricted(|| unsafe { facts::script_items(tree) })
         }) {
             items.extend(found.into_iter().map(|item| (i + 1, item)));

@@ -681,7 +681,7 @@ unsafe fn written_name(rv: *mut pg_sys::RangeVar) -> (Option<pg_sys::Oid>, Strin
     // SAFETY: rv is a RangeVar of a raw parse tree.
     unsafe {
         let relid = relation_oid(rv);
-        if let Some(f) = relid.and_then(|r| relation_facts(r)) {
+        if let Some(f) = relid.and_then(relation_facts) {
             return (relid, f.0.name);
         }
         let name = text((*rv).relname).unwrap_or_default();
