@@ -31,8 +31,8 @@ pub struct Finding {
     pub version: String,
     pub statement: Option<i32>,
     pub rule: String,
-    /// `block`, `warn`, `exempt` or `error` (a statement that would fail as written), as
-    /// `migrate.check()` reports them.
+    /// `block`, `warn`, `exempt`, `info` (static advice) or `error` (a statement that would
+    /// fail as written), as `migrate.check()` reports them.
     pub severity: String,
     pub table_name: String,
     pub message: String,
@@ -182,7 +182,7 @@ pub fn render(findings: &[Finding], format: LintFormat) -> String {
             .map(|f| {
                 let level = match f.severity.as_str() {
                     "block" => "error",
-                    "exempt" => "notice",
+                    "exempt" | "info" => "notice",
                     _ => "warning",
                 };
                 let message = if f.hint.is_empty() {

@@ -109,6 +109,19 @@ pub fn advice(rule: &str, tool: Tool) -> Option<String> {
         }
         ("index_not_concurrent", _) => format!("CREATE INDEX CONCURRENTLY in {nt}"),
 
+        ("index_partitioned", Django) => format!(
+            "RunSQL('CREATE INDEX name ON ONLY parent (...)'), then one RunSQL('CREATE INDEX CONCURRENTLY ... ON partition (...)') per partition in {nt}, then RunSQL('ALTER INDEX name ATTACH PARTITION ...') for each, with state_operations=[AddIndex(...)]"
+        ),
+        ("index_partitioned", Alembic) => format!(
+            "op.execute('CREATE INDEX name ON ONLY parent (...)'), then op.create_index(..., postgresql_concurrently=True) on each partition inside {nt}, then op.execute('ALTER INDEX name ATTACH PARTITION ...') for each"
+        ),
+        ("index_partitioned", Rails) => format!(
+            "execute 'CREATE INDEX name ON ONLY parent (...)', then add_index on each partition with algorithm: :concurrently in {nt}, then execute 'ALTER INDEX name ATTACH PARTITION ...' for each"
+        ),
+        ("index_partitioned", _) => format!(
+            "CREATE INDEX name ON ONLY parent (...) in one migration, CREATE INDEX CONCURRENTLY on each partition in {nt}, then ALTER INDEX name ATTACH PARTITION each one"
+        ),
+
         ("add_foreign_key", Django) => "AddConstraintNotValid (django.contrib.postgres.operations) with the ForeignKey's constraint, then ValidateConstraint in a later migration".into(),
         ("add_foreign_key", Alembic) => "op.create_foreign_key(..., postgresql_not_valid=True), then op.execute('ALTER TABLE ... VALIDATE CONSTRAINT ...') in a later revision".into(),
         ("add_foreign_key", Rails) => "add_foreign_key ..., validate: false, then validate_foreign_key in a later migration".into(),

@@ -165,6 +165,59 @@ $sql$);
 SELECT * FROM migrate.check('CREAT INDEX ON big (note)');
 SELECT * FROM migrate.check(NULL);
 
+-- Issue 15: precision. Statements PostgreSQL runs at once pass; the ones that scan, rewrite
+-- or rebuild are blocked, sized by what they reach (rolled back).
+BEGIN;
+SET LOCAL migrate.guard = off;
+CREATE TABLE typed (id int PRIMARY KEY, note varchar(100), code varchar(20), ts timestamp);
+INSERT INTO typed SELECT g, 'n' || g, 'c' || g, now() FROM generate_series(1, 2000) g;
+CREATE INDEX typed_lower_code ON typed (lower(code));
+CREATE TABLE parted (id int, k int NOT NULL, v text) PARTITION BY RANGE (k);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (1000);
+CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (1000) TO (2001);
+INSERT INTO parted SELECT g, g, 'v' FROM generate_series(1, 2000) g;
+CREATE TABLE cand (id int, k int NOT NULL, v text);
+CREATE TABLE cand_ok (id int, k int NOT NULL CHECK (k >= 5000 AND k < 6000), v text);
+INSERT INTO cand SELECT g, 5000 + g % 100, 'v' FROM generate_series(1, 2000) g;
+INSERT INTO cand_ok SELECT * FROM cand;
+CREATE DOMAIN pos AS int;
+CREATE DOMAIN pos_over AS pos;
+CREATE TABLE dt (id int, p pos, q pos_over);
+INSERT INTO dt SELECT g, g, g FROM generate_series(1, 2000) g;
+COMMIT;
+ANALYZE typed, parted, cand, cand_ok, dt;
+BEGIN;
+SET LOCAL TimeZone = 'UTC';
+ALTER TABLE typed ADD COLUMN f int REFERENCES parent (id);
+ALTER TABLE typed ALTER COLUMN note TYPE text USING "note"::text;
+ALTER TABLE typed ALTER COLUMN ts TYPE timestamptz;
+CREATE INDEX parted_v ON ONLY parted (v);
+ALTER TABLE parted ATTACH PARTITION cand_ok FOR VALUES FROM (5000) TO (6000);
+ALTER DOMAIN pos ADD CONSTRAINT pos_positive CHECK (VALUE > 0) NOT VALID;
+ROLLBACK;
+ALTER TABLE typed ADD COLUMN f int DEFAULT 0 REFERENCES parent (id);
+ALTER TABLE typed ADD COLUMN u int UNIQUE;
+ALTER TABLE typed ADD COLUMN k int CHECK (k > 0);
+BEGIN;
+SET LOCAL TimeZone = 'Europe/Paris';
+ALTER TABLE typed ALTER COLUMN ts TYPE timestamptz;
+ROLLBACK;
+ALTER TABLE typed ALTER COLUMN code TYPE text USING code::text;
+CREATE INDEX parted_v ON parted (v);
+ALTER TABLE parted ALTER COLUMN v SET NOT NULL;
+ALTER TABLE parted ATTACH PARTITION cand FOR VALUES FROM (5000) TO (6000);
+ALTER DOMAIN pos ADD CONSTRAINT pos_positive CHECK (VALUE > 0);
+ALTER DOMAIN pos SET NOT NULL;
+
+-- Static advice from migrate.check(): info rows, never blocking.
+SELECT statement, rule, severity, table_name, message FROM migrate.check($sql$
+    CREATE TABLE orders (id serial PRIMARY KEY, placed timestamp, code varchar(12), flag char(1));
+    CREATE TABLE order_items (id int PRIMARY KEY, order_id bigint REFERENCES orders (id), sku text);
+    ALTER TABLE big ADD COLUMN org int;
+    ALTER TABLE big ADD CONSTRAINT big_org FOREIGN KEY (org) REFERENCES parent (id) NOT VALID;
+    CREATE INDEX ON big (org);
+$sql$);
+
 -- The log: blocked rows are written by a background worker in their own transaction.
 CREATE FUNCTION public.wait_for_guard_log(n int) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -173,7 +226,7 @@ BEGIN
         PERFORM pg_sleep(0.05);
     END LOOP;
 END $$;
-SELECT public.wait_for_guard_log(18);
+SELECT public.wait_for_guard_log(28);
 SELECT action, rule, table_name, count(*) FROM migrate.guard_log
 GROUP BY action, rule, table_name ORDER BY action, rule, table_name;
 SELECT action, rule, reason, statement FROM migrate.guard_log WHERE action = 'allowed' ORDER BY id;

@@ -112,7 +112,17 @@ fn check(
     let min_rows = gucs::guard_min_rows();
     let trees = crate::registry::parse_for_check(sql).or_raise();
     let mut rows = Vec::new();
+    // The static advice (severity info): what each statement declares, judged over the
+    // whole script at the end.
+    let mut items = Vec::new();
     for (i, tree) in trees.into_iter().enumerate() {
+        if let Ok(found) = subxact::run(|| {
+            // SAFETY: trees come from raw_parser in this call's memory context; reading them
+            // changes nothing.
+            crate::pg::security::restricted(|| unsafe { facts::script_items(tree) })
+        }) {
+            items.extend(found.into_iter().map(|item| (i + 1, item)));
+        }
         // Looking a type or function up can fail; that is the statement's problem, reported
         // as a row, not a reason to stop checking the others.
         // SAFETY: trees come from raw_parser in this call's memory context.
@@ -157,6 +167,18 @@ fn check(
             }
         }
     }
+    for (statement, f) in rules::advise(&items) {
+        rows.push((
+            statement as i32,
+            f.rule.id.to_string(),
+            f.rule.severity.as_str().to_string(),
+            f.table,
+            f.message,
+            f.hint,
+        ));
+    }
+    // Statement order, the advice after the statement's other findings.
+    rows.sort_by_key(|r| r.0);
     TableIterator::new(rows)
 }
 

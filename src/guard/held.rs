@@ -46,6 +46,7 @@ pub fn before_statement(text: &str) {
                     mode: rules::LOCK_MODES[lock].to_string(),
                     work: String::new(),
                 },
+                domain: None,
             })
         })
         .collect();

@@ -4,6 +4,8 @@
 //!
 //! - [`migrate_core::rules`]: the rules, pure (facts in, findings out).
 //! - [`facts`]: parse tree + catalog -> facts, without taking locks.
+//! - [`type_change`]: what an ALTER COLUMN ... TYPE rewrites or rebuilds, by the server's logic.
+//! - [`partition`]: the tables a statement on a parent reaches; what ATTACH PARTITION scans.
 //! - [`trigger`]: the event-trigger entry points.
 //! - [`state`]: per-transaction allowances and lock_timeout bookkeeping.
 //! - [`log`]: `migrate.guard_log`, including blocked statements whose transaction aborts.
@@ -16,7 +18,9 @@ pub mod api;
 pub mod facts;
 pub mod held;
 pub mod log;
+pub mod partition;
 pub mod schema_changes;
 pub mod state;
 pub mod trigger;
+pub mod type_change;
 pub mod unit;

@@ -213,7 +213,7 @@ pub unsafe extern "C-unwind" fn migrate_guard_ddl_start(
     state::push_saved_timeout(if concurrent { None } else { bound_lock_wait() });
     // A statement on a table the role may not alter fails PostgreSQL's own check right after
     // this trigger: nothing to judge, and nothing to log on behalf of a role that cannot act.
-    facts.retain(|f| facts::may_alter(f.relid));
+    facts.retain(facts::may_act);
     judge(&facts, mode);
     pg_sys::Datum::from(0)
 }
@@ -276,6 +276,7 @@ pub unsafe extern "C-unwind" fn migrate_guard_table_rewrite(
                 relid,
                 table,
                 action: Action::TableRewrite,
+                domain: None,
             }],
             mode,
         );

@@ -7,6 +7,7 @@ pub mod dsm;
 pub mod list;
 pub mod locks;
 pub mod observe;
+pub mod partitions;
 pub mod procedure;
 pub mod query;
 pub mod script;
