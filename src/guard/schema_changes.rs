@@ -93,9 +93,6 @@ fn describe(object_type: Option<String>, identity: Option<String>) -> String {
 /// `ddl_command_end`: writes the statement's row. `tag` is its command tag.
 pub fn record(tag: &str) {
     let dropped = super::state::take_dropped();
-    if !as_registry_owner(record_installed) {
-        return;
-    }
     // A privileged pg_restore re-creates every object of a dump: that is a restore, not a
     // change, and the dump carries the record of the original changes.
     if backend::application_name() == "pg_restore" && crate::gucs::may_weaken_guard() {
@@ -104,6 +101,9 @@ pub fn record(tag: &str) {
     let role = security::role_name(security::current_user()).unwrap_or_default();
     let session_role = security::role_name(backend::session_user()).unwrap_or_default();
     as_registry_owner(|| {
+        if !record_installed() {
+            return;
+        }
         let (mut objects, skipped) = Spi::connect(|client| {
             let mut objects = Vec::new();
             let mut skipped = false;
