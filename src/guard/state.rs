@@ -194,3 +194,19 @@ pub fn push_saved_timeout(previous: Option<String>) {
 pub fn pop_saved_timeout() -> Option<String> {
     STATE.with(|s| s.borrow_mut().saved_timeouts.pop().and_then(|t| t.previous))
 }
+
+/// How many lock_timeout records the running statements left (see [`saved_timeout_bounded`]).
+pub fn saved_timeouts_len() -> usize {
+    STATE.with(|s| s.borrow().saved_timeouts.len())
+}
+
+/// True if the record at `index` (pushed by a statement's `ddl_command_start`) says the guard
+/// lowered lock_timeout for that statement.
+pub fn saved_timeout_bounded(index: usize) -> bool {
+    STATE.with(|s| {
+        s.borrow()
+            .saved_timeouts
+            .get(index)
+            .is_some_and(|t| t.previous.is_some())
+    })
+}

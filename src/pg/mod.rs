@@ -14,6 +14,7 @@ pub mod security;
 pub mod statement;
 pub mod subxact;
 pub mod toplevel;
+pub mod utility_hook;
 pub mod xact;
 
 /// Declares the `pg_finfo_*` record that marks a raw C function as calling convention V1 (for
