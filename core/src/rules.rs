@@ -149,7 +149,7 @@ pub static RULES: &[Rule] = &[
         "REINDEX ... CONCURRENTLY in a migration marked -- migrate:no-transaction", sized: true, preload),
     rule!("refresh_matview_not_concurrent", Block,
         "REFRESH MATERIALIZED VIEW without CONCURRENTLY (WITH NO DATA is instant and not flagged)",
-        "ACCESS EXCLUSIVE", rewrites: true, scans: false,
+        "ACCESS EXCLUSIVE", rewrites: true, scans: true,
         "REFRESH MATERIALIZED VIEW CONCURRENTLY (reads go on; needs a unique index on plain columns of the view, without WHERE)", sized: true, preload),
     rule!("truncate", Warn,
         "TRUNCATE: deletes every row, and waits for and blocks every query on the table",
@@ -157,7 +157,7 @@ pub static RULES: &[Rule] = &[
         "make sure no deployed code needs the rows; to empty a table in use, delete in batches", sized: false, preload),
     rule!("lock_table_strong", Warn,
         "LOCK TABLE in SHARE, SHARE ROW EXCLUSIVE, EXCLUSIVE or ACCESS EXCLUSIVE mode",
-        "as requested (SHARE to ACCESS EXCLUSIVE)", rewrites: false, scans: false,
+        "SHARE or stronger, as requested", rewrites: false, scans: false,
         "the weakest mode that protects the change, taken as late as possible in a short transaction", sized: true, preload),
 ];
 
@@ -544,11 +544,11 @@ pub fn evaluate(action: &Action, table: &TableFacts, min_rows: f64) -> Vec<Findi
             "Reorder it online with pg_repack --order-by (or pg_squeeze), which rebuild the table while it stays in use; CLUSTER itself belongs in a maintenance window.".into(),
         ),
         Action::Reindex { target } => {
-            let (what, safe) = match target {
-                ReindexTarget::Index(index) => (format!("INDEX {index}"), format!("REINDEX INDEX CONCURRENTLY {index}")),
-                ReindexTarget::Table => (format!("TABLE {t}"), format!("REINDEX TABLE CONCURRENTLY {t}")),
-                ReindexTarget::Schema(schema) => (format!("SCHEMA {schema}"), format!("REINDEX SCHEMA CONCURRENTLY {schema}")),
-                ReindexTarget::Database => ("DATABASE".to_string(), "REINDEX DATABASE CONCURRENTLY".to_string()),
+            let (what, whose, safe) = match target {
+                ReindexTarget::Index(index) => (format!("INDEX {index}"), "it", format!("REINDEX INDEX CONCURRENTLY {index}")),
+                ReindexTarget::Table => (format!("TABLE {t}"), "every index of the table", format!("REINDEX TABLE CONCURRENTLY {t}")),
+                ReindexTarget::Schema(schema) => (format!("SCHEMA {schema}"), "every index in the schema, table by table,", format!("REINDEX SCHEMA CONCURRENTLY {schema}")),
+                ReindexTarget::Database => ("DATABASE".to_string(), "every index in the database, table by table,", "REINDEX DATABASE CONCURRENTLY".to_string()),
             };
             let biggest = if matches!(target, ReindexTarget::Schema(_) | ReindexTarget::Database) {
                 format!(" (the biggest table is {t}, ~{rows} rows)")
@@ -557,7 +557,7 @@ pub fn evaluate(action: &Action, table: &TableFacts, min_rows: f64) -> Vec<Findi
             };
             find(
                 "reindex_not_concurrent",
-                format!("REINDEX {what} rebuilds indexes of {t} under a SHARE lock on it, which blocks writes, and an ACCESS EXCLUSIVE lock on each index it rebuilds, which blocks the queries that plan with it{biggest}"),
+                format!("REINDEX {what} rebuilds {whose} under a SHARE lock on {t}, which blocks writes, and an ACCESS EXCLUSIVE lock on each index while it is rebuilt, which blocks the queries that plan with it{biggest}"),
                 format!("Use {safe}: reads and writes go on while the new index is built. It cannot run in a transaction: put it in its own migration marked -- migrate:no-transaction and run it with CALL migrate.deploy()."),
             );
         }
@@ -868,7 +868,9 @@ mod tests {
             &t,
             10_000.0,
         );
-        assert!(f[0].message.starts_with("REINDEX SCHEMA app rebuilds"));
+        assert!(f[0]
+            .message
+            .starts_with("REINDEX SCHEMA app rebuilds every index in the schema"));
         assert!(f[0].message.contains("the biggest table is public.users"));
         let f = evaluate(&Action::RefreshMatview, &t, 10_000.0);
         assert_eq!(ids(&f), ["refresh_matview_not_concurrent"]);

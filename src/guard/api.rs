@@ -201,12 +201,8 @@ fn rule_list() -> TableIterator<
 fn rule_preload(
     rule: &str,
 ) -> TableIterator<'static, (name!(needs_preload, bool), name!(active, bool))> {
-    let row = rules::rule(rule).map(|r| {
-        (
-            r.needs_preload,
-            !r.needs_preload || super::hook::active(),
-        )
-    });
+    let row =
+        rules::rule(rule).map(|r| (r.needs_preload, !r.needs_preload || super::hook::active()));
     TableIterator::new(row)
 }
 

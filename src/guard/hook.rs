@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 
+use migrate_core::rules::Action;
 use pgrx::pg_sys;
 
 use super::judge::{effective_mode, judge};
@@ -122,9 +123,12 @@ fn judged(
     let facts = crate::pg::security::restricted(|| unsafe { utility::analyse(node) });
     judge(&facts, mode);
     let what = facts.first().map(|f| {
-        // SAFETY: the statement's parse tree.
-        let tag = unsafe { tag_name(pg_sys::CreateCommandTag(node)) };
-        format!("{tag} on {}", f.table.name)
+        let statement = match f.action {
+            Action::VacuumFull { .. } => "VACUUM FULL".to_string(),
+            // SAFETY: the statement's parse tree.
+            _ => unsafe { tag_name(pg_sys::CreateCommandTag(node)) },
+        };
+        format!("{statement} on {}", f.table.name)
     });
     // A partitioned table's CLUSTER or REINDEX runs partition by partition, each in a
     // transaction of its own.
@@ -170,11 +174,7 @@ fn bound_lock_wait(own_transactions: bool) -> (Restore, Option<i32>) {
     }
     let level = raw::new_guc_level();
     let value = std::ffi::CString::new(format!("{target}ms")).expect("digits");
-    crate::pg::security::set_config(
-        c"lock_timeout",
-        &value,
-        pg_sys::GucAction::GUC_ACTION_SAVE,
-    );
+    crate::pg::security::set_config(c"lock_timeout", &value, pg_sys::GucAction::GUC_ACTION_SAVE);
     (
         Restore::Level {
             level,

@@ -164,4 +164,3 @@ pub fn judge(facts: &[Fact], mode: GuardMode) {
         .raise();
     }
 }
-

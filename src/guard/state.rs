@@ -39,6 +39,16 @@ thread_local! {
     /// While `migrate.plan()` runs statements: every finding the guard makes, as text. The
     /// guard then judges in warn mode and neither reports nor logs anything.
     static DRY_RUN: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    /// The `-- migrate:allow` lines of the migration a job worker runs statement by statement,
+    /// top-level: each statement is a transaction of its own (VACUUM FULL several), which the
+    /// transaction-scoped allowances would not outlive.
+    static JOB_ALLOWANCES: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Permits the rules of a non-transactional migration's `-- migrate:allow` lines for every
+/// statement the job worker runs from now on (`migrate.add()` checked rule and reason).
+pub fn set_job_allowances(allowances: Vec<(String, String)>) {
+    JOB_ALLOWANCES.with(|a| *a.borrow_mut() = allowances);
 }
 
 /// Runs `f` with the guard in dry-run mode; returns what `f` returned and the findings.
@@ -161,14 +171,28 @@ pub fn end_migration_scope() {
 
 /// The allowance for `rule`, if any.
 pub fn allowance(rule: &str) -> Option<Allowance> {
-    STATE.with(|s| {
-        s.borrow()
-            .allowances
-            .iter()
-            .rev()
-            .find(|a| a.rule == rule)
-            .cloned()
-    })
+    STATE
+        .with(|s| {
+            s.borrow()
+                .allowances
+                .iter()
+                .rev()
+                .find(|a| a.rule == rule)
+                .cloned()
+        })
+        .or_else(|| {
+            JOB_ALLOWANCES.with(|a| {
+                a.borrow()
+                    .iter()
+                    .find(|(r, _)| r == rule)
+                    .map(|(rule, reason)| Allowance {
+                        rule: rule.clone(),
+                        reason: reason.clone(),
+                        level: 0,
+                        scoped_to_migration: true,
+                    })
+            })
+        })
 }
 
 /// Remembers the rules reported (permitted or warned) for the running statement.

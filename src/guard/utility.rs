@@ -50,12 +50,10 @@ unsafe fn option_on(options: *mut pg_sys::List, name: &str) -> bool {
     // SAFETY: option lists hold DefElem nodes; defGetBoolean reads one (it raises for a value
     // that is no boolean, as the statement itself would).
     unsafe {
-        list_items::<pg_sys::DefElem>(options)
-            .into_iter()
-            .any(|d| {
-                text((*d).defname).as_deref() == Some(name)
-                    && ((*d).arg.is_null() || pg_sys::defGetBoolean(d))
-            })
+        list_items::<pg_sys::DefElem>(options).into_iter().any(|d| {
+            text((*d).defname).as_deref() == Some(name)
+                && ((*d).arg.is_null() || pg_sys::defGetBoolean(d))
+        })
     }
 }
 
@@ -114,9 +112,7 @@ pub unsafe fn judged(node: *mut pg_sys::Node) -> Seen {
                     Seen::Other
                 }
             }
-            _ if pg_sys::command_tag_event_trigger_ok(pg_sys::CreateCommandTag(node)) => {
-                Seen::Ddl
-            }
+            _ if pg_sys::command_tag_event_trigger_ok(pg_sys::CreateCommandTag(node)) => Seen::Ddl,
             _ => Seen::Other,
         }
     }
@@ -251,7 +247,9 @@ fn tree_facts(relid: pg_sys::Oid, children: bool) -> Option<(Relation, TableFact
 enum Privilege {
     /// Owner; from PostgreSQL 17, the MAINTAIN privilege too (VACUUM, CLUSTER, REINDEX,
     /// REFRESH). On 15, VACUUM also lets the database owner.
-    Maintain { vacuum: bool },
+    Maintain {
+        vacuum: bool,
+    },
     Truncate,
     /// LOCK TABLE in SHARE mode or stronger: UPDATE, DELETE or TRUNCATE (or MAINTAIN on 17+).
     Lock,
@@ -325,9 +323,10 @@ fn biggest_table(schema: Option<pg_sys::Oid>, clustered: bool) -> Option<pg_sys:
         "SELECT c.oid FROM pg_catalog.pg_class c \
          WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'm']::pg_catalog.\"char\"[]) \
            AND c.relnamespace OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast']::pg_catalog.regnamespace[]::pg_catalog.oid[]) \
+           AND NOT pg_catalog.pg_is_other_temp_schema(c.relnamespace) \
            AND ($1::pg_catalog.oid IS NULL OR c.relnamespace OPERATOR(pg_catalog.=) $1) \
            {} \
-         ORDER BY pg_catalog.greatest(c.reltuples, 0) DESC, c.relpages DESC LIMIT 20",
+         ORDER BY GREATEST(c.reltuples, 0) DESC, c.relpages DESC LIMIT 20",
         if clustered {
             "AND EXISTS (SELECT FROM pg_catalog.pg_index i \
                WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisclustered)"
@@ -336,12 +335,10 @@ fn biggest_table(schema: Option<pg_sys::Oid>, clustered: bool) -> Option<pg_sys:
         }
     );
     let candidates: Vec<pg_sys::Oid> = pgrx::Spi::connect(|client| {
-        client
-            .select(&sql, None, &[schema.into()])
-            .map(|rows| {
-                rows.filter_map(|r| r.get::<pg_sys::Oid>(1).ok().flatten())
-                    .collect()
-            })
+        client.select(&sql, None, &[schema.into()]).map(|rows| {
+            rows.filter_map(|r| r.get::<pg_sys::Oid>(1).ok().flatten())
+                .collect()
+        })
     })
     .unwrap_or_default();
     // The catalog's numbers are the last ANALYZE's; the relcache's estimate (what the rules
@@ -350,7 +347,11 @@ fn biggest_table(schema: Option<pg_sys::Oid>, clustered: bool) -> Option<pg_sys:
         .into_iter()
         .filter_map(|oid| Some((oid, relation(oid)?)))
         .filter(|(oid, r)| permitted(*oid, r.owner, Privilege::Maintain { vacuum: !clustered }))
-        .max_by(|a, b| a.1.rows.total_cmp(&b.1.rows))
+        .max_by(|a, b| {
+            a.1.rows
+                .total_cmp(&b.1.rows)
+                .then_with(|| b.1.name.cmp(&a.1.name))
+        })
         .map(|(oid, _)| oid)
 }
 
@@ -373,11 +374,23 @@ pub unsafe fn analyse(node: *mut pg_sys::Node) -> Vec<Fact> {
                 let privilege = Privilege::Maintain { vacuum: true };
                 if rels.is_empty() {
                     let action = Action::VacuumFull { every_table: true };
-                    push(&mut out, biggest_table(None, false), false, privilege, action);
+                    push(
+                        &mut out,
+                        biggest_table(None, false),
+                        false,
+                        privilege,
+                        action,
+                    );
                 }
                 for r in rels {
                     let action = Action::VacuumFull { every_table: false };
-                    push(&mut out, relation_oid((*r).relation), false, privilege, action);
+                    push(
+                        &mut out,
+                        relation_oid((*r).relation),
+                        false,
+                        privilege,
+                        action,
+                    );
                 }
             }
             T_ClusterStmt => {
@@ -389,7 +402,13 @@ pub unsafe fn analyse(node: *mut pg_sys::Node) -> Vec<Fact> {
                 } else {
                     relation_oid((*stmt).relation)
                 };
-                push(&mut out, relid, false, privilege, Action::Cluster { every_table });
+                push(
+                    &mut out,
+                    relid,
+                    false,
+                    privilege,
+                    Action::Cluster { every_table },
+                );
             }
             T_ReindexStmt => {
                 let stmt = node as *mut pg_sys::ReindexStmt;
@@ -411,8 +430,7 @@ pub unsafe fn analyse(node: *mut pg_sys::Node) -> Vec<Fact> {
                         let name = text((*stmt).name).unwrap_or_default();
                         let cname = std::ffi::CString::new(name.clone()).unwrap_or_default();
                         let schema = pg_sys::get_namespace_oid(cname.as_ptr(), true);
-                        let quoted = text(pg_sys::quote_identifier(cname.as_ptr()))
-                            .unwrap_or(name);
+                        let quoted = text(pg_sys::quote_identifier(cname.as_ptr())).unwrap_or(name);
                         (
                             (schema != pg_sys::InvalidOid)
                                 .then(|| biggest_table(Some(schema), false))
@@ -426,7 +444,13 @@ pub unsafe fn analyse(node: *mut pg_sys::Node) -> Vec<Fact> {
                     _ => (None, None),
                 };
                 if let Some(target) = target {
-                    push(&mut out, relid, false, privilege, Action::Reindex { target });
+                    push(
+                        &mut out,
+                        relid,
+                        false,
+                        privilege,
+                        Action::Reindex { target },
+                    );
                 }
             }
             T_RefreshMatViewStmt => {
@@ -441,7 +465,13 @@ pub unsafe fn analyse(node: *mut pg_sys::Node) -> Vec<Fact> {
                 let cascade = (*stmt).behavior == pg_sys::DropBehavior::DROP_CASCADE;
                 for rv in list_items::<pg_sys::RangeVar>((*stmt).relations) {
                     let action = Action::Truncate { cascade };
-                    push(&mut out, relation_oid(rv), (*rv).inh, Privilege::Truncate, action);
+                    push(
+                        &mut out,
+                        relation_oid(rv),
+                        (*rv).inh,
+                        Privilege::Truncate,
+                        action,
+                    );
                 }
             }
             T_LockStmt => {
@@ -449,7 +479,13 @@ pub unsafe fn analyse(node: *mut pg_sys::Node) -> Vec<Fact> {
                 let mode = (*stmt).mode;
                 for rv in list_items::<pg_sys::RangeVar>((*stmt).relations) {
                     let action = Action::LockTable { mode };
-                    push(&mut out, relation_oid(rv), (*rv).inh, Privilege::Lock, action);
+                    push(
+                        &mut out,
+                        relation_oid(rv),
+                        (*rv).inh,
+                        Privilege::Lock,
+                        action,
+                    );
                 }
             }
             _ => {}
