@@ -123,23 +123,77 @@ const SAFE: &[(&str, &[&str], &str, &str)] = &[
 /// The hook's rules on statements that run in a transaction block: (rule, table, statement,
 /// the lock, rewrite and scan the server must show). The lock is the rule's `lock` column,
 /// except for `lock_table_strong`, whose lock is the one the statement asks for.
-const HOOK_CORPUS: &[(&str, &str, &str, (&str, bool, bool))] = &[
-    ("cluster", "corpus", "CLUSTER corpus USING corpus_pkey", ("AccessExclusiveLock", true, true)),
-    ("reindex_not_concurrent", "corpus", "REINDEX TABLE corpus", ("ShareLock", false, true)),
-    ("reindex_not_concurrent", "corpus", "REINDEX INDEX corpus_pkey", ("ShareLock", false, true)),
-    ("refresh_matview_not_concurrent", "corpus_mv", "REFRESH MATERIALIZED VIEW corpus_mv", ("AccessExclusiveLock", true, true)),
-    ("truncate", "corpus", "TRUNCATE corpus", ("AccessExclusiveLock", false, false)),
-    ("lock_table_strong", "corpus", "LOCK TABLE corpus IN SHARE MODE", ("ShareLock", false, false)),
-    ("lock_table_strong", "corpus", "LOCK TABLE corpus IN ACCESS EXCLUSIVE MODE", ("AccessExclusiveLock", false, false)),
+type Claim = (&'static str, bool, bool);
+const HOOK_CORPUS: &[(&str, &str, &str, Claim)] = &[
+    (
+        "cluster",
+        "corpus",
+        "CLUSTER corpus USING corpus_pkey",
+        ("AccessExclusiveLock", true, true),
+    ),
+    (
+        "reindex_not_concurrent",
+        "corpus",
+        "REINDEX TABLE corpus",
+        ("ShareLock", false, true),
+    ),
+    (
+        "reindex_not_concurrent",
+        "corpus",
+        "REINDEX INDEX corpus_pkey",
+        ("ShareLock", false, true),
+    ),
+    (
+        "refresh_matview_not_concurrent",
+        "corpus_mv",
+        "REFRESH MATERIALIZED VIEW corpus_mv",
+        ("AccessExclusiveLock", true, true),
+    ),
+    (
+        "truncate",
+        "corpus",
+        "TRUNCATE corpus",
+        ("AccessExclusiveLock", false, false),
+    ),
+    (
+        "lock_table_strong",
+        "corpus",
+        "LOCK TABLE corpus IN SHARE MODE",
+        ("ShareLock", false, false),
+    ),
+    (
+        "lock_table_strong",
+        "corpus",
+        "LOCK TABLE corpus IN ACCESS EXCLUSIVE MODE",
+        ("AccessExclusiveLock", false, false),
+    ),
 ];
 
 /// The hook's safe forms that run in a transaction block: (what, table, statement, lock,
-/// rewritten); none is judged, and none scans the view's base table... except the refresh
-/// that is meant to (CONCURRENTLY reads it, under a lock that lets reads of the view go on).
+/// rewritten), none judged. CONCURRENTLY updates the view in place under a lock that lets its
+/// reads go on; WITH NO DATA swaps in an empty file without running the query (checked below).
 const HOOK_SAFE: &[(&str, &str, &str, &str, bool)] = &[
-    ("REFRESH ... CONCURRENTLY", "corpus_mv", "REFRESH MATERIALIZED VIEW CONCURRENTLY corpus_mv", "ExclusiveLock", false),
-    ("REFRESH ... WITH NO DATA", "corpus_mv", "REFRESH MATERIALIZED VIEW corpus_mv WITH NO DATA", "AccessExclusiveLock", true),
-    ("LOCK TABLE in ROW EXCLUSIVE mode", "corpus", "LOCK TABLE corpus IN ROW EXCLUSIVE MODE", "RowExclusiveLock", false),
+    (
+        "REFRESH ... CONCURRENTLY",
+        "corpus_mv",
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY corpus_mv",
+        "ExclusiveLock",
+        false,
+    ),
+    (
+        "REFRESH ... WITH NO DATA",
+        "corpus_mv",
+        "REFRESH MATERIALIZED VIEW corpus_mv WITH NO DATA",
+        "AccessExclusiveLock",
+        true,
+    ),
+    (
+        "LOCK TABLE in ROW EXCLUSIVE mode",
+        "corpus",
+        "LOCK TABLE corpus IN ROW EXCLUSIVE MODE",
+        "RowExclusiveLock",
+        false,
+    ),
 ];
 
 const LOCK_ORDER: &[&str] = &[
@@ -332,15 +386,28 @@ fn hook_rules(cluster: &Cluster, c: &mut Client, failures: &mut Vec<String>) -> 
                 &[&rule],
             )
             .unwrap_or_else(|e| panic!("{rule} is not an active preload rule: {e}"));
-        (lock_name(&row.get::<_, String>(0)), row.get(1), row.get(2), row.get(3))
+        (
+            lock_name(&row.get::<_, String>(0)),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+        )
     };
-    let guarded = |c: &mut Client, rule: &str, severity: &str, statement: &str, failures: &mut Vec<String>| {
+    let guarded = |c: &mut Client,
+                   rule: &str,
+                   severity: &str,
+                   statement: &str,
+                   failures: &mut Vec<String>| {
         let mut tx = c.transaction().unwrap();
         match tx.batch_execute(statement) {
             Err(e) if severity == "block" => {
                 let db = e.as_db_error().expect("a server error");
                 if db.code().code() != "09000" || !db.message().contains(&format!("rule {rule}:")) {
-                    failures.push(format!("{rule}: `{statement}` failed otherwise: {} {}", db.code().code(), db.message()));
+                    failures.push(format!(
+                        "{rule}: `{statement}` failed otherwise: {} {}",
+                        db.code().code(),
+                        db.message()
+                    ));
                 }
             }
             Ok(()) if severity == "warn" => {
@@ -352,13 +419,19 @@ fn hook_rules(cluster: &Cluster, c: &mut Client, failures: &mut Vec<String>) -> 
                     failures.push(format!("{rule}: `{statement}` was not warned about"));
                 }
             }
-            other => failures.push(format!("{rule}: `{statement}` with the guard on: {other:?}")),
+            other => failures.push(format!(
+                "{rule}: `{statement}` with the guard on: {other:?}"
+            )),
         }
         let _ = tx.rollback();
     };
     for (rule, table, statement, (lock, rewritten, scanned)) in HOOK_CORPUS {
         let (claim_lock, claim_rewrites, claim_scans, severity) = claims(c, rule);
-        let claim_lock = if *rule == "lock_table_strong" { lock.to_string() } else { claim_lock };
+        let claim_lock = if *rule == "lock_table_strong" {
+            lock.to_string()
+        } else {
+            claim_lock
+        };
         if (claim_lock.as_str(), claim_rewrites, claim_scans) != (*lock, *rewritten, *scanned) {
             failures.push(format!("{rule}: migrate.rules claims {claim_lock} rewrite={claim_rewrites} scan={claim_scans}, the corpus expects {lock} {rewritten} {scanned}"));
         }
@@ -403,7 +476,10 @@ fn hook_rules(cluster: &Cluster, c: &mut Client, failures: &mut Vec<String>) -> 
     for (what, table, statement, lock, rewritten) in HOOK_SAFE {
         let seen = observe(c, table, &[], statement);
         if seen.strongest_lock != *lock || seen.rewritten != *rewritten {
-            failures.push(format!("safe form {what}: `{statement}` took {} rewrite={}", seen.strongest_lock, seen.rewritten));
+            failures.push(format!(
+                "safe form {what}: `{statement}` took {} rewrite={}",
+                seen.strongest_lock, seen.rewritten
+            ));
         }
         let mut tx = c.transaction().unwrap();
         if let Err(e) = tx.batch_execute(statement) {
@@ -432,7 +508,10 @@ fn hook_rules(cluster: &Cluster, c: &mut Client, failures: &mut Vec<String>) -> 
     // Plain VACUUM runs beside a writer (ROW EXCLUSIVE) without waiting, and rewrites nothing.
     let seen = observe_top_level(cluster, "corpus", "VACUUM corpus", "ROW EXCLUSIVE");
     if seen.waited_for.is_some() || seen.rewritten {
-        failures.push(format!("plain VACUUM waited for {:?}, rewrite={}", seen.waited_for, seen.rewritten));
+        failures.push(format!(
+            "plain VACUUM waited for {:?}, rewrite={}",
+            seen.waited_for, seen.rewritten
+        ));
     }
     // Its lock is SHARE UPDATE EXCLUSIVE: it waits only behind that or stronger.
     let seen = observe_top_level(cluster, "corpus", "VACUUM corpus", "SHARE UPDATE EXCLUSIVE");
@@ -444,7 +523,12 @@ fn hook_rules(cluster: &Cluster, c: &mut Client, failures: &mut Vec<String>) -> 
     }
     // REINDEX CONCURRENTLY holds SHARE UPDATE EXCLUSIVE (writes go on) while it waits for the
     // writer's transaction, and leaves the table's file alone.
-    let seen = observe_top_level(cluster, "corpus", "REINDEX TABLE CONCURRENTLY corpus", "ROW EXCLUSIVE");
+    let seen = observe_top_level(
+        cluster,
+        "corpus",
+        "REINDEX TABLE CONCURRENTLY corpus",
+        "ROW EXCLUSIVE",
+    );
     if seen.waited_for.is_some() || seen.held != ["ShareUpdateExclusiveLock"] || seen.rewritten {
         failures.push(format!(
             "REINDEX CONCURRENTLY waited for {:?}, held {:?}, rewrite={}",
