@@ -6,6 +6,9 @@
 # MIGRATE_UPGRADE_FROM=0.1.0 runs each file against an upgraded install instead: its first
 # `CREATE EXTENSION migrate;` installs that release and runs ALTER EXTENSION migrate UPDATE, and
 # the echoed line is put back, so the expected output is the same as for a fresh install.
+# A file whose first line is `-- needs: shared_preload_libraries = 'migrate'` runs only with
+# MIGRATE_PRELOADED=1 (a cluster started with the library preloaded, pg_test/run.sh starts
+# one), and only such files run then.
 set -uo pipefail
 cd "$(dirname "$0")"
 port=$1; shift
@@ -20,8 +23,16 @@ if [ -n "${MIGRATE_UPGRADE_FROM:-}" ]; then
   upgrade="CREATE EXTENSION migrate VERSION '$MIGRATE_UPGRADE_FROM'; ALTER EXTENSION migrate UPDATE;"
   echo "(each file on an install upgraded from $MIGRATE_UPGRADE_FROM)"
 fi
-passed=0 failed=0
+needs_preload="-- needs: shared_preload_libraries = 'migrate'"
+preloaded=${MIGRATE_PRELOADED:-0}
+passed=0 failed=0 skipped=0
 for name in "${names[@]}"; do
+  wants=0
+  [ "$(head -n 1 "sql/$name.sql")" = "$needs_preload" ] && wants=1
+  if [ "$wants" != "$preloaded" ]; then
+    skipped=$((skipped + 1))
+    continue
+  fi
   db="regress_$name"
   psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres \
     -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
@@ -41,5 +52,9 @@ for name in "${names[@]}"; do
     failed=$((failed + 1))
   fi
 done
-echo "sql: $passed passed, $failed failed"
+if [ "$preloaded" = 1 ]; then
+  echo "sql (preloaded): $passed passed, $failed failed, $skipped for the plain cluster"
+else
+  echo "sql: $passed passed, $failed failed, $skipped need shared_preload_libraries"
+fi
 [ "$failed" = 0 ]

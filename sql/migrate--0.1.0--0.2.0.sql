@@ -297,3 +297,26 @@ VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'plan_v2_wrapper';
 REVOKE ALL ON FUNCTION migrate.plan(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate.plan(text) TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.plan(text) TO PUBLIC;
+-- The ProcessUtility hook (issue 15): migrate.rules says which rules need
+-- shared_preload_libraries = 'migrate' and whether each is enforced in this session. A
+-- function of its own: the 0.1.0 view reads rule_list() with its 0.1.0 columns.
+CREATE FUNCTION migrate."rule_preload"(
+	"rule" TEXT /* &str */
+) RETURNS TABLE (
+	"needs_preload" bool,  /* bool */
+	"active" bool  /* bool */
+)
+STABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rule_preload_wrapper';
+CREATE OR REPLACE VIEW migrate.rules AS
+SELECT r.*,
+       CASE WHEN EXISTS (SELECT FROM migrate.rule_advice a WHERE a.rule OPERATOR(pg_catalog.=) r.id)
+            THEN 'docs/TOOLS.md#' OPERATOR(pg_catalog.||) r.id END AS tools,
+       p.needs_preload, p.active
+FROM migrate.rule_list() r CROSS JOIN LATERAL migrate.rule_preload(r.id) p;
+COMMENT ON VIEW migrate.rules IS
+    'The guard rules: what each detects, the lock and cost, the safe alternative, the versions, where each tool''s form of it is (tools), whether it needs shared_preload_libraries = ''migrate'' and whether it is enforced in this session (active).';
+REVOKE ALL ON FUNCTION migrate.rule_preload(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.rule_preload(text) TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.rule_preload(text) TO PUBLIC;

@@ -147,4 +147,57 @@ mod tests {
         use crate::worker::queue::StatementCounters;
         assert_eq!(StatementCounters::here(), StatementCounters::Own);
     }
+
+    /// DML never reaches the guard: the executor runs it without a ProcessUtility call, and the
+    /// hook passes every utility statement it does not judge (SET, SHOW, CREATE TABLE, ...)
+    /// straight on. Only the statements it judges (here TRUNCATE) get to the judge.
+    #[pg_test]
+    fn dml_and_other_statements_never_reach_the_judge() {
+        use crate::guard::judge::judged_count;
+        assert!(
+            crate::guard::hook::active(),
+            "preloaded: the hook is installed"
+        );
+        Spi::run("CREATE TABLE hk (id int PRIMARY KEY, v text)").unwrap();
+        let before = judged_count();
+        Spi::run("INSERT INTO hk SELECT g, 'v' FROM generate_series(1, 100) g").unwrap();
+        Spi::run("UPDATE hk SET v = 'w' WHERE id < 50").unwrap();
+        Spi::run("DELETE FROM hk WHERE id > 90").unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM hk").unwrap(),
+            Some(90)
+        );
+        Spi::run("SET work_mem = '8MB'").unwrap();
+        Spi::run("SHOW work_mem").unwrap();
+        Spi::run("LOCK TABLE hk IN ROW EXCLUSIVE MODE").unwrap();
+        assert_eq!(judged_count(), before, "DML and unjudged statements judged");
+        Spi::run("TRUNCATE hk").unwrap();
+        assert_eq!(judged_count(), before + 1);
+    }
+
+    /// The lock_timeout the hook gives a judged statement is its own: after the statement the
+    /// session's setting is back, nested or not.
+    #[pg_test]
+    fn the_hooks_lock_timeout_does_not_outlive_the_statement() {
+        Spi::run("CREATE TABLE hk2 (id int)").unwrap();
+        Spi::run("SET lock_timeout = 0").unwrap();
+        Spi::run("TRUNCATE hk2").unwrap();
+        Spi::run("LOCK TABLE hk2 IN ACCESS EXCLUSIVE MODE").unwrap();
+        assert_eq!(
+            Spi::get_one::<String>("SHOW lock_timeout")
+                .unwrap()
+                .as_deref(),
+            Some("0")
+        );
+        Spi::run("SET lock_timeout = '5min'").unwrap();
+        Spi::run("CREATE FUNCTION hk2_empty() RETURNS void LANGUAGE sql AS 'TRUNCATE hk2'")
+            .unwrap();
+        Spi::run("SELECT hk2_empty()").unwrap();
+        assert_eq!(
+            Spi::get_one::<String>("SHOW lock_timeout")
+                .unwrap()
+                .as_deref(),
+            Some("5min")
+        );
+    }
 }

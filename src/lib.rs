@@ -53,6 +53,9 @@ pub extern "C-unwind" fn _PG_init() {
     pg::script::set_statement_check(guard::held::before_statement);
     if pg::backend::preloading() {
         worker::launch::register_launcher();
+        // Only while preloading: every backend then has it from the start. Without it the
+        // event triggers are the guard (the rules that need it say so in migrate.rules).
+        guard::hook::install();
     }
 }
 

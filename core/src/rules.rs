@@ -39,6 +39,9 @@ pub struct Rule {
     pub versions: &'static str,
     /// Size-dependent rules do not apply to small tables or tables created in this transaction.
     pub size_dependent: bool,
+    /// Enforced only when the library is preloaded (`shared_preload_libraries = 'migrate'`):
+    /// its statements are seen by the `ProcessUtility` hook, not by event triggers.
+    pub needs_preload: bool,
 }
 
 macro_rules! rule {
@@ -53,6 +56,13 @@ macro_rules! rule {
             safe_alternative: $safe,
             versions: "15, 16, 17, 18",
             size_dependent: $sized,
+            needs_preload: false,
+        }
+    };
+    ($id:literal, $sev:ident, $detects:literal, $lock:literal, rewrites: $rw:literal, scans: $sc:literal, $safe:literal, sized: $sized:literal, preload) => {
+        Rule {
+            needs_preload: true,
+            ..rule!($id, $sev, $detects, $lock, rewrites: $rw, scans: $sc, $safe, sized: $sized)
         }
     };
 }
@@ -175,6 +185,32 @@ pub static RULES: &[Rule] = &[
         "several ALTER TABLE statements on one table in one script: each takes its lock and queues behind readers again",
         "none (advice)", rewrites: false, scans: false,
         "one ALTER TABLE with the subcommands separated by commas", sized: false),
+    // Seen only by the ProcessUtility hook (event triggers do not fire for these statements,
+    // or, for REINDEX, only from PostgreSQL 17 on).
+    rule!("vacuum_full", Block,
+        "VACUUM FULL (of a table, or of every table when none is named)",
+        "ACCESS EXCLUSIVE", rewrites: true, scans: true,
+        "plain VACUUM (makes dead rows' space reusable; reads and writes go on), or pg_repack / pg_squeeze to give the space back online", sized: true, preload),
+    rule!("cluster", Block,
+        "CLUSTER (of a table, or of every table clustered before when none is named)",
+        "ACCESS EXCLUSIVE", rewrites: true, scans: true,
+        "pg_repack --order-by (or pg_squeeze) reorders a table online; otherwise a maintenance window with migrate.allow()", sized: true, preload),
+    rule!("reindex_not_concurrent", Block,
+        "REINDEX INDEX / TABLE / SCHEMA / DATABASE without CONCURRENTLY",
+        "SHARE", rewrites: false, scans: true,
+        "REINDEX ... CONCURRENTLY in a migration marked -- migrate:no-transaction", sized: true, preload),
+    rule!("refresh_matview_not_concurrent", Block,
+        "REFRESH MATERIALIZED VIEW without CONCURRENTLY (WITH NO DATA is instant and not flagged)",
+        "ACCESS EXCLUSIVE", rewrites: true, scans: true,
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY (reads go on; needs a unique index on plain columns of the view, without WHERE)", sized: true, preload),
+    rule!("truncate", Warn,
+        "TRUNCATE: deletes every row, and waits for and blocks every query on the table",
+        "ACCESS EXCLUSIVE", rewrites: false, scans: false,
+        "make sure no deployed code needs the rows; to empty a table in use, delete in batches", sized: false, preload),
+    rule!("lock_table_strong", Warn,
+        "LOCK TABLE in SHARE, SHARE ROW EXCLUSIVE, EXCLUSIVE or ACCESS EXCLUSIVE mode",
+        "SHARE or stronger, as requested", rewrites: false, scans: false,
+        "the weakest mode that protects the change, taken as late as possible in a short transaction", sized: true, preload),
 ];
 
 /// Looks a rule up by id.
@@ -313,6 +349,28 @@ pub enum Action {
         new_name: String,
     },
     TableRewrite,
+    /// `VACUUM FULL`; `every_table`: no table named, the facts are the biggest one's.
+    VacuumFull {
+        every_table: bool,
+    },
+    /// `CLUSTER`; `every_table`: no table named (every table clustered before).
+    Cluster {
+        every_table: bool,
+    },
+    /// `REINDEX` without `CONCURRENTLY`.
+    Reindex {
+        target: ReindexTarget,
+    },
+    /// `REFRESH MATERIALIZED VIEW` without `CONCURRENTLY` or `WITH NO DATA`.
+    RefreshMatview,
+    Truncate {
+        cascade: bool,
+    },
+    /// `LOCK TABLE` in `mode` (PostgreSQL's lock mode number, 1 = ACCESS SHARE ... 8 = ACCESS
+    /// EXCLUSIVE, as in lockdefs.h).
+    LockTable {
+        mode: i32,
+    },
     /// The table holds `mode` (one that blocks writes, see [`blocks_writes`]), taken by an
     /// earlier statement of the running migration, and the statement about to run is not
     /// instant ([`Work::is_instant`]): it does `work`.
@@ -399,6 +457,35 @@ pub struct TypeChange {
     /// Without a rewrite: the indexes rebuilt and the CHECK constraints re-checked.
     pub rebuilt: Vec<String>,
 }
+
+/// What a `REINDEX` names. For `Schema` and `Database` the facts are the biggest table's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReindexTarget {
+    /// The index, schema-qualified and quoted.
+    Index(String),
+    Table,
+    Schema(String),
+    Database,
+}
+
+/// The SQL name of a table lock mode (lockdefs.h numbering); None for no lock.
+pub fn lock_mode_name(mode: i32) -> Option<&'static str> {
+    Some(match mode {
+        1 => "ACCESS SHARE",
+        2 => "ROW SHARE",
+        3 => "ROW EXCLUSIVE",
+        4 => "SHARE UPDATE EXCLUSIVE",
+        5 => "SHARE",
+        6 => "SHARE ROW EXCLUSIVE",
+        7 => "EXCLUSIVE",
+        8 => "ACCESS EXCLUSIVE",
+        _ => return None,
+    })
+}
+
+/// SHARE (5) and stronger block writes to the table; EXCLUSIVE (7) also `SELECT ... FOR
+/// UPDATE`, ACCESS EXCLUSIVE (8) every read.
+const SHARE_LOCK: i32 = 5;
 
 /// What the catalog says about the table a statement touches.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -771,6 +858,68 @@ pub fn evaluate(action: &Action, table: &TableFacts, min_rows: f64) -> Vec<Findi
             format!("renaming {t}.{} to {} breaks clients that use the old name", quote(column), quote(new_name)),
             "Add the new column, write both, backfill, switch readers, then drop the old column.".into(),
         ),
+        Action::VacuumFull { every_table } => find(
+            "vacuum_full",
+            if *every_table {
+                format!("VACUUM FULL of every table rewrites each under an ACCESS EXCLUSIVE lock, blocking its reads and writes for the whole copy; the biggest is {t} (~{rows} rows)")
+            } else {
+                format!("VACUUM FULL rewrites {t} under an ACCESS EXCLUSIVE lock, blocking its reads and writes for the whole copy (~{rows} rows)")
+            },
+            format!("Plain {} makes the space of dead rows reusable while reads and writes go on (SHARE UPDATE EXCLUSIVE lock); to give the space back to the operating system online, rebuild the table with pg_repack or pg_squeeze.", if *every_table { "VACUUM".to_string() } else { format!("VACUUM {t}") }),
+        ),
+        Action::Cluster { every_table } => find(
+            "cluster",
+            if *every_table {
+                format!("CLUSTER of every clustered table rewrites each under an ACCESS EXCLUSIVE lock, blocking its reads and writes; the biggest is {t} (~{rows} rows)")
+            } else {
+                format!("CLUSTER rewrites {t} in index order under an ACCESS EXCLUSIVE lock, blocking its reads and writes for the whole copy (~{rows} rows)")
+            },
+            "Reorder it online with pg_repack --order-by (or pg_squeeze), which rebuild the table while it stays in use; CLUSTER itself belongs in a maintenance window.".into(),
+        ),
+        Action::Reindex { target } => {
+            let (what, whose, safe) = match target {
+                ReindexTarget::Index(index) => (format!("INDEX {index}"), "it", format!("REINDEX INDEX CONCURRENTLY {index}")),
+                ReindexTarget::Table => (format!("TABLE {t}"), "every index of the table", format!("REINDEX TABLE CONCURRENTLY {t}")),
+                ReindexTarget::Schema(schema) => (format!("SCHEMA {schema}"), "every index in the schema, table by table,", format!("REINDEX SCHEMA CONCURRENTLY {schema}")),
+                ReindexTarget::Database => ("DATABASE".to_string(), "every index in the database, table by table,", "REINDEX DATABASE CONCURRENTLY".to_string()),
+            };
+            let biggest = if matches!(target, ReindexTarget::Schema(_) | ReindexTarget::Database) {
+                format!(" (the biggest table is {t}, ~{rows} rows)")
+            } else {
+                format!(" (~{rows} rows)")
+            };
+            find(
+                "reindex_not_concurrent",
+                format!("REINDEX {what} rebuilds {whose} under a SHARE lock on {t}, which blocks writes, and an ACCESS EXCLUSIVE lock on each index while it is rebuilt, which blocks the queries that plan with it{biggest}"),
+                format!("Use {safe}: reads and writes go on while the new index is built. It cannot run in a transaction: put it in its own migration marked -- migrate:no-transaction and run it with CALL migrate.deploy()."),
+            );
+        }
+        Action::RefreshMatview => find(
+            "refresh_matview_not_concurrent",
+            format!("REFRESH MATERIALIZED VIEW {t} runs its query and rewrites it under an ACCESS EXCLUSIVE lock: every read of the view waits for the whole refresh (~{rows} rows)"),
+            format!("Use REFRESH MATERIALIZED VIEW CONCURRENTLY {t}: reads of the view go on during the refresh (EXCLUSIVE lock). It needs a unique index on the view that covers every row: plain column names, no expressions, no WHERE clause (CREATE UNIQUE INDEX CONCURRENTLY ... ON {t} (...) first)."),
+        ),
+        Action::Truncate { cascade } => find(
+            "truncate",
+            format!(
+                "TRUNCATE deletes every row of {t}{} and waits for, then blocks, every query on it (ACCESS EXCLUSIVE)",
+                if *cascade { " and of every table that references it (CASCADE)" } else { "" }
+            ),
+            "Make sure no deployed code needs the rows; TRUNCATE is quick once it has its lock, and migrate.lock_timeout bounds the wait for it.".into(),
+        ),
+        Action::LockTable { mode } if *mode >= SHARE_LOCK => {
+            let name = lock_mode_name(*mode).unwrap_or("ACCESS EXCLUSIVE");
+            let blocks = match *mode {
+                8 => "every read and write",
+                7 => "writes and SELECT ... FOR UPDATE/SHARE",
+                _ => "writes",
+            };
+            find(
+                "lock_table_strong",
+                format!("LOCK TABLE {t} IN {name} MODE blocks {blocks} on it until the transaction ends (~{rows} rows)"),
+                format!("Keep the transaction that holds it short, take the lock as late as possible, and take the weakest mode that protects the change: every query on {t} that conflicts queues behind it."),
+            );
+        }
         _ => {}
     }
     out
@@ -1603,6 +1752,137 @@ mod tests {
         assert!(
             !typmod_change_is_free(1186 /* interval */, 3, 4),
             "interval has its own rule: assume a rewrite"
+        );
+    }
+
+    #[test]
+    fn maintenance_rules() {
+        let t = big();
+        let f = evaluate(&Action::VacuumFull { every_table: false }, &t, 10_000.0);
+        assert_eq!(ids(&f), ["vacuum_full"]);
+        assert!(
+            f[0].hint.contains("Plain VACUUM public.users"),
+            "{}",
+            f[0].hint
+        );
+        assert!(f[0].hint.contains("pg_repack"));
+        let f = evaluate(&Action::VacuumFull { every_table: true }, &t, 10_000.0);
+        assert!(
+            f[0].message.contains("the biggest is public.users"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[0].hint.starts_with("Plain VACUUM makes"), "{}", f[0].hint);
+        assert_eq!(
+            ids(&evaluate(
+                &Action::Cluster { every_table: false },
+                &t,
+                10_000.0
+            )),
+            ["cluster"]
+        );
+        let f = evaluate(
+            &Action::Reindex {
+                target: ReindexTarget::Index("public.users_email".into()),
+            },
+            &t,
+            10_000.0,
+        );
+        assert_eq!(ids(&f), ["reindex_not_concurrent"]);
+        assert!(f[0]
+            .hint
+            .starts_with("Use REINDEX INDEX CONCURRENTLY public.users_email:"));
+        assert!(f[0].message.contains("SHARE lock"));
+        let f = evaluate(
+            &Action::Reindex {
+                target: ReindexTarget::Schema("app".into()),
+            },
+            &t,
+            10_000.0,
+        );
+        assert!(f[0]
+            .message
+            .starts_with("REINDEX SCHEMA app rebuilds every index in the schema"));
+        assert!(f[0].message.contains("the biggest table is public.users"));
+        let f = evaluate(&Action::RefreshMatview, &t, 10_000.0);
+        assert_eq!(ids(&f), ["refresh_matview_not_concurrent"]);
+        assert!(f[0].hint.contains("CONCURRENTLY public.users"));
+        assert!(
+            f[0].hint.contains("unique index"),
+            "the hint says what CONCURRENTLY needs"
+        );
+        // All of them are about size: nothing on a small table or one created in this transaction.
+        let small = TableFacts {
+            estimated_rows: 10.0,
+            ..big()
+        };
+        for action in [
+            Action::VacuumFull { every_table: false },
+            Action::Cluster { every_table: true },
+            Action::Reindex {
+                target: ReindexTarget::Table,
+            },
+            Action::RefreshMatview,
+            Action::LockTable { mode: 8 },
+        ] {
+            assert!(evaluate(&action, &small, 10_000.0).is_empty(), "{action:?}");
+            assert_eq!(evaluate(&action, &t, 10_000.0).len(), 1, "{action:?}");
+        }
+    }
+
+    #[test]
+    fn truncate_and_lock_rules() {
+        let t = big();
+        let small = TableFacts {
+            estimated_rows: 10.0,
+            ..big()
+        };
+        let fresh = TableFacts {
+            created_in_transaction: true,
+            ..big()
+        };
+        // TRUNCATE warns whatever the size (the rows are gone either way), not on a new table.
+        let f = evaluate(&Action::Truncate { cascade: true }, &small, 10_000.0);
+        assert_eq!(ids(&f), ["truncate"]);
+        assert_eq!(f[0].rule.severity, Severity::Warn);
+        assert!(f[0].message.contains("CASCADE"));
+        assert!(evaluate(&Action::Truncate { cascade: false }, &fresh, 10_000.0).is_empty());
+        // LOCK TABLE: SHARE and stronger warn on a big table; weaker modes never do.
+        for mode in 1..=4 {
+            assert!(evaluate(&Action::LockTable { mode }, &t, 10_000.0).is_empty());
+        }
+        for (mode, blocks) in [
+            (5, "blocks writes"),
+            (6, "blocks writes"),
+            (7, "FOR UPDATE"),
+            (8, "every read and write"),
+        ] {
+            let f = evaluate(&Action::LockTable { mode }, &t, 10_000.0);
+            assert_eq!(ids(&f), ["lock_table_strong"]);
+            assert!(f[0].message.contains(blocks), "{}", f[0].message);
+            assert!(f[0]
+                .message
+                .contains(&format!("IN {} MODE", lock_mode_name(mode).unwrap())));
+        }
+    }
+
+    #[test]
+    fn preload_rules_are_marked() {
+        let hooked: Vec<&str> = RULES
+            .iter()
+            .filter(|r| r.needs_preload)
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            hooked,
+            [
+                "vacuum_full",
+                "cluster",
+                "reindex_not_concurrent",
+                "refresh_matview_not_concurrent",
+                "truncate",
+                "lock_table_strong"
+            ]
         );
     }
 

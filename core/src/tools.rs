@@ -121,6 +121,10 @@ pub fn advice(rule: &str, tool: Tool) -> Option<String> {
         ("index_partitioned", _) => format!(
             "CREATE INDEX name ON ONLY parent (...) in one migration, CREATE INDEX CONCURRENTLY on each partition in {nt}, then ALTER INDEX name ATTACH PARTITION each one"
         ),
+        ("reindex_not_concurrent", Django) => format!("RunSQL('REINDEX INDEX CONCURRENTLY ...') in {nt}"),
+        ("reindex_not_concurrent", Alembic) => format!("op.execute('REINDEX INDEX CONCURRENTLY ...') inside {nt}"),
+        ("reindex_not_concurrent", Rails) => format!("execute 'REINDEX INDEX CONCURRENTLY ...' in {nt}"),
+        ("reindex_not_concurrent", _) => format!("REINDEX ... CONCURRENTLY in {nt}"),
 
         ("add_foreign_key", Django) => "AddConstraintNotValid (django.contrib.postgres.operations) with the ForeignKey's constraint, then ValidateConstraint in a later migration".into(),
         ("add_foreign_key", Alembic) => "op.create_foreign_key(..., postgresql_not_valid=True), then op.execute('ALTER TABLE ... VALIDATE CONSTRAINT ...') in a later revision".into(),

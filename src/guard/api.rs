@@ -214,6 +214,20 @@ fn rule_list() -> TableIterator<
     }))
 }
 
+/// The `needs_preload` and `active` columns of `migrate.rules` for one rule: whether it is
+/// enforced only with `shared_preload_libraries = 'migrate'` (its statements are seen by the
+/// `ProcessUtility` hook, not by event triggers), and whether it is enforced in this session.
+/// A function of its own (not two more columns of `rule_list()`) so that a 0.1.0 schema, whose
+/// view reads `rule_list()` with its 0.1.0 columns, keeps working with this library.
+#[pg_extern(stable, parallel_safe)]
+fn rule_preload(
+    rule: &str,
+) -> TableIterator<'static, (name!(needs_preload, bool), name!(active, bool))> {
+    let row =
+        rules::rule(rule).map(|r| (r.needs_preload, !r.needs_preload || super::hook::active()));
+    TableIterator::new(row)
+}
+
 /// The rows of the `migrate.rule_advice` view: each rule's safe form in each tool's terms.
 #[pg_extern(immutable, parallel_safe)]
 fn rule_advice_list() -> TableIterator<

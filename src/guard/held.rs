@@ -15,7 +15,7 @@ use migrate_core::rules::{self, Action, Work};
 use pgrx::pg_sys;
 
 use super::facts::{self, Fact};
-use super::{trigger, unit};
+use super::{judge, unit};
 use crate::gucs::{self, GuardMode};
 use crate::pg::{list::items as list_items, script, security};
 
@@ -27,7 +27,7 @@ pub fn before_statement(text: &str) {
     if !unit::active() {
         return;
     }
-    let mode = trigger::effective_mode();
+    let mode = judge::effective_mode();
     if mode == GuardMode::Off {
         return;
     }
@@ -72,7 +72,7 @@ pub fn before_statement(text: &str) {
             f
         })
         .collect();
-    trigger::judge(&facts, mode);
+    judge::judge(&facts, mode);
 }
 
 /// Resolves a relation without locking it (None if it does not exist) and reads its facts.

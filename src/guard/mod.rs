@@ -6,7 +6,10 @@
 //! - [`facts`]: parse tree + catalog -> facts, without taking locks.
 //! - [`type_change`]: what an ALTER COLUMN ... TYPE rewrites or rebuilds, by the server's logic.
 //! - [`partition`]: the tables a statement on a parent reaches; what ATTACH PARTITION scans.
-//! - [`trigger`]: the event-trigger entry points.
+//! - [`judge`]: facts -> verdict, logged and raised; shared by the two entry points:
+//! - [`trigger`]: the event-trigger entry points (DDL);
+//! - [`hook`]: the `ProcessUtility` hook (VACUUM FULL, CLUSTER, REINDEX, REFRESH, TRUNCATE,
+//!   LOCK), installed only when the library is preloaded; [`utility`] reads its statements.
 //! - [`state`]: per-transaction allowances and lock_timeout bookkeeping.
 //! - [`log`]: `migrate.guard_log`, including blocked statements whose transaction aborts.
 //! - [`schema_changes`]: `migrate.schema_changes`, every committed DDL and its migration.
@@ -17,6 +20,8 @@
 pub mod api;
 pub mod facts;
 pub mod held;
+pub mod hook;
+pub mod judge;
 pub mod log;
 pub mod partition;
 pub mod schema_changes;
@@ -24,3 +29,4 @@ pub mod state;
 pub mod trigger;
 pub mod type_change;
 pub mod unit;
+pub mod utility;

@@ -50,6 +50,16 @@ thread_local! {
     /// While `migrate.plan()` runs statements: every finding the guard makes, as text. The
     /// guard then judges in warn mode and neither reports nor logs anything.
     static DRY_RUN: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    /// The `-- migrate:allow` lines of the migration a job worker runs statement by statement,
+    /// top-level: each statement is a transaction of its own (VACUUM FULL several), which the
+    /// transaction-scoped allowances would not outlive.
+    static JOB_ALLOWANCES: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Permits the rules of a non-transactional migration's `-- migrate:allow` lines for every
+/// statement the job worker runs from now on (`migrate.add()` checked rule and reason).
+pub fn set_job_allowances(allowances: Vec<(String, String)>) {
+    JOB_ALLOWANCES.with(|a| *a.borrow_mut() = allowances);
 }
 
 /// Runs `f` with the guard in dry-run mode; returns what `f` returned and the findings.
@@ -176,14 +186,28 @@ pub fn end_migration_scope() {
 
 /// The allowance for `rule`, if any.
 pub fn allowance(rule: &str) -> Option<Allowance> {
-    STATE.with(|s| {
-        s.borrow()
-            .allowances
-            .iter()
-            .rev()
-            .find(|a| a.rule == rule)
-            .cloned()
-    })
+    STATE
+        .with(|s| {
+            s.borrow()
+                .allowances
+                .iter()
+                .rev()
+                .find(|a| a.rule == rule)
+                .cloned()
+        })
+        .or_else(|| {
+            JOB_ALLOWANCES.with(|a| {
+                a.borrow()
+                    .iter()
+                    .find(|(r, _)| r == rule)
+                    .map(|(rule, reason)| Allowance {
+                        rule: rule.clone(),
+                        reason: reason.clone(),
+                        level: 0,
+                        scoped_to_migration: true,
+                    })
+            })
+        })
 }
 
 /// Remembers the rules reported (permitted or warned) for the running statement.
@@ -224,5 +248,21 @@ pub fn take_dropped() -> Dropped {
             .take()
             .map(|(d, _)| d)
             .unwrap_or_default()
+    })
+}
+
+/// How many lock_timeout records the running statements left (see [`saved_timeout_bounded`]).
+pub fn saved_timeouts_len() -> usize {
+    STATE.with(|s| s.borrow().saved_timeouts.len())
+}
+
+/// True if the record at `index` (pushed by a statement's `ddl_command_start`) says the guard
+/// lowered lock_timeout for that statement.
+pub fn saved_timeout_bounded(index: usize) -> bool {
+    STATE.with(|s| {
+        s.borrow()
+            .saved_timeouts
+            .get(index)
+            .is_some_and(|t| t.previous.is_some())
     })
 }

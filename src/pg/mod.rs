@@ -16,6 +16,7 @@ pub mod snapshot_wait;
 pub mod statement;
 pub mod subxact;
 pub mod toplevel;
+pub mod utility_hook;
 pub mod xact;
 
 /// Declares the `pg_finfo_*` record that marks a raw C function as calling convention V1 (for

@@ -24,10 +24,11 @@ COMMENT ON VIEW migrate.rule_advice IS
 CREATE VIEW migrate.rules AS
 SELECT r.*,
        CASE WHEN EXISTS (SELECT FROM migrate.rule_advice a WHERE a.rule OPERATOR(pg_catalog.=) r.id)
-            THEN 'docs/TOOLS.md#' OPERATOR(pg_catalog.||) r.id END AS tools
-FROM migrate.rule_list() r;
+            THEN 'docs/TOOLS.md#' OPERATOR(pg_catalog.||) r.id END AS tools,
+       p.needs_preload, p.active
+FROM migrate.rule_list() r CROSS JOIN LATERAL migrate.rule_preload(r.id) p;
 COMMENT ON VIEW migrate.rules IS
-    'The guard rules: what each detects, the lock and cost, the safe alternative, the versions, and where each tool''s form of it is (tools).';
+    'The guard rules: what each detects, the lock and cost, the safe alternative, the versions, where each tool''s form of it is (tools), whether it needs shared_preload_libraries = ''migrate'' and whether it is enforced in this session (active).';
 
 CREATE EVENT TRIGGER migrate_guard_ddl_start ON ddl_command_start
     EXECUTE FUNCTION migrate.guard_ddl_start();
@@ -51,7 +52,7 @@ GRANT EXECUTE ON ALL ROUTINES IN SCHEMA migrate TO migrate_admin;
 -- Computing a checksum, reading the rules and linting SQL reveal nothing: anyone may.
 GRANT USAGE ON SCHEMA migrate TO PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate.checksum(text), migrate.rule_list(), migrate.check(text),
-    migrate.rule_advice_list() TO PUBLIC;
+    migrate.rule_advice_list(), migrate.rule_preload(text) TO PUBLIC;
 GRANT SELECT ON migrate.rules, migrate.rule_advice TO PUBLIC;
 -- Jobs run with the privileges of the role that queues them (checked at queue time and before
 -- every batch) and only their owner or migrate_admin controls them, so any role may use them.

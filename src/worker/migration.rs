@@ -63,6 +63,9 @@ pub fn run(id: i64) {
             &timeout,
             pg_sys::GucAction::GUC_ACTION_SET,
         );
+        // Its -- migrate:allow lines, for the statements that run in transactions of their
+        // own (VACUUM FULL, REINDEX SCHEMA, ... judged by the ProcessUtility hook).
+        crate::guard::state::set_job_allowances(migrate_core::options::allow_directives(&m.script));
         script::split(&m.script)
     }) {
         Ok(statements) => statements,

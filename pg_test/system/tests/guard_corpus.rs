@@ -3,6 +3,11 @@
 //! the table (pg_locks), whether the table was rewritten (relfilenode), whether it was scanned
 //! (pg_stat_xact_user_tables). The safe alternatives are observed too: no rewrite, no scan.
 //! Then, with the guard on, each statement is blocked (or warned about) by its own rule.
+//!
+//! The server runs with the library preloaded, so the `ProcessUtility` hook's rules (VACUUM
+//! FULL, CLUSTER, REINDEX, REFRESH, TRUNCATE, LOCK TABLE) are in force and proven the same way;
+//! the statements that cannot run in a transaction block (VACUUM, REINDEX CONCURRENTLY) are
+//! observed from another session while a third holds a lock on the table.
 
 use migrate_system_tests::{Client, Cluster};
 
@@ -177,6 +182,82 @@ const ALLOWED: &[(&str, &[&str], &str, &str, &str)] = &[
     ("ALTER DOMAIN ... ADD CONSTRAINT NOT VALID", &[], "ALTER DOMAIN pos ADD CONSTRAINT pos_positive CHECK (VALUE > 0) NOT VALID", "dt", ""),
 ];
 
+/// The hook's rules on statements that run in a transaction block: (rule, table, statement,
+/// the lock, rewrite and scan the server must show). The lock is the rule's `lock` column,
+/// except for `lock_table_strong`, whose lock is the one the statement asks for.
+type Claim = (&'static str, bool, bool);
+const HOOK_CORPUS: &[(&str, &str, &str, Claim)] = &[
+    (
+        "cluster",
+        "corpus",
+        "CLUSTER corpus USING corpus_pkey",
+        ("AccessExclusiveLock", true, true),
+    ),
+    (
+        "reindex_not_concurrent",
+        "corpus",
+        "REINDEX TABLE corpus",
+        ("ShareLock", false, true),
+    ),
+    (
+        "reindex_not_concurrent",
+        "corpus",
+        "REINDEX INDEX corpus_pkey",
+        ("ShareLock", false, true),
+    ),
+    (
+        "refresh_matview_not_concurrent",
+        "corpus_mv",
+        "REFRESH MATERIALIZED VIEW corpus_mv",
+        ("AccessExclusiveLock", true, true),
+    ),
+    (
+        "truncate",
+        "corpus",
+        "TRUNCATE corpus",
+        ("AccessExclusiveLock", false, false),
+    ),
+    (
+        "lock_table_strong",
+        "corpus",
+        "LOCK TABLE corpus IN SHARE MODE",
+        ("ShareLock", false, false),
+    ),
+    (
+        "lock_table_strong",
+        "corpus",
+        "LOCK TABLE corpus IN ACCESS EXCLUSIVE MODE",
+        ("AccessExclusiveLock", false, false),
+    ),
+];
+
+/// The hook's safe forms that run in a transaction block: (what, table, statement, lock,
+/// rewritten), none judged. CONCURRENTLY updates the view in place under a lock that lets its
+/// reads go on; WITH NO DATA swaps in an empty file without running the query (checked below).
+const HOOK_SAFE: &[(&str, &str, &str, &str, bool)] = &[
+    (
+        "REFRESH ... CONCURRENTLY",
+        "corpus_mv",
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY corpus_mv",
+        "ExclusiveLock",
+        false,
+    ),
+    (
+        "REFRESH ... WITH NO DATA",
+        "corpus_mv",
+        "REFRESH MATERIALIZED VIEW corpus_mv WITH NO DATA",
+        "AccessExclusiveLock",
+        true,
+    ),
+    (
+        "LOCK TABLE in ROW EXCLUSIVE mode",
+        "corpus",
+        "LOCK TABLE corpus IN ROW EXCLUSIVE MODE",
+        "RowExclusiveLock",
+        false,
+    ),
+];
+
 const LOCK_ORDER: &[&str] = &[
     "AccessShareLock",
     "RowShareLock",
@@ -260,6 +341,268 @@ fn observe(c: &mut Client, table: &str, setup: &[&str], statement: &str) -> Obse
     }
 }
 
+/// What a statement that cannot run in a transaction block did, seen from other sessions.
+struct TopLevel {
+    /// The table lock it waited for behind a third session's `blocker` lock (None: it never
+    /// waited for one).
+    waited_for: Option<String>,
+    /// Table locks it held while waiting for something else (REINDEX CONCURRENTLY waits for
+    /// the third session's transaction, not for its lock).
+    held: Vec<String>,
+    rewritten: bool,
+    /// Heap blocks of the table it read (pg_statio_user_tables).
+    blocks_read: i64,
+    pages: i64,
+}
+
+/// Runs `statement` top-level in a session of its own (guard off) while another session holds
+/// `blocker` on `table`, and watches it from a third: which lock it waits for, whether it
+/// rewrites the table, how much of it it reads.
+fn observe_top_level(cluster: &Cluster, table: &str, statement: &str, blocker: &str) -> TopLevel {
+    let mut watch = cluster.connect("postgres");
+    let oid: u32 = watch
+        .query_one(&format!("SELECT '{table}'::regclass::oid"), &[])
+        .unwrap()
+        .get(0);
+    let stats = |c: &mut Client| -> (i64, i64, i64) {
+        let r = c
+            .query_one(
+                "SELECT c.relfilenode::bigint, c.relpages::bigint,                  coalesce(s.heap_blks_read + s.heap_blks_hit, 0)                  FROM pg_class c LEFT JOIN pg_statio_user_tables s ON s.relid = c.oid                  WHERE c.oid = $1",
+                &[&oid],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    let (filenode_before, pages, read_before) = stats(&mut watch);
+    let mut holder = cluster.connect("postgres");
+    holder.batch_execute("BEGIN").unwrap();
+    holder
+        .batch_execute(&format!("LOCK TABLE {table} IN {blocker} MODE"))
+        .unwrap();
+    let mut runner = cluster.connect("postgres");
+    runner
+        .batch_execute("SET migrate.guard = off; SET lock_timeout = '30s'")
+        .unwrap();
+    let pid: i32 = runner
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let sql = statement.to_string();
+    let run = std::thread::spawn(move || {
+        runner
+            .batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        // Its table counters reach the shared statistics when it goes idle after this.
+        runner
+            .batch_execute("SELECT pg_stat_force_next_flush()")
+            .unwrap();
+    });
+    let (mut waited_for, mut held) = (None, Vec::new());
+    for _ in 0..300 {
+        let locks: Vec<(String, bool, Option<u32>)> = watch
+            .query(
+                "SELECT mode, granted, relation::int8::int4::oid FROM pg_locks                  WHERE pid = $1 AND (relation = $2 OR NOT granted)",
+                &[&pid, &oid],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        if let Some((mode, _, _)) = locks.iter().find(|(_, g, rel)| !g && *rel == Some(oid)) {
+            waited_for = Some(mode.clone());
+            break;
+        }
+        if locks.iter().any(|(_, g, _)| !g) {
+            held = locks
+                .iter()
+                .filter(|(_, g, rel)| *g && *rel == Some(oid))
+                .map(|(m, _, _)| m.clone())
+                .collect();
+            break;
+        }
+        if run.is_finished() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    holder.batch_execute("ROLLBACK").unwrap();
+    run.join().unwrap();
+    let (filenode_after, _, read_after) = stats(&mut watch);
+    TopLevel {
+        waited_for,
+        held,
+        rewritten: filenode_after != filenode_before,
+        blocks_read: read_after - read_before,
+        pages,
+    }
+}
+
+/// The hook's rules: each claim observed, each safe form next to it, each statement judged by
+/// its own rule with the guard on.
+fn hook_rules(cluster: &Cluster, c: &mut Client, failures: &mut Vec<String>) -> Vec<&'static str> {
+    let mut covered = Vec::new();
+    let claims = |c: &mut Client, rule: &str| -> (String, bool, bool, String) {
+        let row = c
+            .query_one(
+                "SELECT lock, rewrites, scans, severity FROM migrate.rules                  WHERE id = $1 AND needs_preload AND active",
+                &[&rule],
+            )
+            .unwrap_or_else(|e| panic!("{rule} is not an active preload rule: {e}"));
+        (
+            lock_name(&row.get::<_, String>(0)),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+        )
+    };
+    let guarded = |c: &mut Client,
+                   rule: &str,
+                   severity: &str,
+                   statement: &str,
+                   failures: &mut Vec<String>| {
+        let mut tx = c.transaction().unwrap();
+        match tx.batch_execute(statement) {
+            Err(e) if severity == "block" => {
+                let db = e.as_db_error().expect("a server error");
+                if db.code().code() != "09000" || !db.message().contains(&format!("rule {rule}:")) {
+                    failures.push(format!(
+                        "{rule}: `{statement}` failed otherwise: {} {}",
+                        db.code().code(),
+                        db.message()
+                    ));
+                }
+            }
+            Ok(()) if severity == "warn" => {
+                let logged: i64 = tx
+                    .query_one("SELECT count(*) FROM migrate.guard_log WHERE rule = $1 AND action = 'warned'", &[&rule])
+                    .unwrap()
+                    .get(0);
+                if logged == 0 {
+                    failures.push(format!("{rule}: `{statement}` was not warned about"));
+                }
+            }
+            other => failures.push(format!(
+                "{rule}: `{statement}` with the guard on: {other:?}"
+            )),
+        }
+        let _ = tx.rollback();
+    };
+    for (rule, table, statement, (lock, rewritten, scanned)) in HOOK_CORPUS {
+        let (claim_lock, claim_rewrites, claim_scans, severity) = claims(c, rule);
+        let claim_lock = if *rule == "lock_table_strong" {
+            lock.to_string()
+        } else {
+            claim_lock
+        };
+        if (claim_lock.as_str(), claim_rewrites, claim_scans) != (*lock, *rewritten, *scanned) {
+            failures.push(format!("{rule}: migrate.rules claims {claim_lock} rewrite={claim_rewrites} scan={claim_scans}, the corpus expects {lock} {rewritten} {scanned}"));
+        }
+        let seen = observe(c, table, &[], statement);
+        // TRUNCATE gives the table a new, empty file and rebuilds its indexes on it (the
+        // counters show that as a scan, of nothing): neither a rewrite nor a scan of its rows.
+        let truncate = *rule == "truncate";
+        let fact = (
+            seen.strongest_lock.as_str(),
+            seen.rewritten && !truncate,
+            seen.scanned && !truncate,
+        );
+        if fact != (*lock, *rewritten, *scanned) {
+            failures.push(format!("{rule}: `{statement}` claims ({lock}, {rewritten}, {scanned}), server did {fact:?}"));
+        }
+        guarded(c, rule, &severity, statement, failures);
+        covered.push(*rule);
+    }
+    // REFRESH runs the view's query (the base table is read, and the view's indexes are
+    // rebuilt on the new data, which is the scan the counters show on the view itself), except
+    // WITH NO DATA, which reads nothing.
+    let base_scans = |c: &mut Client, statement: &str| -> i64 {
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute("SET LOCAL migrate.guard = off").unwrap();
+        let scans = |tx: &mut postgres::Transaction<'_>| -> i64 {
+            tx.query_one("SELECT coalesce(max(seq_scan), 0) FROM pg_stat_xact_user_tables WHERE relname = 'mv_base'", &[])
+                .unwrap()
+                .get(0)
+        };
+        let before = scans(&mut tx);
+        tx.batch_execute(statement).unwrap();
+        let n = scans(&mut tx) - before;
+        tx.rollback().unwrap();
+        n
+    };
+    if base_scans(c, "REFRESH MATERIALIZED VIEW corpus_mv") == 0 {
+        failures.push("REFRESH MATERIALIZED VIEW did not read its base table".into());
+    }
+    if base_scans(c, "REFRESH MATERIALIZED VIEW corpus_mv WITH NO DATA") != 0 {
+        failures.push("REFRESH ... WITH NO DATA read its base table".into());
+    }
+    for (what, table, statement, lock, rewritten) in HOOK_SAFE {
+        let seen = observe(c, table, &[], statement);
+        if seen.strongest_lock != *lock || seen.rewritten != *rewritten {
+            failures.push(format!(
+                "safe form {what}: `{statement}` took {} rewrite={}",
+                seen.strongest_lock, seen.rewritten
+            ));
+        }
+        let mut tx = c.transaction().unwrap();
+        if let Err(e) = tx.batch_execute(statement) {
+            failures.push(format!("safe form {what}: blocked by the guard: {e}"));
+        }
+        let _ = tx.rollback();
+    }
+    // VACUUM FULL runs outside a transaction block: behind a reader it waits for ACCESS
+    // EXCLUSIVE (so every later query queues too), then copies the whole table to a new file.
+    let (lock, rewrites, scans, severity) = claims(c, "vacuum_full");
+    let seen = observe_top_level(cluster, "corpus", "VACUUM FULL corpus", "ACCESS SHARE");
+    if seen.waited_for.as_deref() != Some(lock.as_str())
+        || seen.rewritten != rewrites
+        || (seen.blocks_read >= seen.pages) != scans
+    {
+        failures.push(format!(
+            "vacuum_full: claims ({lock}, {rewrites}, {scans}), server waited for {:?}, rewrite={}, read {} of {} blocks",
+            seen.waited_for, seen.rewritten, seen.blocks_read, seen.pages
+        ));
+    }
+    match c.batch_execute("VACUUM FULL corpus") {
+        Err(e) if severity == "block" && e.code().map(|s| s.code()) == Some("09000") => {}
+        other => failures.push(format!("vacuum_full with the guard on: {other:?}")),
+    }
+    covered.push("vacuum_full");
+    // Plain VACUUM runs beside a writer (ROW EXCLUSIVE) without waiting, and rewrites nothing.
+    let seen = observe_top_level(cluster, "corpus", "VACUUM corpus", "ROW EXCLUSIVE");
+    if seen.waited_for.is_some() || seen.rewritten {
+        failures.push(format!(
+            "plain VACUUM waited for {:?}, rewrite={}",
+            seen.waited_for, seen.rewritten
+        ));
+    }
+    // Its lock is SHARE UPDATE EXCLUSIVE: it waits only behind that or stronger.
+    let seen = observe_top_level(cluster, "corpus", "VACUUM corpus", "SHARE UPDATE EXCLUSIVE");
+    if seen.waited_for.as_deref() != Some("ShareUpdateExclusiveLock") {
+        failures.push(format!("plain VACUUM waited for {:?}", seen.waited_for));
+    }
+    if let Err(e) = c.batch_execute("VACUUM corpus") {
+        failures.push(format!("plain VACUUM blocked by the guard: {e}"));
+    }
+    // REINDEX CONCURRENTLY holds SHARE UPDATE EXCLUSIVE (writes go on) while it waits for the
+    // writer's transaction, and leaves the table's file alone.
+    let seen = observe_top_level(
+        cluster,
+        "corpus",
+        "REINDEX TABLE CONCURRENTLY corpus",
+        "ROW EXCLUSIVE",
+    );
+    if seen.waited_for.is_some() || seen.held != ["ShareUpdateExclusiveLock"] || seen.rewritten {
+        failures.push(format!(
+            "REINDEX CONCURRENTLY waited for {:?}, held {:?}, rewrite={}",
+            seen.waited_for, seen.held, seen.rewritten
+        ));
+    }
+    if let Err(e) = c.batch_execute("REINDEX TABLE CONCURRENTLY corpus") {
+        failures.push(format!("REINDEX CONCURRENTLY blocked by the guard: {e}"));
+    }
+    covered
+}
+
 fn setup(c: &mut Client) {
     c.batch_execute(
         "CREATE EXTENSION migrate;
@@ -302,6 +645,10 @@ fn setup(c: &mut Client) {
          CREATE DOMAIN pos_over AS pos;
          CREATE TABLE dt (id int, p pos, q pos_over);
          INSERT INTO dt SELECT g, g, g FROM generate_series(1, 50000) g;
+         CREATE TABLE mv_base (id int PRIMARY KEY, email text);
+         INSERT INTO mv_base SELECT g, 'user' || g FROM generate_series(1, 50000) g;
+         CREATE MATERIALIZED VIEW corpus_mv AS SELECT id, email FROM mv_base;
+         CREATE UNIQUE INDEX corpus_mv_id ON corpus_mv (id);
          RESET migrate.guard;",
     )
     .unwrap();
@@ -311,7 +658,8 @@ fn setup(c: &mut Client) {
 
 #[test]
 fn every_rule_claim_is_observed_on_a_real_table() {
-    let cluster = Cluster::start("guard-corpus", &[]);
+    // Preloaded, as in production: the ProcessUtility hook's rules are in force too.
+    let cluster = Cluster::start("guard-corpus", &["shared_preload_libraries = 'migrate'"]);
     let mut c = cluster.connect("postgres");
     setup(&mut c);
     let mut failures = Vec::new();
@@ -438,6 +786,7 @@ fn every_rule_claim_is_observed_on_a_real_table() {
         }
         let _ = tx.rollback();
     }
+    covered.extend(hook_rules(&cluster, &mut c, &mut failures));
     // Static advice is migrate.check()'s alone: no statement to observe.
     let all: Vec<String> = c
         .query("SELECT id FROM migrate.rules WHERE severity <> 'info'", &[])
