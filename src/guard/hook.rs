@@ -21,6 +21,7 @@ use migrate_core::rules::Action;
 use pgrx::pg_sys;
 
 use super::judge::{effective_mode, judge};
+use super::log;
 use super::state;
 use super::utility::{self, Seen};
 use crate::gucs::{self, GuardMode};
@@ -46,6 +47,8 @@ struct Frame {
     bounded: Option<(String, i32)>,
     /// For DDL: the depth of the event triggers' lock_timeout records before it ran.
     ddl: Option<(pg_sys::CommandTag::Type, usize)>,
+    /// True if its guard_log rows wait for the statement to succeed (`LOCK TABLE`).
+    deferred: bool,
 }
 
 thread_local! {
@@ -87,6 +90,7 @@ fn before(pstmt: *mut pg_sys::PlannedStmt, context: pg_sys::ProcessUtilityContex
                 restore: Restore::Nothing,
                 bounded: None,
                 ddl: Some((tag, state::saved_timeouts_len())),
+                deferred: false,
             });
             true
         }
@@ -121,6 +125,13 @@ fn judged(
     // As the statement's own user; restricted, as the event triggers analyse.
     // SAFETY: the statement's parse tree.
     let facts = crate::pg::security::restricted(|| unsafe { utility::analyse(node) });
+    // LOCK TABLE takes its lock before the transaction's snapshot: no row is written (which
+    // would take the snapshot) until it has.
+    // SAFETY: every Node starts with its tag.
+    let deferred = unsafe { (*node).type_ } == pg_sys::NodeTag::T_LockStmt;
+    if deferred {
+        log::defer();
+    }
     judge(&facts, mode);
     let what = facts.first().map(|f| {
         let statement = match f.action {
@@ -144,6 +155,7 @@ fn judged(
             (what.unwrap_or(tag), ms)
         }),
         ddl: None,
+        deferred,
     });
     true
 }
@@ -190,6 +202,9 @@ fn pop() -> Option<Frame> {
 
 fn after() {
     let Some(frame) = pop() else { return };
+    if frame.deferred {
+        log::write_deferred();
+    }
     match frame.restore {
         Restore::Nothing => {}
         // Had the statement committed (it does not), that commit popped the level already.
@@ -210,6 +225,9 @@ const LOCK_TIMEOUT_MESSAGE: &str = "canceling statement due to lock timeout";
 
 fn failed(code: i32, message_id: Option<&str>, hint: Option<&str>) -> Option<String> {
     let frame = pop()?;
+    if frame.deferred {
+        log::discard_deferred();
+    }
     // A GUC level is popped by the abort that follows; a written variable is ours to restore.
     if let Restore::Variable(previous) = frame.restore {
         raw::set_lock_timeout_variable(previous);

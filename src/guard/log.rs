@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::pg::security::as_registry_owner;
 
 /// One guard_log row.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub action: String,
     pub rule: String,
@@ -64,8 +64,50 @@ pub fn bounded(text: &str) -> String {
     }
 }
 
-/// Writes a row in the current transaction.
+thread_local! {
+    /// Rows held back until the running statement has done its work (see [`defer`]).
+    static DEFERRED: std::cell::RefCell<Option<Vec<Entry>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Holds the rows of the statement about to run until [`write_deferred`]: `LOCK TABLE` must
+/// take its lock before the transaction's snapshot (REPEATABLE READ's "lock first" idiom),
+/// and writing a row takes one.
+pub fn defer() {
+    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+}
+
+/// Writes the rows [`defer`] held back (the statement succeeded).
+pub fn write_deferred() {
+    for e in DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default() {
+        record(&e);
+    }
+}
+
+/// Drops the rows [`defer`] held back (the statement failed: its transaction aborts).
+pub fn discard_deferred() {
+    DEFERRED.with(|d| d.borrow_mut().take());
+}
+
+/// Writes a row in the current transaction. In a read-only transaction (a warning on `LOCK
+/// TABLE` or `REINDEX` there) it goes to the server log instead: the statement is allowed,
+/// the insert would not be.
 pub fn record(e: &Entry) {
+    let held = DEFERRED.with(|d| {
+        d.borrow_mut()
+            .as_mut()
+            .map(|rows| rows.push(e.clone()))
+            .is_some()
+    });
+    if held {
+        return;
+    }
+    if crate::pg::backend::read_only_transaction() {
+        pgrx::log!(
+            "migrate guard {} (not recorded in migrate.guard_log: read-only transaction): rule {} on {} by {}: {}",
+            e.action, e.rule, e.table_name, e.role, e.statement
+        );
+        return;
+    }
     as_registry_owner(|| insert(e, client_addr()));
 }
 

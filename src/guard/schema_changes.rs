@@ -66,7 +66,6 @@ pub fn remember_dropped() {
                 &[],
             )? {
                 if row.get_by_name::<bool, _>("is_temporary")?.unwrap_or(false) {
-                    dropped.skipped = true;
                     continue;
                 }
                 dropped.objects.push(describe(
@@ -93,9 +92,18 @@ fn describe(object_type: Option<String>, identity: Option<String>) -> String {
 /// `ddl_command_end`: writes the statement's row. `tag` is its command tag.
 pub fn record(tag: &str) {
     let dropped = super::state::take_dropped();
-    // A privileged pg_restore re-creates every object of a dump: that is a restore, not a
-    // change, and the dump carries the record of the original changes.
-    if backend::application_name() == "pg_restore" && crate::gucs::may_weaken_guard() {
+    // A superuser's pg_restore re-creates every object of a dump: that is a restore, not a
+    // change, and the dump carries the record of the original changes. (Anyone may claim the
+    // application_name; only a superuser session, which could disable the triggers anyway,
+    // is believed.)
+    if backend::application_name() == "pg_restore"
+        && security::is_superuser_role(backend::session_user())
+    {
+        return;
+    }
+    // A statement allowed in a read-only transaction (REINDEX on PostgreSQL 17 and later fires
+    // the event triggers) changes no schema object the record would name.
+    if backend::read_only_transaction() {
         return;
     }
     let role = security::role_name(security::current_user()).unwrap_or_default();
@@ -104,9 +112,8 @@ pub fn record(tag: &str) {
         if !record_installed() {
             return;
         }
-        let (mut objects, skipped) = Spi::connect(|client| {
+        let mut objects = Spi::connect(|client| {
             let mut objects = Vec::new();
-            let mut skipped = false;
             for row in client.select(
                 "SELECT c.object_type, c.object_identity, c.schema_name, c.in_extension \
                  FROM pg_catalog.pg_event_trigger_ddl_commands() c",
@@ -116,7 +123,6 @@ pub fn record(tag: &str) {
                 let schema = row.get_by_name::<String, _>("schema_name")?;
                 let member = row.get_by_name::<bool, _>("in_extension")?.unwrap_or(false);
                 if member || schema.as_deref() == Some("pg_temp") {
-                    skipped = true;
                     continue;
                 }
                 objects.push(describe(
@@ -124,17 +130,19 @@ pub fn record(tag: &str) {
                     row.get_by_name::<String, _>("object_identity")?,
                 ));
             }
-            Ok::<_, pgrx::spi::SpiError>((objects, skipped))
+            Ok::<_, pgrx::spi::SpiError>(objects)
         })
         .unwrap_or_else(|e| error!("migrate: could not read the DDL commands: {e}"));
-        let skipped = skipped || dropped.skipped;
         objects.extend(dropped.objects);
         // Keep the first mention of each object (CREATE TABLE with a serial column names
         // its sequence twice).
         let mut seen = std::collections::HashSet::new();
         objects.retain(|o| !o.is_empty() && seen.insert(o.clone()));
-        if objects.is_empty() && skipped {
-            return; // only temporary objects or an extension's members
+        // Only temporary objects or an extension's members; or no object at all (DROP ... IF
+        // EXISTS of nothing, a command the catalog keeps no object of): nothing changed that
+        // a record could name, and a role could otherwise write rows without end.
+        if objects.is_empty() {
+            return;
         }
         Spi::run_with_args(
             "INSERT INTO migrate.schema_change_log \

@@ -41,8 +41,6 @@ struct GuardState {
 #[derive(Default)]
 pub struct Dropped {
     pub objects: Vec<String>,
-    /// True if temporary objects were left out.
-    pub skipped: bool,
 }
 
 thread_local! {
@@ -122,6 +120,7 @@ unsafe extern "C-unwind" fn on_xact_event(
 ) {
     // Commit, abort or prepare: nothing carries over to the next transaction. Every
     // transaction ends here, DML ones too, so those (with nothing recorded) cost one check.
+    super::log::discard_deferred();
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         if !(s.allowances.is_empty()

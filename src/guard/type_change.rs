@@ -123,7 +123,7 @@ unsafe fn requires_rewrite(mut expr: *mut pg_sys::Node, attnum: i16) -> (bool, b
                 T_RelabelType => expr = (*(expr as *mut pg_sys::RelabelType)).arg.cast(),
                 T_CoerceToDomain => {
                     let d = expr as *mut pg_sys::CoerceToDomain;
-                    if pg_sys::DomainHasConstraints((*d).resulttype) {
+                    if domain_has_constraints((*d).resulttype) {
                         return (true, timezone_dependent);
                     }
                     expr = (*d).arg.cast();
@@ -332,4 +332,13 @@ pub unsafe fn analyse(
             },
         ))
     }
+}
+
+/// PostgreSQL's `DomainHasConstraints()`, from the catalog: loading the type cache entry folds
+/// the domain's CHECK expressions, which could run a function the domain's owner wrote.
+fn domain_has_constraints(domain: pg_sys::Oid) -> bool {
+    crate::pg::query::required::<bool>(
+        include_str!("../queries/domain_has_constraints.sql"),
+        &[domain.into()],
+    )
 }

@@ -156,6 +156,8 @@ fn relation(relid: pg_sys::Oid) -> Option<Relation> {
         if rel.is_null() {
             return None;
         }
+        // Everything read from the relcache entry is copied first: a catalog lookup below
+        // can process invalidations, which rebuild the entry and free its old rd_rel.
         let form = (*rel).rd_rel;
         // Only its own session sees a temporary table: nothing done to it blocks anyone else.
         if (*form).relpersistence as u8 == pg_sys::RELPERSISTENCE_TEMP {
@@ -163,6 +165,11 @@ fn relation(relid: pg_sys::Oid) -> Option<Relation> {
             return None;
         }
         let kind = (*form).relkind as u8;
+        let owner = (*form).relowner;
+        let has_children = (*form).relhassubclass;
+        let namespace_oid = (*form).relnamespace;
+        let relname = (*form).relname;
+        let created_in_transaction = (*rel).rd_createSubid != 0; /* InvalidSubTransactionId */
         let mut tuples = 0.0;
         if kind == pg_sys::RELKIND_RELATION || kind == pg_sys::RELKIND_MATVIEW {
             let (mut pages, mut allvisfrac) = (0, 0.0);
@@ -174,18 +181,18 @@ fn relation(relid: pg_sys::Oid) -> Option<Relation> {
                 &mut allvisfrac,
             );
         }
-        let namespace = pg_sys::get_namespace_name((*form).relnamespace);
+        let namespace = pg_sys::get_namespace_name(namespace_oid);
         let name = text(pg_sys::quote_qualified_identifier(
             namespace,
-            (*form).relname.data.as_ptr(),
+            relname.data.as_ptr(),
         ))
         .unwrap_or_default();
         let out = Relation {
             kind,
             name,
-            owner: (*form).relowner,
-            created_in_transaction: (*rel).rd_createSubid != 0, /* InvalidSubTransactionId */
-            has_children: (*form).relhassubclass,
+            owner,
+            created_in_transaction,
+            has_children,
             rows: tuples.max(0.0).round(),
         };
         pg_sys::RelationClose(rel);

@@ -105,6 +105,12 @@ pub fn outer_user() -> pg_sys::Oid {
     unsafe { pg_sys::GetOuterUserId() }
 }
 
+/// True in a read-only transaction (`SET TRANSACTION READ ONLY`, a standby).
+pub fn read_only_transaction() -> bool {
+    // SAFETY: a plain read of a backend global.
+    unsafe { pg_sys::XactReadOnly }
+}
+
 /// The role the session logged in as (`session_user`).
 pub fn session_user() -> pg_sys::Oid {
     // SAFETY: reads a backend global.

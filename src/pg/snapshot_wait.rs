@@ -37,6 +37,14 @@ mod ffi {
         pub fn enable_timeout_every(id: c_int, fin_time: i64, delay_ms: c_int);
         pub fn disable_timeout(id: c_int, keep_indicator: bool);
     }
+    // Called from the signal handler: declared raw, without pgrx's error boundary (which
+    // would sigsetjmp and rewrite PG_exception_stack inside a signal handler). Neither raises.
+    extern "C" {
+        #[link_name = "GetCurrentTimestamp"]
+        pub fn current_timestamp() -> i64;
+        #[link_name = "SetLatch"]
+        pub fn set_latch(latch: *mut pgrx::pg_sys::Latch);
+    }
 }
 
 /// How often the timer looks at the build's phase.
@@ -126,7 +134,7 @@ unsafe extern "C" fn tick() {
         return;
     }
     // SAFETY: gettimeofday, as PostgreSQL's own timeout handler calls it.
-    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    let now = unsafe { ffi::current_timestamp() };
     if PHASE.load(Ordering::Relaxed) != phase {
         PHASE.store(phase, Ordering::Relaxed);
         SINCE.store(now, Ordering::Relaxed);
@@ -143,7 +151,7 @@ unsafe extern "C" fn tick() {
     unsafe {
         pg_sys::QueryCancelPending = 1;
         pg_sys::InterruptPending = 1;
-        pg_sys::SetLatch(pg_sys::MyLatch);
+        ffi::set_latch(pg_sys::MyLatch);
     }
 }
 

@@ -16,7 +16,8 @@ SELECT a.pid,
        pg_catalog.date_trunc('second',
            pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) a.xact_start)::pg_catalog.text AS age,
        pg_catalog.regexp_replace(pg_catalog.left(a.query, 200), '[[:space:]]+', ' ', 'g') AS query,
-       NULLIF(a.application_name, '') AS application_name,
+       CASE WHEN a.application_name OPERATOR(pg_catalog.<>) '' THEN a.application_name END
+           AS application_name,
        a.backend_xmin IS NOT NULL AS holds_snapshot,
        w.writes_table
 FROM pg_catalog.pg_stat_activity a
@@ -32,9 +33,9 @@ CROSS JOIN LATERAL (
 WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
   AND a.pid OPERATOR(pg_catalog.<>) ALL ($3::pg_catalog.int4[])
   AND a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
-  AND a.backend_type IS DISTINCT FROM 'autovacuum worker'
+  AND COALESCE(a.backend_type OPERATOR(pg_catalog.<>) 'autovacuum worker', true)
   AND CASE WHEN $2::pg_catalog.int4[] IS NOT NULL
            THEN a.pid OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.int4[])
            ELSE a.backend_xmin IS NOT NULL OR w.writes_table
       END
-ORDER BY a.state IS NOT DISTINCT FROM 'idle in transaction' DESC, a.xact_start NULLS LAST, a.pid
+ORDER BY COALESCE(a.state OPERATOR(pg_catalog.=) 'idle in transaction', false) DESC, a.xact_start NULLS LAST, a.pid

@@ -286,7 +286,7 @@ fn plan_step(
         // Each statement commits on its own: every table there is is an existing one.
         let _unit = guard::unit::Scope::each_statement();
         for n in 0..statements.len() {
-            rows.extend(analyse_only(m, label, n as i32 + 1, &text_of(n)));
+            rows.extend(analyse_only(m, role, label, n as i32 + 1, &text_of(n)));
         }
         return true;
     }
@@ -393,12 +393,22 @@ fn error_text(caught: &pgrx::pg_sys::panic::CaughtError) -> String {
 /// analysed: the guard's findings and the lock a concurrent build or VACUUM takes. A
 /// `CREATE INDEX CONCURRENTLY` on a partitioned table is followed by one row per step of the
 /// recipe `deploy()` runs for it (same statement number), from the catalog as it is now.
-fn analyse_only(m: &Migration, label: &str, number: i32, text: &str) -> Vec<PlanRow> {
+fn analyse_only(
+    m: &Migration,
+    role: pg_sys::Oid,
+    label: &str,
+    number: i32,
+    text: &str,
+) -> Vec<PlanRow> {
     let min_rows = gucs::guard_min_rows();
-    let analysed = subxact::run(|| {
+    // As the statement's author, as deploy()'s worker will run it (never as plan()'s caller:
+    // analysis can reach code the author wrote), sandboxed, and rolled back.
+    let analysed = subxact::run_and_roll_back(|| {
         let tree = *script::parse_trees(text).first()?;
         // SAFETY: a raw parse tree built just now, in this memory context.
-        let statement = security::restricted(|| unsafe { facts::analyse(tree) });
+        let statement = security::run_as(role, || {
+            security::restricted(|| unsafe { facts::analyse(tree) })
+        });
         let mut findings = Vec::new();
         for fact in &statement.facts {
             for f in rules::evaluate(&fact.action, &fact.table, min_rows) {
