@@ -101,6 +101,10 @@ pub fn record(tag: &str) {
     {
         return;
     }
+    // The statements of an extension's script: CREATE/ALTER EXTENSION is recorded as one row.
+    if backend::creating_extension() {
+        return;
+    }
     // A statement allowed in a read-only transaction (REINDEX on PostgreSQL 17 and later fires
     // the event triggers) changes no schema object the record would name.
     if backend::read_only_transaction() {
@@ -208,11 +212,10 @@ pub fn drift_problems() -> Vec<(Option<String>, String, String)> {
                     None,
                     "schema_drift".to_string(),
                     format!(
-                        "{} ({}) by {}{app} outside any migration: migrate.schema_changes id {}",
+                        "{} ({}) by {}{app} outside any migration",
                         row.get_by_name::<String, _>("command_tag")?.unwrap_or_default(),
                         row.get_by_name::<String, _>("objects")?.unwrap_or_default(),
                         row.get_by_name::<String, _>("role")?.unwrap_or_default(),
-                        row.get_by_name::<i64, _>("id")?.unwrap_or_default(),
                     ),
                 ));
             }

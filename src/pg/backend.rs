@@ -105,6 +105,12 @@ pub fn outer_user() -> pg_sys::Oid {
     unsafe { pg_sys::GetOuterUserId() }
 }
 
+/// True while an extension's script runs (CREATE EXTENSION, ALTER EXTENSION UPDATE).
+pub fn creating_extension() -> bool {
+    // SAFETY: a plain read of a backend global.
+    unsafe { pg_sys::creating_extension }
+}
+
 /// True in a read-only transaction (`SET TRANSACTION READ ONLY`, a standby).
 pub fn read_only_transaction() -> bool {
     // SAFETY: a plain read of a backend global.
