@@ -405,8 +405,8 @@ fn analyse_only(
     // analysis can reach code the author wrote), sandboxed, and rolled back.
     let analysed = subxact::run_and_roll_back(|| {
         let tree = *script::parse_trees(text).first()?;
-        // SAFETY: a raw parse tree built just now, in this memory context.
         let statement = security::run_as(role, || {
+            // SAFETY: a raw parse tree built just now, in this memory context.
             security::restricted(|| unsafe { facts::analyse(tree) })
         });
         let mut findings = Vec::new();
