@@ -594,6 +594,34 @@ SELECT count(*) AS adoptions FROM migrate.adoptions;
 DROP DATABASE regress_adv15;
 SELECT * FROM escalated;
 
+-- 16. plan() of a non-transactional migration analyses its statements as their author, never as
+-- plan()'s caller (review of issue 15): the author's domain has a CHECK calling the author's
+-- IMMUTABLE function (before the fix, plan() ran it as the superuser calling it); ALTER COLUMN ...
+-- TYPE to the domain makes the type-change analysis ask whether the domain has constraints
+-- (loading the type cache would fold the CHECK's constant call). A superuser runs plan().
+CREATE DATABASE regress_adv16;
+\c regress_adv16
+CREATE EXTENSION migrate;
+GRANT CREATE ON SCHEMA public TO regress_deployer;
+SET ROLE regress_deployer;
+CREATE FUNCTION public.pwn16(v int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    -- An IMMUTABLE function may not run ALTER ROLE, but anything it reaches (dblink, a file
+    -- function, COPY through a volatile helper) would run with its caller's rights: say who.
+    RAISE NOTICE 'pwn16 ran as %', current_user;
+    RETURN true;
+END $$;
+CREATE DOMAIN public.evil16 AS int CHECK (public.pwn16(VALUE) AND public.pwn16(1));
+CREATE TABLE public.t16 (id int, c int);
+SELECT migrate.add('16', $m$-- migrate:no-transaction
+ALTER TABLE public.t16 ALTER COLUMN c TYPE public.evil16;
+$m$);
+RESET ROLE;
+SELECT version, statement, executed, error FROM migrate.plan();
+SELECT rolname FROM pg_roles WHERE rolsuper AND rolname LIKE 'regress_%';
+\c regress_adversarial
+DROP DATABASE regress_adv16;
+
 -- 13. Only UTF8 databases: elsewhere text would not convert, so the extension refuses to install.
 CREATE DATABASE regress_sql_ascii ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
 \c regress_sql_ascii
