@@ -32,8 +32,10 @@ pub fn child_index_name(index: &str, partition: &str) -> String {
     format!("{}_{tag}", &full[..cut])
 }
 
-/// Skips whitespace and comments (`--` to the end of the line, nesting `/* */`) from `i`.
-fn skip_blank(bytes: &[u8], mut i: usize) -> usize {
+/// Skips whitespace and comments (`--` to the end of the line, nesting `/* */`) from `i`:
+/// where the next token starts (`bytes.len()` if none). Also how the extension finds where a
+/// statement's SQL starts (src/pg/script.rs `first_token`).
+pub fn skip_blank(bytes: &[u8], mut i: usize) -> usize {
     loop {
         while i < bytes.len() && bytes[i].is_ascii_whitespace() {
             i += 1;

@@ -92,8 +92,9 @@ unsafe fn last_name(names: *mut pg_sys::List) -> Option<String> {
     }
 }
 
-/// Resolves a relation without locking it; None if it does not exist.
-unsafe fn relation_oid(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
+/// Resolves a relation as the current user with the session's search_path, without locking
+/// it; None if it does not exist (the statement reports that itself).
+pub(super) unsafe fn relation_oid(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
     if rv.is_null() {
         return None;
     }

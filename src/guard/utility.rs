@@ -18,7 +18,7 @@
 use migrate_core::rules::{Action, ReindexTarget, TableFacts};
 use pgrx::pg_sys;
 
-use super::facts::Fact;
+use super::facts::{relation_oid, Fact};
 use crate::pg::list::items as list_items;
 
 /// What the hook does with a statement, decided from the parse tree alone.
@@ -116,25 +116,6 @@ pub unsafe fn judged(node: *mut pg_sys::Node) -> Seen {
             _ => Seen::Other,
         }
     }
-}
-
-/// Resolves a relation as the current user with the session's search_path, without locking
-/// it; None if it does not exist (the statement reports that itself).
-unsafe fn relation_oid(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
-    if rv.is_null() {
-        return None;
-    }
-    // SAFETY: NoLock with RVR_MISSING_OK neither waits nor raises for a missing relation.
-    let oid = unsafe {
-        pg_sys::RangeVarGetRelidExtended(
-            rv,
-            pg_sys::NoLock as _,
-            pg_sys::RVROption::RVR_MISSING_OK as _,
-            None,
-            std::ptr::null_mut(),
-        )
-    };
-    (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
 /// One relation as the relcache has it, without a lock.

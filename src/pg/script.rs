@@ -303,40 +303,7 @@ pub fn line_and_column(text: &str, char_position: usize) -> (usize, usize) {
 /// Byte offset of the first token of a statement: skips whitespace and comments, so the line
 /// reported for a statement is where its SQL starts, not the comment above it.
 pub fn first_token(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    loop {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if bytes[i..].starts_with(b"--") {
-            while i < bytes.len() && bytes[i] != b'\n' {
-                i += 1;
-            }
-        } else if bytes[i..].starts_with(b"/*") {
-            // Block comments nest in PostgreSQL: `/* a /* b */ c */` is one comment.
-            let mut depth = 0;
-            while i < bytes.len() {
-                if bytes[i..].starts_with(b"/*") {
-                    depth += 1;
-                    i += 2;
-                } else if bytes[i..].starts_with(b"*/") {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-            if depth > 0 {
-                return text.len();
-            }
-        } else {
-            return i;
-        }
-    }
+    migrate_core::partition_index::skip_blank(text.as_bytes(), 0)
 }
 
 #[cfg(test)]
