@@ -10,6 +10,11 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 /// refused so it is never silently skipped or silently run out of order.
 pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// `migrate.safe_by_default`: `deploy()` runs the safe form of a statement the guard would
+/// block (see the `safe` migration option) instead of blocking it. Also in force, as a
+/// transaction-local setting, while a migration registered with `{"safe": true}` runs.
+pub static SAFE_BY_DEFAULT: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 // `migrate.lock_timeout` (ms): the lock_timeout every guarded DDL runs with, unless the
 // session's own is lower and non-zero. 0 leaves lock_timeout alone. Raising it (or 0) weakens
 // the guard. PostgreSQL owns the variable through DefineCustomIntVariable; we only read it.
@@ -320,6 +325,14 @@ pub fn init() {
         c"Allow apply() to run pending migrations older than the newest applied one.",
         c"Off by default: a late-merged migration is refused until you allow it explicitly.",
         &ALLOW_OUT_OF_ORDER,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"migrate.safe_by_default",
+        c"deploy() runs the safe form of a statement the guard would block instead of blocking it.",
+        c"CREATE INDEX becomes CONCURRENTLY, constraints are added NOT VALID and validated later, and so on (docs/GUARD.md).",
+        &SAFE_BY_DEFAULT,
         GucContext::Userset,
         GucFlags::default(),
     );
