@@ -18,6 +18,7 @@ use super::facts::{self, Fact, StatementFacts};
 use super::judge::{bound_lock_wait, effective_mode, judge, set_lock_timeout};
 use super::schema_changes;
 use super::state;
+use super::views;
 use crate::gucs::GuardMode;
 
 use crate::v1_function_info;
@@ -64,6 +65,8 @@ pub unsafe extern "C-unwind" fn migrate_guard_ddl_start(
     let mode = effective_mode();
     if mode == GuardMode::Off {
         state::push_saved_timeout(None);
+        // SAFETY: the parse tree of the statement being run.
+        state::push_view_rebuild(unsafe { views::drop_dependents(tree) });
         return pg_sys::Datum::from(0);
     }
     // As the statement's own user, sandboxed: analysis can run user code (see facts::analyse).
@@ -77,6 +80,10 @@ pub unsafe extern "C-unwind" fn migrate_guard_ddl_start(
     // this trigger: nothing to judge, and nothing to log on behalf of a role that cannot act.
     facts.retain(facts::may_act);
     judge(&facts, mode);
+    // Safe mode: after the verdict, with the statement's lock wait already bounded, drop the
+    // views that would make PostgreSQL refuse a column type change (recreated at the end).
+    // SAFETY: the parse tree of the statement being run.
+    state::push_view_rebuild(unsafe { views::drop_dependents(tree) });
     pg_sys::Datum::from(0)
 }
 
@@ -88,6 +95,10 @@ pub unsafe extern "C-unwind" fn migrate_guard_ddl_end(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     state::init();
+    // Before lock_timeout is restored: recreating reads the tables under the same bound.
+    if let Some(saved) = state::pop_view_rebuild() {
+        views::recreate(saved);
+    }
     if let Some(previous) = state::pop_saved_timeout() {
         set_lock_timeout(&previous);
     }
