@@ -2,10 +2,10 @@
 -- (deparsed under the pinned search_path pg_catalog, pg_temp, so every other name comes out
 -- schema-qualified), options, comment, whether it is populated, its tablespace, and what it
 -- has that is not recreated (INSTEAD OF triggers, rules besides _RETURN, column defaults,
--- extended statistics, security labels) so the caller can refuse. Also whether the statement's
--- user may do it: act as the owner (DROP, COMMENT, REFRESH), hand the view to the owner ($2:
--- 'MEMBER' on PostgreSQL 15, 'SET' from 16 on, as ALTER ... OWNER checks), create in the
--- schema and tablespace, and whether the owner may own it there. Run by the statement's user.
+-- extended statistics, security labels, temporary persistence) so the caller can refuse.
+-- Also whether the statement's user may do it: act as the owner (DROP, COMMENT, REFRESH),
+-- hand the view to the owner ($2: 'MEMBER' on PostgreSQL 15, 'SET' from 16 on, as ALTER ...
+-- OWNER checks), create in the schema and tablespace, and whether the owner may own it there. Run by the statement's user.
 SELECT c.relkind::pg_catalog.text,
        n.nspname::pg_catalog.text,
        c.relname::pg_catalog.text,
@@ -40,6 +40,9 @@ SELECT c.relkind::pg_catalog.text,
             SELECT 'statistics object ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(s.stxname)
             FROM pg_catalog.pg_statistic_ext s
             WHERE s.stxrelid OPERATOR(pg_catalog.=) c.oid
+          UNION ALL
+            SELECT 'temporary persistence (it belongs to one session)'
+            WHERE c.relpersistence OPERATOR(pg_catalog.=) 't'
           UNION ALL
             SELECT 'security label'
             FROM pg_catalog.pg_seclabel l
