@@ -2,7 +2,8 @@
 //! wait with `migrate.lock_timeout`, and applies the rules before the statement asks for its
 //! lock; `ddl_command_end` restores lock_timeout and records the statement in
 //! `migrate.schema_changes` (with `sql_drop`); `table_rewrite` is the catch-all for any
-//! rewrite of a guarded table, whatever syntax caused it.
+//! rewrite of a guarded table, whatever syntax caused it. In safe mode the two DDL triggers
+//! also drop and recreate the views around an `ALTER COLUMN ... TYPE` ([`super::views`]).
 //!
 //! pgrx has no event-trigger support, so these are plain V1 C functions declared in
 //! src/sql/guard.sql (`RETURNS event_trigger`). They run as the user whose statement fired
