@@ -5,7 +5,7 @@
 //! owner, options (`security_barrier`, `security_invoker`, `check_option`, storage
 //! parameters), grants (relation and column, each replayed by its grantor), comments (view,
 //! columns, indexes), a materialized view's tablespace and indexes, and its data (REFRESHed
-//! only if it was populated).
+//! only if it was populated). Default privileges of the role that recreates a view are undone.
 //!
 //! Who runs what: everything runs as the statement's user (the event trigger is not SECURITY
 //! DEFINER), who must be able to act as each view's owner, create in its schema and hand it to
@@ -422,6 +422,7 @@ fn recreate(view: &SavedView) -> Result<()> {
         view,
         ctx,
     )?;
+    undo_default_privileges(view)?;
     if let Some(comment) = &view.comment {
         run(
             &format!("COMMENT ON {keyword} {name} IS {}", quote_literal(comment)),
@@ -460,6 +461,55 @@ fn recreate(view: &SavedView) -> Result<()> {
         run(&format!("REFRESH MATERIALIZED VIEW {name}"), view, ctx)?;
     }
     Ok(())
+}
+
+/// The default privileges (ALTER DEFAULT PRIVILEGES) of the role that created the view again
+/// are not the view's: without this, a migration user's defaults would grant other roles access
+/// to another owner's view. What they added is revoked and the owner's own default privileges
+/// are given back, before the saved grants are replayed; a view they did not touch keeps its
+/// default (NULL) ACL.
+fn undo_default_privileges(view: &SavedView) -> Result<()> {
+    let name = view.qualified();
+    let added = crate::pg::query::one::<Vec<pg_sys::Oid>>(
+        "SELECT pg_catalog.array_agg(DISTINCT a.grantee) \
+         FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.regclass \
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner",
+        &[name.as_str().into()],
+    );
+    let acl_set = crate::pg::query::one::<bool>(
+        "SELECT c.relacl IS NOT NULL FROM pg_catalog.pg_class c \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.regclass",
+        &[name.as_str().into()],
+    )
+    .unwrap_or(false);
+    if !acl_set {
+        return Ok(());
+    }
+    let owner = crate::pg::security::role_oid(&view.owner).unwrap_or_default();
+    let ctx = "undoing the default privileges of the role that recreated it";
+    crate::pg::security::run_as(owner, || {
+        for grantee in added.unwrap_or_default() {
+            let grantee = if grantee == pg_sys::InvalidOid {
+                "PUBLIC".to_string()
+            } else {
+                quote_identifier(crate::pg::security::role_name(grantee).unwrap_or_default())
+            };
+            run(
+                &format!("REVOKE ALL ON TABLE {name} FROM {grantee}"),
+                view,
+                ctx,
+            )?;
+        }
+        run(
+            &format!(
+                "GRANT ALL ON TABLE {name} TO {}",
+                quote_identifier(&view.owner)
+            ),
+            view,
+            ctx,
+        )
+    })
 }
 
 /// Replays the ACLs: each privilege granted again by its own grantor (so grant options and

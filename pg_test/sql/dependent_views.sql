@@ -33,13 +33,19 @@ SET ROLE regress_dv_other;
 GRANT SELECT ON app.big_order_notes TO regress_dv_reader;
 RESET ROLE;
 
--- Everything that must survive, except column types (compared before and after).
+-- Default privileges of the role that runs the change (here postgres) must not reach the
+-- rebuilt views of another owner.
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA app GRANT SELECT ON TABLES TO regress_dv_other;
+
+-- Everything that must survive, except column types (compared before and after; a NULL ACL
+-- as the defaults it stands for).
 CREATE FUNCTION pg_temp.view_snapshot() RETURNS TABLE (
     name text, kind "char", owner name, options text[], acl text, comment text,
     populated bool, columns text, indexes text, definition text)
 LANGUAGE sql AS $$
     SELECT c.oid::regclass::text, c.relkind, pg_get_userbyid(c.relowner), c.reloptions,
-           c.relacl::text, obj_description(c.oid, 'pg_class'), c.relispopulated,
+           coalesce(c.relacl, acldefault('r', c.relowner))::text,
+           obj_description(c.oid, 'pg_class'), c.relispopulated,
            (SELECT string_agg(a.attname || ' ' || coalesce(col_description(c.oid, a.attnum), '-')
                               || ' ' || coalesce(a.attacl::text, '-'), ', ' ORDER BY a.attnum)
               FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0),
@@ -172,6 +178,7 @@ DROP FUNCTION public.upper(varchar);
 RESET migrate.safe_by_default;
 DROP TABLE public.shared CASCADE;
 DROP TABLE public.events CASCADE;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA app REVOKE SELECT ON TABLES FROM regress_dv_other;
 DROP SCHEMA app CASCADE;
 DROP OWNED BY regress_dv_owner, regress_dv_reader, regress_dv_other;
 DROP ROLE regress_dv_owner, regress_dv_reader, regress_dv_other;
