@@ -15,6 +15,12 @@ pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false)
 /// transaction-local setting, while a migration registered with `{"safe": true}` runs.
 pub static SAFE_BY_DEFAULT: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// Whether the running statement is in safe mode: the one place that decides it, so the
+/// per-migration `{"safe": true}` option can extend it. Today: `migrate.safe_by_default`.
+pub fn safe_mode() -> bool {
+    SAFE_BY_DEFAULT.get()
+}
+
 // `migrate.lock_timeout` (ms): the lock_timeout every guarded DDL runs with, unless the
 // session's own is lower and non-zero. 0 leaves lock_timeout alone. Raising it (or 0) weakens
 // the guard. PostgreSQL owns the variable through DefineCustomIntVariable; we only read it.
