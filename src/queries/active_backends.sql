@@ -4,4 +4,4 @@ SELECT pg_catalog.count(*)::pg_catalog.int8
 FROM pg_catalog.pg_stat_activity
 WHERE backend_type OPERATOR(pg_catalog.=) 'client backend'
   AND state OPERATOR(pg_catalog.=) 'active'
-  AND wait_event_type IS DISTINCT FROM 'Extension'
+  AND COALESCE(wait_event_type OPERATOR(pg_catalog.<>) 'Extension', true)

@@ -233,8 +233,8 @@ fn too_many_active_sessions_hold_the_job() {
     let mut c = cluster.connect("postgres");
     let rows = 20_000;
     counter_table(&mut c, rows);
-    set_system(&mut c, "migrate.max_active_backends = 2");
-    let sleepers: Vec<_> = (0..3)
+    set_system(&mut c, "migrate.max_active_backends = 1");
+    let sleepers: Vec<_> = (0..2)
         .map(|_| {
             let mut s = cluster.connect("postgres");
             std::thread::spawn(move || {
@@ -250,12 +250,17 @@ fn too_many_active_sessions_hold_the_job() {
         )
         .unwrap()
         .get::<_, i64>(0)
-        < 3
+        < 2
     {
         assert!(Instant::now() < deadline, "the sleepers never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     let id = queue_as_app(&mut c, "'t', 'n = n + 1'");
+    // A session waiting for the job is active too, but asleep: it must not hold the job back.
+    let mut w = cluster.connect("postgres");
+    let waiter = std::thread::spawn(move || {
+        w.batch_execute(&format!("CALL migrate.wait_job({id}, '60 s')"))
+    });
     let (note, rows_then) = wait_for_note(
         &mut c,
         id,
@@ -276,7 +281,12 @@ fn too_many_active_sessions_hold_the_job() {
     for s in sleepers {
         s.join().unwrap();
     }
-    wait_for_success(&mut c, id, Duration::from_secs(60));
+    // Now only the waiter and this session's own polling are active: within the limit of one.
+    waiter
+        .join()
+        .unwrap()
+        .expect("wait_job returns once the job succeeded");
+    wait_for_success(&mut c, id, Duration::from_secs(10));
     assert_exactly_once(&mut c, rows);
     let (_, _, note) = job(&mut c, id);
     assert_eq!(note, "", "the note is cleared once the job runs again");
