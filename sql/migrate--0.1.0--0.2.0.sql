@@ -320,3 +320,46 @@ COMMENT ON VIEW migrate.rules IS
 REVOKE ALL ON FUNCTION migrate.rule_preload(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate.rule_preload(text) TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.rule_preload(text) TO PUBLIC;
+-- Live job control (issue 17): migrate.alter_job() changes a backfill's batch_time,
+-- batch_size, workers and pause from its next batch on; every change is logged in
+-- migrate.job_change_log, shown by migrate.job_changes. A job of 0.1.0 has no batch_time of
+-- its own (NULL: migrate.backfill_batch_time), as a fresh one.
+ALTER TABLE migrate.job_queue ADD COLUMN batch_time interval;
+CREATE SEQUENCE migrate.job_change_id_seq;
+CREATE TABLE migrate.job_change_log (
+    id         bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_change_id_seq'),
+    job_id     bigint NOT NULL REFERENCES migrate.job_queue (id) ON DELETE CASCADE,
+    changed_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    changed_by name NOT NULL,
+    setting    text NOT NULL,
+    old_value  text,
+    new_value  text
+);
+COMMENT ON TABLE migrate.job_change_log IS
+    'Internal: the changes alter_job() made to jobs. Read migrate.job_changes.';
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_change_log', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_change_id_seq', '');
+CREATE VIEW migrate.job_changes AS
+SELECT c.id, c.job_id, c.changed_at, c.changed_by, c.setting, c.old_value, c.new_value
+FROM migrate.job_change_log c
+JOIN migrate.job_queue j ON j.id OPERATOR(pg_catalog.=) c.job_id
+WHERE pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
+   OR pg_catalog.pg_has_role('migrate_admin', 'USAGE');
+COMMENT ON VIEW migrate.job_changes IS
+    'Every change migrate.alter_job() made to a job: who, when, which setting, old and new value.';
+CREATE FUNCTION migrate.alter_job(job_id bigint, batch_time interval DEFAULT NULL,
+                                  batch_size integer DEFAULT NULL, workers integer DEFAULT NULL,
+                                  pause interval DEFAULT NULL)
+RETURNS void VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'alter_job_wrapper';
+COMMENT ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval) IS
+    'Changes a backfill job''s batch_time, batch_size (0: adaptive), workers or pause from its next batch on; logged in migrate.job_changes.';
+-- As finalize.sql does in a fresh install.
+REVOKE ALL ON migrate.job_change_log, migrate.job_changes FROM PUBLIC;
+REVOKE ALL ON SEQUENCE migrate.job_change_id_seq FROM PUBLIC;
+GRANT SELECT ON migrate.job_change_log TO migrate_admin;
+GRANT SELECT ON migrate.job_changes TO PUBLIC;
+REVOKE ALL ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval)
+    TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval)
+    TO PUBLIC;

@@ -58,6 +58,9 @@ CREATE TABLE migrate.job_queue (
     -- migration: the statements done (committed) and the script's statement count
     statements_done    bigint,
     statements_total   bigint,
+    -- backfill: the duration an adaptive batch aims for; NULL: migrate.backfill_batch_time
+    -- (added in 0.2.0, set by alter_job())
+    batch_time         interval,
     CHECK (CASE WHEN kind OPERATOR(pg_catalog.=) 'backfill'
                 THEN relid IS NOT NULL AND set_sql IS NOT NULL
                 ELSE version IS NOT NULL AND direction IS NOT NULL AND script IS NOT NULL END)
@@ -89,6 +92,35 @@ COMMENT ON TABLE migrate.job_ranges IS
     'Internal: the key ranges of backfill jobs and their checkpoints. Read migrate.jobs.';
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_ranges', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_range_id_seq', '');
+
+-- Every change alter_job() made to a job's settings: who, when, which setting, from what to
+-- what (NULL: adaptive batch size, migrate.backfill_batch_time). Written only by alter_job(),
+-- as the extension's owner; read through migrate.job_changes.
+CREATE SEQUENCE migrate.job_change_id_seq;
+CREATE TABLE migrate.job_change_log (
+    id         bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_change_id_seq'),
+    job_id     bigint NOT NULL REFERENCES migrate.job_queue (id) ON DELETE CASCADE,
+    changed_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    changed_by name NOT NULL,
+    setting    text NOT NULL,
+    old_value  text,
+    new_value  text
+);
+COMMENT ON TABLE migrate.job_change_log IS
+    'Internal: the changes alter_job() made to jobs. Read migrate.job_changes.';
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_change_log', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_change_id_seq', '');
+
+-- Shown to whoever may see the job's keys in migrate.jobs: its owner, roles with its
+-- privileges, and migrate_admin.
+CREATE VIEW migrate.job_changes AS
+SELECT c.id, c.job_id, c.changed_at, c.changed_by, c.setting, c.old_value, c.new_value
+FROM migrate.job_change_log c
+JOIN migrate.job_queue j ON j.id OPERATOR(pg_catalog.=) c.job_id
+WHERE pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
+   OR pg_catalog.pg_has_role('migrate_admin', 'USAGE');
+COMMENT ON VIEW migrate.job_changes IS
+    'Every change migrate.alter_job() made to a job: who, when, which setting, old and new value.';
 
 -- The extension's locks held in this database and by which backend, as src/pg/locks.rs defines
 -- them for every query that asks (the worker-slot count, the deploy lock, the jobs view).

@@ -28,7 +28,7 @@ const MAX_UNFINISHED_JOBS: i64 = 100;
 const MAX_PAUSE_MS: f64 = 3_600_000.0;
 
 /// Milliseconds in an interval (months count as 30 days, as PostgreSQL's own arithmetic does).
-fn interval_ms(i: &Interval) -> f64 {
+pub(super) fn interval_ms(i: &Interval) -> f64 {
     let days = f64::from(i.months()) * 30.0 + f64::from(i.days());
     days * 86_400_000.0 + i.micros() as f64 / 1000.0
 }
@@ -80,24 +80,9 @@ fn queue_backfill(
         }
     }
     let workers = workers.unwrap_or_else(gucs::backfill_workers);
-    if workers <= 0 || workers > gucs::max_job_workers() {
-        return Err(UserError::new(
-            ERRCODE_INVALID_PARAMETER_VALUE,
-            format!(
-                "migrate.backfill: workers for {table} must be between 1 and migrate.max_job_workers ({}), not {workers}",
-                gucs::max_job_workers()
-            ),
-        )
-        .hint("Pass fewer workers, or have a superuser raise migrate.max_job_workers."));
-    }
+    check_workers("backfill", &table, workers)?;
     let pause_ms = pause.as_ref().map(interval_ms).unwrap_or(0.0);
-    if !(0.0..=MAX_PAUSE_MS).contains(&pause_ms) {
-        return Err(UserError::new(
-            ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("migrate.backfill: pause for {table} must be between 0 and 1 hour"),
-        )
-        .hint("Pass a pause such as '50 ms', or NULL for none; pause the job with migrate.pause_job() to stop it for longer."));
-    }
+    check_pause_ms("backfill", &table, pause_ms)?;
     let where_sql = where_sql.filter(|w| !w.trim().is_empty());
     let owner = current_user();
     let owner_name = role_name(owner).unwrap_or_default();
@@ -118,13 +103,8 @@ fn queue_backfill(
         .detail("Without a key a resumed job cannot know which rows it already updated.")
         .hint("Add a primary key, or pass a where_sql that the SET makes false (e.g. SET total = ... with where_sql 'total IS NULL'); the job then checks every batch for that."));
     }
-    if key.is_none() && workers > 1 {
-        return Err(UserError::new(
-            ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("migrate.backfill: {table} has no key to split among {workers} workers"),
-        )
-        .detail("Several workers walk disjoint ranges of the primary key or a unique NOT NULL key.")
-        .hint("Pass workers => 1, or add a primary key."));
+    if key.is_none() {
+        check_keyless_workers("backfill", &table, workers)?;
     }
     check_statement(&table, set_sql, where_sql, key.as_ref())?;
     let unfinished = queue::unfinished_jobs(owner);
@@ -154,6 +134,47 @@ fn queue_backfill(
     });
     launch::start_at_commit(id);
     Ok(id)
+}
+
+/// `workers` of a backfill (at queue time, or changed by `alter_job()`): 1 to
+/// `migrate.max_job_workers`.
+pub(super) fn check_workers(what: &str, table: &str, workers: i32) -> Result<()> {
+    if workers <= 0 || workers > gucs::max_job_workers() {
+        return Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "migrate.{what}: workers for {table} must be between 1 and migrate.max_job_workers ({}), not {workers}",
+                gucs::max_job_workers()
+            ),
+        )
+        .hint("Pass fewer workers, or have a superuser raise migrate.max_job_workers."));
+    }
+    Ok(())
+}
+
+/// A table without a key is walked by where_sql alone, which one worker does.
+pub(super) fn check_keyless_workers(what: &str, table: &str, workers: i32) -> Result<()> {
+    if workers > 1 {
+        return Err(UserError::new(
+            ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("migrate.{what}: {table} has no key to split among {workers} workers"),
+        )
+        .detail("Several workers walk disjoint ranges of the primary key or a unique NOT NULL key.")
+        .hint("Pass workers => 1, or add a primary key."));
+    }
+    Ok(())
+}
+
+/// The pause between batches: 0 to 1 hour.
+pub(super) fn check_pause_ms(what: &str, table: &str, pause_ms: f64) -> Result<()> {
+    if !(0.0..=MAX_PAUSE_MS).contains(&pause_ms) {
+        return Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.{what}: pause for {table} must be between 0 and 1 hour"),
+        )
+        .hint("Pass a pause such as '50 ms', or NULL for none; pause the job with migrate.pause_job() to stop it for longer."));
+    }
+    Ok(())
 }
 
 /// The table's qualified name; refuses anything but a table.
@@ -233,7 +254,7 @@ pub fn current_setting(name: &str) -> String {
 
 /// Loads a job for a control function, locked, after checking the caller may control it: the
 /// job's owner (or a role with its privileges) or a member of migrate_admin.
-fn job_for_control(id: i64, what: &str, may_stop_workers: bool) -> Result<Job> {
+pub(super) fn job_for_control(id: i64, what: &str, may_stop_workers: bool) -> Result<Job> {
     let missing = || {
         UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
@@ -277,7 +298,7 @@ fn job_for_control(id: i64, what: &str, may_stop_workers: bool) -> Result<Job> {
     queue::load(id, true).ok_or_else(missing)
 }
 
-fn job_id(id: Option<i64>, what: &str) -> Result<i64> {
+pub(super) fn job_id(id: Option<i64>, what: &str) -> Result<i64> {
     id.ok_or_else(|| {
         UserError::new(
             ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -287,7 +308,12 @@ fn job_id(id: Option<i64>, what: &str) -> Result<i64> {
     })
 }
 
-fn wrong_state(id: i64, what: &str, state: impl std::fmt::Display, hint: &str) -> UserError {
+pub(super) fn wrong_state(
+    id: i64,
+    what: &str,
+    state: impl std::fmt::Display,
+    hint: &str,
+) -> UserError {
     UserError::new(
         ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         format!("migrate.{what}: job {id} is {state}"),

@@ -137,6 +137,9 @@ pub struct BackfillJob {
     pub current_batch_size: i32,
     pub workers: i32,
     pub pause_ms: f64,
+    /// The duration an adaptive batch aims for (set by `alter_job()`), or None:
+    /// `migrate.backfill_batch_time`.
+    pub batch_time_ms: Option<f64>,
 }
 
 /// A non-transactional migration script that a worker runs top-level for `deploy()`.
@@ -204,13 +207,43 @@ impl StatementCounters {
     }
 }
 
+/// The columns of `migrate.job_queue` added in 0.2.0 that this database has, read in one
+/// catalog query: (statements_done, batch_time).
+fn columns_since_0_1() -> (bool, bool) {
+    let found = Spi::get_two::<bool, bool>(
+        "SELECT pg_catalog.bool_or(a.attname OPERATOR(pg_catalog.=) 'statements_done'), \
+                pg_catalog.bool_or(a.attname OPERATOR(pg_catalog.=) 'batch_time') \
+         FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid OPERATOR(pg_catalog.=) 'migrate.job_queue'::pg_catalog.regclass \
+           AND a.attname OPERATOR(pg_catalog.=) ANY (ARRAY['statements_done', 'batch_time']::pg_catalog.name[]) \
+           AND NOT a.attisdropped",
+    )
+    .unwrap_or_else(|e| error!("migrate: could not read the job queue's columns: {e}"));
+    (found.0.unwrap_or(false), found.1.unwrap_or(false))
+}
+
+/// True if this database's job queue has the 0.2.0 settings alter_job() changes.
+pub fn has_batch_time() -> bool {
+    columns_since_0_1().1
+}
+
 /// The columns a job is read with, each under the name [`from_row`] reads it by.
 fn columns() -> String {
-    let counters = StatementCounters::here();
+    let (own, batch_time) = columns_since_0_1();
+    let counters = if own {
+        StatementCounters::Own
+    } else {
+        StatementCounters::InRowCounters
+    };
     format!(
-        "{COLUMNS}, {} AS statements_done, {} AS statements_total",
+        "{COLUMNS}, {} AS statements_done, {} AS statements_total, {} AS batch_time_ms",
         counters.done(),
-        counters.total()
+        counters.total(),
+        if batch_time {
+            "(EXTRACT(epoch FROM batch_time) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8"
+        } else {
+            "NULL::pg_catalog.float8"
+        }
     )
 }
 
@@ -301,6 +334,7 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
             current_batch_size: row.required("current_batch_size"),
             workers: row.required("workers"),
             pause_ms: row.required("pause_ms"),
+            batch_time_ms: row.get("batch_time_ms"),
         }),
         JobKind::Migration => JobSpec::Migration(MigrationJob {
             version: row.required("version"),
@@ -640,6 +674,61 @@ pub fn create_ranges(job: i64, boundaries: &[Vec<String>], upper: &[String]) {
             ],
         );
         lower = Some(range_upper);
+    }
+}
+
+/// The job's ranges that a worker holds now (a live process walks each), the leader's first,
+/// then in range order: when the job has more walkers than `workers`, the last ones stop.
+pub fn range_walkers(job: i64) -> Vec<i32> {
+    let sql = format!(
+        "WITH held AS ({}) \
+         SELECT r.id FROM migrate.job_ranges r \
+         JOIN held l ON l.namespace OPERATOR(pg_catalog.=) {range} \
+          AND l.key OPERATOR(pg_catalog.=) r.id \
+         WHERE r.job_id OPERATOR(pg_catalog.=) $1 \
+         ORDER BY EXISTS (SELECT FROM held j WHERE j.namespace OPERATOR(pg_catalog.=) {leader} \
+                          AND j.key OPERATOR(pg_catalog.=) $1 \
+                          AND j.pid OPERATOR(pg_catalog.=) l.pid) DESC, r.range_no",
+        locks::held_locks_sql(),
+        range = Namespace::Range as i32,
+        leader = Namespace::Job as i32,
+    );
+    as_registry_owner(|| {
+        column_values(
+            &format!("read the workers of job {job}"),
+            &sql,
+            &[job.into()],
+        )
+    })
+}
+
+/// Splits range `id` of `job` at `boundaries` (ascending keys above its checkpoint and below
+/// `upper`, its end): the range ends at the first, new ranges take the rest. The caller holds
+/// the range's row lock (see [`load_range`]), so no batch of it runs meanwhile and the
+/// checkpoint it read is the range's last: every key is in exactly one range afterwards.
+pub fn split_range(job: i64, id: i32, boundaries: &[Vec<String>], upper: &[String]) {
+    let Some(first) = boundaries.first() else {
+        return;
+    };
+    write(
+        "split a key range",
+        "UPDATE migrate.job_ranges SET upper_key = $2 WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), first.clone().into()],
+    );
+    let uppers = boundaries[1..]
+        .iter()
+        .cloned()
+        .chain(std::iter::once(upper.to_vec()));
+    let mut lower = first.clone();
+    for range_upper in uppers {
+        write(
+            "split a key range",
+            "INSERT INTO migrate.job_ranges (job_id, range_no, lower_key, upper_key) \
+             SELECT $1, COALESCE(pg_catalog.max(range_no), 0) OPERATOR(pg_catalog.+) 1, $2, $3 \
+             FROM migrate.job_ranges WHERE job_id OPERATOR(pg_catalog.=) $1",
+            &[job.into(), lower.clone().into(), range_upper.clone().into()],
+        );
+        lower = range_upper;
     }
 }
 

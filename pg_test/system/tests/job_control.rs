@@ -1,0 +1,195 @@
+//! Live job control on a real server: `alter_job()` on a running backfill changes its batch
+//! size, pause and workers from the next batch on (workers added split the key ranges, surplus
+//! ones stop between batches), and every row is still updated exactly once.
+
+use std::time::{Duration, Instant};
+
+use migrate_system_tests::{Client, Cluster};
+
+/// (state, rows_done, batches, current_batch_size, active_workers) in one snapshot.
+fn progress(c: &mut Client, id: i64) -> (String, i64, i64, i32, i64) {
+    let row = c
+        .query_one(
+            "SELECT state, rows_done, batches, batch_size, active_workers \
+             FROM migrate.jobs WHERE id = $1",
+            &[&id],
+        )
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+}
+
+/// Polls until `done` holds for the job's progress, panicking after `timeout`.
+fn wait_until(
+    c: &mut Client,
+    id: i64,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&(String, i64, i64, i32, i64)) -> bool,
+) -> (String, i64, i64, i32, i64) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let p = progress(c, id);
+        if done(&p) {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "{what}: job {id} is {p:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Processes running the job (its leader and helpers), by their application_name.
+fn job_processes(c: &mut Client, id: i64) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+        &[&format!("migrate job {id}: %")],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn alter(c: &mut Client, id: i64, args: &str) {
+    c.batch_execute("SET ROLE app").unwrap();
+    c.execute(&format!("SELECT migrate.alter_job($1, {args})"), &[&id])
+        .unwrap();
+    c.batch_execute("RESET ROLE").unwrap();
+}
+
+#[test]
+fn alter_job_changes_a_running_backfill_from_its_next_batch_exactly_once() {
+    const ROWS: i64 = 600_000;
+    let cluster = Cluster::start("job-control", &[]);
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(&format!(
+        "CREATE EXTENSION migrate;
+         CREATE ROLE app LOGIN;
+         CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, pad text);
+         INSERT INTO t (id, pad) SELECT g, 'row ' || g FROM generate_series(1, {ROWS}) g;
+         ALTER TABLE t OWNER TO app;
+         ANALYZE t;"
+    ))
+    .unwrap();
+    c.batch_execute("SET ROLE app").unwrap();
+    let id: i64 = c
+        .query_one(
+            "SELECT migrate.backfill('t', 'n = n + 1', batch_size => 300, pause => '20 ms')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    c.batch_execute("RESET ROLE").unwrap();
+    wait_until(&mut c, id, Duration::from_secs(60), "start", |p| {
+        p.0 == "running" && p.1 > 0
+    });
+
+    // batch_size: every batch committed after alter_job() returned has the new size (one
+    // worker, one range: no short last batch before the end).
+    alter(&mut c, id, "batch_size => 1000");
+    let (_, rows_at, batches_at, size, _) = progress(&mut c, id);
+    assert_eq!(size, 1000);
+    let (_, rows, batches, _, _) = wait_until(&mut c, id, Duration::from_secs(60), "batches", |p| {
+        p.2 >= batches_at + 5
+    });
+    assert_eq!(
+        rows - rows_at,
+        1000 * (batches - batches_at),
+        "every batch after the change updated 1000 rows"
+    );
+
+    // workers => 3: the leader splits its range and starts two helpers.
+    alter(&mut c, id, "workers => 3");
+    wait_until(&mut c, id, Duration::from_secs(30), "three workers", |p| {
+        p.4 == 3
+    });
+    assert_eq!(job_processes(&mut c, id), 3);
+    let ranges: i64 = c
+        .query_one(
+            "SELECT count(*) FROM migrate.job_ranges WHERE job_id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ranges, 3, "the one range was split in three");
+
+    // pause => '1 s': after the pauses in flight, each worker runs about one batch a second.
+    alter(&mut c, id, "pause => '1 s'");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, _, before, _, _) = progress(&mut c, id);
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, _, after, _, _) = progress(&mut c, id);
+    assert!(
+        after - before <= 3 * 3,
+        "3 workers pausing 1 s ran {} batches in 2 s",
+        after - before
+    );
+
+    // workers => 1: the two helpers stop between batches; the leader goes on alone.
+    alter(&mut c, id, "workers => 1, pause => '20 ms'");
+    wait_until(&mut c, id, Duration::from_secs(30), "one worker", |p| {
+        p.4 == 1
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job_processes(&mut c, id) > 1 {
+        assert!(Instant::now() < deadline, "the helpers did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, rows_one, _, _, _) = progress(&mut c, id);
+    wait_until(&mut c, id, Duration::from_secs(30), "progress alone", |p| {
+        p.1 > rows_one
+    });
+
+    // To the end: larger batches, no pause, two workers again.
+    alter(&mut c, id, "batch_size => 20000, pause => '0', workers => 2");
+    wait_until(&mut c, id, Duration::from_secs(300), "success", |p| {
+        p.0 == "succeeded"
+    });
+
+    // Exactly once: every row updated once, the ranges' counts add up to the job's.
+    let row = c
+        .query_one(
+            "SELECT count(*) FILTER (WHERE n = 1), count(*) FILTER (WHERE n <> 1), \
+                    (SELECT sum(rows_done)::bigint FROM migrate.job_ranges WHERE job_id = $1), \
+                    (SELECT rows_updated FROM migrate.job_queue WHERE id = $1) FROM t",
+            &[&id],
+        )
+        .unwrap();
+    let (once, other, ranges_rows, updated): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!((once, other), (ROWS, 0), "every row updated exactly once");
+    assert_eq!(ranges_rows, ROWS, "the ranges' rows add up");
+    assert_eq!(updated, ROWS, "rows updated == rows");
+    // The ranges still tile the key: each starts where the previous one ended.
+    let gaps: i64 = c
+        .query_one(
+            "SELECT count(*) FROM (SELECT lower_key, lag(upper_key) OVER (ORDER BY upper_key::bigint[]) AS prev \
+             FROM migrate.job_ranges WHERE job_id = $1) r \
+             WHERE lower_key IS DISTINCT FROM prev",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(gaps, 0, "the ranges tile the key");
+    let changes: Vec<(String, Option<String>, Option<String>)> = c
+        .query(
+            "SELECT setting, old_value, new_value FROM migrate.job_changes \
+             WHERE job_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expect = |s: &str, o: &str, n: &str| (s.to_string(), Some(o.to_string()), Some(n.to_string()));
+    assert_eq!(
+        changes,
+        vec![
+            expect("batch_size", "300", "1000"),
+            expect("workers", "1", "3"),
+            expect("pause", "20 ms", "1000 ms"),
+            expect("workers", "3", "1"),
+            expect("pause", "1000 ms", "20 ms"),
+            expect("batch_size", "1000", "20000"),
+            expect("workers", "1", "2"),
+            expect("pause", "20 ms", "0 ms"),
+        ]
+    );
+}
