@@ -325,6 +325,12 @@ GRANT EXECUTE ON FUNCTION migrate.rule_preload(text) TO PUBLIC;
 -- migrate.job_change_log, shown by migrate.job_changes. A job of 0.1.0 has no batch_time of
 -- its own (NULL: migrate.backfill_batch_time), as a fresh one.
 ALTER TABLE migrate.job_queue ADD COLUMN batch_time interval;
+-- migrate.jobs shows each backfill's time efficiency (time in batches / wall time), the
+-- duration its adaptive batches aim for, and its last 20 batches (size, rows, ms). Jobs of
+-- 0.1.0 start with none counted.
+ALTER TABLE migrate.job_queue
+    ADD COLUMN batch_ms double precision NOT NULL DEFAULT 0,
+    ADD COLUMN batch_history jsonb NOT NULL DEFAULT '[]';
 CREATE SEQUENCE migrate.job_change_id_seq;
 CREATE TABLE migrate.job_change_log (
     id         bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_change_id_seq'),
@@ -363,3 +369,92 @@ GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, 
     TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval)
     TO PUBLIC;
+-- The jobs view, recreated for the three columns above (new columns last).
+CREATE OR REPLACE VIEW migrate.jobs AS
+WITH held AS (SELECT h.namespace, h.key, h.pid FROM migrate.held_locks() h)
+SELECT j.id,
+       j.kind,
+       j.table_name,
+       j.version OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) j.direction
+           OPERATOR(pg_catalog.||) ')' AS migration,
+       j.state,
+       -- A migration job counts statements (the last columns), not rows.
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_done END AS rows_done,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_estimated END AS rows_estimated,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100::numeric
+            WHEN j.kind OPERATOR(pg_catalog.=) 'migration'
+                 AND j.statements_total OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.statements_done
+                   OPERATOR(pg_catalog./) j.statements_total), 1)
+            WHEN j.kind OPERATOR(pg_catalog.=) 'backfill'
+                 AND j.rows_estimated OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.rows_done
+                   OPERATOR(pg_catalog./) j.rows_estimated), 1)
+       END AS percent_done,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_updated END AS rows_updated,
+       pg_catalog.round(j.rate::numeric, 0) AS rate,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'running' AND j.rate OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.make_interval(secs => GREATEST(0::double precision,
+                   (j.rows_estimated OPERATOR(pg_catalog.-) j.rows_done)::double precision
+                   OPERATOR(pg_catalog./) j.rate))
+       END AS eta,
+       j.current_batch_size AS batch_size,
+       j.batches,
+       j.workers,
+       COALESCE(aw.n, 0) AS active_workers,
+       CASE WHEN v.visible THEN j.last_key END AS last_key,
+       CASE WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'running'
+            THEN 'interrupted: no worker is running this job; it resumes with migrate.resume_job('
+                 OPERATOR(pg_catalog.||) j.id OPERATOR(pg_catalog.||)
+                 ') or at server start when migrate is in shared_preload_libraries'
+            WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'queued'
+            THEN COALESCE(CASE WHEN v.visible THEN j.note END,
+                          'waiting for a worker (migrate.max_job_workers)')
+            WHEN v.visible THEN j.note
+       END AS note,
+       CASE WHEN j.error_sqlstate IS NOT NULL AND v.visible
+            THEN j.error_sqlstate OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) j.error_message
+            WHEN j.error_sqlstate IS NOT NULL THEN j.error_sqlstate
+       END AS error,
+       j.owner_name AS owner,
+       w.pid AS worker_pid,
+       CASE WHEN v.visible THEN j.set_sql END AS set_sql,
+       CASE WHEN v.visible THEN j.where_sql END AS where_sql,
+       j.created_at,
+       j.started_at,
+       j.updated_at,
+       j.finished_at,
+       j.statements_done,
+       j.statements_total,
+       -- GitLab's time efficiency: time in batches over wall time since the job started
+       -- (summed over workers, so up to the number of workers).
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' AND j.started_at IS NOT NULL
+            THEN pg_catalog.round((j.batch_ms OPERATOR(pg_catalog./) GREATEST(1::double precision,
+                   1000 OPERATOR(pg_catalog.*) EXTRACT(epoch FROM
+                   COALESCE(j.finished_at, pg_catalog.clock_timestamp())
+                   OPERATOR(pg_catalog.-) j.started_at)::double precision))::numeric, 2)
+       END AS time_efficiency,
+       -- The duration adaptive batches aim for (NULL when the batch size is pinned).
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' AND j.batch_size IS NULL
+            THEN COALESCE(j.batch_time, pg_catalog.current_setting('migrate.backfill_batch_time', true)::interval)
+       END AS batch_time,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.batch_history END AS batch_history
+FROM migrate.job_queue j
+CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
+                           OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v
+LEFT JOIN held w
+       ON w.namespace OPERATOR(pg_catalog.=) 1
+      AND w.key OPERATOR(pg_catalog.=) j.id
+-- Workers walking one of the job's ranges hold the range's lock.
+LEFT JOIN (SELECT r.job_id, pg_catalog.count(*) AS n
+           FROM migrate.job_ranges r
+           JOIN held l
+             ON l.namespace OPERATOR(pg_catalog.=) 2
+            AND l.key OPERATOR(pg_catalog.=) r.id
+           GROUP BY r.job_id) aw
+       ON aw.job_id OPERATOR(pg_catalog.=) j.id;
+COMMENT ON VIEW migrate.jobs IS
+    'Background jobs: state, progress, rate, ETA, checkpoint, errors, owner and worker.';
+GRANT SELECT ON migrate.jobs TO PUBLIC;

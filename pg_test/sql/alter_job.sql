@@ -70,6 +70,13 @@ SET ROLE regress_aj_owner;
 SELECT migrate.alter_job(:job, batch_size => 0, batch_time => '0');
 RESET ROLE;
 SELECT batch_size, current_batch_size, batch_time FROM migrate.job_queue WHERE id = :job;
+-- The jobs view shows the target of adaptive batches: the job's own, else the setting's.
+SELECT batch_size, batch_time, time_efficiency, batch_history FROM migrate.jobs WHERE id = :job;
+SET ROLE regress_aj_owner;
+SELECT migrate.alter_job(:job, batch_time => '250 ms');
+SELECT batch_time FROM migrate.jobs WHERE id = :job;
+SELECT migrate.alter_job(:job, batch_time => '0');
+RESET ROLE;
 -- migrate_admin may change any job, and sees every change.
 SET ROLE regress_aj_admin;
 SELECT migrate.alter_job(:job, batch_size => 700, workers => 2);
@@ -86,6 +93,14 @@ SELECT migrate.resume_job(:job);
 CALL migrate.wait_job(:job, '120 s');
 SELECT n, count(*) FROM counted GROUP BY n;
 SELECT state, rows_done, rows_updated, batch_size, workers FROM migrate.jobs WHERE id = :job;
+-- Its batches in the history (at most the last 20: size asked, rows in the batch, ms), a
+-- pinned size (no target batch_time), and a time efficiency within 0 and 1 per worker.
+SELECT (SELECT array_agg(e.size ORDER BY e.size) FROM jsonb_to_recordset(batch_history) e (size int)) AS sizes,
+       (SELECT sum(e.rows) FROM jsonb_to_recordset(batch_history) e (rows int)) AS rows,
+       (SELECT bool_and(e.ms >= 0) FROM jsonb_to_recordset(batch_history) e (ms float8)) AS timed,
+       jsonb_array_length(batch_history) AS kept, batch_time,
+       time_efficiency > 0 AND time_efficiency <= workers AS efficiency_in_bounds
+FROM migrate.jobs WHERE id = :job;
 -- Done now: refused, with a hint.
 SELECT migrate.alter_job(:job, workers => 1);
 RESET ROLE;

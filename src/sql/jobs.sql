@@ -61,6 +61,10 @@ CREATE TABLE migrate.job_queue (
     -- backfill: the duration an adaptive batch aims for; NULL: migrate.backfill_batch_time
     -- (added in 0.2.0, set by alter_job())
     batch_time         interval,
+    -- backfill: time spent in batches (ms, summed over workers; the jobs view's
+    -- time_efficiency) and the last 20 batches, newest last: {"size", "rows", "ms"}
+    batch_ms           double precision NOT NULL DEFAULT 0,
+    batch_history      jsonb NOT NULL DEFAULT '[]',
     CHECK (CASE WHEN kind OPERATOR(pg_catalog.=) 'backfill'
                 THEN relid IS NOT NULL AND set_sql IS NOT NULL
                 ELSE version IS NOT NULL AND direction IS NOT NULL AND script IS NOT NULL END)
@@ -194,7 +198,20 @@ SELECT j.id,
        j.updated_at,
        j.finished_at,
        j.statements_done,
-       j.statements_total
+       j.statements_total,
+       -- GitLab's time efficiency: time in batches over wall time since the job started
+       -- (summed over workers, so up to the number of workers).
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' AND j.started_at IS NOT NULL
+            THEN pg_catalog.round((j.batch_ms OPERATOR(pg_catalog./) GREATEST(1::double precision,
+                   1000 OPERATOR(pg_catalog.*) EXTRACT(epoch FROM
+                   COALESCE(j.finished_at, pg_catalog.clock_timestamp())
+                   OPERATOR(pg_catalog.-) j.started_at)::double precision))::numeric, 2)
+       END AS time_efficiency,
+       -- The duration adaptive batches aim for (NULL when the batch size is pinned).
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' AND j.batch_size IS NULL
+            THEN COALESCE(j.batch_time, pg_catalog.current_setting('migrate.backfill_batch_time', true)::interval)
+       END AS batch_time,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.batch_history END AS batch_history
 FROM migrate.job_queue j
 CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
                            OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v

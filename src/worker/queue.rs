@@ -603,7 +603,13 @@ pub struct Checkpoint<'a> {
     pub next_batch_size: i32,
     /// The whole job is done (keyless jobs; keyed jobs end with `finish_if_ranges_done`).
     pub finished: bool,
+    /// The batch's size and how long its statements took (ms), for the jobs view's time
+    /// efficiency and batch history; None for a checkpoint without a batch.
+    pub batch: Option<(i32, f64)>,
 }
+
+/// How many batches `migrate.job_queue.batch_history` keeps, newest last.
+pub const BATCH_HISTORY: i32 = 20;
 
 /// Rows per second since the job's previous checkpoint, whichever worker wrote it (so several
 /// workers add up), smoothed over batches; pauses and throttling count as time. (`OPERATOR()`
@@ -616,9 +622,24 @@ const INSTANT_RATE: &str = "($3 OPERATOR(pg_catalog./) GREATEST(0.001, EXTRACT(e
 
 pub fn checkpoint(c: &Checkpoint<'_>) {
     let rate = RATE.replace("{instant}", INSTANT_RATE);
+    // A database not yet updated to 0.2.0 has no columns for the batch statistics.
+    let stats = match c.batch {
+        Some((size, ms)) if has_batch_time() => format!(
+            "batch_ms = batch_ms OPERATOR(pg_catalog.+) {ms}::pg_catalog.float8, \
+             batch_history = (SELECT COALESCE(pg_catalog.jsonb_agg(h.e ORDER BY h.i), '[]') \
+                 FROM pg_catalog.jsonb_array_elements(batch_history \
+                      OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object( \
+                          'size', {size}, 'rows', $3, 'ms', pg_catalog.round({ms}::pg_catalog.numeric, 1)))) \
+                      WITH ORDINALITY h (e, i) \
+                 WHERE h.i OPERATOR(pg_catalog.>) (pg_catalog.jsonb_array_length(batch_history) \
+                       OPERATOR(pg_catalog.-) {keep})), ",
+            keep = BATCH_HISTORY - 1
+        ),
+        _ => String::new(),
+    };
     write(
         "checkpoint a job",
-        &format!("UPDATE migrate.job_queue SET last_key = COALESCE($2, last_key), \
+        &format!("UPDATE migrate.job_queue SET {stats}last_key = COALESCE($2, last_key), \
          rows_done = rows_done OPERATOR(pg_catalog.+) $3, \
          rows_updated = rows_updated OPERATOR(pg_catalog.+) $4, \
          batches = batches OPERATOR(pg_catalog.+) 1, current_batch_size = $5, rate = {rate}, note = NULL, \

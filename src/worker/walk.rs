@@ -332,6 +332,7 @@ fn start_job(id: i64) -> Option<Job> {
             updated: 0,
             next_batch_size: b.current_batch_size,
             finished: true,
+            batch: None,
         });
         return None;
     }
@@ -627,6 +628,7 @@ impl<'a> Runner<'a> {
             updated: done.updated,
             next_batch_size,
             finished: done.finished && range.is_none(),
+            batch: Some((size, elapsed_ms)),
         });
         if done.finished && range.is_some() {
             queue::finish_if_ranges_done(job.id);

@@ -168,6 +168,26 @@ fn alter_job_changes_a_running_backfill_from_its_next_batch_exactly_once() {
         .unwrap()
         .get(0);
     assert_eq!(gaps, 0, "the ranges tile the key");
+    // The jobs view: the last 20 batches (the job ran hundreds), the last of them at the
+    // final size, and a time efficiency between 0 and the workers it had.
+    let row = c
+        .query_one(
+            "SELECT jsonb_array_length(batch_history), \
+                    (batch_history -> -1 ->> 'size')::int, time_efficiency::float8, batches \
+             FROM migrate.jobs WHERE id = $1",
+            &[&id],
+        )
+        .unwrap();
+    let (kept, last_size, efficiency, batches): (i32, i32, f64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert!(batches > 20);
+    assert_eq!(kept, 20, "the batch history keeps the last 20 batches");
+    assert_eq!(last_size, 20000);
+    assert!(
+        efficiency > 0.0 && efficiency <= 3.0,
+        "time efficiency {efficiency}"
+    );
+    eprintln!("job {id}: {batches} batches, time efficiency {efficiency}");
     let changes: Vec<(String, Option<String>, Option<String>)> = c
         .query(
             "SELECT setting, old_value, new_value FROM migrate.job_changes \
