@@ -458,3 +458,17 @@ LEFT JOIN (SELECT r.job_id, pg_catalog.count(*) AS n
 COMMENT ON VIEW migrate.jobs IS
     'Background jobs: state, progress, rate, ETA, checkpoint, errors, owner and worker.';
 GRANT SELECT ON migrate.jobs TO PUBLIC;
+-- wait_job() gains progress_every (issue 17): a NOTICE with the job's progress, rate and ETA
+-- at that interval (NULL, the default: none). A new signature: dropped and created, with the
+-- privileges finalize.sql gives it. The library reads the third argument only when the
+-- procedure declares it, so a database not yet updated keeps calling the same symbol.
+DROP PROCEDURE migrate.wait_job(bigint, interval);
+CREATE PROCEDURE migrate.wait_job(job_id bigint, timeout interval DEFAULT NULL,
+                                  progress_every interval DEFAULT NULL)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'migrate_wait_job';
+COMMENT ON PROCEDURE migrate.wait_job(bigint, interval, interval) IS
+    'Waits until a job ends (raises if it failed or was cancelled) or the timeout passes; every progress_every, a NOTICE with its progress, rate and ETA.';
+REVOKE ALL ON PROCEDURE migrate.wait_job(bigint, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval, interval) TO migrate_admin;
+GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval, interval) TO PUBLIC;

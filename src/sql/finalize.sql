@@ -60,7 +60,7 @@ GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interv
     migrate.pause_job(bigint), migrate.resume_job(bigint), migrate.cancel_job(bigint),
     migrate.alter_job(bigint, interval, integer, integer, interval)
     TO PUBLIC;
-GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval) TO PUBLIC;
+GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval, interval) TO PUBLIC;
 -- The jobs view calls it as its reader; pg_locks shows the same to anyone.
 GRANT EXECUTE ON FUNCTION migrate.held_locks() TO PUBLIC;
 GRANT SELECT ON migrate.jobs, migrate.job_changes TO PUBLIC;

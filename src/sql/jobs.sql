@@ -231,8 +231,10 @@ COMMENT ON VIEW migrate.jobs IS
 
 -- A C procedure: it commits between polls so the waiting session holds no snapshot, which a
 -- concurrent index build elsewhere in the database would otherwise have to wait for.
-CREATE PROCEDURE migrate.wait_job(job_id bigint, timeout interval DEFAULT NULL)
+-- Every progress_every (NULL or 0: never) it says how far the job got in a NOTICE.
+CREATE PROCEDURE migrate.wait_job(job_id bigint, timeout interval DEFAULT NULL,
+                                  progress_every interval DEFAULT NULL)
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'migrate_wait_job';
-COMMENT ON PROCEDURE migrate.wait_job(bigint, interval) IS
-    'Waits until a job ends (raises if it failed or was cancelled) or the timeout passes.';
+COMMENT ON PROCEDURE migrate.wait_job(bigint, interval, interval) IS
+    'Waits until a job ends (raises if it failed or was cancelled) or the timeout passes; every progress_every, a NOTICE with its progress, rate and ETA.';

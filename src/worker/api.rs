@@ -412,11 +412,15 @@ v1_function_info!(pg_finfo_migrate_wait_job);
 pub unsafe extern "C-unwind" fn migrate_wait_job(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: called by the executor of CALL with its arguments and context.
-    let (id, timeout, nonatomic) = unsafe {
+    // SAFETY: called by the executor of CALL with its arguments and context. A database not
+    // yet updated to 0.2.0 declares two arguments, without progress_every.
+    let (id, timeout, progress_every, nonatomic) = unsafe {
         (
             pgrx::fcinfo::pg_getarg::<i64>(fcinfo, 0),
             pgrx::fcinfo::pg_getarg::<Interval>(fcinfo, 1),
+            ((*fcinfo).nargs > 2)
+                .then(|| pgrx::fcinfo::pg_getarg::<Interval>(fcinfo, 2))
+                .flatten(),
             nonatomic_call(fcinfo),
         )
     };
@@ -440,9 +444,35 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
     let deadline = timeout
         .as_ref()
         .map(|t| Instant::now() + Duration::from_secs_f64(interval_ms(t).max(0.0) / 1000.0));
+    if progress_every
+        .as_ref()
+        .is_some_and(|e| interval_ms(e) < 0.0)
+    {
+        UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.wait_job({id}): progress_every must not be negative"),
+        )
+        .hint("Pass an interval such as '10 s', or NULL (the default) for no progress notices.")
+        .raise();
+    }
+    // NULL or 0: no progress notices (what golden files pass: their timing varies).
+    let every = progress_every
+        .as_ref()
+        .map(interval_ms)
+        .filter(|&ms| ms > 0.0)
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0));
     // Committing releases the CALL's own snapshot; each poll below takes and drops its own.
     procedure::connect("migrate.wait_job");
-    match wait_for_job(id, deadline, "migrate.wait_job", &mut || {}) {
+    let mut next_report = every.map(|e| Instant::now() + e);
+    let mut report = || {
+        if let (Some(every), Some(at)) = (every, next_report) {
+            if Instant::now() >= at {
+                pgrx::notice!("migrate.wait_job: {}", progress_report(id));
+                next_report = Some(Instant::now() + every);
+            }
+        }
+    };
+    match wait_for_job(id, deadline, "migrate.wait_job", &mut report) {
         Ok(()) => {}
         Err(JobEnd::Missing) => UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
@@ -625,6 +655,39 @@ fn progress(id: i64) -> String {
             None => error!("migrate: job {id} has an unknown kind"),
         }
     })
+}
+
+/// One progress line for a waiter, from the jobs view: "job 7 running: 42.0% (420000 of
+/// about 1000000 rows), 85000 rows/s, ETA 00:00:07"; a job whose size or rate is not known yet
+/// says so. Its note (a throttle, a retry) is added when the caller may see it.
+fn progress_report(id: i64) -> String {
+    let row = Spi::get_three_with_args::<String, String, String>(
+        "SELECT j.state, \
+                CASE WHEN j.percent_done IS NOT NULL \
+                     THEN j.percent_done::pg_catalog.text OPERATOR(pg_catalog.||) '% (' END, \
+                pg_catalog.concat_ws(', ', \
+                    CASE WHEN j.rate IS NOT NULL \
+                         THEN j.rate::pg_catalog.text OPERATOR(pg_catalog.||) ' rows/s' END, \
+                    CASE WHEN j.eta IS NOT NULL \
+                         THEN 'ETA ' OPERATOR(pg_catalog.||) \
+                              pg_catalog.date_trunc('second', j.eta)::pg_catalog.text END, \
+                    j.note) \
+         FROM migrate.jobs j WHERE j.id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+    );
+    let (state, percent, rest) = match row {
+        Ok((state, percent, rest)) => (state.unwrap_or_default(), percent, rest),
+        Err(e) => return format!("job {id}: progress unknown ({e})"),
+    };
+    let done = progress(id);
+    let head = match percent {
+        Some(p) => format!("job {id} {state}: {p}{done})"),
+        None => format!("job {id} {state}: {done}"),
+    };
+    match rest.filter(|r| !r.is_empty()) {
+        Some(rest) => format!("{head}, {rest}"),
+        None => head,
+    }
 }
 
 /// False when the job is waiting for something that will not happen by itself: running or

@@ -213,3 +213,60 @@ fn alter_job_changes_a_running_backfill_from_its_next_batch_exactly_once() {
         ]
     );
 }
+
+#[test]
+fn wait_job_reports_progress_at_its_interval() {
+    let cluster = Cluster::start("job-progress", &[]);
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(
+        "CREATE EXTENSION migrate;
+         CREATE ROLE app LOGIN;
+         CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
+         INSERT INTO t SELECT g FROM generate_series(1, 10000) g;
+         ALTER TABLE t OWNER TO app;
+         ANALYZE t;",
+    )
+    .unwrap();
+    // Each job takes about 2.5 s or more: 50 batches with a 50 ms pause each.
+    let mut wait = |every: &str| {
+        c.batch_execute("SET ROLE app").unwrap();
+        let id: i64 = c
+            .query_one(
+                "SELECT migrate.backfill('t', 'n = n + 1', batch_size => 200, pause => '50 ms')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        c.batch_execute("RESET ROLE").unwrap();
+        let out = cluster.client_tool(
+            "psql",
+            &[
+                "-X",
+                "-d",
+                "postgres",
+                "-c",
+                &format!("CALL migrate.wait_job({id}{every})"),
+            ],
+        );
+        (id, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (id, notices) = wait(", progress_every => '500 ms'");
+    let reports: Vec<&str> = notices
+        .lines()
+        .filter(|l| l.starts_with(&format!("NOTICE:  migrate.wait_job: job {id} running: ")))
+        .collect();
+    assert!(
+        reports.len() >= 2,
+        "a report every 500 ms of a 2.5 s wait: {notices}"
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.contains("% (") && r.contains("of about 10000 rows done")),
+        "{reports:?}"
+    );
+    assert!(reports.iter().any(|r| r.contains(" rows/s") && r.contains("ETA ")), "{reports:?}");
+    // The default: no reports.
+    let (_, notices) = wait("");
+    assert!(!notices.contains("migrate.wait_job: job"), "{notices}");
+}
