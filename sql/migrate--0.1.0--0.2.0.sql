@@ -331,6 +331,13 @@ ALTER TABLE migrate.job_queue ADD COLUMN batch_time interval;
 ALTER TABLE migrate.job_queue
     ADD COLUMN batch_ms double precision NOT NULL DEFAULT 0,
     ADD COLUMN batch_history jsonb NOT NULL DEFAULT '[]';
+-- Start times (issue 17): a backfill runs no batch before start_after, nor outside its daily
+-- window [window_start, window_end) in window_tz (the TimeZone it was given in).
+ALTER TABLE migrate.job_queue
+    ADD COLUMN start_after timestamptz,
+    ADD COLUMN window_start time,
+    ADD COLUMN window_end time,
+    ADD COLUMN window_tz text;
 CREATE SEQUENCE migrate.job_change_id_seq;
 CREATE TABLE migrate.job_change_log (
     id         bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_change_id_seq'),
@@ -355,19 +362,21 @@ COMMENT ON VIEW migrate.job_changes IS
     'Every change migrate.alter_job() made to a job: who, when, which setting, old and new value.';
 CREATE FUNCTION migrate.alter_job(job_id bigint, batch_time interval DEFAULT NULL,
                                   batch_size integer DEFAULT NULL, workers integer DEFAULT NULL,
-                                  pause interval DEFAULT NULL)
+                                  pause interval DEFAULT NULL,
+                                  start_after timestamptz DEFAULT NULL,
+                                  window_start time DEFAULT NULL, window_end time DEFAULT NULL)
 RETURNS void VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'alter_job_wrapper';
-COMMENT ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval) IS
-    'Changes a backfill job''s batch_time, batch_size (0: adaptive), workers or pause from its next batch on; logged in migrate.job_changes.';
+COMMENT ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time) IS
+    'Changes a backfill job''s batch_time, batch_size (0: adaptive), workers, pause, start_after or window from its next batch on; logged in migrate.job_changes.';
 -- As finalize.sql does in a fresh install.
 REVOKE ALL ON migrate.job_change_log, migrate.job_changes FROM PUBLIC;
 REVOKE ALL ON SEQUENCE migrate.job_change_id_seq FROM PUBLIC;
 GRANT SELECT ON migrate.job_change_log TO migrate_admin;
 GRANT SELECT ON migrate.job_changes TO PUBLIC;
-REVOKE ALL ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval)
+REVOKE ALL ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time)
     TO migrate_admin;
-GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval)
+GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time)
     TO PUBLIC;
 -- The jobs view, recreated for the three columns above (new columns last).
 CREATE OR REPLACE VIEW migrate.jobs AS
@@ -472,3 +481,20 @@ COMMENT ON PROCEDURE migrate.wait_job(bigint, interval, interval) IS
 REVOKE ALL ON PROCEDURE migrate.wait_job(bigint, interval, interval) FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval, interval) TO migrate_admin;
 GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval, interval) TO PUBLIC;
+-- backfill() gains start_after, window_start and window_end (issue 17): a new signature, so
+-- dropped and created with its privileges, and a new C symbol (backfill_v2_wrapper): the
+-- library keeps backfill_wrapper, the 0.1.0 signature, for databases not yet updated.
+DROP FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer);
+CREATE FUNCTION migrate.backfill(tbl regclass, set_sql text, where_sql text DEFAULT NULL,
+                                 batch_size integer DEFAULT NULL, pause interval DEFAULT NULL,
+                                 workers integer DEFAULT NULL,
+                                 start_after timestamptz DEFAULT NULL,
+                                 window_start time DEFAULT NULL, window_end time DEFAULT NULL)
+RETURNS bigint VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'backfill_v2_wrapper';
+COMMENT ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time) IS
+    'Queues a batched UPDATE tbl SET set_sql WHERE where_sql, run by background workers after commit (after start_after, inside the daily window); returns the job id.';
+REVOKE ALL ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time)
+    TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time)
+    TO PUBLIC;

@@ -56,9 +56,10 @@ GRANT EXECUTE ON FUNCTION migrate.checksum(text), migrate.rule_list(), migrate.c
 GRANT SELECT ON migrate.rules, migrate.rule_advice TO PUBLIC;
 -- Jobs run with the privileges of the role that queues them (checked at queue time and before
 -- every batch) and only their owner or migrate_admin controls them, so any role may use them.
-GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer),
+GRANT EXECUTE ON FUNCTION
+    migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time),
     migrate.pause_job(bigint), migrate.resume_job(bigint), migrate.cancel_job(bigint),
-    migrate.alter_job(bigint, interval, integer, integer, interval)
+    migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time)
     TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval, interval) TO PUBLIC;
 -- The jobs view calls it as its reader; pg_locks shows the same to anyone.

@@ -65,6 +65,12 @@ CREATE TABLE migrate.job_queue (
     -- time_efficiency) and the last 20 batches, newest last: {"size", "rows", "ms"}
     batch_ms           double precision NOT NULL DEFAULT 0,
     batch_history      jsonb NOT NULL DEFAULT '[]',
+    -- backfill: no batch before start_after, and none outside the daily window
+    -- [window_start, window_end) in time zone window_tz (the TimeZone it was given in)
+    start_after        timestamptz,
+    window_start       time,
+    window_end         time,
+    window_tz          text,
     CHECK (CASE WHEN kind OPERATOR(pg_catalog.=) 'backfill'
                 THEN relid IS NOT NULL AND set_sql IS NOT NULL
                 ELSE version IS NOT NULL AND direction IS NOT NULL AND script IS NOT NULL END)

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use migrate_core::batch::FIRST_BATCH_SIZE;
-use pgrx::datum::Interval;
+use pgrx::datum::{Interval, Time, TimestampWithTimeZone};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
@@ -33,16 +33,9 @@ pub(super) fn interval_ms(i: &Interval) -> f64 {
     days * 86_400_000.0 + i.micros() as f64 / 1000.0
 }
 
-/// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause, workers)`: queues a batched
-/// `UPDATE tbl SET set_sql WHERE where_sql`; its workers start when the caller commits.
-#[pg_extern(sql = r#"
-CREATE FUNCTION migrate.backfill(tbl regclass, set_sql text, where_sql text DEFAULT NULL,
-                                 batch_size integer DEFAULT NULL, pause interval DEFAULT NULL,
-                                 workers integer DEFAULT NULL)
-RETURNS bigint VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'backfill_wrapper';
-COMMENT ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer) IS
-    'Queues a batched UPDATE tbl SET set_sql WHERE where_sql, run by background workers after commit; returns the job id.';
-"#)]
+/// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause, workers)` of 0.1.0: what a
+/// database not yet updated calls (UPDATING.md); 0.2.0 declares [`backfill_v2`].
+#[pg_extern(sql = false)]
 fn backfill(
     tbl: Option<pg_sys::Oid>,
     set_sql: Option<&str>,
@@ -51,17 +44,114 @@ fn backfill(
     pause: Option<Interval>,
     workers: Option<i32>,
 ) -> i64 {
-    queue_backfill(tbl, set_sql, where_sql, batch_size, pause, workers).or_raise()
+    let args = BackfillArgs {
+        tbl,
+        set_sql,
+        where_sql,
+        batch_size,
+        pause,
+        workers,
+        schedule: Schedule::default(),
+    };
+    queue_backfill(&args).or_raise()
 }
 
-fn queue_backfill(
+/// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause, workers, start_after,
+/// window_start, window_end)`: queues a batched `UPDATE tbl SET set_sql WHERE where_sql`; its
+/// workers start when the caller commits, and run batches only after `start_after` and inside
+/// the daily window (in the caller's TimeZone).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = r#"
+CREATE FUNCTION migrate.backfill(tbl regclass, set_sql text, where_sql text DEFAULT NULL,
+                                 batch_size integer DEFAULT NULL, pause interval DEFAULT NULL,
+                                 workers integer DEFAULT NULL,
+                                 start_after timestamptz DEFAULT NULL,
+                                 window_start time DEFAULT NULL, window_end time DEFAULT NULL)
+RETURNS bigint VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'backfill_v2_wrapper';
+COMMENT ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time) IS
+    'Queues a batched UPDATE tbl SET set_sql WHERE where_sql, run by background workers after commit (after start_after, inside the daily window); returns the job id.';
+"#)]
+fn backfill_v2(
     tbl: Option<pg_sys::Oid>,
     set_sql: Option<&str>,
     where_sql: Option<&str>,
     batch_size: Option<i32>,
     pause: Option<Interval>,
     workers: Option<i32>,
-) -> Result<i64> {
+    start_after: Option<TimestampWithTimeZone>,
+    window_start: Option<Time>,
+    window_end: Option<Time>,
+) -> i64 {
+    let args = BackfillArgs {
+        tbl,
+        set_sql,
+        where_sql,
+        batch_size,
+        pause,
+        workers,
+        schedule: Schedule {
+            start_after,
+            window_start,
+            window_end,
+        },
+    };
+    queue_backfill(&args).or_raise()
+}
+
+/// When a backfill may run batches: after `start_after`, inside the daily window
+/// `[window_start, window_end)` (wrapping midnight when start > end), in the TimeZone of the
+/// session that set it.
+#[derive(Default, Clone, Copy)]
+pub struct Schedule {
+    pub start_after: Option<TimestampWithTimeZone>,
+    pub window_start: Option<Time>,
+    pub window_end: Option<Time>,
+}
+
+impl Schedule {
+    pub fn is_empty(&self) -> bool {
+        self.start_after.is_none() && self.window_start.is_none() && self.window_end.is_none()
+    }
+}
+
+/// A window is both ends or neither, and not empty (`alter_job()` removes one with equal ends).
+pub(super) fn check_window(what: &str, table: &str, s: &Schedule, may_clear: bool) -> Result<()> {
+    match (s.window_start, s.window_end) {
+        (None, None) => Ok(()),
+        (Some(a), Some(b)) if a != b || may_clear => Ok(()),
+        (Some(_), Some(_)) => Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.{what}: the window for {table} is empty (window_start = window_end)"),
+        )
+        .hint("Pass window_start => '01:00', window_end => '05:00' (a window may wrap midnight: '22:00' to '04:00'), or neither for no window.")),
+        _ => Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.{what}: the window for {table} needs both window_start and window_end"),
+        )
+        .hint("Pass both, e.g. window_start => '01:00', window_end => '05:00' (times in this session's TimeZone).")),
+    }
+}
+
+struct BackfillArgs<'a> {
+    tbl: Option<pg_sys::Oid>,
+    set_sql: Option<&'a str>,
+    where_sql: Option<&'a str>,
+    batch_size: Option<i32>,
+    pause: Option<Interval>,
+    workers: Option<i32>,
+    schedule: Schedule,
+}
+
+fn queue_backfill(args: &BackfillArgs<'_>) -> Result<i64> {
+    let BackfillArgs {
+        tbl,
+        set_sql,
+        where_sql,
+        batch_size,
+        ref pause,
+        workers,
+        schedule,
+    } = *args;
     let (Some(relid), Some(set_sql)) = (tbl, set_sql) else {
         return Err(UserError::new(
             ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -83,6 +173,7 @@ fn queue_backfill(
     check_workers("backfill", &table, workers)?;
     let pause_ms = pause.as_ref().map(interval_ms).unwrap_or(0.0);
     check_pause_ms("backfill", &table, pause_ms)?;
+    check_window("backfill", &table, &schedule, false)?;
     let where_sql = where_sql.filter(|w| !w.trim().is_empty());
     let owner = current_user();
     let owner_name = role_name(owner).unwrap_or_default();
@@ -131,6 +222,7 @@ fn queue_backfill(
         owner,
         owner_name: &owner_name,
         allow_superuser,
+        schedule,
     });
     launch::start_at_commit(id);
     Ok(id)

@@ -140,6 +140,8 @@ pub struct BackfillJob {
     /// The duration an adaptive batch aims for (set by `alter_job()`), or None:
     /// `migrate.backfill_batch_time`.
     pub batch_time_ms: Option<f64>,
+    /// It has a start_after or a window: the walk checks them before every batch.
+    pub scheduled: bool,
 }
 
 /// A non-transactional migration script that a worker runs top-level for `deploy()`.
@@ -235,14 +237,20 @@ fn columns() -> String {
     } else {
         StatementCounters::InRowCounters
     };
+    // The columns of 0.2.0's job control come in one upgrade step: batch_time stands for all.
     format!(
-        "{COLUMNS}, {} AS statements_done, {} AS statements_total, {} AS batch_time_ms",
+        "{COLUMNS}, {} AS statements_done, {} AS statements_total, {} AS batch_time_ms, {} AS scheduled",
         counters.done(),
         counters.total(),
         if batch_time {
             "(EXTRACT(epoch FROM batch_time) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8"
         } else {
             "NULL::pg_catalog.float8"
+        },
+        if batch_time {
+            "(start_after IS NOT NULL OR window_start IS NOT NULL)"
+        } else {
+            "false"
         }
     )
 }
@@ -335,6 +343,7 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
             workers: row.required("workers"),
             pause_ms: row.required("pause_ms"),
             batch_time_ms: row.get("batch_time_ms"),
+            scheduled: row.required("scheduled"),
         }),
         JobKind::Migration => JobSpec::Migration(MigrationJob {
             version: row.required("version"),
@@ -400,6 +409,8 @@ pub struct NewBackfill<'a> {
     pub owner: pg_sys::Oid,
     pub owner_name: &'a str,
     pub allow_superuser: bool,
+    /// Empty when the library runs on a database still at 0.1.0 (its backfill() has none).
+    pub schedule: super::api::Schedule,
 }
 
 pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
@@ -413,7 +424,7 @@ pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
         Some(k) => (Some(k.columns.clone()), Some(k.types.clone())),
         None => (None, None),
     };
-    as_registry_owner(|| {
+    let id = as_registry_owner(|| {
         Spi::get_one_with_args::<i64>(
             SQL,
             &[
@@ -436,6 +447,45 @@ pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
         .ok()
         .flatten()
         .unwrap_or_else(|| error!("migrate: could not queue the backfill"))
+    });
+    if !b.schedule.is_empty() {
+        set_schedule(id, &b.schedule);
+    }
+    id
+}
+
+/// Stores a job's start time and window; the window's times are in the TimeZone in force now
+/// (the caller's), which is stored with them. Equal window ends remove the window.
+pub fn set_schedule(id: i64, s: &super::api::Schedule) {
+    let tz = super::api::current_setting("TimeZone");
+    write(
+        "schedule a job",
+        "UPDATE migrate.job_queue SET start_after = COALESCE($2, start_after), \
+         window_start = CASE WHEN $3::pg_catalog.time IS NULL THEN window_start \
+                             WHEN $3 OPERATOR(pg_catalog.=) $4 THEN NULL ELSE $3 END, \
+         window_end = CASE WHEN $4::pg_catalog.time IS NULL THEN window_end \
+                           WHEN $3 OPERATOR(pg_catalog.=) $4 THEN NULL ELSE $4 END, \
+         window_tz = CASE WHEN $3::pg_catalog.time IS NULL THEN window_tz \
+                          WHEN $3 OPERATOR(pg_catalog.=) $4 THEN NULL ELSE $5 END \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[
+            id.into(),
+            s.start_after.into(),
+            s.window_start.into(),
+            s.window_end.into(),
+            tz.into(),
+        ],
+    );
+}
+
+/// Why job `id` may not run a batch now (its start_after or window, with until when), or None.
+pub fn schedule_wait(id: i64) -> Option<String> {
+    as_registry_owner(|| {
+        first_value::<String>(
+            "read a job's schedule",
+            include_str!("../queries/job_schedule.sql"),
+            &[id.into()],
+        )
     })
 }
 

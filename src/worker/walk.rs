@@ -34,6 +34,11 @@ const MAX_RETRIES: u32 = 10;
 /// Runs backfill job `id` as its leader (the worker holding the job lock) until it ends, is
 /// paused or cancelled, or fails.
 pub fn run(id: i64) {
+    // A job with a start_after or window waits (queued, its note says until when) before it
+    // takes its scope and ranges.
+    if !wait_for_schedule(id) {
+        return;
+    }
     let job = match xact::run(|| start_job(id)) {
         Ok(Some(job)) => job,
         Ok(None) => return,
@@ -244,6 +249,44 @@ fn walk_ranges(id: i64, leader: Option<&Leader>) {
     }
 }
 
+/// Waits while the job's start_after or window says no batch may run now, with the reason in
+/// its note; checks again every second (alter_job() may change the schedule). False if the
+/// job stopped meanwhile (paused, cancelled) or its schedule cannot be read (the job fails).
+fn wait_for_schedule(id: i64) -> bool {
+    let mut noted = false;
+    loop {
+        let waiting = xact::run(|| {
+            let job = queue::load(id, false)?;
+            if job.state != RUNNING && job.state != queue::QUEUED {
+                return None;
+            }
+            // Unscheduled (always so on a database still at 0.1.0, which has no schedule).
+            match &job.spec {
+                JobSpec::Backfill(b) if b.scheduled => Some(queue::schedule_wait(id)),
+                _ => Some(None),
+            }
+        });
+        match waiting {
+            Ok(None) => return false,
+            Ok(Some(None)) => {
+                if noted {
+                    let _ = xact::run(|| queue::set_note(id, None));
+                }
+                return true;
+            }
+            Ok(Some(Some(note))) => {
+                let _ = xact::run(|| queue::set_note(id, Some(&note)));
+                noted = true;
+                xact::sleep(Duration::from_secs(1));
+            }
+            Err(caught) => {
+                record_failure(id, &caught);
+                return false;
+            }
+        }
+    }
+}
+
 /// True while the job is running. If its state cannot be read, the worker stops (as if the job
 /// were paused) and says why in the server log: the job stays running without this worker,
 /// which the jobs view shows as interrupted and `resume_job()` restarts.
@@ -406,6 +449,8 @@ struct Runner<'a> {
     /// The job's pause between batches and workers, as the last batch read them.
     pause_ms: f64,
     workers: Option<i32>,
+    /// The job has a start_after or window (as the last batch read it; at first: check).
+    scheduled: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -417,6 +462,7 @@ impl<'a> Runner<'a> {
             retries: 0,
             pause_ms: 0.0,
             workers: None,
+            scheduled: true,
         }
     }
 
@@ -432,6 +478,9 @@ impl<'a> Runner<'a> {
                 }
             }
             if !self.wait_for_standbys() {
+                return false;
+            }
+            if self.scheduled && !wait_for_schedule(self.id) {
                 return false;
             }
             match xact::run(|| self.batch()) {
@@ -560,6 +609,7 @@ impl<'a> Runner<'a> {
         };
         self.pause_ms = b.pause_ms;
         self.workers = Some(b.workers);
+        self.scheduled = b.scheduled;
         let table = checked_table(&job, b);
         let size = b.batch_size.unwrap_or(b.current_batch_size);
         let lock_timeout =

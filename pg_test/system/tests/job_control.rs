@@ -270,3 +270,96 @@ fn wait_job_reports_progress_at_its_interval() {
     let (_, notices) = wait("");
     assert!(!notices.contains("migrate.wait_job: job"), "{notices}");
 }
+
+#[test]
+fn start_after_and_window_hold_a_backfill_until_they_allow_it() {
+    let cluster = Cluster::start("job-schedule", &[]);
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(
+        "CREATE EXTENSION migrate;
+         CREATE ROLE app LOGIN;
+         CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
+         INSERT INTO t SELECT g FROM generate_series(1, 20000) g;
+         ALTER TABLE t OWNER TO app;
+         ANALYZE t;",
+    )
+    .unwrap();
+    let queue = |c: &mut Client, args: &str| -> i64 {
+        c.batch_execute("SET ROLE app").unwrap();
+        let id: i64 = c
+            .query_one(&format!("SELECT migrate.backfill('t', 'n = n + 1'{args})"), &[])
+            .unwrap()
+            .get(0);
+        c.batch_execute("RESET ROLE").unwrap();
+        id
+    };
+    let note = |c: &mut Client, id: i64| -> Option<String> {
+        c.query_one("SELECT note FROM migrate.jobs WHERE id = $1", &[&id])
+            .unwrap()
+            .get(0)
+    };
+
+    // start_after in 3 s: queued with a note until then, then it runs; no batch before it.
+    let queued = Instant::now();
+    let id = queue(&mut c, ", start_after => clock_timestamp() + interval '3 s'");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (state, rows, _, _, _) = progress(&mut c, id);
+    assert_eq!((state.as_str(), rows), ("queued", 0));
+    let n = note(&mut c, id).unwrap_or_default();
+    assert!(n.starts_with("waiting for start_after: starts at "), "{n}");
+    wait_until(&mut c, id, Duration::from_secs(60), "start_after", |p| {
+        p.0 == "succeeded"
+    });
+    assert!(queued.elapsed() >= Duration::from_millis(2900));
+    let early: i64 = c
+        .query_one(
+            "SELECT count(*) FROM migrate.job_queue WHERE id = $1 AND started_at < start_after",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(early, 0, "the job started after start_after");
+
+    // A running job whose window is changed to exclude now stops between batches, with a
+    // note; removing the window lets it go on from its checkpoint.
+    let id = queue(&mut c, ", batch_size => 100, pause => '50 ms'");
+    wait_until(&mut c, id, Duration::from_secs(60), "running", |p| {
+        p.0 == "running" && p.1 > 0
+    });
+    c.batch_execute("SET ROLE app; SET TimeZone = 'Asia/Tokyo'").unwrap();
+    c.execute(
+        "SELECT migrate.alter_job($1, window_start => (now() + interval '2 hours')::time, \
+                                  window_end => (now() + interval '3 hours')::time)",
+        &[&id],
+    )
+    .unwrap();
+    c.batch_execute("RESET ROLE; RESET TimeZone").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let n = note(&mut c, id).unwrap_or_default();
+        if n.starts_with("outside its window ") {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no window note: {n:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(held.contains("(Asia/Tokyo): waiting until "), "{held}");
+    let (state, rows_held, _, _, _) = progress(&mut c, id);
+    assert_eq!(state, "running");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(progress(&mut c, id).1, rows_held, "no batch outside the window");
+    alter(&mut c, id, "window_start => '00:00', window_end => '00:00'");
+    wait_until(&mut c, id, Duration::from_secs(120), "after the window", |p| {
+        p.0 == "succeeded"
+    });
+    let twice: (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT count(*) FILTER (WHERE n = 2), count(*) FILTER (WHERE n <> 2) FROM t",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(twice, (20000, 0), "both jobs updated every row exactly once");
+}
