@@ -123,7 +123,7 @@ impl Leader {
             let walkers = queue::range_walkers(id);
             // The leader counts as one even between ranges: it claims the next one itself.
             let busy = walkers.len() + usize::from(walking.is_none());
-            let missing = (workers.max(1) as usize).saturating_sub(busy);
+            let missing = batch::missing_helpers(workers, busy);
             if missing == 0 {
                 return 0;
             }
@@ -131,10 +131,10 @@ impl Leader {
                 .into_iter()
                 .filter(|r| !walkers.contains(r))
                 .count();
-            if free < missing {
+            if let Some(parts) = batch::split_parts(missing, free) {
                 // The leader's own range, else the first another worker walks.
                 if let Some(range) = walking.or_else(|| walkers.first().copied()) {
-                    split(id, range, missing - free + 1);
+                    split(id, range, parts);
                 }
             }
             let free = queue::unfinished_ranges(id)
