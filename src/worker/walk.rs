@@ -253,7 +253,10 @@ fn walk_ranges(id: i64, leader: Option<&Leader>) {
 /// its note; checks again every second (alter_job() may change the schedule). False if the
 /// job stopped meanwhile (paused, cancelled) or its schedule cannot be read (the job fails).
 fn wait_for_schedule(id: i64) -> bool {
-    let mut noted = false;
+    // The note is written when it changes, and once a minute (another worker's last batch may
+    // have cleared it), not every second: a job may wait for hours.
+    let mut noted: Option<String> = None;
+    let mut written = Instant::now();
     loop {
         let waiting = xact::run(|| {
             let job = queue::load(id, false)?;
@@ -269,14 +272,17 @@ fn wait_for_schedule(id: i64) -> bool {
         match waiting {
             Ok(None) => return false,
             Ok(Some(None)) => {
-                if noted {
+                if noted.is_some() {
                     let _ = xact::run(|| queue::set_note(id, None));
                 }
                 return true;
             }
             Ok(Some(Some(note))) => {
-                let _ = xact::run(|| queue::set_note(id, Some(&note)));
-                noted = true;
+                if noted.as_ref() != Some(&note) || written.elapsed() > Duration::from_secs(60) {
+                    let _ = xact::run(|| queue::set_note(id, Some(&note)));
+                    noted = Some(note);
+                    written = Instant::now();
+                }
                 xact::sleep(Duration::from_secs(1));
             }
             Err(caught) => {
