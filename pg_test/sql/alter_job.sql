@@ -110,5 +110,15 @@ RESET ROLE;
 SELECT sum(rows_done) AS range_rows, bool_and(done) AS all_done
 FROM migrate.job_ranges WHERE job_id = :job;
 
-DROP TABLE counted, loose;
+-- A deploy's non-transactional step is a job too, but not a backfill: refused.
+CREATE TABLE acc (id int PRIMARY KEY, n int);
+SELECT migrate.add('1', E'-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY acc_n ON acc (n);');
+-- (Its NOTICEs carry timings.)
+SET client_min_messages = warning;
+CALL migrate.deploy();
+RESET client_min_messages;
+SELECT id AS migration_job FROM migrate.jobs WHERE kind = 'migration' \gset
+SELECT migrate.alter_job(:migration_job, batch_size => 10);
+
+DROP TABLE counted, loose, acc;
 DROP ROLE regress_aj_owner, regress_aj_other, regress_aj_admin;
