@@ -320,3 +320,181 @@ COMMENT ON VIEW migrate.rules IS
 REVOKE ALL ON FUNCTION migrate.rule_preload(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate.rule_preload(text) TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.rule_preload(text) TO PUBLIC;
+-- Live job control (issue 17): migrate.alter_job() changes a backfill's batch_time,
+-- batch_size, workers and pause from its next batch on; every change is logged in
+-- migrate.job_change_log, shown by migrate.job_changes. A job of 0.1.0 has no batch_time of
+-- its own (NULL: migrate.backfill_batch_time), as a fresh one.
+ALTER TABLE migrate.job_queue ADD COLUMN batch_time interval;
+-- migrate.jobs shows each backfill's time efficiency (time in batches / wall time), the
+-- duration its adaptive batches aim for, and its last 20 batches (size, rows, ms). Jobs of
+-- 0.1.0 start with none counted.
+ALTER TABLE migrate.job_queue
+    ADD COLUMN batch_ms double precision NOT NULL DEFAULT 0,
+    ADD COLUMN batch_history jsonb NOT NULL DEFAULT '[]';
+-- Start times (issue 17): a backfill runs no batch before start_after, nor outside its daily
+-- window [window_start, window_end) in window_tz (the TimeZone it was given in).
+ALTER TABLE migrate.job_queue
+    ADD COLUMN start_after timestamptz,
+    ADD COLUMN window_start time,
+    ADD COLUMN window_end time,
+    ADD COLUMN window_tz text;
+CREATE SEQUENCE migrate.job_change_id_seq;
+CREATE TABLE migrate.job_change_log (
+    id         bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_change_id_seq'),
+    job_id     bigint NOT NULL REFERENCES migrate.job_queue (id) ON DELETE CASCADE,
+    changed_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    changed_by name NOT NULL,
+    setting    text NOT NULL,
+    old_value  text,
+    new_value  text
+);
+COMMENT ON TABLE migrate.job_change_log IS
+    'Internal: the changes alter_job() made to jobs. Read migrate.job_changes.';
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_change_log', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_change_id_seq', '');
+CREATE VIEW migrate.job_changes AS
+SELECT c.id, c.job_id, c.changed_at, c.changed_by, c.setting, c.old_value, c.new_value
+FROM migrate.job_change_log c
+JOIN migrate.job_queue j ON j.id OPERATOR(pg_catalog.=) c.job_id
+WHERE pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
+   OR pg_catalog.pg_has_role('migrate_admin', 'USAGE');
+COMMENT ON VIEW migrate.job_changes IS
+    'Every change migrate.alter_job() made to a job: who, when, which setting, old and new value.';
+CREATE FUNCTION migrate.alter_job(job_id bigint, batch_time interval DEFAULT NULL,
+                                  batch_size integer DEFAULT NULL, workers integer DEFAULT NULL,
+                                  pause interval DEFAULT NULL,
+                                  start_after timestamptz DEFAULT NULL,
+                                  window_start time DEFAULT NULL, window_end time DEFAULT NULL)
+RETURNS void VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'alter_job_wrapper';
+COMMENT ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time) IS
+    'Changes a backfill job''s batch_time, batch_size (0: adaptive), workers, pause, start_after or window from its next batch on; logged in migrate.job_changes.';
+-- As finalize.sql does in a fresh install.
+REVOKE ALL ON migrate.job_change_log, migrate.job_changes FROM PUBLIC;
+REVOKE ALL ON SEQUENCE migrate.job_change_id_seq FROM PUBLIC;
+GRANT SELECT ON migrate.job_change_log TO migrate_admin;
+GRANT SELECT ON migrate.job_changes TO PUBLIC;
+REVOKE ALL ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time)
+    TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time)
+    TO PUBLIC;
+-- The jobs view, recreated for the three columns above (new columns last).
+CREATE OR REPLACE VIEW migrate.jobs AS
+WITH held AS (SELECT h.namespace, h.key, h.pid FROM migrate.held_locks() h)
+SELECT j.id,
+       j.kind,
+       j.table_name,
+       j.version OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) j.direction
+           OPERATOR(pg_catalog.||) ')' AS migration,
+       j.state,
+       -- A migration job counts statements (the last columns), not rows.
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_done END AS rows_done,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_estimated END AS rows_estimated,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100::numeric
+            WHEN j.kind OPERATOR(pg_catalog.=) 'migration'
+                 AND j.statements_total OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.statements_done
+                   OPERATOR(pg_catalog./) j.statements_total), 1)
+            WHEN j.kind OPERATOR(pg_catalog.=) 'backfill'
+                 AND j.rows_estimated OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100::numeric,
+                   100::numeric OPERATOR(pg_catalog.*) j.rows_done
+                   OPERATOR(pg_catalog./) j.rows_estimated), 1)
+       END AS percent_done,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.rows_updated END AS rows_updated,
+       pg_catalog.round(j.rate::numeric, 0) AS rate,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'running' AND j.rate OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.make_interval(secs => GREATEST(0::double precision,
+                   (j.rows_estimated OPERATOR(pg_catalog.-) j.rows_done)::double precision
+                   OPERATOR(pg_catalog./) j.rate))
+       END AS eta,
+       j.current_batch_size AS batch_size,
+       j.batches,
+       j.workers,
+       COALESCE(aw.n, 0) AS active_workers,
+       CASE WHEN v.visible THEN j.last_key END AS last_key,
+       CASE WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'running'
+            THEN 'interrupted: no worker is running this job; it resumes with migrate.resume_job('
+                 OPERATOR(pg_catalog.||) j.id OPERATOR(pg_catalog.||)
+                 ') or at server start when migrate is in shared_preload_libraries'
+            WHEN w.pid IS NULL AND j.state OPERATOR(pg_catalog.=) 'queued'
+            THEN COALESCE(CASE WHEN v.visible THEN j.note END,
+                          'waiting for a worker (migrate.max_job_workers)')
+            WHEN v.visible THEN j.note
+       END AS note,
+       CASE WHEN j.error_sqlstate IS NOT NULL AND v.visible
+            THEN j.error_sqlstate OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) j.error_message
+            WHEN j.error_sqlstate IS NOT NULL THEN j.error_sqlstate
+       END AS error,
+       j.owner_name AS owner,
+       w.pid AS worker_pid,
+       CASE WHEN v.visible THEN j.set_sql END AS set_sql,
+       CASE WHEN v.visible THEN j.where_sql END AS where_sql,
+       j.created_at,
+       j.started_at,
+       j.updated_at,
+       j.finished_at,
+       j.statements_done,
+       j.statements_total,
+       -- GitLab's time efficiency: time in batches over wall time since the job started
+       -- (summed over workers, so up to the number of workers).
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' AND j.started_at IS NOT NULL
+            THEN pg_catalog.round((j.batch_ms OPERATOR(pg_catalog./) GREATEST(1::double precision,
+                   1000 OPERATOR(pg_catalog.*) EXTRACT(epoch FROM
+                   COALESCE(j.finished_at, pg_catalog.clock_timestamp())
+                   OPERATOR(pg_catalog.-) j.started_at)::double precision))::numeric, 2)
+       END AS time_efficiency,
+       -- The duration adaptive batches aim for (NULL when the batch size is pinned).
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' AND j.batch_size IS NULL
+            THEN COALESCE(j.batch_time, pg_catalog.current_setting('migrate.backfill_batch_time', true)::interval)
+       END AS batch_time,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.batch_history END AS batch_history
+FROM migrate.job_queue j
+CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
+                           OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v
+LEFT JOIN held w
+       ON w.namespace OPERATOR(pg_catalog.=) 1
+      AND w.key OPERATOR(pg_catalog.=) j.id
+-- Workers walking one of the job's ranges hold the range's lock.
+LEFT JOIN (SELECT r.job_id, pg_catalog.count(*) AS n
+           FROM migrate.job_ranges r
+           JOIN held l
+             ON l.namespace OPERATOR(pg_catalog.=) 2
+            AND l.key OPERATOR(pg_catalog.=) r.id
+           GROUP BY r.job_id) aw
+       ON aw.job_id OPERATOR(pg_catalog.=) j.id;
+COMMENT ON VIEW migrate.jobs IS
+    'Background jobs: state, progress, rate, ETA, checkpoint, errors, owner and worker.';
+GRANT SELECT ON migrate.jobs TO PUBLIC;
+-- wait_job() gains progress_every (issue 17): a NOTICE with the job's progress, rate and ETA
+-- at that interval (NULL, the default: none). A new signature: dropped and created, with the
+-- privileges finalize.sql gives it. The library reads the third argument only when the
+-- procedure declares it, so a database not yet updated keeps calling the same symbol.
+DROP PROCEDURE migrate.wait_job(bigint, interval);
+CREATE PROCEDURE migrate.wait_job(job_id bigint, timeout interval DEFAULT NULL,
+                                  progress_every interval DEFAULT NULL)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'migrate_wait_job';
+COMMENT ON PROCEDURE migrate.wait_job(bigint, interval, interval) IS
+    'Waits until a job ends (raises if it failed or was cancelled) or the timeout passes; every progress_every, a NOTICE with its progress, rate and ETA.';
+REVOKE ALL ON PROCEDURE migrate.wait_job(bigint, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval, interval) TO migrate_admin;
+GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval, interval) TO PUBLIC;
+-- backfill() gains start_after, window_start and window_end (issue 17): a new signature, so
+-- dropped and created with its privileges, and a new C symbol (backfill_v2_wrapper): the
+-- library keeps backfill_wrapper, the 0.1.0 signature, for databases not yet updated.
+DROP FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer);
+CREATE FUNCTION migrate.backfill(tbl regclass, set_sql text, where_sql text DEFAULT NULL,
+                                 batch_size integer DEFAULT NULL, pause interval DEFAULT NULL,
+                                 workers integer DEFAULT NULL,
+                                 start_after timestamptz DEFAULT NULL,
+                                 window_start time DEFAULT NULL, window_end time DEFAULT NULL)
+RETURNS bigint VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'backfill_v2_wrapper';
+COMMENT ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time) IS
+    'Queues a batched UPDATE tbl SET set_sql WHERE where_sql, run by background workers after commit (after start_after, inside the daily window); returns the job id.';
+REVOKE ALL ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time)
+    TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time)
+    TO PUBLIC;

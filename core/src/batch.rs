@@ -40,12 +40,16 @@ pub fn range_count(workers: i32, estimated_rows: i64) -> i32 {
     }
 }
 
-/// Helpers the leading worker starts: one fewer than the workers the job asked for (the leader
-/// is one), and no more than there are unfinished ranges for them to take.
-pub fn helper_count(workers: i32, unfinished_ranges: usize) -> usize {
-    (workers.max(1) as usize)
-        .min(unfinished_ranges)
-        .saturating_sub(1)
+/// Helpers a job's leader still has to start so `workers` processes walk the job, when `busy`
+/// walk it now (the leader included).
+pub fn missing_helpers(workers: i32, busy: usize) -> usize {
+    (workers.max(1) as usize).saturating_sub(busy)
+}
+
+/// Into how many parts the leader splits one unfinished range when `missing` helpers need a
+/// range each and only `free` ranges nobody walks are left: None when there are enough.
+pub fn split_parts(missing: usize, free: usize) -> Option<usize> {
+    (free < missing).then(|| missing - free + 1)
 }
 
 /// True when the next batch may run: the standbys' replay lag (bytes) is within
@@ -113,13 +117,17 @@ mod tests {
     }
 
     #[test]
-    fn helpers_fill_the_job_but_never_outnumber_its_ranges() {
-        assert_eq!(helper_count(4, 16), 3);
-        assert_eq!(helper_count(4, 2), 1);
-        assert_eq!(helper_count(4, 1), 0);
-        assert_eq!(helper_count(4, 0), 0);
-        assert_eq!(helper_count(1, 8), 0);
-        assert_eq!(helper_count(0, 8), 0);
+    fn the_leader_starts_the_missing_helpers_and_splits_a_range_when_too_few_are_free() {
+        assert_eq!(missing_helpers(4, 1), 3);
+        assert_eq!(missing_helpers(4, 4), 0);
+        assert_eq!(missing_helpers(2, 3), 0);
+        assert_eq!(missing_helpers(0, 1), 0);
+        assert_eq!(missing_helpers(0, 0), 1);
+        // One range walked by the leader, two helpers missing: split it in three.
+        assert_eq!(split_parts(2, 0), Some(3));
+        assert_eq!(split_parts(2, 1), Some(2));
+        assert_eq!(split_parts(2, 2), None);
+        assert_eq!(split_parts(0, 0), None);
     }
 
     #[test]

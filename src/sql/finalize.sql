@@ -46,7 +46,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA migrate FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA migrate FROM PUBLIC;
 GRANT USAGE ON SCHEMA migrate TO migrate_admin;
 GRANT SELECT ON migrate.migrations, migrate.events, migrate.history, migrate.guard_log,
-    migrate.job_queue, migrate.job_ranges, migrate.adoptions, migrate.schema_change_log,
+    migrate.job_queue, migrate.job_ranges, migrate.job_change_log, migrate.adoptions, migrate.schema_change_log,
     migrate.schema_changes TO migrate_admin;
 GRANT EXECUTE ON ALL ROUTINES IN SCHEMA migrate TO migrate_admin;
 -- Computing a checksum, reading the rules and linting SQL reveal nothing: anyone may.
@@ -56,13 +56,15 @@ GRANT EXECUTE ON FUNCTION migrate.checksum(text), migrate.rule_list(), migrate.c
 GRANT SELECT ON migrate.rules, migrate.rule_advice TO PUBLIC;
 -- Jobs run with the privileges of the role that queues them (checked at queue time and before
 -- every batch) and only their owner or migrate_admin controls them, so any role may use them.
-GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer),
-    migrate.pause_job(bigint), migrate.resume_job(bigint), migrate.cancel_job(bigint)
+GRANT EXECUTE ON FUNCTION
+    migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time),
+    migrate.pause_job(bigint), migrate.resume_job(bigint), migrate.cancel_job(bigint),
+    migrate.alter_job(bigint, interval, integer, integer, interval, timestamptz, time, time)
     TO PUBLIC;
-GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval) TO PUBLIC;
+GRANT EXECUTE ON PROCEDURE migrate.wait_job(bigint, interval, interval) TO PUBLIC;
 -- The jobs view calls it as its reader; pg_locks shows the same to anyone.
 GRANT EXECUTE ON FUNCTION migrate.held_locks() TO PUBLIC;
-GRANT SELECT ON migrate.jobs TO PUBLIC;
+GRANT SELECT ON migrate.jobs, migrate.job_changes TO PUBLIC;
 -- The registry API checks migrate_admin itself (src/registry/execute.rs), so that a role
 -- without it gets an error that says what to grant.
 GRANT EXECUTE ON FUNCTION migrate.add(text, text, text, text, jsonb), migrate.apply(text),

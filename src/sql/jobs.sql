@@ -58,6 +58,19 @@ CREATE TABLE migrate.job_queue (
     -- migration: the statements done (committed) and the script's statement count
     statements_done    bigint,
     statements_total   bigint,
+    -- backfill: the duration an adaptive batch aims for; NULL: migrate.backfill_batch_time
+    -- (added in 0.2.0, set by alter_job())
+    batch_time         interval,
+    -- backfill: time spent in batches (ms, summed over workers; the jobs view's
+    -- time_efficiency) and the last 20 batches, newest last: {"size", "rows", "ms"}
+    batch_ms           double precision NOT NULL DEFAULT 0,
+    batch_history      jsonb NOT NULL DEFAULT '[]',
+    -- backfill: no batch before start_after, and none outside the daily window
+    -- [window_start, window_end) in time zone window_tz (the TimeZone it was given in)
+    start_after        timestamptz,
+    window_start       time,
+    window_end         time,
+    window_tz          text,
     CHECK (CASE WHEN kind OPERATOR(pg_catalog.=) 'backfill'
                 THEN relid IS NOT NULL AND set_sql IS NOT NULL
                 ELSE version IS NOT NULL AND direction IS NOT NULL AND script IS NOT NULL END)
@@ -89,6 +102,35 @@ COMMENT ON TABLE migrate.job_ranges IS
     'Internal: the key ranges of backfill jobs and their checkpoints. Read migrate.jobs.';
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_ranges', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.job_range_id_seq', '');
+
+-- Every change alter_job() made to a job's settings: who, when, which setting, from what to
+-- what (NULL: adaptive batch size, migrate.backfill_batch_time). Written only by alter_job(),
+-- as the extension's owner; read through migrate.job_changes.
+CREATE SEQUENCE migrate.job_change_id_seq;
+CREATE TABLE migrate.job_change_log (
+    id         bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.job_change_id_seq'),
+    job_id     bigint NOT NULL REFERENCES migrate.job_queue (id) ON DELETE CASCADE,
+    changed_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    changed_by name NOT NULL,
+    setting    text NOT NULL,
+    old_value  text,
+    new_value  text
+);
+COMMENT ON TABLE migrate.job_change_log IS
+    'Internal: the changes alter_job() made to jobs. Read migrate.job_changes.';
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_change_log', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_change_id_seq', '');
+
+-- Shown to whoever may see the job's keys in migrate.jobs: its owner, roles with its
+-- privileges, and migrate_admin.
+CREATE VIEW migrate.job_changes AS
+SELECT c.id, c.job_id, c.changed_at, c.changed_by, c.setting, c.old_value, c.new_value
+FROM migrate.job_change_log c
+JOIN migrate.job_queue j ON j.id OPERATOR(pg_catalog.=) c.job_id
+WHERE pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
+   OR pg_catalog.pg_has_role('migrate_admin', 'USAGE');
+COMMENT ON VIEW migrate.job_changes IS
+    'Every change migrate.alter_job() made to a job: who, when, which setting, old and new value.';
 
 -- The extension's locks held in this database and by which backend, as src/pg/locks.rs defines
 -- them for every query that asks (the worker-slot count, the deploy lock, the jobs view).
@@ -162,7 +204,20 @@ SELECT j.id,
        j.updated_at,
        j.finished_at,
        j.statements_done,
-       j.statements_total
+       j.statements_total,
+       -- GitLab's time efficiency: time in batches over wall time since the job started
+       -- (summed over workers, so up to the number of workers).
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' AND j.started_at IS NOT NULL
+            THEN pg_catalog.round((j.batch_ms OPERATOR(pg_catalog./) GREATEST(1::double precision,
+                   1000 OPERATOR(pg_catalog.*) EXTRACT(epoch FROM
+                   COALESCE(j.finished_at, pg_catalog.clock_timestamp())
+                   OPERATOR(pg_catalog.-) j.started_at)::double precision))::numeric, 2)
+       END AS time_efficiency,
+       -- The duration adaptive batches aim for (NULL when the batch size is pinned).
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' AND j.batch_size IS NULL
+            THEN COALESCE(j.batch_time, pg_catalog.current_setting('migrate.backfill_batch_time', true)::interval)
+       END AS batch_time,
+       CASE WHEN j.kind OPERATOR(pg_catalog.=) 'backfill' THEN j.batch_history END AS batch_history
 FROM migrate.job_queue j
 CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role(j.owner_oid, 'USAGE')
                            OR pg_catalog.pg_has_role('migrate_admin', 'USAGE') AS visible) v
@@ -182,8 +237,10 @@ COMMENT ON VIEW migrate.jobs IS
 
 -- A C procedure: it commits between polls so the waiting session holds no snapshot, which a
 -- concurrent index build elsewhere in the database would otherwise have to wait for.
-CREATE PROCEDURE migrate.wait_job(job_id bigint, timeout interval DEFAULT NULL)
+-- Every progress_every (NULL or 0: never) it says how far the job got in a NOTICE.
+CREATE PROCEDURE migrate.wait_job(job_id bigint, timeout interval DEFAULT NULL,
+                                  progress_every interval DEFAULT NULL)
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'migrate_wait_job';
-COMMENT ON PROCEDURE migrate.wait_job(bigint, interval) IS
-    'Waits until a job ends (raises if it failed or was cancelled) or the timeout passes.';
+COMMENT ON PROCEDURE migrate.wait_job(bigint, interval, interval) IS
+    'Waits until a job ends (raises if it failed or was cancelled) or the timeout passes; every progress_every, a NOTICE with its progress, rate and ETA.';

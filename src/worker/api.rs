@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use migrate_core::batch::FIRST_BATCH_SIZE;
-use pgrx::datum::Interval;
+use pgrx::datum::{Interval, Time, TimestampWithTimeZone};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode::*;
@@ -28,21 +28,14 @@ const MAX_UNFINISHED_JOBS: i64 = 100;
 const MAX_PAUSE_MS: f64 = 3_600_000.0;
 
 /// Milliseconds in an interval (months count as 30 days, as PostgreSQL's own arithmetic does).
-fn interval_ms(i: &Interval) -> f64 {
+pub(super) fn interval_ms(i: &Interval) -> f64 {
     let days = f64::from(i.months()) * 30.0 + f64::from(i.days());
     days * 86_400_000.0 + i.micros() as f64 / 1000.0
 }
 
-/// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause, workers)`: queues a batched
-/// `UPDATE tbl SET set_sql WHERE where_sql`; its workers start when the caller commits.
-#[pg_extern(sql = r#"
-CREATE FUNCTION migrate.backfill(tbl regclass, set_sql text, where_sql text DEFAULT NULL,
-                                 batch_size integer DEFAULT NULL, pause interval DEFAULT NULL,
-                                 workers integer DEFAULT NULL)
-RETURNS bigint VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'backfill_wrapper';
-COMMENT ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer) IS
-    'Queues a batched UPDATE tbl SET set_sql WHERE where_sql, run by background workers after commit; returns the job id.';
-"#)]
+/// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause, workers)` of 0.1.0: what a
+/// database not yet updated calls (UPDATING.md); 0.2.0 declares [`backfill_v2`].
+#[pg_extern(sql = false)]
 fn backfill(
     tbl: Option<pg_sys::Oid>,
     set_sql: Option<&str>,
@@ -51,17 +44,114 @@ fn backfill(
     pause: Option<Interval>,
     workers: Option<i32>,
 ) -> i64 {
-    queue_backfill(tbl, set_sql, where_sql, batch_size, pause, workers).or_raise()
+    let args = BackfillArgs {
+        tbl,
+        set_sql,
+        where_sql,
+        batch_size,
+        pause,
+        workers,
+        schedule: Schedule::default(),
+    };
+    queue_backfill(&args).or_raise()
 }
 
-fn queue_backfill(
+/// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause, workers, start_after,
+/// window_start, window_end)`: queues a batched `UPDATE tbl SET set_sql WHERE where_sql`; its
+/// workers start when the caller commits, and run batches only after `start_after` and inside
+/// the daily window (in the caller's TimeZone).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = r#"
+CREATE FUNCTION migrate.backfill(tbl regclass, set_sql text, where_sql text DEFAULT NULL,
+                                 batch_size integer DEFAULT NULL, pause interval DEFAULT NULL,
+                                 workers integer DEFAULT NULL,
+                                 start_after timestamptz DEFAULT NULL,
+                                 window_start time DEFAULT NULL, window_end time DEFAULT NULL)
+RETURNS bigint VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'backfill_v2_wrapper';
+COMMENT ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time) IS
+    'Queues a batched UPDATE tbl SET set_sql WHERE where_sql, run by background workers after commit (after start_after, inside the daily window); returns the job id.';
+"#)]
+fn backfill_v2(
     tbl: Option<pg_sys::Oid>,
     set_sql: Option<&str>,
     where_sql: Option<&str>,
     batch_size: Option<i32>,
     pause: Option<Interval>,
     workers: Option<i32>,
-) -> Result<i64> {
+    start_after: Option<TimestampWithTimeZone>,
+    window_start: Option<Time>,
+    window_end: Option<Time>,
+) -> i64 {
+    let args = BackfillArgs {
+        tbl,
+        set_sql,
+        where_sql,
+        batch_size,
+        pause,
+        workers,
+        schedule: Schedule {
+            start_after,
+            window_start,
+            window_end,
+        },
+    };
+    queue_backfill(&args).or_raise()
+}
+
+/// When a backfill may run batches: after `start_after`, inside the daily window
+/// `[window_start, window_end)` (wrapping midnight when start > end), in the TimeZone of the
+/// session that set it.
+#[derive(Default, Clone, Copy)]
+pub struct Schedule {
+    pub start_after: Option<TimestampWithTimeZone>,
+    pub window_start: Option<Time>,
+    pub window_end: Option<Time>,
+}
+
+impl Schedule {
+    pub fn is_empty(&self) -> bool {
+        self.start_after.is_none() && self.window_start.is_none() && self.window_end.is_none()
+    }
+}
+
+/// A window is both ends or neither, and not empty (`alter_job()` removes one with equal ends).
+pub(super) fn check_window(what: &str, table: &str, s: &Schedule, may_clear: bool) -> Result<()> {
+    match (s.window_start, s.window_end) {
+        (None, None) => Ok(()),
+        (Some(a), Some(b)) if a != b || may_clear => Ok(()),
+        (Some(_), Some(_)) => Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.{what}: the window for {table} is empty (window_start = window_end)"),
+        )
+        .hint("Pass window_start => '01:00', window_end => '05:00' (a window may wrap midnight: '22:00' to '04:00'), or neither for no window.")),
+        _ => Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.{what}: the window for {table} needs both window_start and window_end"),
+        )
+        .hint("Pass both, e.g. window_start => '01:00', window_end => '05:00' (times in this session's TimeZone).")),
+    }
+}
+
+struct BackfillArgs<'a> {
+    tbl: Option<pg_sys::Oid>,
+    set_sql: Option<&'a str>,
+    where_sql: Option<&'a str>,
+    batch_size: Option<i32>,
+    pause: Option<Interval>,
+    workers: Option<i32>,
+    schedule: Schedule,
+}
+
+fn queue_backfill(args: &BackfillArgs<'_>) -> Result<i64> {
+    let BackfillArgs {
+        tbl,
+        set_sql,
+        where_sql,
+        batch_size,
+        ref pause,
+        workers,
+        schedule,
+    } = *args;
     let (Some(relid), Some(set_sql)) = (tbl, set_sql) else {
         return Err(UserError::new(
             ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -80,24 +170,10 @@ fn queue_backfill(
         }
     }
     let workers = workers.unwrap_or_else(gucs::backfill_workers);
-    if workers <= 0 || workers > gucs::max_job_workers() {
-        return Err(UserError::new(
-            ERRCODE_INVALID_PARAMETER_VALUE,
-            format!(
-                "migrate.backfill: workers for {table} must be between 1 and migrate.max_job_workers ({}), not {workers}",
-                gucs::max_job_workers()
-            ),
-        )
-        .hint("Pass fewer workers, or have a superuser raise migrate.max_job_workers."));
-    }
+    check_workers("backfill", &table, workers)?;
     let pause_ms = pause.as_ref().map(interval_ms).unwrap_or(0.0);
-    if !(0.0..=MAX_PAUSE_MS).contains(&pause_ms) {
-        return Err(UserError::new(
-            ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("migrate.backfill: pause for {table} must be between 0 and 1 hour"),
-        )
-        .hint("Pass a pause such as '50 ms', or NULL for none; pause the job with migrate.pause_job() to stop it for longer."));
-    }
+    check_pause_ms("backfill", &table, pause_ms)?;
+    check_window("backfill", &table, &schedule, false)?;
     let where_sql = where_sql.filter(|w| !w.trim().is_empty());
     let owner = current_user();
     let owner_name = role_name(owner).unwrap_or_default();
@@ -118,13 +194,8 @@ fn queue_backfill(
         .detail("Without a key a resumed job cannot know which rows it already updated.")
         .hint("Add a primary key, or pass a where_sql that the SET makes false (e.g. SET total = ... with where_sql 'total IS NULL'); the job then checks every batch for that."));
     }
-    if key.is_none() && workers > 1 {
-        return Err(UserError::new(
-            ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("migrate.backfill: {table} has no key to split among {workers} workers"),
-        )
-        .detail("Several workers walk disjoint ranges of the primary key or a unique NOT NULL key.")
-        .hint("Pass workers => 1, or add a primary key."));
+    if key.is_none() {
+        check_keyless_workers("backfill", &table, workers)?;
     }
     check_statement(&table, set_sql, where_sql, key.as_ref())?;
     let unfinished = queue::unfinished_jobs(owner);
@@ -151,9 +222,51 @@ fn queue_backfill(
         owner,
         owner_name: &owner_name,
         allow_superuser,
+        schedule,
     });
     launch::start_at_commit(id);
     Ok(id)
+}
+
+/// `workers` of a backfill (at queue time, or changed by `alter_job()`): 1 to
+/// `migrate.max_job_workers`.
+pub(super) fn check_workers(what: &str, table: &str, workers: i32) -> Result<()> {
+    if workers <= 0 || workers > gucs::max_job_workers() {
+        return Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "migrate.{what}: workers for {table} must be between 1 and migrate.max_job_workers ({}), not {workers}",
+                gucs::max_job_workers()
+            ),
+        )
+        .hint("Pass fewer workers, or have a superuser raise migrate.max_job_workers."));
+    }
+    Ok(())
+}
+
+/// A table without a key is walked by where_sql alone, which one worker does.
+pub(super) fn check_keyless_workers(what: &str, table: &str, workers: i32) -> Result<()> {
+    if workers > 1 {
+        return Err(UserError::new(
+            ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("migrate.{what}: {table} has no key to split among {workers} workers"),
+        )
+        .detail("Several workers walk disjoint ranges of the primary key or a unique NOT NULL key.")
+        .hint("Pass workers => 1, or add a primary key."));
+    }
+    Ok(())
+}
+
+/// The pause between batches: 0 to 1 hour.
+pub(super) fn check_pause_ms(what: &str, table: &str, pause_ms: f64) -> Result<()> {
+    if !(0.0..=MAX_PAUSE_MS).contains(&pause_ms) {
+        return Err(UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.{what}: pause for {table} must be between 0 and 1 hour"),
+        )
+        .hint("Pass a pause such as '50 ms', or NULL for none; pause the job with migrate.pause_job() to stop it for longer."));
+    }
+    Ok(())
 }
 
 /// The table's qualified name; refuses anything but a table.
@@ -233,7 +346,7 @@ pub fn current_setting(name: &str) -> String {
 
 /// Loads a job for a control function, locked, after checking the caller may control it: the
 /// job's owner (or a role with its privileges) or a member of migrate_admin.
-fn job_for_control(id: i64, what: &str, may_stop_workers: bool) -> Result<Job> {
+pub(super) fn job_for_control(id: i64, what: &str, may_stop_workers: bool) -> Result<Job> {
     let missing = || {
         UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
@@ -277,7 +390,7 @@ fn job_for_control(id: i64, what: &str, may_stop_workers: bool) -> Result<Job> {
     queue::load(id, true).ok_or_else(missing)
 }
 
-fn job_id(id: Option<i64>, what: &str) -> Result<i64> {
+pub(super) fn job_id(id: Option<i64>, what: &str) -> Result<i64> {
     id.ok_or_else(|| {
         UserError::new(
             ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -287,7 +400,12 @@ fn job_id(id: Option<i64>, what: &str) -> Result<i64> {
     })
 }
 
-fn wrong_state(id: i64, what: &str, state: impl std::fmt::Display, hint: &str) -> UserError {
+pub(super) fn wrong_state(
+    id: i64,
+    what: &str,
+    state: impl std::fmt::Display,
+    hint: &str,
+) -> UserError {
     UserError::new(
         ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         format!("migrate.{what}: job {id} is {state}"),
@@ -386,11 +504,15 @@ v1_function_info!(pg_finfo_migrate_wait_job);
 pub unsafe extern "C-unwind" fn migrate_wait_job(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: called by the executor of CALL with its arguments and context.
-    let (id, timeout, nonatomic) = unsafe {
+    // SAFETY: called by the executor of CALL with its arguments and context. A database not
+    // yet updated to 0.2.0 declares two arguments, without progress_every.
+    let (id, timeout, progress_every, nonatomic) = unsafe {
         (
             pgrx::fcinfo::pg_getarg::<i64>(fcinfo, 0),
             pgrx::fcinfo::pg_getarg::<Interval>(fcinfo, 1),
+            ((*fcinfo).nargs > 2)
+                .then(|| pgrx::fcinfo::pg_getarg::<Interval>(fcinfo, 2))
+                .flatten(),
             nonatomic_call(fcinfo),
         )
     };
@@ -414,9 +536,35 @@ pub unsafe extern "C-unwind" fn migrate_wait_job(
     let deadline = timeout
         .as_ref()
         .map(|t| Instant::now() + Duration::from_secs_f64(interval_ms(t).max(0.0) / 1000.0));
+    if progress_every
+        .as_ref()
+        .is_some_and(|e| interval_ms(e) < 0.0)
+    {
+        UserError::new(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("migrate.wait_job({id}): progress_every must not be negative"),
+        )
+        .hint("Pass an interval such as '10 s', or NULL (the default) for no progress notices.")
+        .raise();
+    }
+    // NULL or 0: no progress notices (what golden files pass: their timing varies).
+    let every = progress_every
+        .as_ref()
+        .map(interval_ms)
+        .filter(|&ms| ms > 0.0)
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0));
     // Committing releases the CALL's own snapshot; each poll below takes and drops its own.
     procedure::connect("migrate.wait_job");
-    match wait_for_job(id, deadline, "migrate.wait_job", &mut || {}) {
+    let mut next_report = every.map(|e| Instant::now() + e);
+    let mut report = || {
+        if let (Some(every), Some(at)) = (every, next_report) {
+            if Instant::now() >= at {
+                pgrx::notice!("migrate.wait_job: {}", progress_report(id));
+                next_report = Some(Instant::now() + every);
+            }
+        }
+    };
+    match wait_for_job(id, deadline, "migrate.wait_job", &mut report) {
         Ok(()) => {}
         Err(JobEnd::Missing) => UserError::new(
             ERRCODE_UNDEFINED_OBJECT,
@@ -599,6 +747,39 @@ fn progress(id: i64) -> String {
             None => error!("migrate: job {id} has an unknown kind"),
         }
     })
+}
+
+/// One progress line for a waiter, from the jobs view: "job 7 running: 42.0% (420000 of
+/// about 1000000 rows), 85000 rows/s, ETA 00:00:07"; a job whose size or rate is not known yet
+/// says so. Its note (a throttle, a retry) is added when the caller may see it.
+fn progress_report(id: i64) -> String {
+    let row = Spi::get_three_with_args::<String, String, String>(
+        "SELECT j.state, \
+                CASE WHEN j.percent_done IS NOT NULL \
+                     THEN j.percent_done::pg_catalog.text OPERATOR(pg_catalog.||) '% (' END, \
+                pg_catalog.concat_ws(', ', \
+                    CASE WHEN j.rate IS NOT NULL \
+                         THEN j.rate::pg_catalog.text OPERATOR(pg_catalog.||) ' rows/s' END, \
+                    CASE WHEN j.eta IS NOT NULL \
+                         THEN 'ETA ' OPERATOR(pg_catalog.||) \
+                              pg_catalog.date_trunc('second', j.eta)::pg_catalog.text END, \
+                    j.note) \
+         FROM migrate.jobs j WHERE j.id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+    );
+    let (state, percent, rest) = match row {
+        Ok((state, percent, rest)) => (state.unwrap_or_default(), percent, rest),
+        Err(e) => return format!("job {id}: progress unknown ({e})"),
+    };
+    let done = progress(id);
+    let head = match percent {
+        Some(p) => format!("job {id} {state}: {p}{done})"),
+        None => format!("job {id} {state}: {done}"),
+    };
+    match rest.filter(|r| !r.is_empty()) {
+        Some(rest) => format!("{head}, {rest}"),
+        None => head,
+    }
 }
 
 /// False when the job is waiting for something that will not happen by itself: running or

@@ -90,18 +90,25 @@ pub fn upper_key_sql(table: &str, key: &Key) -> String {
     )
 }
 
-/// Keys that split `(first key, $2]` into about `ranges` parts holding equal numbers of rows,
-/// taken from a sample of `percent` of the table's blocks: ascending, each below `$2`.
-pub fn boundaries_sql(table: &str, key: &Key, percent: f64, ranges: i32) -> String {
+/// Keys that split `($1, $2]` (with `has_lower`; else `(first key, $2]`) into about `ranges`
+/// parts holding equal numbers of rows, taken from a sample of `percent` of the table's
+/// blocks: ascending, each above `$1` and below `$2`. A job's scope is split so when it first
+/// starts, and an unfinished range when `alter_job()` adds workers.
+pub fn boundaries_sql(
+    table: &str,
+    key: &Key,
+    percent: f64,
+    ranges: i32,
+    has_lower: bool,
+) -> String {
     format!(
         "SELECT k FROM (SELECT {} AS k, pg_catalog.row_number() OVER (ORDER BY {}) AS rn, \
          pg_catalog.count(*) OVER () AS n FROM {table} TABLESAMPLE SYSTEM ({percent}) \
-         WHERE ({}) <= ({})) s \
+         WHERE {}) s \
          WHERE rn < n AND (rn * {ranges}) / n <> ((rn - 1) * {ranges}) / n ORDER BY rn",
         key.as_text_array(),
         key.list(),
-        key.list(),
-        key.values(2)
+        key.range(has_lower),
     )
 }
 
@@ -398,10 +405,15 @@ mod tests {
     #[test]
     fn parallel_jobs_split_into_sampled_ranges() {
         let key = composite();
-        let sql = boundaries_sql("public.t", &key, 0.5, 8);
+        let sql = boundaries_sql("public.t", &key, 0.5, 8, false);
         assert!(sql.contains("FROM public.t TABLESAMPLE SYSTEM (0.5)"));
         assert!(sql.contains("ORDER BY \"tenant\", \"Id\") AS rn"));
         assert!(sql.contains("(rn * 8) / n <> ((rn - 1) * 8) / n"));
+        assert!(!sql.contains("$1"));
+        // A range split for an added worker: above its checkpoint, up to its end.
+        let split = boundaries_sql("public.t", &key, 0.5, 3, true);
+        assert!(split.contains("WHERE (\"tenant\", \"Id\") > (($1::pg_catalog.text[])[1]"));
+        assert!(split.contains("(rn * 3) / n <> ((rn - 1) * 3) / n"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! workers inside the server.
 //!
 //! - [`api`]: `backfill()`, `pause_job()`, `resume_job()`, `cancel_job()`, `wait_job()`.
+//! - [`control`]: `alter_job()`: a backfill's batch size, batch time, workers and pause, changed
+//!   live and logged (`migrate.job_changes`).
 //! - [`backfill`]: the checks a backfill passes before it is queued (and before every batch),
 //!   and the SQL of a batch.
 //! - [`blockers`]: the transactions a concurrent index build waits for, as a role may see them.
@@ -14,6 +16,7 @@
 pub mod api;
 pub mod backfill;
 pub mod blockers;
+pub mod control;
 pub mod launch;
 pub mod migration;
 pub mod process;

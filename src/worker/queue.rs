@@ -137,6 +137,11 @@ pub struct BackfillJob {
     pub current_batch_size: i32,
     pub workers: i32,
     pub pause_ms: f64,
+    /// The duration an adaptive batch aims for (set by `alter_job()`), or None:
+    /// `migrate.backfill_batch_time`.
+    pub batch_time_ms: Option<f64>,
+    /// It has a start_after or a window: the walk checks them before every batch.
+    pub scheduled: bool,
 }
 
 /// A non-transactional migration script that a worker runs top-level for `deploy()`.
@@ -204,13 +209,49 @@ impl StatementCounters {
     }
 }
 
+/// The columns of `migrate.job_queue` added in 0.2.0 that this database has, read in one
+/// catalog query: (statements_done, batch_time).
+fn columns_since_0_1() -> (bool, bool) {
+    let found = Spi::get_two::<bool, bool>(
+        "SELECT pg_catalog.bool_or(a.attname OPERATOR(pg_catalog.=) 'statements_done'), \
+                pg_catalog.bool_or(a.attname OPERATOR(pg_catalog.=) 'batch_time') \
+         FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid OPERATOR(pg_catalog.=) 'migrate.job_queue'::pg_catalog.regclass \
+           AND a.attname OPERATOR(pg_catalog.=) ANY (ARRAY['statements_done', 'batch_time']::pg_catalog.name[]) \
+           AND NOT a.attisdropped",
+    )
+    .unwrap_or_else(|e| error!("migrate: could not read the job queue's columns: {e}"));
+    (found.0.unwrap_or(false), found.1.unwrap_or(false))
+}
+
+/// True if this database's job queue has the 0.2.0 settings alter_job() changes.
+pub fn has_batch_time() -> bool {
+    columns_since_0_1().1
+}
+
 /// The columns a job is read with, each under the name [`from_row`] reads it by.
 fn columns() -> String {
-    let counters = StatementCounters::here();
+    let (own, batch_time) = columns_since_0_1();
+    let counters = if own {
+        StatementCounters::Own
+    } else {
+        StatementCounters::InRowCounters
+    };
+    // The columns of 0.2.0's job control come in one upgrade step: batch_time stands for all.
     format!(
-        "{COLUMNS}, {} AS statements_done, {} AS statements_total",
+        "{COLUMNS}, {} AS statements_done, {} AS statements_total, {} AS batch_time_ms, {} AS scheduled",
         counters.done(),
-        counters.total()
+        counters.total(),
+        if batch_time {
+            "(EXTRACT(epoch FROM batch_time) OPERATOR(pg_catalog.*) 1000)::pg_catalog.float8"
+        } else {
+            "NULL::pg_catalog.float8"
+        },
+        if batch_time {
+            "(start_after IS NOT NULL OR window_start IS NOT NULL)"
+        } else {
+            "false"
+        }
     )
 }
 
@@ -301,6 +342,8 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
             current_batch_size: row.required("current_batch_size"),
             workers: row.required("workers"),
             pause_ms: row.required("pause_ms"),
+            batch_time_ms: row.get("batch_time_ms"),
+            scheduled: row.required("scheduled"),
         }),
         JobKind::Migration => JobSpec::Migration(MigrationJob {
             version: row.required("version"),
@@ -366,6 +409,8 @@ pub struct NewBackfill<'a> {
     pub owner: pg_sys::Oid,
     pub owner_name: &'a str,
     pub allow_superuser: bool,
+    /// Empty when the library runs on a database still at 0.1.0 (its backfill() has none).
+    pub schedule: super::api::Schedule,
 }
 
 pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
@@ -379,7 +424,7 @@ pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
         Some(k) => (Some(k.columns.clone()), Some(k.types.clone())),
         None => (None, None),
     };
-    as_registry_owner(|| {
+    let id = as_registry_owner(|| {
         Spi::get_one_with_args::<i64>(
             SQL,
             &[
@@ -402,6 +447,45 @@ pub fn insert_backfill(b: &NewBackfill<'_>) -> i64 {
         .ok()
         .flatten()
         .unwrap_or_else(|| error!("migrate: could not queue the backfill"))
+    });
+    if !b.schedule.is_empty() {
+        set_schedule(id, &b.schedule);
+    }
+    id
+}
+
+/// Stores a job's start time and window; the window's times are in the TimeZone in force now
+/// (the caller's), which is stored with them. Equal window ends remove the window.
+pub fn set_schedule(id: i64, s: &super::api::Schedule) {
+    let tz = super::api::current_setting("TimeZone");
+    write(
+        "schedule a job",
+        "UPDATE migrate.job_queue SET start_after = COALESCE($2, start_after), \
+         window_start = CASE WHEN $3::pg_catalog.time IS NULL THEN window_start \
+                             WHEN $3 OPERATOR(pg_catalog.=) $4 THEN NULL ELSE $3 END, \
+         window_end = CASE WHEN $4::pg_catalog.time IS NULL THEN window_end \
+                           WHEN $3 OPERATOR(pg_catalog.=) $4 THEN NULL ELSE $4 END, \
+         window_tz = CASE WHEN $3::pg_catalog.time IS NULL THEN window_tz \
+                          WHEN $3 OPERATOR(pg_catalog.=) $4 THEN NULL ELSE $5 END \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[
+            id.into(),
+            s.start_after.into(),
+            s.window_start.into(),
+            s.window_end.into(),
+            tz.into(),
+        ],
+    );
+}
+
+/// Why job `id` may not run a batch now (its start_after or window, with until when), or None.
+pub fn schedule_wait(id: i64) -> Option<String> {
+    as_registry_owner(|| {
+        first_value::<String>(
+            "read a job's schedule",
+            include_str!("../queries/job_schedule.sql"),
+            &[id.into()],
+        )
     })
 }
 
@@ -569,7 +653,13 @@ pub struct Checkpoint<'a> {
     pub next_batch_size: i32,
     /// The whole job is done (keyless jobs; keyed jobs end with `finish_if_ranges_done`).
     pub finished: bool,
+    /// The batch's size and how long its statements took (ms), for the jobs view's time
+    /// efficiency and batch history; None for a checkpoint without a batch.
+    pub batch: Option<(i32, f64)>,
 }
+
+/// How many batches `migrate.job_queue.batch_history` keeps, newest last.
+pub const BATCH_HISTORY: i32 = 20;
 
 /// Rows per second since the job's previous checkpoint, whichever worker wrote it (so several
 /// workers add up), smoothed over batches; pauses and throttling count as time. (`OPERATOR()`
@@ -582,9 +672,24 @@ const INSTANT_RATE: &str = "($3 OPERATOR(pg_catalog./) GREATEST(0.001, EXTRACT(e
 
 pub fn checkpoint(c: &Checkpoint<'_>) {
     let rate = RATE.replace("{instant}", INSTANT_RATE);
+    // A database not yet updated to 0.2.0 has no columns for the batch statistics.
+    let stats = match c.batch {
+        Some((size, ms)) if has_batch_time() => format!(
+            "batch_ms = batch_ms OPERATOR(pg_catalog.+) {ms}::pg_catalog.float8, \
+             batch_history = (SELECT COALESCE(pg_catalog.jsonb_agg(h.e ORDER BY h.i), '[]') \
+                 FROM pg_catalog.jsonb_array_elements(batch_history \
+                      OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object( \
+                          'size', {size}, 'rows', $3, 'ms', pg_catalog.round({ms}::pg_catalog.numeric, 1)))) \
+                      WITH ORDINALITY h (e, i) \
+                 WHERE h.i OPERATOR(pg_catalog.>) (pg_catalog.jsonb_array_length(batch_history) \
+                       OPERATOR(pg_catalog.-) {keep})), ",
+            keep = BATCH_HISTORY - 1
+        ),
+        _ => String::new(),
+    };
     write(
         "checkpoint a job",
-        &format!("UPDATE migrate.job_queue SET last_key = COALESCE($2, last_key), \
+        &format!("UPDATE migrate.job_queue SET {stats}last_key = COALESCE($2, last_key), \
          rows_done = rows_done OPERATOR(pg_catalog.+) $3, \
          rows_updated = rows_updated OPERATOR(pg_catalog.+) $4, \
          batches = batches OPERATOR(pg_catalog.+) 1, current_batch_size = $5, rate = {rate}, note = NULL, \
@@ -640,6 +745,61 @@ pub fn create_ranges(job: i64, boundaries: &[Vec<String>], upper: &[String]) {
             ],
         );
         lower = Some(range_upper);
+    }
+}
+
+/// The job's ranges that a worker holds now (a live process walks each), the leader's first,
+/// then in range order: when the job has more walkers than `workers`, the last ones stop.
+pub fn range_walkers(job: i64) -> Vec<i32> {
+    let sql = format!(
+        "WITH held AS ({}) \
+         SELECT r.id FROM migrate.job_ranges r \
+         JOIN held l ON l.namespace OPERATOR(pg_catalog.=) {range} \
+          AND l.key OPERATOR(pg_catalog.=) r.id \
+         WHERE r.job_id OPERATOR(pg_catalog.=) $1 \
+         ORDER BY EXISTS (SELECT FROM held j WHERE j.namespace OPERATOR(pg_catalog.=) {leader} \
+                          AND j.key OPERATOR(pg_catalog.=) $1 \
+                          AND j.pid OPERATOR(pg_catalog.=) l.pid) DESC, r.range_no",
+        locks::held_locks_sql(),
+        range = Namespace::Range as i32,
+        leader = Namespace::Job as i32,
+    );
+    as_registry_owner(|| {
+        column_values(
+            &format!("read the workers of job {job}"),
+            &sql,
+            &[job.into()],
+        )
+    })
+}
+
+/// Splits range `id` of `job` at `boundaries` (ascending keys above its checkpoint and below
+/// `upper`, its end): the range ends at the first, new ranges take the rest. The caller holds
+/// the range's row lock (see [`load_range`]), so no batch of it runs meanwhile and the
+/// checkpoint it read is the range's last: every key is in exactly one range afterwards.
+pub fn split_range(job: i64, id: i32, boundaries: &[Vec<String>], upper: &[String]) {
+    let Some(first) = boundaries.first() else {
+        return;
+    };
+    write(
+        "split a key range",
+        "UPDATE migrate.job_ranges SET upper_key = $2 WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), first.clone().into()],
+    );
+    let uppers = boundaries[1..]
+        .iter()
+        .cloned()
+        .chain(std::iter::once(upper.to_vec()));
+    let mut lower = first.clone();
+    for range_upper in uppers {
+        write(
+            "split a key range",
+            "INSERT INTO migrate.job_ranges (job_id, range_no, lower_key, upper_key) \
+             SELECT $1, COALESCE(pg_catalog.max(range_no), 0) OPERATOR(pg_catalog.+) 1, $2, $3 \
+             FROM migrate.job_ranges WHERE job_id OPERATOR(pg_catalog.=) $1",
+            &[job.into(), lower.clone().into(), range_upper.clone().into()],
+        );
+        lower = range_upper;
     }
 }
 

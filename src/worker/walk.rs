@@ -11,6 +11,7 @@
 //! flight, which roll back as a whole. A batch that times out, deadlocks or hits a
 //! serialization failure is retried smaller after a backoff.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use migrate_core::{batch, retry};
@@ -35,6 +36,11 @@ const MAX_RETRIES: u32 = 10;
 /// Runs backfill job `id` as its leader (the worker holding the job lock) until it ends, is
 /// paused or cancelled, or fails.
 pub fn run(id: i64) {
+    // A job with a start_after or window waits (queued, its note says until when) before it
+    // takes its scope and ranges.
+    if !wait_for_schedule(id) {
+        return;
+    }
     let job = match xact::run(|| start_job(id)) {
         Ok(Some(job)) => job,
         Ok(None) => return,
@@ -46,16 +52,19 @@ pub fn run(id: i64) {
     report_appname(&format!("migrate job {id}: backfill {}", b.table_name));
     if b.key.is_none() {
         // A keyless job is walked by where_sql alone: one worker, no ranges.
-        Runner::new(id, None, b.relid).run(b.pause_ms);
+        Runner::new(id, None, None, b.relid).run();
         return;
     }
-    start_helpers(id, b);
-    walk_ranges(id, b);
+    // The leader starts the job's other workers, and more whenever alter_job() raises
+    // `workers` (see Leader::staff).
+    let leader = Leader::default();
+    walk_ranges(id, Some(&leader));
     // Helpers may still walk their last ranges. Stay the job's worker (the jobs view and
     // resume_job() go by this one) until the job ends, taking over any range a helper dropped.
     while still_running(id) {
         xact::sleep(Duration::from_millis(200));
-        walk_ranges(id, b);
+        leader.staff_if_changed(id, None);
+        walk_ranges(id, Some(&leader));
         let _ = xact::run(|| queue::finish_if_ranges_done(id));
     }
 }
@@ -75,61 +84,214 @@ pub fn run_helper(id: i64) {
         "migrate job {id}: backfill {} (helper)",
         b.table_name
     ));
-    walk_ranges(id, b);
+    walk_ranges(id, None);
 }
 
 fn report_appname(name: &str) {
     crate::pg::backend::report_appname(name);
 }
 
-/// Starts the job's other workers: one fewer than it asked for, and no more than it has ranges
-/// left. A helper that finds no slot free exits; the job's other workers take its ranges.
-fn start_helpers(id: i64, b: &BackfillJob) {
-    let ranges = match xact::run(|| queue::unfinished_ranges(id).len()) {
-        Ok(ranges) => ranges,
-        Err(caught) => {
-            pgrx::log!(
+/// What the job's leader knows about its helpers: the `workers` it last staffed the job for.
+#[derive(Default)]
+struct Leader {
+    staffed_for: Cell<Option<i32>>,
+}
+
+impl Leader {
+    /// Staffs the job for its `workers` if that changed since the leader last did (at first,
+    /// and after alter_job()): see [`Leader::staff`]. `walking`: the range the leader walks.
+    fn staff_if_changed(&self, id: i64, walking: Option<i32>) {
+        let workers = match xact::run(|| queue::load(id, false)) {
+            Ok(Some(Job {
+                spec: JobSpec::Backfill(b),
+                state: RUNNING,
+                ..
+            })) => b.workers,
+            _ => return,
+        };
+        self.staff(id, workers, walking);
+    }
+
+    /// Starts helpers until `workers` processes walk the job, splitting an unfinished range
+    /// (sampled, as the job's owner) when fewer ranges are free than helpers are missing.
+    /// Surplus workers stop by themselves between batches (see [`surplus`]). A helper that
+    /// finds no slot free exits; the job's other workers take its ranges.
+    fn staff(&self, id: i64, workers: i32, walking: Option<i32>) {
+        if self.staffed_for.get() == Some(workers) {
+            return;
+        }
+        // Split first and commit: a helper must find the new ranges when it looks.
+        let to_start = xact::run(|| {
+            let walkers = queue::range_walkers(id);
+            // The leader counts as one even between ranges: it claims the next one itself.
+            let busy = walkers.len() + usize::from(walking.is_none());
+            let missing = batch::missing_helpers(workers, busy);
+            if missing == 0 {
+                return 0;
+            }
+            let free = queue::unfinished_ranges(id)
+                .into_iter()
+                .filter(|r| !walkers.contains(r))
+                .count();
+            if let Some(parts) = batch::split_parts(missing, free) {
+                // The leader's own range, else the first another worker walks.
+                if let Some(range) = walking.or_else(|| walkers.first().copied()) {
+                    split(id, range, parts);
+                }
+            }
+            let free = queue::unfinished_ranges(id)
+                .into_iter()
+                .filter(|r| !walkers.contains(r))
+                .count();
+            missing.min(free)
+        });
+        let started = to_start
+            .and_then(|n| xact::run(|| (0..n).take_while(|_| launch::start_helper(id)).count()));
+        // Tried again at the next batch if it failed (a range's batch that held its lock).
+        match started {
+            Ok(n) => {
+                self.staffed_for.set(Some(workers));
+                if n > 0 {
+                    pgrx::log!("migrate: job {id} started {n} helper(s) for {workers} workers");
+                }
+            }
+            Err(caught) => pgrx::log!(
                 "migrate: job {id} starts no helpers: {}",
                 caught_parts(&caught).1
-            );
-            0
+            ),
         }
-    };
-    let helpers = batch::helper_count(b.workers, ranges);
-    let started = xact::run(|| {
-        (0..helpers)
-            .take_while(|_| launch::start_helper(id))
-            .count()
-    })
-    .unwrap_or(0);
-    if started < helpers {
-        pgrx::log!(
-            "migrate: job {id} runs with {} of {} workers: no background worker slot free (max_worker_processes)",
-            started + 1,
-            b.workers
-        );
     }
 }
 
+/// Splits unfinished range `range` of job `id` into about `parts` ranges of equal row counts
+/// (from a block sample, as the job's owner). Waits (bounded) for the range's batch in
+/// flight; a range too small for the sample to split stays whole.
+fn split(id: i64, range: i32, parts: usize) {
+    let Some(job) = queue::load(id, false) else {
+        return;
+    };
+    let JobSpec::Backfill(b) = &job.spec else {
+        return;
+    };
+    let Some(key) = &b.key else {
+        return;
+    };
+    // The row lock orders this split after the range's batch in flight and before its next.
+    let loaded = crate::pg::security::with_own_settings(&[(c"lock_timeout", c"10s")], || {
+        queue::load_range(range)
+    });
+    let Some(r) = loaded.filter(|r| !r.done) else {
+        return;
+    };
+    let table = checked_table(&job, b);
+    let lower = r.resume_after().cloned();
+    let boundaries: Vec<Vec<String>> = as_owner(&job, || {
+        let blocks = Spi::get_one_with_args::<i64>(backfill::BLOCKS_SQL, &[b.relid.into()])
+            .unwrap_or_else(|e| error!("migrate: could not read the size of {table}: {e}"))
+            .expect("COALESCE(sum, 0) is never NULL");
+        let sql = backfill::boundaries_sql(
+            &table,
+            key,
+            batch::sample_percent(blocks),
+            parts as i32,
+            lower.is_some(),
+        );
+        queue::column_values(
+            &format!("sample the keys of {table}"),
+            &sql,
+            &[lower.clone().into(), Some(r.upper_key.clone()).into()],
+        )
+    });
+    queue::split_range(id, range, &boundaries, &r.upper_key);
+}
+
+/// True if this worker, walking `range`, is one more than the job's `workers`: the walkers
+/// beyond `workers` in [`queue::range_walkers`]' order (the leader first) stop.
+fn surplus(id: i64, range: i32, workers: i32) -> bool {
+    let walkers = match xact::run(|| queue::range_walkers(id)) {
+        Ok(walkers) => walkers,
+        Err(_) => return false,
+    };
+    walkers
+        .iter()
+        .position(|&r| r == range)
+        .is_some_and(|position| position >= workers.max(1) as usize)
+}
+
 /// Claims the job's unfinished ranges one after the other (a range another process holds is
-/// skipped) and walks each to its end; returns when none is left to claim or the job stopped.
-fn walk_ranges(id: i64, b: &BackfillJob) {
+/// skipped) and walks each to its end; returns when none is left to claim, the job stopped,
+/// or `workers` other processes walk it already (alter_job() lowered it).
+fn walk_ranges(id: i64, leader: Option<&Leader>) {
     loop {
         let claimed = xact::run(|| {
-            if queue::load(id, false).is_none_or(|j| j.state != RUNNING) {
+            let Some(Job {
+                spec: JobSpec::Backfill(b),
+                state: RUNNING,
+                ..
+            }) = queue::load(id, false)
+            else {
+                return None;
+            };
+            let walkers = queue::range_walkers(id);
+            if walkers.len() >= b.workers.max(1) as usize {
                 return None;
             }
             queue::unfinished_ranges(id)
                 .into_iter()
                 .find(|&range| queue::try_lock(Namespace::Range, range))
+                .map(|range| (range, b.relid))
         });
-        let Ok(Some(range)) = claimed else {
+        let Ok(Some((range, relid))) = claimed else {
             return;
         };
-        let finished = Runner::new(id, Some(range), b.relid).run(b.pause_ms);
+        let finished = Runner::new(id, Some(range), leader, relid).run();
         let _ = xact::run(|| queue::unlock(Namespace::Range, range));
         if !finished {
             return;
+        }
+    }
+}
+
+/// Waits while the job's start_after or window says no batch may run now, with the reason in
+/// its note; checks again every second (alter_job() may change the schedule). False if the
+/// job stopped meanwhile (paused, cancelled) or its schedule cannot be read (the job fails).
+fn wait_for_schedule(id: i64) -> bool {
+    // The note is written when it changes, and once a minute (another worker's last batch may
+    // have cleared it), not every second: a job may wait for hours.
+    let mut noted: Option<String> = None;
+    let mut written = Instant::now();
+    loop {
+        let waiting = xact::run(|| {
+            let job = queue::load(id, false)?;
+            if job.state != RUNNING && job.state != queue::QUEUED {
+                return None;
+            }
+            // Unscheduled (always so on a database still at 0.1.0, which has no schedule).
+            match &job.spec {
+                JobSpec::Backfill(b) if b.scheduled => Some(queue::schedule_wait(id)),
+                _ => Some(None),
+            }
+        });
+        match waiting {
+            Ok(None) => return false,
+            Ok(Some(None)) => {
+                if noted.is_some() {
+                    let _ = xact::run(|| queue::set_note(id, None));
+                }
+                return true;
+            }
+            Ok(Some(Some(note))) => {
+                if noted.as_ref() != Some(&note) || written.elapsed() > Duration::from_secs(60) {
+                    let _ = xact::run(|| queue::set_note(id, Some(&note)));
+                    noted = Some(note);
+                    written = Instant::now();
+                }
+                xact::sleep(Duration::from_secs(1));
+            }
+            Err(caught) => {
+                record_failure(id, &caught);
+                return false;
+            }
         }
     }
 }
@@ -222,6 +384,7 @@ fn start_job(id: i64) -> Option<Job> {
             updated: 0,
             next_batch_size: b.current_batch_size,
             finished: true,
+            batch: None,
         });
         return None;
     }
@@ -241,7 +404,7 @@ fn sample_boundaries(
     let blocks = Spi::get_one_with_args::<i64>(backfill::BLOCKS_SQL, &[relid.into()])
         .unwrap_or_else(|e| error!("migrate: could not read the size of {table}: {e}"))
         .expect("COALESCE(sum, 0) is never NULL");
-    let sql = backfill::boundaries_sql(table, key, batch::sample_percent(blocks), ranges);
+    let sql = backfill::boundaries_sql(table, key, batch::sample_percent(blocks), ranges, false);
     let none: Option<Vec<String>> = None;
     queue::column_values(
         &format!("sample the keys of {table}"),
@@ -283,32 +446,60 @@ enum Outcome {
     Stopped,
 }
 
-/// Runs the batches of one key range of a job (a keyless job: of the whole job).
-struct Runner {
+/// Runs the batches of one key range of a job (a keyless job: of the whole job). The job's
+/// settings (batch size and time, pause, workers) are read again by every batch, so what
+/// alter_job() changes applies from the next batch on.
+struct Runner<'a> {
     id: i64,
     range: Option<i32>,
+    /// Set when this worker leads the job: it starts helpers when `workers` goes up.
+    leader: Option<&'a Leader>,
     retries: u32,
+    /// The job's pause between batches and workers, as the last batch read them.
+    pause_ms: f64,
+    workers: Option<i32>,
+    /// The job has a start_after or window (as the last batch read it; at first: check).
+    scheduled: bool,
     health: Health,
     /// Sessions that waited on the last batch's locks, and how long that batch held them.
     waiters: (i64, f64),
 }
 
-impl Runner {
-    fn new(id: i64, range: Option<i32>, relid: pg_sys::Oid) -> Self {
+impl<'a> Runner<'a> {
+    fn new(
+        id: i64,
+        range: Option<i32>,
+        leader: Option<&'a Leader>,
+        relid: pg_sys::Oid,
+    ) -> Self {
         Runner {
             id,
             range,
+            leader,
             retries: 0,
+            pause_ms: 0.0,
+            workers: None,
+            scheduled: true,
             health: Health::new(id, relid),
             waiters: (0, 0.0),
         }
     }
 
-    /// Batches until the range is done (true) or the job stopped or failed (false).
-    fn run(&mut self, pause_ms: f64) -> bool {
+    /// Batches until the range is done (true) or the job stopped or failed, or this worker is
+    /// one more than the job's workers (false).
+    fn run(&mut self) -> bool {
         loop {
             xact::check_for_interrupts();
+            if let Some(leader) = self.leader {
+                match self.workers {
+                    Some(workers) => leader.staff(self.id, workers, self.range),
+                    None => leader.staff_if_changed(self.id, self.range),
+                }
+            }
             if !self.health.wait_until_healthy() {
+                return false;
+            }
+            if self.scheduled && !wait_for_schedule(self.id) {
                 return false;
             }
             self.waiters = (0, 0.0);
@@ -319,6 +510,16 @@ impl Runner {
                     if !self.health.yield_to_waiters(waiters, batch_ms) {
                         return false;
                     }
+                    // A helper beyond the job's workers stops here, between batches: its
+                    // range's checkpoint is committed, and another worker resumes from it.
+                    if let (None, Some(range), Some(workers)) =
+                        (self.leader, self.range, self.workers)
+                    {
+                        if surplus(self.id, range, workers) {
+                            return false;
+                        }
+                    }
+                    let pause_ms = self.pause_ms;
                     if pause_ms > 0.0 && !self.pause(Duration::from_secs_f64(pause_ms / 1000.0)) {
                         return false;
                     }
@@ -383,6 +584,9 @@ impl Runner {
             Some(Some(range)) if !range.done => Some(range),
             Some(_) => return Outcome::Finished,
         };
+        self.pause_ms = b.pause_ms;
+        self.workers = Some(b.workers);
+        self.scheduled = b.scheduled;
         let table = checked_table(&job, b);
         let size = b.batch_size.unwrap_or(b.current_batch_size);
         let lock_timeout =
@@ -437,7 +641,10 @@ impl Runner {
         let next_batch_size = match b.batch_size {
             Some(pinned) => pinned,
             None => {
-                batch::next_batch_size(size, elapsed_ms, f64::from(gucs::backfill_batch_time_ms()))
+                let target_ms = b
+                    .batch_time_ms
+                    .unwrap_or_else(|| f64::from(gucs::backfill_batch_time_ms()));
+                batch::next_batch_size(size, elapsed_ms, target_ms)
             }
         };
         if let (Some(range), Some(last_key)) = (&range, &done.last_key) {
@@ -450,6 +657,7 @@ impl Runner {
             updated: done.updated,
             next_batch_size,
             finished: done.finished && range.is_none(),
+            batch: Some((size, elapsed_ms)),
         });
         if done.finished && range.is_some() {
             queue::finish_if_ranges_done(job.id);
