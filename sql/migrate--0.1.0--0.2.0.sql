@@ -320,3 +320,8 @@ COMMENT ON VIEW migrate.rules IS
 REVOKE ALL ON FUNCTION migrate.rule_preload(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate.rule_preload(text) TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.rule_preload(text) TO PUBLIC;
+-- Safe-by-default deploys (issue 16, "Safe by default"): the migration option {"safe": true}
+-- or {"safe": false}; NULL (no option) leaves it to migrate.safe_by_default.
+-- safe_script: the script safe mode last ran for it in a worker.
+ALTER TABLE migrate.migrations ADD COLUMN safe boolean;
+ALTER TABLE migrate.migrations ADD COLUMN safe_script text;

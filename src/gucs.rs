@@ -15,6 +15,35 @@ pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false)
 /// transaction-local setting, while a migration registered with `{"safe": true}` runs.
 pub static SAFE_BY_DEFAULT: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+thread_local! {
+    /// The `safe` option of the migration running now (see [`with_migration_safe`]).
+    static MIGRATION_SAFE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether safe mode is on: the `safe` option of the migration running now when it has one,
+/// otherwise `migrate.safe_by_default`. The one place every feature reads the mode from.
+pub fn safe_mode() -> bool {
+    safe_mode_for(MIGRATION_SAFE.with(std::cell::Cell::get))
+}
+
+/// Whether safe mode is on for a migration registered with this `safe` option.
+pub fn safe_mode_for(option: Option<bool>) -> bool {
+    migrate_core::options::safe_mode(option, SAFE_BY_DEFAULT.get())
+}
+
+/// Runs `f` (a migration's step) with that migration's `safe` option in force for
+/// [`safe_mode`]; the previous one is back afterwards, also when `f` raises.
+pub fn with_migration_safe<R>(option: Option<bool>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MIGRATION_SAFE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(MIGRATION_SAFE.with(|c| c.replace(option)));
+    f()
+}
+
 // `migrate.lock_timeout` (ms): the lock_timeout every guarded DDL runs with, unless the
 // session's own is lower and non-zero. 0 leaves lock_timeout alone. Raising it (or 0) weakens
 // the guard. PostgreSQL owns the variable through DefineCustomIntVariable; we only read it.

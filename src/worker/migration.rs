@@ -100,7 +100,15 @@ pub fn run(id: i64) {
     }
     let finished = xact::run(|| {
         let note = (!notes.is_empty()).then(|| notes.join("; "));
-        let mut detail = format!("deploy: non-transactional, run top-level by job {id}");
+        let safe = crate::registry::safe::header_lines(&m.script);
+        let mut detail = if safe.is_empty() {
+            format!("deploy: non-transactional, run top-level by job {id}")
+        } else {
+            format!(
+                "deploy: safe mode, run step by step by job {id}: {}",
+                safe.join("; ")
+            )
+        };
         if let Some(n) = &note {
             detail = format!("{detail}; {n}");
         }
