@@ -59,11 +59,20 @@ pub fn rewrite(m: &Migration, direction: Direction, role: pg_sys::Oid) -> Result
         .map_err(|caught| UserError::new(caught_parts(&caught).0, caught_parts(&caught).1))?;
     let mut out = Vec::new();
     let mut rewrites = Vec::new();
+    let mut previous_end = 0;
     for (i, statement) in statements.iter().enumerate() {
         let number = i + 1;
+        // The comments between this statement and the one before (PostgreSQL 18 starts a
+        // statement at its first token, 15 at the end of the previous one): kept with it, so
+        // -- migrate:allow lines and the author's notes stay in the script the worker runs.
+        let gap = &sql[previous_end.min(statement.offset)..statement.offset];
+        // It starts with the `;` that ended the statement before (join_script writes its own).
+        let gap = gap.strip_prefix(';').unwrap_or(gap).to_string();
+        previous_end = statement.offset + statement.text.len();
         match safe_form(&statement.text, role, &allowed) {
-            Ok(None) => out.push(statement.text.clone()),
-            Ok(Some((what, steps))) => {
+            Ok(None) => out.push(format!("{gap}{}", statement.text)),
+            Ok(Some((what, mut steps))) => {
+                steps[0] = format!("{gap}{}", steps[0]);
                 rewrites.push(format!(
                     "statement {number} ({what}) -> {}",
                     steps
@@ -310,7 +319,8 @@ unsafe fn rewrite_tree(
                             return Err("the table has partitions or inheritance children".into());
                         }
                         let column = cstr((*cmd).name);
-                        let check = choose_constraint_name(relid, Some(&column), "not_null");
+                        // Not "not_null": PostgreSQL 18 names its own NOT NULL constraint that way.
+                        let check = choose_constraint_name(relid, Some(&column), "not_null_check");
                         Ok((
                             "SET NOT NULL".into(),
                             text::set_not_null_steps(
