@@ -108,3 +108,20 @@ RESET client_min_messages;
 SELECT regexp_replace(safe_script, 'sha256:[0-9a-f]+', 'sha256:...') AS safe_script
 FROM migrate.migrations WHERE version = '7';
 SELECT version, state FROM migrate.status() WHERE version = '7';
+
+-- A step that fails (a row breaks the new CHECK): the constraint is added NOT VALID, VALIDATE
+-- fails; once the row is fixed, deploy() resumes at VALIDATE with the same constraint name
+-- (the unfinished job's script, not a new choice that would add a second constraint).
+SELECT migrate.add('8', 'ALTER TABLE big ADD CHECK (n < 50000);', options => '{"safe": true}');
+SET client_min_messages = warning;
+\set VERBOSITY verbose
+CALL migrate.deploy('8');
+\set VERBOSITY default
+SELECT conname, convalidated FROM pg_constraint
+WHERE conrelid = 'big'::regclass AND conname LIKE 'big_n_check%' ORDER BY conname;
+DELETE FROM big WHERE n >= 50000;
+CALL migrate.deploy('8');
+RESET client_min_messages;
+SELECT conname, convalidated FROM pg_constraint
+WHERE conrelid = 'big'::regclass AND conname LIKE 'big_n_check%' ORDER BY conname;
+SELECT version, action, detail, error_sqlstate FROM safe_history WHERE version = '8';
