@@ -125,3 +125,14 @@ RESET client_min_messages;
 SELECT conname, convalidated FROM pg_constraint
 WHERE conrelid = 'big'::regclass AND conname LIKE 'big_n_check%' ORDER BY conname;
 SELECT version, action, detail, error_sqlstate FROM safe_history WHERE version = '8';
+
+-- plan() shows the steps deploy() will run, each with the table lock it takes, and the
+-- refusal of what has no safe form.
+CREATE TABLE other (id int, v int);
+INSERT INTO other SELECT g, g FROM generate_series(1, 20000) g;
+ANALYZE other;
+SELECT migrate.add('9', E'CREATE INDEX other_v ON other (v);\nALTER TABLE other ADD CHECK (v > 0);\nALTER TABLE other ALTER COLUMN id SET NOT NULL;', options => '{"safe": true}');
+SELECT version, statement, sql, executed, locks, error FROM migrate.plan();
+SELECT migrate.add('9', 'ALTER TABLE other ADD PRIMARY KEY (id);', options => '{"safe": true}');
+SELECT version, statement, sql, error FROM migrate.plan();
+SELECT migrate.remove('9');
