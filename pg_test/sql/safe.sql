@@ -76,7 +76,7 @@ CALL migrate.deploy('5');
 -- TABLE with several subcommands, a rule with no safe form yet.
 SELECT migrate.add('5', E'CREATE INDEX big_note ON big (note);\nALTER TABLE big ALTER COLUMN n SET NOT NULL, ADD CHECK (n < 0);');
 CALL migrate.deploy('5');
-SELECT migrate.add('5', E'CREATE INDEX big_note ON big (note);\nALTER TABLE big ADD UNIQUE (n);');
+SELECT migrate.add('5', E'CREATE INDEX big_note ON big (note);\nALTER TABLE big ADD COLUMN r float8 DEFAULT random();');
 CALL migrate.deploy('5');
 \set VERBOSITY default
 SELECT to_regclass('big_note') IS NULL AS nothing_ran,
@@ -133,6 +133,22 @@ INSERT INTO other SELECT g, g FROM generate_series(1, 20000) g;
 ANALYZE other;
 SELECT migrate.add('9', E'CREATE INDEX other_v ON other (v);\nALTER TABLE other ADD CHECK (v > 0);\nALTER TABLE other ALTER COLUMN id SET NOT NULL;', options => '{"safe": true}');
 SELECT version, statement, sql, executed, locks, error FROM migrate.plan();
-SELECT migrate.add('9', 'ALTER TABLE other ADD PRIMARY KEY (id);', options => '{"safe": true}');
+SELECT migrate.add('9', 'ALTER TABLE other ADD COLUMN r float8 DEFAULT random();', options => '{"safe": true}');
 SELECT version, statement, sql, error FROM migrate.plan();
 SELECT migrate.remove('9');
+
+-- 4. ADD UNIQUE / ADD PRIMARY KEY -> CREATE UNIQUE INDEX CONCURRENTLY (named as PostgreSQL
+-- names the constraint's index), the key columns made NOT NULL the safe way for a primary
+-- key, then ADD CONSTRAINT ... USING INDEX.
+SELECT migrate.add('10', 'ALTER TABLE other ADD UNIQUE (v) INCLUDE (id);', options => '{"safe": true}');
+SELECT migrate.add('11', 'ALTER TABLE other ADD PRIMARY KEY (id);', options => '{"safe": true}');
+SELECT version, statement, sql, locks FROM migrate.plan();
+SET client_min_messages = warning;
+CALL migrate.deploy();
+RESET client_min_messages;
+SELECT conname, contype, convalidated, conindid::regclass AS index FROM pg_constraint
+WHERE conrelid = 'other'::regclass AND contype IN ('u', 'p', 'c') ORDER BY conname;
+SELECT indexrelid::regclass AS index, indisvalid, indisunique, indisprimary FROM pg_index
+WHERE indrelid = 'other'::regclass ORDER BY 1;
+SELECT attnotnull FROM pg_attribute WHERE attrelid = 'other'::regclass AND attname = 'id';
+SELECT version, state FROM migrate.status() WHERE version IN ('10', '11') ORDER BY version;

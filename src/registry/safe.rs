@@ -7,7 +7,11 @@
 //! - `ALTER TABLE t ADD [CONSTRAINT c] FOREIGN KEY/CHECK ...` → the same `NOT VALID` (named as
 //!   PostgreSQL would name it), then `ALTER TABLE t VALIDATE CONSTRAINT c`;
 //! - `ALTER TABLE t ALTER COLUMN c SET NOT NULL` → a `NOT VALID` CHECK `(c IS NOT NULL)`,
-//!   `VALIDATE`, the `SET NOT NULL` (no scan: the valid CHECK proves it), the CHECK dropped.
+//!   `VALIDATE`, the `SET NOT NULL` (no scan: the valid CHECK proves it), the CHECK dropped;
+//! - `ALTER TABLE t ADD [CONSTRAINT c] UNIQUE/PRIMARY KEY (cols)` → `CREATE UNIQUE INDEX
+//!   CONCURRENTLY` (under the name PostgreSQL would give the constraint's index), for a primary
+//!   key each nullable key column made NOT NULL as above, then `ADD CONSTRAINT c ... USING
+//!   INDEX`.
 //!
 //! A migration with at least one rewrite runs as a non-transactional one: its (rewritten)
 //! script goes to a job worker that runs and checkpoints statement by statement, so a failure
@@ -264,10 +268,22 @@ unsafe fn rewrite_tree(
                 let table = qualified_name(relid).ok_or("the table is not found")?;
                 match (*cmd).subtype {
                     pg_sys::AlterTableType::AT_AddConstraint
+                        if only(hit, &["add_unique_constraint", "set_not_null"])
+                            && matches!(
+                                (*((*cmd).def as *mut pg_sys::Constraint)).contype,
+                                pg_sys::ConstrType::CONSTR_UNIQUE
+                                    | pg_sys::ConstrType::CONSTR_PRIMARY
+                            ) =>
+                    {
+                        if descendants > 0 || relkind(relid) != Some(pg_sys::RELKIND_RELATION) {
+                            return Err("the table has partitions or inheritance children".into());
+                        }
+                        unique_steps(relid, &table, (*cmd).def as *mut pg_sys::Constraint)
+                    }
+                    pg_sys::AlterTableType::AT_AddConstraint
                         if only(hit, &["add_foreign_key", "add_check"]) =>
                     {
-                        if descendants > 0 || relkind(relid) != Some(pg_sys::RELKIND_RELATION as u8)
-                        {
+                        if descendants > 0 || relkind(relid) != Some(pg_sys::RELKIND_RELATION) {
                             return Err("the table has partitions or inheritance children".into());
                         }
                         let con = (*cmd).def as *mut pg_sys::Constraint;
@@ -336,6 +352,122 @@ unsafe fn rewrite_tree(
             }
             _ => Err("no safe form is implemented for it yet".into()),
         }
+    }
+}
+
+/// `ADD [CONSTRAINT c] UNIQUE/PRIMARY KEY (cols)`: the unique index built concurrently under
+/// the name PostgreSQL would give the constraint's index, for a primary key every nullable
+/// key column made NOT NULL the safe way first, then the constraint made from the index
+/// (`USING INDEX`: a catalog change, no build, no scan).
+///
+/// # Safety
+/// `con` is the raw Constraint node of the statement.
+unsafe fn unique_steps(
+    relid: pg_sys::Oid,
+    table: &str,
+    con: *mut pg_sys::Constraint,
+) -> std::result::Result<(String, Vec<String>), String> {
+    // SAFETY: the fields of a raw Constraint node; its key lists hold String nodes.
+    unsafe {
+        let primary = (*con).contype == pg_sys::ConstrType::CONSTR_PRIMARY;
+        if !(*con).options.is_null() || !(*con).indexspace.is_null() || (*con).deferrable {
+            return Err("it has WITH options, a tablespace or DEFERRABLE; build the index yourself (CREATE UNIQUE INDEX CONCURRENTLY) and add the constraint USING INDEX".into());
+        }
+        let names = |list: *mut pg_sys::List| -> Vec<String> {
+            // SAFETY: a list of String nodes (the grammar's columnList).
+            items::<pg_sys::String>(list)
+                .into_iter()
+                .map(|s| cstr((*s).sval))
+                .collect()
+        };
+        let keys = names((*con).keys);
+        let including = names((*con).including);
+        let name = if (*con).conname.is_null() {
+            let addition = text::foreign_key_name_addition(&keys);
+            choose_index_name(
+                relid,
+                (!primary).then_some(addition.as_str()),
+                if primary { "pkey" } else { "key" },
+            )
+        } else {
+            cstr((*con).conname)
+        };
+        let quoted = quote(&name);
+        let quote_all = |v: &[String]| v.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let mut build = format!(
+            "CREATE UNIQUE INDEX CONCURRENTLY {quoted} ON {table} ({})",
+            quote_all(&keys)
+        );
+        if !including.is_empty() {
+            build.push_str(&format!(" INCLUDE ({})", quote_all(&including)));
+        }
+        if (*con).nulls_not_distinct {
+            build.push_str(" NULLS NOT DISTINCT");
+        }
+        let mut steps = vec![build];
+        if primary {
+            for key in &keys {
+                let nullable = crate::pg::query::one::<bool>(
+                    "SELECT NOT attnotnull FROM pg_catalog.pg_attribute \
+                      WHERE attrelid OPERATOR(pg_catalog.=) $1 \
+                        AND attname OPERATOR(pg_catalog.=) $2::pg_catalog.name AND NOT attisdropped",
+                    &[relid.into(), key.as_str().into()],
+                )
+                .ok_or_else(|| format!("the table has no column {key}"))?;
+                if nullable {
+                    let check = choose_constraint_name(relid, Some(key), "not_null_check");
+                    let set = format!(
+                        "ALTER TABLE {table} ALTER COLUMN {} SET NOT NULL",
+                        quote(key)
+                    );
+                    steps.extend(text::set_not_null_steps(
+                        table,
+                        &quote(key),
+                        &quote(&check),
+                        &set,
+                    ));
+                }
+            }
+        }
+        steps.push(format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {quoted} {} USING INDEX {quoted}",
+            if primary { "PRIMARY KEY" } else { "UNIQUE" }
+        ));
+        Ok((
+            if primary {
+                "ADD PRIMARY KEY"
+            } else {
+                "ADD UNIQUE"
+            }
+            .into(),
+            steps,
+        ))
+    }
+}
+
+/// PostgreSQL's name for a constraint's index: `ChooseRelationName(rel, cols, label, ns,
+/// true)`, unused by any relation or constraint of the schema.
+fn choose_index_name(relid: pg_sys::Oid, name2: Option<&str>, label: &str) -> String {
+    let relname = crate::pg::query::required::<String>(
+        "SELECT relname::pg_catalog.text FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
+        &[relid.into()],
+    );
+    let namespace = crate::pg::query::required::<pg_sys::Oid>(
+        "SELECT relnamespace FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
+        &[relid.into()],
+    );
+    let name1 = CString::new(relname).expect("no NUL in a relation name");
+    let name2 = name2.map(|n| CString::new(n).expect("no NUL in a column name"));
+    let label = CString::new(label).expect("no NUL in a label");
+    // SAFETY: NUL-terminated strings; the function reads the catalogs and palloc's its result.
+    unsafe {
+        cstr(pg_sys::ChooseRelationName(
+            name1.as_ptr(),
+            name2.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
+            label.as_ptr(),
+            namespace,
+            true,
+        ))
     }
 }
 
