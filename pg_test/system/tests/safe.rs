@@ -200,3 +200,98 @@ fn every_rewrite_under_load() {
         );
     }
 }
+
+/// A safe-mode deploy whose worker is killed with `kill -9` in the middle of its steps (the
+/// foreign key added NOT VALID and validated, the concurrent build waiting for an old
+/// snapshot): the next deploy resumes at the build with the same script, so the constraint is
+/// not added a second time under another name, and the invalid index is dropped and rebuilt.
+#[test]
+fn a_killed_safe_deploy_resumes_at_its_step() {
+    let cluster = Cluster::start("safe-crash", &[]);
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(
+        "CREATE EXTENSION migrate;
+         CREATE TABLE parent (id int PRIMARY KEY);
+         INSERT INTO parent SELECT g FROM generate_series(1, 100) g;
+         CREATE TABLE t (id int PRIMARY KEY, ref int, v text);
+         INSERT INTO t SELECT g, 1 + g % 100, 'v' || g FROM generate_series(1, 50000) g;
+         ANALYZE parent, t;
+         SELECT migrate.add('1', E'ALTER TABLE t ADD FOREIGN KEY (ref) REFERENCES parent (id);\\nCREATE INDEX t_v ON t (v);',
+                            options => '{\"safe\": true}');",
+    )
+    .unwrap();
+    // A snapshot older than the build: the build waits for it once its index exists.
+    let mut holder = cluster.connect("postgres");
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM parent;")
+        .unwrap();
+    let mut deployer = cluster.connect("postgres");
+    let deploy = thread::spawn(move || deployer.batch_execute("CALL migrate.deploy()").is_ok());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid: i32 = loop {
+        let row = c
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'migrate job worker' \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            break row.get(0);
+        }
+        assert!(Instant::now() < deadline, "the build never waited");
+        thread::sleep(Duration::from_millis(50));
+    };
+    let fk: (i64, bool) = {
+        let r = c
+            .query_one(
+                "SELECT count(*), bool_and(convalidated) FROM pg_constraint \
+                 WHERE conrelid = 't'::regclass AND contype = 'f'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(fk, (1, true), "the foreign key steps are done");
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        !deploy.join().unwrap(),
+        "the deploy went down with the server"
+    );
+    drop(holder);
+    let mut c = cluster.connect_retry("postgres", Duration::from_secs(60));
+    c.batch_execute("CALL migrate.deploy()").unwrap();
+    let state: String = one(
+        &mut c,
+        "SELECT state FROM migrate.status() WHERE version = '1'",
+    );
+    assert_eq!(state, "applied");
+    let constraints: Vec<(String, bool)> = c
+        .query(
+            "SELECT conname::text, convalidated FROM pg_constraint \
+             WHERE conrelid = 't'::regclass AND contype = 'f' ORDER BY conname",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(constraints, [("t_ref_fkey".to_string(), true)]);
+    assert!(one::<bool>(
+        &mut c,
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v'::regclass"
+    ));
+    let invalid: i64 = one(&mut c, "SELECT count(*) FROM pg_index WHERE NOT indisvalid");
+    assert_eq!(invalid, 0);
+    let detail: String = one(
+        &mut c,
+        "SELECT detail FROM migrate.history WHERE version = '1' AND action = 'apply' \
+         AND error_sqlstate IS NULL",
+    );
+    println!("history after the resumed deploy: {detail}");
+    assert!(detail.contains("safe mode"), "{detail}");
+}
