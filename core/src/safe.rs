@@ -264,7 +264,7 @@ mod tests {
         );
         assert_eq!(s[2], "ALTER TABLE t ALTER a SET NOT NULL");
         assert_eq!(
-            join_script(&s[..2].to_vec()),
+            join_script(&s[..2]),
             format!("{};\n{};\n", s[0], s[1])
         );
         assert_eq!(join_script(&["SELECT 1 -- c\n".into()]), "SELECT 1; -- c\n");
