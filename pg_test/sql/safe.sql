@@ -152,3 +152,18 @@ SELECT indexrelid::regclass AS index, indisvalid, indisunique, indisprimary FROM
 WHERE indrelid = 'other'::regclass ORDER BY 1;
 SELECT attnotnull FROM pg_attribute WHERE attrelid = 'other'::regclass AND attname = 'id';
 SELECT version, state FROM migrate.status() WHERE version IN ('10', '11') ORDER BY version;
+
+-- On a 0.1.0 schema (the library updated, ALTER EXTENSION migrate UPDATE not run yet) safe
+-- mode is off: the option is refused, the setting changes nothing, the guard blocks.
+SET client_min_messages = warning;
+DROP EXTENSION migrate CASCADE;
+CREATE EXTENSION migrate VERSION '0.1.0';
+RESET client_min_messages;
+ANALYZE big;
+SELECT migrate.add('1', 'CREATE INDEX big_n4 ON big (n);', options => '{"safe": true}');
+SELECT migrate.add('1', 'CREATE INDEX big_n4 ON big (n);');
+SET migrate.safe_by_default = on;
+SET client_min_messages = warning;
+CALL migrate.deploy();
+RESET client_min_messages;
+SELECT to_regclass('big_n4') IS NULL AS not_built;

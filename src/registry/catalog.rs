@@ -290,6 +290,12 @@ fn has_repeatable_column() -> bool {
     has_column("repeatable")
 }
 
+/// True once the schema has safe mode's columns (0.2.0): until then safe mode is off, since a
+/// worker may only run a rewritten script recorded in `migrations.safe_script`.
+pub fn has_safe_columns() -> bool {
+    has_column("safe_script")
+}
+
 /// True if `migrate.migrations` has this column: the library also runs against the schema of
 /// an older version until `ALTER EXTENSION migrate UPDATE` (UPDATING.md).
 fn has_column(column: &str) -> bool {

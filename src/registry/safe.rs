@@ -45,9 +45,10 @@ pub struct SafeForm {
 /// The first line of a rewritten script: the worker's history row and the jobs view show it.
 pub const HEADER: &str = "-- migrate:safe";
 
-/// Whether safe mode is on for this migration (its option, else the setting).
+/// Whether safe mode is on for this migration (its option, else the setting); off on a 0.1.0
+/// schema, which has nowhere to record the script a worker may run (UPDATING.md).
 pub fn on_for(m: &Migration) -> bool {
-    crate::gucs::safe_mode_for(m.safe)
+    crate::gucs::safe_mode_for(m.safe) && super::catalog::has_safe_columns()
 }
 
 /// What safe mode makes of the script that runs in `direction`: None when no statement needs a
