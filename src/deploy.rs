@@ -194,7 +194,7 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
         let in_transaction = m.transactional && safe_script.is_none();
         let outcome = if in_transaction {
             // Committed with its registry row and history event.
-            gucs::with_migration_safe(m.safe, || run.step(m, direction, executor))
+            run.step(m, direction, executor)
                 .map(|took| {
                     procedure::commit();
                     format_interval(&took)

@@ -11,8 +11,8 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `migrate.safe_by_default`: `deploy()` runs the safe form of a statement the guard would
-/// block (see the `safe` migration option) instead of blocking it. Also in force, as a
-/// transaction-local setting, while a migration registered with `{"safe": true}` runs.
+/// block (see the `safe` migration option) instead of blocking it. Read it through
+/// [`safe_mode`], which also knows the option of the migration running now.
 pub static SAFE_BY_DEFAULT: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 thread_local! {
@@ -34,14 +34,23 @@ pub fn safe_mode_for(option: Option<bool>) -> bool {
 /// Runs `f` (a migration's step) with that migration's `safe` option in force for
 /// [`safe_mode`]; the previous one is back afterwards, also when `f` raises.
 pub fn with_migration_safe<R>(option: Option<bool>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<bool>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            MIGRATION_SAFE.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(MIGRATION_SAFE.with(|c| c.replace(option)));
+    let _scope = MigrationSafe::enter(option);
     f()
+}
+
+/// A migration's `safe` option in force for [`safe_mode`] until dropped (also on unwind).
+pub struct MigrationSafe(Option<bool>);
+
+impl MigrationSafe {
+    pub fn enter(option: Option<bool>) -> Self {
+        MigrationSafe(MIGRATION_SAFE.with(|c| c.replace(option)))
+    }
+}
+
+impl Drop for MigrationSafe {
+    fn drop(&mut self) {
+        MIGRATION_SAFE.with(|c| c.set(self.0));
+    }
 }
 
 // `migrate.lock_timeout` (ms): the lock_timeout every guarded DDL runs with, unless the

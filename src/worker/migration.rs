@@ -72,6 +72,10 @@ pub fn run(id: i64) {
         Err(caught) => return fail(id, Some(&m), &caught, None, &[]),
     };
     let resumed_at = m.current_statement;
+    // A script safe mode rewrote runs with safe mode on for the code its statements reach
+    // (gucs::safe_mode()), as the deploy that rewrote it had.
+    let safe = (!crate::registry::safe::header_lines(&m.script).is_empty()).then_some(true);
+    let _safe = crate::gucs::MigrationSafe::enter(safe);
     // What the worker did besides the statements (invalid indexes dropped), for the record.
     let mut notes: Vec<String> = Vec::new();
     for (index, statement) in statements
