@@ -263,10 +263,7 @@ mod tests {
             "ALTER TABLE public.t ADD CONSTRAINT t_a_not_null CHECK (a IS NOT NULL) NOT VALID"
         );
         assert_eq!(s[2], "ALTER TABLE t ALTER a SET NOT NULL");
-        assert_eq!(
-            join_script(&s[..2]),
-            format!("{};\n{};\n", s[0], s[1])
-        );
+        assert_eq!(join_script(&s[..2]), format!("{};\n{};\n", s[0], s[1]));
         assert_eq!(join_script(&["SELECT 1 -- c\n".into()]), "SELECT 1; -- c\n");
     }
 }
