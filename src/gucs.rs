@@ -93,6 +93,14 @@ pub static BACKFILL_STATEMENT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::n
 /// has not replayed this much WAL. 0 turns the throttle off.
 pub static MAX_REPLICATION_LAG_KB: GucSetting<i32> = GucSetting::<i32>::new(0);
 
+/// `migrate.max_wal_rate` (kB per second): backfills wait between batches while the server
+/// writes WAL faster than this (all sessions, measured over at least a second). 0: off.
+pub static MAX_WAL_RATE_KB: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// `migrate.max_active_backends`: backfills wait between batches while more client sessions
+/// than this are running a statement. 0: off.
+pub static MAX_ACTIVE_BACKENDS: GucSetting<i32> = GucSetting::<i32>::new(0);
+
 /// `migrate.allow_superuser_jobs`: let a superuser queue jobs (which then run as superuser).
 pub static ALLOW_SUPERUSER_JOBS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
@@ -544,6 +552,26 @@ fn define_job_gucs() {
         GucContext::Suset,
         GucFlags::UNIT_KB,
     );
+    GucRegistry::define_int_guc(
+        c"migrate.max_wal_rate",
+        c"Backfills pause between batches while the server writes more WAL per second than this (0: off).",
+        c"The rate of the whole server (every session's WAL, not only the job's), from pg_current_wal_lsn() over at least one second. Written like a size: '20MB' is 20 MB per second.",
+        &MAX_WAL_RATE_KB,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.max_active_backends",
+        c"Backfills pause between batches while more client sessions than this are running a statement (0: off).",
+        c"Counts pg_stat_activity's client backends in state active, other than the job's own workers.",
+        &MAX_ACTIVE_BACKENDS,
+        0,
+        10_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"migrate.allow_superuser_jobs",
         c"Allow superusers to queue background jobs, which then run as superuser.",
@@ -585,6 +613,14 @@ pub fn backfill_statement_timeout_ms() -> i32 {
 
 pub fn max_replication_lag_kb() -> i32 {
     MAX_REPLICATION_LAG_KB.get()
+}
+
+pub fn max_wal_rate_kb() -> i32 {
+    MAX_WAL_RATE_KB.get()
+}
+
+pub fn max_active_backends() -> i32 {
+    MAX_ACTIVE_BACKENDS.get()
 }
 
 pub fn allow_superuser_jobs() -> bool {

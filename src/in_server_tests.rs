@@ -200,4 +200,71 @@ mod tests {
             Some("5min")
         );
     }
+
+    /// `dependent_views::around_column_change()`, the API other column changes call (the
+    /// expand/contract contract step): outside safe mode, around a change it makes itself, the
+    /// views on the column are dropped, the change runs, and they come back with their owner,
+    /// options, grants and comment, and the new type; an error in the change is returned with
+    /// the views not recreated (the caller's abort restores them).
+    #[pg_test]
+    fn around_column_change_rebuilds_views_for_a_caller() {
+        use crate::dependent_views::around_column_change;
+        use crate::error::UserError;
+        Spi::run(
+            "CREATE ROLE dv_api_owner;
+             CREATE TABLE dv_api (id int, n int);
+             CREATE VIEW dv_api_v WITH (security_barrier) AS SELECT id, n FROM dv_api;
+             CREATE VIEW dv_api_vv AS SELECT n * 2 AS twice FROM dv_api_v;
+             ALTER VIEW dv_api_v OWNER TO dv_api_owner;
+             ALTER VIEW dv_api_vv OWNER TO dv_api_owner;
+             GRANT SELECT ON dv_api_vv TO PUBLIC;
+             COMMENT ON VIEW dv_api_vv IS 'doubled'",
+        )
+        .unwrap();
+        let snapshot = || {
+            Spi::get_one::<String>(
+                "SELECT string_agg(concat_ws(' ', relname, pg_get_userbyid(relowner), reloptions,
+                                             relacl, obj_description(oid, 'pg_class'),
+                                             pg_get_viewdef(oid)), '; ' ORDER BY relname)
+                 FROM pg_class WHERE relname IN ('dv_api_v', 'dv_api_vv')",
+            )
+            .unwrap()
+            .unwrap()
+        };
+        let before = snapshot();
+        let table = Spi::get_one::<pg_sys::Oid>("SELECT 'dv_api'::regclass::oid")
+            .unwrap()
+            .unwrap();
+        let dropped = around_column_change(table, &[2], || {
+            let views = Spi::get_one::<i64>(
+                "SELECT count(*) FROM pg_class WHERE relname IN ('dv_api_v', 'dv_api_vv')",
+            )
+            .unwrap()
+            .unwrap();
+            Spi::run("ALTER TABLE dv_api ALTER COLUMN n TYPE bigint").unwrap();
+            Ok(views)
+        })
+        .unwrap();
+        assert_eq!(dropped, 0, "the change ran with the views dropped");
+        assert_eq!(snapshot(), before);
+        assert_eq!(
+            Spi::get_one::<String>(
+                "SELECT atttypid::regtype::text FROM pg_attribute
+                 WHERE attrelid = 'dv_api_vv'::regclass AND attname = 'twice'"
+            )
+            .unwrap()
+            .as_deref(),
+            Some("bigint")
+        );
+        let failed = around_column_change(table, &[2], || -> crate::error::Result<()> {
+            Err(UserError::new(
+                PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+                "change refused",
+            ))
+        });
+        assert_eq!(
+            failed.unwrap_err().code,
+            PgSqlErrorCode::ERRCODE_OBJECT_IN_USE
+        );
+    }
 }

@@ -13,6 +13,7 @@
 
 use pgrx::prelude::*;
 
+pub mod dependent_views;
 pub mod deploy;
 pub mod error;
 pub mod guard;

@@ -1,6 +1,6 @@
 //! A backfill's arithmetic: how big each batch is, how a job is split among its workers, and
-//! when the replication-lag throttle holds the next batch back. The worker measures and asks;
-//! the numbers are decided here.
+//! when the health throttles (replication lag, WAL rate, active sessions, lock waiters) hold
+//! the next batch back. The worker measures and asks; the numbers are decided here.
 
 /// The first adaptive batch: small enough for any row width, then it grows.
 pub const FIRST_BATCH_SIZE: i32 = 1000;
@@ -54,6 +54,38 @@ pub fn standby_lag_within_limit(lag_bytes: i64, limit_kb: i32) -> bool {
     limit_kb == 0 || lag_bytes <= i64::from(limit_kb) * 1024
 }
 
+/// The WAL a worker lets through before its first measurement, in seconds at the limit: a
+/// token bucket's size, so a job that starts does not write a burst above the limit.
+pub const WAL_BURST_MS: f64 = 1000.0;
+
+/// The stretch the WAL rate is averaged over (a sliding window), so a worker that waited catches
+/// up only to the limit, not with a burst.
+pub const WAL_RATE_SPAN_MS: f64 = 5000.0;
+
+/// The server's WAL rate in bytes per second: `bytes` written over the last `span_ms` (at least
+/// [`WAL_BURST_MS`], so a short span does not make one commit look like a flood).
+pub fn wal_rate(bytes: i64, span_ms: f64) -> f64 {
+    bytes.max(0) as f64 * 1000.0 / span_ms.max(WAL_BURST_MS)
+}
+
+/// True when the next batch may run: the WAL rate (bytes/s) is within `migrate.max_wal_rate`
+/// (kB/s), or the throttle is off (0).
+pub fn wal_rate_within_limit(rate: f64, limit_kb: i32) -> bool {
+    limit_kb == 0 || rate <= f64::from(limit_kb) * 1024.0
+}
+
+/// True when the next batch may run: at most `limit` client sessions are active, or the
+/// throttle is off (0).
+pub fn active_backends_within_limit(active: i64, limit: i32) -> bool {
+    limit == 0 || active <= i64::from(limit)
+}
+
+/// How long a worker stands back after a batch that made other sessions wait on its locks:
+/// as long as the batch held them, so waiters get at least half the time, within 100 ms..10 s.
+pub fn yield_after_waiters_ms(batch_ms: f64) -> u64 {
+    batch_ms.clamp(100.0, 10_000.0) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +120,26 @@ mod tests {
         assert_eq!(helper_count(4, 0), 0);
         assert_eq!(helper_count(1, 8), 0);
         assert_eq!(helper_count(0, 8), 0);
+    }
+
+    #[test]
+    fn wal_rate_spans_at_least_the_burst_and_compares_with_kilobytes_per_second() {
+        assert_eq!(wal_rate(1_000_000, 10.0), 1_000_000.0);
+        assert_eq!(wal_rate(2_048_000, 2000.0), 1_024_000.0);
+        assert_eq!(wal_rate(-5, 1000.0), 0.0);
+        assert!(wal_rate_within_limit(f64::MAX, 0));
+        assert!(wal_rate_within_limit(1024.0, 1));
+        assert!(!wal_rate_within_limit(1025.0, 1));
+    }
+
+    #[test]
+    fn active_backends_and_yield() {
+        assert!(active_backends_within_limit(1000, 0));
+        assert!(active_backends_within_limit(3, 3));
+        assert!(!active_backends_within_limit(4, 3));
+        assert_eq!(yield_after_waiters_ms(5.0), 100);
+        assert_eq!(yield_after_waiters_ms(450.0), 450);
+        assert_eq!(yield_after_waiters_ms(1e9), 10_000);
     }
 
     #[test]

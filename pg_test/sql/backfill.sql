@@ -103,9 +103,11 @@ INSERT INTO migrate.job_queue (kind, relid, table_name, set_sql, search_path, cu
 VALUES ('backfill', 'items', 'items', 'total = 0', 'public', 1, 10, 'postgres');
 RESET ROLE;
 
--- migrate.allow_superuser_jobs is for superusers only to set.
+-- migrate.allow_superuser_jobs and the throttles' limits are for superusers only to set.
 SET ROLE regress_bf_other;
 SET migrate.allow_superuser_jobs = on;
+SET migrate.max_wal_rate = '1GB';
+SET migrate.max_active_backends = 0;
 RESET ROLE;
 
 -- Several workers: bad counts are refused, a keyless table cannot be split, and a job with

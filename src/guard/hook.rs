@@ -232,6 +232,12 @@ fn failed(code: i32, message_id: Option<&str>, hint: Option<&str>) -> Option<Str
     if let Restore::Variable(previous) = frame.restore {
         raw::set_lock_timeout_variable(previous);
     }
+    if let Some(ours) = super::views::hint_for_failure(code, message_id) {
+        return Some(match hint {
+            Some(h) => format!("{h}\n{ours}"),
+            None => ours,
+        });
+    }
     if code != pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE as i32
         || message_id != Some(LOCK_TIMEOUT_MESSAGE)
         || hint.is_some_and(|h| h.contains("migrate.lock_timeout"))

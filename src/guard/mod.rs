@@ -16,6 +16,7 @@
 //! - [`api`]: `migrate.allow()`, `migrate.check()`, `migrate.rules`.
 //! - [`unit`]: the committed unit (a migration step) a statement runs in, as deploy() commits.
 //! - [`held`]: `lock_held_across_statements`, checked before every statement of a migration.
+//! - [`views`]: safe mode's dependent-view rebuild around `ALTER COLUMN ... TYPE`.
 
 pub mod api;
 pub mod facts;
@@ -30,3 +31,4 @@ pub mod trigger;
 pub mod type_change;
 pub mod unit;
 pub mod utility;
+pub mod views;

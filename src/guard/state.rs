@@ -9,6 +9,8 @@ use std::sync::Once;
 
 use pgrx::pg_sys;
 
+use crate::dependent_views::SavedViews;
+
 /// A rule permitted for the rest of the transaction (or the running migration).
 #[derive(Clone, Debug)]
 pub struct Allowance {
@@ -35,6 +37,10 @@ struct GuardState {
     /// What the running statement dropped (`sql_drop`), for its schema-change row, with the
     /// subtransaction level it was seen at.
     dropped: Option<(Dropped, i32)>,
+    /// One entry per DDL statement between its `ddl_command_start` and `ddl_command_end`
+    /// (nested statements push their own): the views dropped at its start, to recreate at
+    /// its end, with the subtransaction level.
+    view_rebuilds: Vec<(Option<SavedViews>, i32)>,
 }
 
 /// Objects a statement dropped, as `schema_changes` records them.
@@ -126,7 +132,8 @@ unsafe extern "C-unwind" fn on_xact_event(
         if !(s.allowances.is_empty()
             && s.saved_timeouts.is_empty()
             && s.statement_reported.is_empty()
-            && s.dropped.is_none())
+            && s.dropped.is_none()
+            && s.view_rebuilds.is_empty())
         {
             *s = GuardState::default();
         }
@@ -147,6 +154,7 @@ unsafe extern "C-unwind" fn on_subxact_event(
             let mut s = s.borrow_mut();
             s.allowances.retain(|a| a.level < level);
             s.saved_timeouts.retain(|t| t.level < level);
+            s.view_rebuilds.retain(|(_, l)| *l < level);
             if s.dropped.as_ref().is_some_and(|(_, l)| *l >= level) {
                 s.dropped = None;
             }
@@ -231,6 +239,18 @@ pub fn push_saved_timeout(previous: Option<String>) {
 /// The lock_timeout to restore after the statement that just ended, if it changed it.
 pub fn pop_saved_timeout() -> Option<String> {
     STATE.with(|s| s.borrow_mut().saved_timeouts.pop().and_then(|t| t.previous))
+}
+
+/// Remembers the views the starting statement dropped (None: it dropped none), until its
+/// `ddl_command_end`.
+pub fn push_view_rebuild(saved: Option<SavedViews>) {
+    let level = nest_level();
+    STATE.with(|s| s.borrow_mut().view_rebuilds.push((saved, level)));
+}
+
+/// The views to recreate now that the statement ended, if it dropped any.
+pub fn pop_view_rebuild() -> Option<SavedViews> {
+    STATE.with(|s| s.borrow_mut().view_rebuilds.pop().and_then(|(v, _)| v))
 }
 
 /// Remembers what the running statement dropped, until its `ddl_command_end`.

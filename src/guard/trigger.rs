@@ -2,7 +2,8 @@
 //! wait with `migrate.lock_timeout`, and applies the rules before the statement asks for its
 //! lock; `ddl_command_end` restores lock_timeout and records the statement in
 //! `migrate.schema_changes` (with `sql_drop`); `table_rewrite` is the catch-all for any
-//! rewrite of a guarded table, whatever syntax caused it.
+//! rewrite of a guarded table, whatever syntax caused it. In safe mode the two DDL triggers
+//! also drop and recreate the views around an `ALTER COLUMN ... TYPE` ([`super::views`]).
 //!
 //! pgrx has no event-trigger support, so these are plain V1 C functions declared in
 //! src/sql/guard.sql (`RETURNS event_trigger`). They run as the user whose statement fired
@@ -18,6 +19,7 @@ use super::facts::{self, Fact, StatementFacts};
 use super::judge::{bound_lock_wait, effective_mode, judge, set_lock_timeout};
 use super::schema_changes;
 use super::state;
+use super::views;
 use crate::gucs::GuardMode;
 
 use crate::v1_function_info;
@@ -64,6 +66,8 @@ pub unsafe extern "C-unwind" fn migrate_guard_ddl_start(
     let mode = effective_mode();
     if mode == GuardMode::Off {
         state::push_saved_timeout(None);
+        // SAFETY: the parse tree of the statement being run.
+        state::push_view_rebuild(unsafe { views::drop_dependents(tree) });
         return pg_sys::Datum::from(0);
     }
     // As the statement's own user, sandboxed: analysis can run user code (see facts::analyse).
@@ -77,6 +81,10 @@ pub unsafe extern "C-unwind" fn migrate_guard_ddl_start(
     // this trigger: nothing to judge, and nothing to log on behalf of a role that cannot act.
     facts.retain(facts::may_act);
     judge(&facts, mode);
+    // Safe mode: after the verdict, with the statement's lock wait already bounded, drop the
+    // views that would make PostgreSQL refuse a column type change (recreated at the end).
+    // SAFETY: the parse tree of the statement being run.
+    state::push_view_rebuild(unsafe { views::drop_dependents(tree) });
     pg_sys::Datum::from(0)
 }
 
@@ -88,6 +96,10 @@ pub unsafe extern "C-unwind" fn migrate_guard_ddl_end(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     state::init();
+    // Before lock_timeout is restored: recreating reads the tables under the same bound.
+    if let Some(saved) = state::pop_view_rebuild() {
+        views::recreate(saved);
+    }
     if let Some(previous) = state::pop_saved_timeout() {
         set_lock_timeout(&previous);
     }

@@ -18,4 +18,5 @@ pub mod launch;
 pub mod migration;
 pub mod process;
 pub mod queue;
+pub mod throttle;
 pub mod walk;

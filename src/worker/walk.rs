@@ -1,8 +1,9 @@
 //! The backfill walk: how a job's workers update its rows. A keyed backfill is split into key
 //! ranges when it first starts; every worker of the job (its leader, which holds the job lock,
 //! and its helpers) claims ranges (a lock each) until none is left, and walks each in batches,
-//! with the job's pause between batches and a wait while a standby lags
-//! (`migrate.max_replication_lag`). A keyless backfill is walked by its leader alone.
+//! with the job's pause between batches and the health throttles' waits (throttle.rs: standby
+//! lag, WAL rate, wraparound vacuum, active sessions, lock waiters). A keyless backfill is
+//! walked by its leader alone.
 //!
 //! Each batch is a transaction of its own that takes the job's control lock (shared, see
 //! `queue::lock_control`), row-locks its range, re-checks the owner's privileges, updates the next keys of the range as the owner, and writes
@@ -21,6 +22,7 @@ use pgrx::PgSqlErrorCode::*;
 use super::backfill::{self, check_owner, Key};
 use super::launch;
 use super::queue::{self, BackfillJob, Checkpoint, Job, JobSpec, Namespace, Range, RUNNING};
+use super::throttle::{self, Health};
 use crate::error::{caught_parts, sqlstate_text, OrRaise, UserError};
 use crate::gucs;
 use crate::pg::security::{run_as, set_config, SessionObjects};
@@ -44,7 +46,7 @@ pub fn run(id: i64) {
     report_appname(&format!("migrate job {id}: backfill {}", b.table_name));
     if b.key.is_none() {
         // A keyless job is walked by where_sql alone: one worker, no ranges.
-        Runner::new(id, None).run(b.pause_ms);
+        Runner::new(id, None, b.relid).run(b.pause_ms);
         return;
     }
     start_helpers(id, b);
@@ -124,7 +126,7 @@ fn walk_ranges(id: i64, b: &BackfillJob) {
         let Ok(Some(range)) = claimed else {
             return;
         };
-        let finished = Runner::new(id, Some(range)).run(b.pause_ms);
+        let finished = Runner::new(id, Some(range), b.relid).run(b.pause_ms);
         let _ = xact::run(|| queue::unlock(Namespace::Range, range));
         if !finished {
             return;
@@ -135,7 +137,7 @@ fn walk_ranges(id: i64, b: &BackfillJob) {
 /// True while the job is running. If its state cannot be read, the worker stops (as if the job
 /// were paused) and says why in the server log: the job stays running without this worker,
 /// which the jobs view shows as interrupted and `resume_job()` restarts.
-fn still_running(id: i64) -> bool {
+pub(super) fn still_running(id: i64) -> bool {
     match xact::run(|| queue::load(id, false).map(|j| j.state == RUNNING)) {
         Ok(running) => running.unwrap_or(false),
         Err(caught) => {
@@ -286,14 +288,19 @@ struct Runner {
     id: i64,
     range: Option<i32>,
     retries: u32,
+    health: Health,
+    /// Sessions that waited on the last batch's locks, and how long that batch held them.
+    waiters: (i64, f64),
 }
 
 impl Runner {
-    fn new(id: i64, range: Option<i32>) -> Self {
+    fn new(id: i64, range: Option<i32>, relid: pg_sys::Oid) -> Self {
         Runner {
             id,
             range,
             retries: 0,
+            health: Health::new(id, relid),
+            waiters: (0, 0.0),
         }
     }
 
@@ -301,12 +308,17 @@ impl Runner {
     fn run(&mut self, pause_ms: f64) -> bool {
         loop {
             xact::check_for_interrupts();
-            if !self.wait_for_standbys() {
+            if !self.health.wait_until_healthy() {
                 return false;
             }
+            self.waiters = (0, 0.0);
             match xact::run(|| self.batch()) {
                 Ok(Outcome::Continue) => {
                     self.retries = 0;
+                    let (waiters, batch_ms) = self.waiters;
+                    if !self.health.yield_to_waiters(waiters, batch_ms) {
+                        return false;
+                    }
                     if pause_ms > 0.0 && !self.pause(Duration::from_secs_f64(pause_ms / 1000.0)) {
                         return false;
                     }
@@ -346,53 +358,6 @@ impl Runner {
                 return true;
             }
             xact::sleep(left.min(Duration::from_secs(1)));
-            if !still_running(self.id) {
-                return false;
-            }
-        }
-    }
-
-    /// Throttle: waits while a standby lags more than `migrate.max_replication_lag`. False if
-    /// the job stopped meanwhile, or failed: a lag that cannot be read is not taken for none.
-    fn wait_for_standbys(&self) -> bool {
-        let mut noted = false;
-        loop {
-            let limit_kb = gucs::max_replication_lag_kb();
-            if limit_kb == 0 {
-                return true;
-            }
-            // pg_stat_replication shows positions only to pg_read_all_stats.
-            let lag = xact::run(|| {
-                crate::pg::security::as_registry_owner(|| {
-                    Spi::get_one::<i64>(
-                    "SELECT COALESCE(pg_catalog.max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), replay_lsn)), 0)::pg_catalog.int8 \
-                     FROM pg_catalog.pg_stat_replication",
-                )
-                .unwrap_or_else(|e| error!("migrate: could not read the standbys' replay lag: {e}"))
-                .expect("COALESCE(max, 0) is never NULL")
-                })
-            });
-            let lag = match lag {
-                Ok(lag) => lag,
-                Err(caught) => {
-                    record_failure(self.id, &caught);
-                    return false;
-                }
-            };
-            if batch::standby_lag_within_limit(lag, limit_kb) {
-                if noted {
-                    let _ = xact::run(|| queue::set_note(self.id, None));
-                }
-                return true;
-            }
-            let note = format!(
-                "waiting for standbys: replay lag {} kB > migrate.max_replication_lag {} kB",
-                lag / 1024,
-                limit_kb
-            );
-            let _ = xact::run(|| queue::set_note(self.id, Some(&note)));
-            noted = true;
-            xact::sleep(Duration::from_secs(1));
             if !still_running(self.id) {
                 return false;
             }
@@ -467,6 +432,8 @@ impl Runner {
         // their commits release; a slow commit must not roll back this finished batch.
         set_config(c"lock_timeout", c"0", pg_sys::GucAction::GUC_ACTION_LOCAL);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        // While the batch's row locks are still held: did it make anyone wait?
+        self.waiters = (throttle::lock_waiters(), elapsed_ms);
         let next_batch_size = match b.batch_size {
             Some(pinned) => pinned,
             None => {
