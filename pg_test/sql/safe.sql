@@ -153,6 +153,19 @@ WHERE indrelid = 'other'::regclass ORDER BY 1;
 SELECT attnotnull FROM pg_attribute WHERE attrelid = 'other'::regclass AND attname = 'id';
 SELECT version, state FROM migrate.status() WHERE version IN ('10', '11') ORDER BY version;
 
+-- The option is safe mode for everything that reads it while the migration runs: here the
+-- dependent-view rebuild around a type change (without it: PostgreSQL's 0A000).
+CREATE TABLE vt (id int, price int);
+CREATE VIEW vt_v AS SELECT id, price FROM vt;
+SELECT migrate.add('12', 'ALTER TABLE vt ALTER COLUMN price TYPE bigint;');
+CALL migrate.deploy('12');
+SELECT migrate.add('12', 'ALTER TABLE vt ALTER COLUMN price TYPE bigint;', options => '{"safe": true}');
+SET client_min_messages = warning;
+CALL migrate.deploy('12');
+RESET client_min_messages;
+SELECT format_type(atttypid, atttypmod) AS view_price FROM pg_attribute
+WHERE attrelid = 'vt_v'::regclass AND attname = 'price';
+
 -- On a 0.1.0 schema (the library updated, ALTER EXTENSION migrate UPDATE not run yet) safe
 -- mode is off: the option is refused, the setting changes nothing, the guard blocks.
 SET client_min_messages = warning;
