@@ -498,3 +498,9 @@ GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interv
     TO migrate_admin;
 GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interval, integer, timestamptz, time, time)
     TO PUBLIC;
+
+-- Safe-by-default deploys (issue 16, "Safe by default"): the migration option {"safe": true}
+-- or {"safe": false}; NULL (no option) leaves it to migrate.safe_by_default.
+-- safe_script: the script safe mode last ran for it in a worker.
+ALTER TABLE migrate.migrations ADD COLUMN safe boolean;
+ALTER TABLE migrate.migrations ADD COLUMN safe_script text;

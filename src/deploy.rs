@@ -145,6 +145,19 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
                 return Err(e);
             }
         };
+        // Safe mode: the script with the safe form of every statement the guard would block,
+        // run step by step by a worker; or the refusal of one that has none, before anything runs.
+        let safe_script = if crate::registry::safe::on_for(m) {
+            match crate::registry::safe::script_for(m, direction, executor) {
+                Ok(script) => script,
+                Err(e) => {
+                    record_refusal(&run, &m.version, &e);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         let attempt = match &retries {
             Some((v, n)) if *v == m.version => *n,
             _ => 0,
@@ -162,14 +175,24 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
                     .as_deref()
                     .map(|n| format!(" ({n})"))
                     .unwrap_or_default(),
-                if m.transactional {
+                if safe_script.is_some() {
+                    " in safe mode, step by step in a background worker"
+                } else if m.transactional {
                     ""
                 } else {
                     " top-level in a background worker"
                 }
             );
+            if let Some(script) = &safe_script {
+                for line in crate::registry::safe::header_lines(script) {
+                    pgrx::notice!("migrate: safe mode: {line}");
+                }
+            }
         }
-        let outcome = if m.transactional {
+        // A transactional migration that safe mode rewrote runs in a worker like a
+        // non-transactional one (which records its own failures and retries its own locks).
+        let in_transaction = m.transactional && safe_script.is_none();
+        let outcome = if in_transaction {
             // Committed with its registry row and history event.
             run.step(m, direction, executor)
                 .map(|took| {
@@ -186,7 +209,7 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
                     e
                 })
         } else {
-            worker_step(m, direction, executor, &run)
+            worker_step(m, direction, executor, &run, safe_script.as_deref())
         };
         // A script could have called pg_advisory_unlock_all(), which also drops the deploy lock.
         if !locks::held(Namespace::Deploy, 0, Mode::Exclusive)
@@ -214,7 +237,7 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
             }
             Err(e)
                 if e.code == ERRCODE_LOCK_NOT_AVAILABLE
-                    && m.transactional
+                    && in_transaction
                     && attempt < gucs::lock_retries().max(0) as u32 =>
             {
                 // Rolls back the step (already undone) and our registry lock: between tries this
@@ -238,7 +261,7 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
             }
             Err(mut e) => {
                 // A worker step's job recorded its own failure.
-                if m.transactional {
+                if in_transaction {
                     let message = match &e.detail {
                         Some(d) => format!("{} ({d})", e.message),
                         None => e.message.clone(),
@@ -312,11 +335,17 @@ fn worker_step(
     direction: Direction,
     executor: pg_sys::Oid,
     run: &Run,
+    safe_script: Option<&str>,
 ) -> Result<String> {
     let up = direction == Direction::Up;
-    let sql = &*direction.script(m);
+    let own = direction.script(m);
+    let sql = safe_script.unwrap_or(&own);
     check_no_transaction_control(m, direction, sql)?;
     check_worker_may_log_in(m, direction, executor)?;
+    if let Some(script) = safe_script {
+        // What the worker may run as the author (see worker::launch::login_role).
+        catalog::set_safe_script(&m.version, script);
+    }
     let started = std::time::Instant::now();
     let job = queue_job(m, up, sql, executor, run);
     procedure::commit();

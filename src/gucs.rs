@@ -11,14 +11,46 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `migrate.safe_by_default`: `deploy()` runs the safe form of a statement the guard would
-/// block (see the `safe` migration option) instead of blocking it. Also in force, as a
-/// transaction-local setting, while a migration registered with `{"safe": true}` runs.
+/// block (see the `safe` migration option) instead of blocking it. Read it through
+/// [`safe_mode`], which also knows the option of the migration running now.
 pub static SAFE_BY_DEFAULT: GucSetting<bool> = GucSetting::<bool>::new(false);
 
-/// Whether the running statement is in safe mode: the one place that decides it, so the
-/// per-migration `{"safe": true}` option can extend it. Today: `migrate.safe_by_default`.
+thread_local! {
+    /// The `safe` option of the migration running now (see [`with_migration_safe`]).
+    static MIGRATION_SAFE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether safe mode is on: the `safe` option of the migration running now when it has one,
+/// otherwise `migrate.safe_by_default`. The one place every feature reads the mode from.
 pub fn safe_mode() -> bool {
-    SAFE_BY_DEFAULT.get()
+    safe_mode_for(MIGRATION_SAFE.with(std::cell::Cell::get))
+}
+
+/// Whether safe mode is on for a migration registered with this `safe` option.
+pub fn safe_mode_for(option: Option<bool>) -> bool {
+    migrate_core::options::safe_mode(option, SAFE_BY_DEFAULT.get())
+}
+
+/// Runs `f` (a migration's step) with that migration's `safe` option in force for
+/// [`safe_mode`]; the previous one is back afterwards, also when `f` raises.
+pub fn with_migration_safe<R>(option: Option<bool>, f: impl FnOnce() -> R) -> R {
+    let _scope = MigrationSafe::enter(option);
+    f()
+}
+
+/// A migration's `safe` option in force for [`safe_mode`] until dropped (also on unwind).
+pub struct MigrationSafe(Option<bool>);
+
+impl MigrationSafe {
+    pub fn enter(option: Option<bool>) -> Self {
+        MigrationSafe(MIGRATION_SAFE.with(|c| c.replace(option)))
+    }
+}
+
+impl Drop for MigrationSafe {
+    fn drop(&mut self) {
+        MIGRATION_SAFE.with(|c| c.set(self.0));
+    }
 }
 
 // `migrate.lock_timeout` (ms): the lock_timeout every guarded DDL runs with, unless the

@@ -26,6 +26,7 @@ pub mod partition_index;
 pub mod retry;
 pub mod route;
 pub mod rules;
+pub mod safe;
 pub mod tools;
 pub mod transaction;
 pub mod version;

@@ -16,6 +16,16 @@ pub struct Options {
     pub requires: Vec<String>,
     /// Run again whenever its script changes, after the versioned migrations (Flyway's `R__`).
     pub repeatable: bool,
+    /// `{"safe": true}`: `deploy()` runs the safe form of a statement the guard would block;
+    /// `{"safe": false}`: never, whatever `migrate.safe_by_default` says; None: that setting
+    /// decides (see [`safe_mode`]).
+    pub safe: Option<bool>,
+}
+
+/// Whether a migration runs in safe mode: its own `safe` option when it has one, otherwise
+/// the `migrate.safe_by_default` setting. The one rule, shared by every reader of the mode.
+pub fn safe_mode(option: Option<bool>, safe_by_default: bool) -> bool {
+    option.unwrap_or(safe_by_default)
 }
 
 /// What is wrong with an options object; each names the offending key.
@@ -180,6 +190,7 @@ pub fn parse(options: &Value, up_sql: &str) -> Result<Options, OptionsProblem> {
     let mut transaction = None;
     let mut requires = Vec::new();
     let mut repeatable = false;
+    let mut safe = None;
     for (key, value) in map {
         match key.as_str() {
             "transaction" => {
@@ -215,11 +226,18 @@ pub fn parse(options: &Value, up_sql: &str) -> Result<Options, OptionsProblem> {
                     expected: "a boolean",
                 })?
             }
+            "safe" => {
+                safe = Some(value.as_bool().ok_or(OptionsProblem::WrongType {
+                    key: "safe",
+                    expected: "a boolean",
+                })?)
+            }
             other => return Err(OptionsProblem::UnknownKey(other.to_string())),
         }
     }
     let mut options = merge(transaction, requires, up_sql)?;
     options.repeatable = repeatable;
+    options.safe = safe;
     Ok(options)
 }
 
@@ -236,6 +254,7 @@ fn merge(
         transaction: if directive { Some(false) } else { transaction },
         requires,
         repeatable: false,
+        safe: None,
     })
 }
 
@@ -253,6 +272,7 @@ mod tests {
                 transaction: None,
                 requires: vec![],
                 repeatable: false,
+                safe: None,
             }
         );
         assert_eq!(parse(&Value::Null, "SELECT 1").unwrap(), o);
@@ -300,6 +320,30 @@ mod tests {
                 expected: "a boolean"
             })
         );
+    }
+
+    #[test]
+    fn safe_option() {
+        let safe = |options: Value| parse(&options, "SELECT 1").map(|o| o.safe);
+        assert_eq!(safe(json!({"safe": true})), Ok(Some(true)));
+        assert_eq!(safe(json!({"safe": false})), Ok(Some(false)));
+        assert_eq!(safe(json!({})), Ok(None));
+        assert_eq!(
+            safe(json!({"safe": "yes"})),
+            Err(OptionsProblem::WrongType {
+                key: "safe",
+                expected: "a boolean"
+            })
+        );
+        assert_eq!(
+            safe(json!({"saf": true})),
+            Err(OptionsProblem::UnknownKey("saf".into()))
+        );
+        // The option wins over the setting, both ways.
+        assert!(safe_mode(Some(true), false));
+        assert!(!safe_mode(Some(false), true));
+        assert!(safe_mode(None, true));
+        assert!(!safe_mode(None, false));
     }
 
     #[test]

@@ -171,7 +171,7 @@ fn add_migration(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("invalid options for migration {version}: {p}"),
         )
-        .hint("Options are {\"transaction\": false}, {\"requires\": [\"version\", ...]} and {\"repeatable\": true}.")
+        .hint("Options are {\"transaction\": false}, {\"requires\": [\"version\", ...]}, {\"repeatable\": true} and {\"safe\": true} (or false).")
     })?;
     if opts.repeatable && down_sql.is_some() {
         return Err(UserError::new(
@@ -249,6 +249,7 @@ fn add_migration(
         requires: &opts.requires,
         added_by: &role,
         repeatable: opts.repeatable,
+        safe: opts.safe,
     };
     let existing = all.iter().find(|m| m.version == version);
     if let Some(m) = existing.filter(|m| m.is_applied() && m.repeatable != opts.repeatable) {
@@ -358,6 +359,7 @@ fn same_definition(m: &Migration, def: &catalog::Definition<'_>) -> bool {
         && m.requires == def.requires
         && m.added_by == def.added_by
         && m.repeatable == def.repeatable
+        && m.safe == def.safe
 }
 
 /// Applies pending migrations in version order up to `target` (default: all), atomically in the

@@ -26,6 +26,13 @@ pub struct Migration {
     pub applied_checksum: Option<String>,
     /// Runs again whenever its script changes (see [`route::Entry::repeatable`]).
     pub repeatable: bool,
+    /// Its `safe` option (None: `migrate.safe_by_default` decides; see
+    /// [`crate::registry::safe`]).
+    pub safe: Option<bool>,
+    /// The script safe mode last ran for it in a worker (its first line names the direction
+    /// and the checksum of the script it was made from): the only text besides the registered
+    /// scripts a migration job may run as the author ([`crate::worker::launch::login_role`]).
+    pub safe_script: Option<String>,
 }
 
 /// `migrate.migrations.state`.
@@ -227,6 +234,8 @@ fn read_rows(client: &mut SpiClient<'_>, sql: &str, params: &[DatumWithOid<'_>])
             applied_checksum: optional(&row, "applied_checksum"),
             down_by: optional(&row, "down_by"),
             repeatable: required(&row, "repeatable"),
+            safe: optional(&row, "safe"),
+            safe_script: optional(&row, "safe_script"),
         })
         .collect()
 }
@@ -250,8 +259,13 @@ fn load_sorted(lock: bool) -> Vec<Migration> {
     } else {
         "false AS repeatable"
     };
+    let safe = if has_column("safe") {
+        "safe, safe_script"
+    } else {
+        "NULL::pg_catalog.bool AS safe, NULL::pg_catalog.text AS safe_script"
+    };
     let sql = format!(
-        "SELECT {COLUMNS}, {repeatable} FROM migrate.migrations ORDER BY sort_key{}",
+        "SELECT {COLUMNS}, {repeatable}, {safe} FROM migrate.migrations ORDER BY sort_key{}",
         if lock { " FOR UPDATE" } else { "" }
     );
     as_registry_owner(|| Spi::connect_mut(|client| read_rows(client, &sql, &[])))
@@ -267,17 +281,30 @@ pub struct Definition<'a> {
     pub requires: &'a [String],
     pub added_by: &'a str,
     pub repeatable: bool,
+    pub safe: Option<bool>,
 }
 
 /// True once `ALTER EXTENSION migrate UPDATE` has added `migrations.repeatable` (0.2.0): the
 /// library runs against a 0.1.0 schema until then (UPDATING.md).
 fn has_repeatable_column() -> bool {
+    has_column("repeatable")
+}
+
+/// True once the schema has safe mode's columns (0.2.0): until then safe mode is off, since a
+/// worker may only run a rewritten script recorded in `migrations.safe_script`.
+pub fn has_safe_columns() -> bool {
+    has_column("safe_script")
+}
+
+/// True if `migrate.migrations` has this column: the library also runs against the schema of
+/// an older version until `ALTER EXTENSION migrate UPDATE` (UPDATING.md).
+fn has_column(column: &str) -> bool {
     as_registry_owner(|| {
         crate::pg::query::required::<bool>(
             "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
                WHERE a.attrelid OPERATOR(pg_catalog.=) 'migrate.migrations'::pg_catalog.regclass \
-                 AND a.attname OPERATOR(pg_catalog.=) 'repeatable' AND NOT a.attisdropped)",
-            &[],
+                 AND a.attname OPERATOR(pg_catalog.=) $1::pg_catalog.name AND NOT a.attisdropped)",
+            &[column.into()],
         )
     })
 }
@@ -302,12 +329,31 @@ pub fn upsert(def: &Definition<'_>) -> crate::error::Result<()> {
         // 0.1.0's table has no such column (and the migration is not repeatable).
         ("", "")
     };
+    // The safe option (0.2.0's column): NULL when the migration says nothing.
+    let (safe_column, safe_value, safe_update) = if has_column("safe") {
+        (
+            ", safe",
+            ", $12",
+            "safe = excluded.safe, safe_script = NULL, ",
+        )
+    } else if def.safe.is_some() {
+        return Err(crate::error::UserError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "migration {} has the safe option, which needs migrate 0.2.0's schema",
+                def.version
+            ),
+        )
+        .hint("Run ALTER EXTENSION migrate UPDATE first."));
+    } else {
+        ("", "", "")
+    };
     let sql = format!(
         "INSERT INTO migrate.migrations AS m \
            (version, sort_key, name, up_sql, down_sql, checksum, checksum_algorithm, \
-            transactional, requires, added_by{column}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10{value}) \
-         ON CONFLICT (version) DO UPDATE SET \
+            transactional, requires, added_by{column}{safe_column}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10{value}{safe_value}) \
+         ON CONFLICT (version) DO UPDATE SET {safe_update}\
            name = excluded.name, up_sql = excluded.up_sql, down_sql = excluded.down_sql, \
            checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, \
            transactional = excluded.transactional, requires = excluded.requires, \
@@ -331,10 +377,21 @@ pub fn upsert(def: &Definition<'_>) -> crate::error::Result<()> {
                 def.requires.to_vec().into(),
                 def.added_by.into(),
                 def.repeatable.into(),
+                def.safe.into(),
             ],
         ))
     });
     Ok(())
+}
+
+/// Records the script safe mode runs for `version` in a worker (see [`Migration::safe_script`]).
+pub fn set_safe_script(version: &str, script: &str) {
+    as_registry_owner(|| {
+        spi(Spi::run_with_args(
+            "UPDATE migrate.migrations SET safe_script = $2 WHERE version OPERATOR(pg_catalog.=) $1",
+            &[version.into(), script.into()],
+        ))
+    });
 }
 
 /// Updates the parts of an applied migration that may still change: its name and down script.

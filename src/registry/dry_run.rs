@@ -268,7 +268,30 @@ fn plan_step(
     rows: &mut Vec<PlanRow>,
 ) -> bool {
     let label = direction.label();
-    let sql = &*direction.script(m);
+    let own = direction.script(m);
+    // Safe mode: the steps deploy() will really run (or its refusal, which ends the plan).
+    let safe_script = if super::safe::on_for(m) {
+        match super::safe::script_for(m, direction, role) {
+            Ok(script) => script,
+            Err(e) => {
+                let mut text = format!("{}: {}", sqlstate_text(e.code as i32), e.message);
+                if let Some(detail) = &e.detail {
+                    text.push_str(&format!("\nDETAIL: {detail}"));
+                }
+                if let Some(hint) = &e.hint {
+                    text.push_str(&format!("\nHINT: {hint}"));
+                }
+                rows.push(PlanRow {
+                    error: Some(text),
+                    ..PlanRow::new(m, label, 0, &own)
+                });
+                return false;
+            }
+        }
+    } else {
+        None
+    };
+    let sql: &str = safe_script.as_deref().unwrap_or(&own);
     let statements = match subxact::run(|| script::split(sql)) {
         Ok(s) => s,
         Err(caught) => {
@@ -280,7 +303,7 @@ fn plan_step(
         let text = &statements[n].text;
         text[script::first_token(text)..].trim_end().to_string()
     };
-    if !m.transactional {
+    if !m.transactional || safe_script.is_some() {
         // Only analysed, nothing runs; the script's allow lines still count for its findings.
         let _scope = execute::ScriptScope::enter(sql);
         // Each statement commits on its own: every table there is is an existing one.
@@ -510,6 +533,19 @@ unsafe fn concurrent_lock(tree: *mut pg_sys::Node) -> Vec<String> {
                 (*(tree as *mut pg_sys::ReindexStmt)).relation,
                 "SHARE UPDATE EXCLUSIVE",
             ),
+            // The table lock ALTER TABLE takes for these subcommands, as PostgreSQL computes it
+            // before it opens the table (safe mode's steps: NOT VALID, VALIDATE, ...).
+            pg_sys::NodeTag::T_AlterTableStmt => {
+                let s = tree as *mut pg_sys::AlterTableStmt;
+                let mode = pg_sys::AlterTableGetLockLevel((*s).cmds) as usize;
+                (
+                    (*s).relation,
+                    rules::LOCK_MODES
+                        .get(mode)
+                        .copied()
+                        .unwrap_or("ACCESS EXCLUSIVE"),
+                )
+            }
             _ => return Vec::new(),
         };
         if relation.is_null() {

@@ -144,7 +144,11 @@ impl Run {
         let sql = direction.script(m);
         let started = catalog::clock_now();
         subxact::run(|| {
-            in_script(m, direction, executor, || script::run(&sql));
+            // What the migration says of safe mode holds for the code that runs its statements
+            // (gucs::safe_mode()), in apply() as in deploy().
+            crate::gucs::with_migration_safe(m.safe, || {
+                in_script(m, direction, executor, || script::run(&sql))
+            });
             self.record(&m.version, direction, started, self.via)
         })
         .map_err(|caught| describe_failure(m, direction, &sql, caught))

@@ -6,6 +6,7 @@ pub(crate) mod api;
 pub mod catalog;
 mod dry_run;
 pub mod execute;
+pub mod safe;
 mod tool_table;
 
 pub use execute::parse_for_check;

@@ -70,7 +70,12 @@ CREATE TABLE migrate.migrations (
     duration           interval,
     run_id             bigint,
     -- run again whenever its script changes, after the versioned ones (0.2.0)
-    repeatable         boolean NOT NULL DEFAULT false
+    repeatable         boolean NOT NULL DEFAULT false,
+    -- the safe option: deploy() runs the safe form of what the guard would block (0.2.0);
+    -- NULL: migrate.safe_by_default decides
+    safe               boolean,
+    -- the script safe mode last ran for it in a worker (0.2.0): the statements it rewrote
+    safe_script        text
 );
 COMMENT ON TABLE migrate.migrations IS
     'Registered migrations and their state; written only by the migrate.* functions.';

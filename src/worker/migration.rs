@@ -72,6 +72,10 @@ pub fn run(id: i64) {
         Err(caught) => return fail(id, Some(&m), &caught, None, &[]),
     };
     let resumed_at = m.current_statement;
+    // A script safe mode rewrote runs with safe mode on for the code its statements reach
+    // (gucs::safe_mode()), as the deploy that rewrote it had.
+    let safe = (!crate::registry::safe::header_lines(&m.script).is_empty()).then_some(true);
+    let _safe = crate::gucs::MigrationSafe::enter(safe);
     // What the worker did besides the statements (invalid indexes dropped), for the record.
     let mut notes: Vec<String> = Vec::new();
     for (index, statement) in statements
@@ -100,7 +104,15 @@ pub fn run(id: i64) {
     }
     let finished = xact::run(|| {
         let note = (!notes.is_empty()).then(|| notes.join("; "));
-        let mut detail = format!("deploy: non-transactional, run top-level by job {id}");
+        let safe = crate::registry::safe::header_lines(&m.script);
+        let mut detail = if safe.is_empty() {
+            format!("deploy: non-transactional, run top-level by job {id}")
+        } else {
+            format!(
+                "deploy: safe mode, run step by step by job {id}: {}",
+                safe.join("; ")
+            )
+        };
         if let Some(n) = &note {
             detail = format!("{detail}; {n}");
         }

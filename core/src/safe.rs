@@ -1,0 +1,269 @@
+//! Safe mode's text work: where a statement's text changes when `deploy()` runs its safe form
+//! instead of the form the guard would block, and the statements of each safe form. The
+//! extension reads the parse tree and the catalog (which statement, which table, which names);
+//! this module only edits the statement's own text at token boundaries, never by a pattern over
+//! the script, so comments, string literals and quoted identifiers are never touched.
+
+use crate::partition_index::skip_blank;
+
+/// The SQL text of a keyword-or-identifier token at `i` (ASCII letters, digits, `_`, `$`), or
+/// None if none starts there.
+fn word_at(bytes: &[u8], i: usize) -> Option<(usize, usize)> {
+    let start = i;
+    let mut end = i;
+    while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+        end += 1;
+    }
+    (end > start).then_some((start, end))
+}
+
+/// Byte offset just after the `INDEX` keyword of `CREATE [UNIQUE] INDEX ...`, where
+/// `CONCURRENTLY` goes; comments may stand between the keywords. None if the text does not
+/// start that way (the parse tree said it is an index build, so that is never expected).
+pub fn concurrently_insertion(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = skip_blank(b, 0);
+    let expect = |i: &mut usize, words: &[&str]| -> Option<&'static str> {
+        let (s, e) = word_at(b, *i)?;
+        let w = &text[s..e];
+        let found = words.iter().find(|k| k.eq_ignore_ascii_case(w))?;
+        *i = e;
+        Some(if found.eq_ignore_ascii_case("UNIQUE") {
+            "UNIQUE"
+        } else {
+            "other"
+        })
+    };
+    expect(&mut i, &["CREATE"])?;
+    i = skip_blank(b, i);
+    if expect(&mut i, &["UNIQUE", "INDEX"])? == "UNIQUE" {
+        i = skip_blank(b, i);
+        expect(&mut i, &["INDEX"])?;
+    }
+    Some(i)
+}
+
+/// `CREATE [UNIQUE] INDEX ...` as `CREATE [UNIQUE] INDEX CONCURRENTLY ...`.
+pub fn create_index_concurrently(text: &str) -> Option<String> {
+    let at = concurrently_insertion(text)?;
+    Some(format!("{} CONCURRENTLY{}", &text[..at], &text[at..]))
+}
+
+/// Byte offset just after the statement's last token: trailing whitespace and comments (a
+/// `--` comment before the `;` would swallow anything appended after it) are not part of it.
+/// String literals, quoted identifiers and dollar quotes are skipped whole.
+pub fn last_token_end(text: &str) -> usize {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut end = 0;
+    loop {
+        i = skip_blank(b, i);
+        if i >= b.len() {
+            return end;
+        }
+        i = token_end(text, i);
+        end = i;
+    }
+}
+
+/// End of the token at `i` (not blank): a quoted literal or identifier, a dollar quote, or a
+/// single character (a word's characters one by one is enough to find the last token's end).
+fn token_end(text: &str, i: usize) -> usize {
+    let b = text.as_bytes();
+    match b[i] {
+        b'\'' => {
+            let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E');
+            quoted_end(b, i, b'\'', escapes)
+        }
+        b'"' => quoted_end(b, i, b'"', false),
+        b'$' => {
+            let tag_end = text[i + 1..]
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map(|n| i + 1 + n);
+            match tag_end {
+                Some(t) if b[t] == b'$' && !b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                    let tag = &text[i..=t];
+                    text[t + 1..]
+                        .find(tag)
+                        .map_or(b.len(), |n| t + 1 + n + tag.len())
+                }
+                _ => i + 1,
+            }
+        }
+        _ => i + text[i..].chars().next().map_or(1, char::len_utf8),
+    }
+}
+
+fn quoted_end(b: &[u8], start: usize, quote: u8, escapes: bool) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        if escapes && b[i] == b'\\' {
+            i += 2;
+        } else if b[i] == quote {
+            if b.get(i + 1) != Some(&quote) {
+                return i + 1;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// `ALTER TABLE ... ADD [CONSTRAINT name] FOREIGN KEY/CHECK ...` added `NOT VALID`: the name
+/// PostgreSQL would choose is written in at `unnamed_at` (the constraint's own location,
+/// `FOREIGN`/`CHECK`) when the statement names none, so that the next step can name it.
+pub fn add_not_valid(text: &str, unnamed_at: Option<(usize, &str)>) -> String {
+    let end = last_token_end(text);
+    match unnamed_at {
+        Some((at, quoted_name)) if at <= end => format!(
+            "{}CONSTRAINT {quoted_name} {} NOT VALID{}",
+            &text[..at],
+            &text[at..end],
+            &text[end..]
+        ),
+        _ => format!("{} NOT VALID{}", &text[..end], &text[end..]),
+    }
+}
+
+/// PostgreSQL's `ChooseForeignKeyConstraintNameAddition`: the key's column names joined with
+/// `_`, stopping once the name would reach NAMEDATALEN (63 bytes; the caller truncates).
+pub fn foreign_key_name_addition(columns: &[String]) -> String {
+    const NAMEDATALEN: usize = 64;
+    let mut out = String::new();
+    for c in columns {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(c);
+        if out.len() >= NAMEDATALEN {
+            break;
+        }
+    }
+    // Cut at NAMEDATALEN - 1 bytes on a character boundary, as strlcpy into the buffer would
+    // (the server then clips the whole name again, multibyte-aware).
+    while out.len() > NAMEDATALEN - 1 {
+        out.pop();
+    }
+    out
+}
+
+/// The steps of `SET NOT NULL` without the scan under ACCESS EXCLUSIVE: a `NOT VALID` CHECK
+/// (brief lock, no scan), validated under SHARE UPDATE EXCLUSIVE (writes go on), the original
+/// `SET NOT NULL` (PostgreSQL 12+ proves it from the valid CHECK and skips the scan), and the
+/// CHECK dropped. `table`, `column` and `check` are quoted already.
+pub fn set_not_null_steps(table: &str, column: &str, check: &str, original: &str) -> Vec<String> {
+    vec![
+        format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"
+        ),
+        format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}"),
+        original.trim().to_string(),
+        format!("ALTER TABLE {table} DROP CONSTRAINT {check}"),
+    ]
+}
+
+/// `ALTER TABLE table VALIDATE CONSTRAINT name` (both quoted already).
+pub fn validate_step(table: &str, name: &str) -> String {
+    format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
+}
+
+/// The script a worker runs for a rewritten migration: every statement on its own, `;` after
+/// each. Leading comments of the original statements stay with them.
+pub fn join_script(statements: &[String]) -> String {
+    let mut out = String::new();
+    for s in statements {
+        // The `;` right after the last token: a trailing `--` comment would swallow it.
+        let end = last_token_end(s);
+        out.push_str(&s[..end]);
+        out.push(';');
+        out.push_str(s[end..].trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrently_goes_after_index() {
+        let c = |t: &str| create_index_concurrently(t).unwrap();
+        assert_eq!(
+            c("CREATE INDEX i ON t (a)"),
+            "CREATE INDEX CONCURRENTLY i ON t (a)"
+        );
+        assert_eq!(
+            c("create unique index if not exists i on only t (a)"),
+            "create unique index CONCURRENTLY if not exists i on only t (a)"
+        );
+        assert_eq!(
+            c("\n-- make it fast\nCREATE /* c */ UNIQUE -- x\n INDEX \"INDEX\" ON t (a)"),
+            "\n-- make it fast\nCREATE /* c */ UNIQUE -- x\n INDEX CONCURRENTLY \"INDEX\" ON t (a)"
+        );
+        assert_eq!(
+            c("CREATE INDEX ON t (a)"),
+            "CREATE INDEX CONCURRENTLY ON t (a)"
+        );
+        assert!(create_index_concurrently("CREATE TABLE t (a int)").is_none());
+        assert!(create_index_concurrently("CREATE INDEXES").is_none());
+    }
+
+    #[test]
+    fn last_token() {
+        assert_eq!(last_token_end("ALTER TABLE t ADD CHECK (a > 0)"), 31);
+        assert_eq!(
+            last_token_end("ALTER TABLE t ADD CHECK (a > 0) -- why\n"),
+            31
+        );
+        assert_eq!(last_token_end("CHECK (a <> '-- no') /* c */ "), 20);
+        assert_eq!(last_token_end("CHECK (a <> $q$ -- $q$)\n"), 23);
+        assert_eq!(last_token_end("x \"a -- b\""), 10);
+        assert_eq!(last_token_end("-- only"), 0);
+    }
+
+    #[test]
+    fn not_valid() {
+        assert_eq!(
+            add_not_valid(
+                "ALTER TABLE t ADD CHECK (a > 0) -- c\n",
+                Some((18, "\"t_a_check\""))
+            ),
+            "ALTER TABLE t ADD CONSTRAINT \"t_a_check\" CHECK (a > 0) NOT VALID -- c\n"
+        );
+        assert_eq!(
+            add_not_valid(
+                "ALTER TABLE t ADD CONSTRAINT c FOREIGN KEY (a) REFERENCES p",
+                None
+            ),
+            "ALTER TABLE t ADD CONSTRAINT c FOREIGN KEY (a) REFERENCES p NOT VALID"
+        );
+    }
+
+    #[test]
+    fn foreign_key_names() {
+        assert_eq!(foreign_key_name_addition(&["a".into(), "b".into()]), "a_b");
+        let long = "x".repeat(40);
+        assert_eq!(foreign_key_name_addition(&[long.clone(), long]).len(), 63);
+    }
+
+    #[test]
+    fn steps() {
+        let s = set_not_null_steps(
+            "public.t",
+            "a",
+            "t_a_not_null",
+            "ALTER TABLE t ALTER a SET NOT NULL ",
+        );
+        assert_eq!(s.len(), 4);
+        assert_eq!(
+            s[0],
+            "ALTER TABLE public.t ADD CONSTRAINT t_a_not_null CHECK (a IS NOT NULL) NOT VALID"
+        );
+        assert_eq!(s[2], "ALTER TABLE t ALTER a SET NOT NULL");
+        assert_eq!(join_script(&s[..2]), format!("{};\n{};\n", s[0], s[1]));
+        assert_eq!(join_script(&["SELECT 1 -- c\n".into()]), "SELECT 1; -- c\n");
+    }
+}
