@@ -10,6 +10,9 @@
 //! - A non-transactional migration is handed to a job worker that runs it statement by
 //!   statement, top-level (see [`crate::worker::migration`]); the deploy waits for it while
 //!   committing between polls, so it holds no snapshot a concurrent index build would wait for.
+//! - A migration whose `migrate.contract_column()` is refused because the expansion's backfill
+//!   is still queued or running (the finalize gate) is rolled back; the deploy waits for that
+//!   job, committing between polls (no snapshot held), and runs the migration again.
 //! - Any other failure is appended to the history (SQLSTATE and message) and raised. Running
 //!   `deploy()` again resumes: a failed transactional migration left nothing behind, a failed
 //!   non-transactional one resumes at the statement that failed.
@@ -127,6 +130,7 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
         }
     }
     let mut retries: Option<(String, u32)> = None;
+    let mut gate_waits = 0;
     let mut steps = 0;
     loop {
         catalog::lock_registry();
@@ -169,6 +173,8 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
                 }
             );
         }
+        // Set by a contract_column() the step runs and refuses for its gate.
+        crate::expand::take_gate_job();
         let outcome = if m.transactional {
             // Committed with its registry row and history event.
             run.step(m, direction, executor)
@@ -211,6 +217,18 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
                 );
                 retries = None;
                 steps += 1;
+            }
+            Err(e)
+                if e.code == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+                    && m.transactional
+                    && gate_waits < MAX_GATE_WAITS
+                    && crate::expand::take_gate_job().is_some_and(|job| {
+                        // Nothing of the step is left, and no snapshot while we wait.
+                        procedure::rollback();
+                        wait_for_gate(&m.version, job)
+                    }) =>
+            {
+                gate_waits += 1;
             }
             Err(e)
                 if e.code == ERRCODE_LOCK_NOT_AVAILABLE
@@ -271,6 +289,26 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
         pgrx::notice!("migrate: nothing to deploy");
     }
     Ok(())
+}
+
+/// How many times one deploy waits for an expansion's backfill before a contract (each wait
+/// ends only when the job succeeded, so more than a few means something else refuses).
+const MAX_GATE_WAITS: u32 = 16;
+
+/// Waits for backfill job `job`, which a contract_column() in migration `version` needs
+/// finished, committing between polls. True when it succeeded (run the migration again);
+/// false when it failed, was cancelled or lost its worker (the contract's own error stands).
+fn wait_for_gate(version: &str, job: i64) -> bool {
+    pgrx::notice!(
+        "migrate: migration {version} contracts a column whose backfill (job {job}) has not finished; waiting for it"
+    );
+    match wait_for_job(job, None, "migrate.deploy", &mut || {}) {
+        Ok(()) => true,
+        Err(_) => {
+            pgrx::notice!("migrate: backfill job {job} did not succeed; see migrate.jobs");
+            false
+        }
+    }
 }
 
 fn format_interval(i: &pgrx::datum::Interval) -> String {

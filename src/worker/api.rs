@@ -54,7 +54,7 @@ fn backfill(
     queue_backfill(tbl, set_sql, where_sql, batch_size, pause, workers).or_raise()
 }
 
-fn queue_backfill(
+pub(crate) fn queue_backfill(
     tbl: Option<pg_sys::Oid>,
     set_sql: Option<&str>,
     where_sql: Option<&str>,
@@ -372,6 +372,18 @@ fn cancel_job(id: Option<i64>) {
             "A succeeded job has nothing left to cancel.",
         )
         .raise(),
+    }
+}
+
+/// Cancels job `id` unless it already ended, with the checks and waits of cancel_job() (the
+/// caller may control it; batches in flight end first). For undo_expand_column().
+pub fn cancel_unfinished(id: i64) {
+    if queue::load(id, false).is_none() {
+        return;
+    }
+    let job = job_for_control(id, "cancel_job", true).or_raise();
+    if matches!(job.state, QUEUED | RUNNING | PAUSED | FAILED) {
+        queue::set_state(id, CANCELLED, None);
     }
 }
 
