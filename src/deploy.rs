@@ -174,7 +174,7 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
             );
         }
         // Set by a contract_column() the step runs and refuses for its gate.
-        crate::expand::take_gate_job();
+        crate::expand::take_gate();
         let outcome = if m.transactional {
             // Committed with its registry row and history event.
             run.step(m, direction, executor)
@@ -222,10 +222,10 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
                 if e.code == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
                     && m.transactional
                     && gate_waits < MAX_GATE_WAITS
-                    && crate::expand::take_gate_job().is_some_and(|job| {
+                    && crate::expand::take_gate().is_some_and(|gate| {
                         // Nothing of the step is left, and no snapshot while we wait.
                         procedure::rollback();
-                        wait_for_gate(&m.version, job)
+                        open_gate(&m.version, &gate, executor)
                     }) =>
             {
                 gate_waits += 1;
@@ -291,22 +291,54 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
     Ok(())
 }
 
-/// How many times one deploy waits for an expansion's backfill before a contract (each wait
-/// ends only when the job succeeded, so more than a few means something else refuses).
+/// How many times one deploy opens an expansion's gate before a contract (a wait ends only
+/// when the job succeeded, so more than a few means something else refuses).
 const MAX_GATE_WAITS: u32 = 16;
 
-/// Waits for backfill job `job`, which a contract_column() in migration `version` needs
-/// finished, committing between polls. True when it succeeded (run the migration again);
-/// false when it failed, was cancelled or lost its worker (the contract's own error stands).
-fn wait_for_gate(version: &str, job: i64) -> bool {
-    pgrx::notice!(
-        "migrate: migration {version} contracts a column whose backfill (job {job}) has not finished; waiting for it"
-    );
-    match wait_for_job(job, None, "migrate.deploy", &mut || {}) {
-        Ok(()) => true,
-        Err(_) => {
-            pgrx::notice!("migrate: backfill job {job} did not succeed; see migrate.jobs");
-            false
+/// Sees to what a contract_column() in migration `version` waited for, outside the
+/// migration's transaction: waits for the backfill job (committing between polls), or
+/// validates the NOT NULL check in a transaction of its own as the migration's executor. True
+/// when done (run the migration again); false when it cannot be (the contract's error stands).
+fn open_gate(version: &str, gate: &crate::expand::Gate, executor: pg_sys::Oid) -> bool {
+    match gate {
+        crate::expand::Gate::Job(job) => {
+            pgrx::notice!(
+                "migrate: migration {version} contracts a column whose backfill (job {job}) has not finished; waiting for it"
+            );
+            match wait_for_job(*job, None, "migrate.deploy", &mut || {}) {
+                Ok(()) => true,
+                Err(_) => {
+                    pgrx::notice!("migrate: backfill job {job} did not succeed; see migrate.jobs");
+                    false
+                }
+            }
+        }
+        crate::expand::Gate::Validate { table, constraint } => {
+            pgrx::notice!(
+                "migrate: migration {version} contracts a column of {table}: validating its NOT NULL check first, in a transaction of its own"
+            );
+            let sql = format!(
+                "ALTER TABLE {table} VALIDATE CONSTRAINT {}",
+                crate::worker::backfill::quote_ident(constraint)
+            );
+            let done = crate::pg::subxact::run(|| {
+                crate::pg::security::run_isolated(executor, "migrate.deploy", || {
+                    script::ensure_single_statement(&sql);
+                    Spi::run(&sql).unwrap_or_else(|e| error!("migrate: {e}"))
+                })
+            });
+            match done {
+                Ok(()) => {
+                    procedure::commit();
+                    true
+                }
+                Err(caught) => {
+                    let (_, message, _, _) = caught_parts(&caught);
+                    pgrx::notice!("migrate: validating {constraint} on {table} failed: {message}");
+                    procedure::rollback();
+                    false
+                }
+            }
         }
     }
 }

@@ -34,7 +34,7 @@ SELECT migrate.expand_column('orders', 'total');
 SELECT migrate.expand_column('orders', 'total', 'total');
 SELECT migrate.expand_column('orders', 'total', 'note');
 SELECT migrate.expand_column('orders_v', 'total', 'x');
-SELECT migrate.expand_column('odd', 'v', 'w');
+SELECT migrate.expand_column('odd', 'v', 'w', up => 'coalesce(new, v)');
 SELECT migrate.expand_column('orders', 'total', new_type => 'bigint; DROP TABLE orders');
 SELECT migrate.expand_column('orders', 'total', new_type => 'bigint NOT NULL');
 SELECT migrate.expand_column('orders', 'total', new_type => 'no_such_type');

@@ -1,6 +1,5 @@
 //! `migrate.expand_column()`, `migrate.contract_column()` and `migrate.undo_expand_column()`.
 
-use std::cell::Cell;
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
@@ -13,16 +12,31 @@ use crate::error::{OrRaise, Result, UserError};
 use crate::pg::security::{current_user, has_privileges_of, role_name, run_as};
 use crate::worker::backfill::quote_ident;
 
-thread_local! {
-    /// The backfill job the last contract_column() of this backend refused to go past (its
-    /// gate): deploy() waits for it, outside any transaction, and runs the migration again.
-    static GATE_JOB: Cell<Option<i64>> = const { Cell::new(None) };
+/// What a refused contract_column() waits for, so that deploy() can see to it outside the
+/// migration's transaction and run the migration again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// The expansion's backfill job, queued or running: deploy() waits for it (no snapshot).
+    Job(i64),
+    /// The NOT NULL check on the new column is not validated, and this transaction already
+    /// holds a lock on the table that blocks writers, so validating here would block them for
+    /// the whole scan: deploy() validates it in a transaction of its own.
+    Validate { table: String, constraint: String },
 }
 
-/// The job a refused contract_column() is waiting for, if that was the last refusal (and
+thread_local! {
+    /// The gate the last contract_column() of this backend refused at.
+    static GATE: std::cell::RefCell<Option<Gate>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The gate a refused contract_column() is waiting for, if that was the last refusal (and
 /// forgets it).
-pub fn take_gate_job() -> Option<i64> {
-    GATE_JOB.with(|g| g.take())
+pub fn take_gate() -> Option<Gate> {
+    GATE.with(|g| g.borrow_mut().take())
+}
+
+fn set_gate(gate: Option<Gate>) {
+    GATE.with(|g| *g.borrow_mut() = gate);
 }
 
 fn text_arg<'a>(value: Option<&'a CStr>) -> Option<&'a str> {
@@ -76,7 +90,7 @@ COMMENT ON FUNCTION migrate.contract_column(regclass, name) IS
     'Contract: once the expansion''s backfill succeeded, drops the sync trigger and the old column col, moves the name to the new column (a type change), promotes its NOT NULL check and sets its default.';
 "#)]
 fn contract_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>) {
-    GATE_JOB.with(|g| g.set(None));
+    set_gate(None);
     contract(tbl, text_arg(col)).or_raise()
 }
 
@@ -277,21 +291,6 @@ fn expand(
             open.old_column
         )));
     }
-    let columns = column::table_columns(relid);
-    if let Some((reserved, _)) = columns
-        .iter()
-        .find(|(name, _)| RESERVED_COLUMNS.contains(&name.as_str()))
-    {
-        return Err(UserError::new(
-            ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!(
-                "migrate.{what}: {t} has a column named {}",
-                quote_ident(reserved)
-            ),
-        )
-        .detail("The sync trigger reads the table's columns as PL/pgSQL variables; this name would hide the trigger's own.")
-        .hint("Rename that column first, or keep the columns in sync with a trigger of your own."));
-    }
     // The new column: new_name, or a shadow that takes the old name at contract.
     let shadow = new_name.is_none() || new_name == Some(col);
     let new_column = match new_name {
@@ -340,6 +339,29 @@ fn expand(
         None if new_type.is_none() => n.clone(),
         None => format!("CAST({n} AS {})", old.type_name),
     };
+    // Only the columns the expressions may name (a superset: any whose name occurs in their
+    // text) become the trigger's variables: a column dropped later, or another expansion's
+    // contract, must not break it.
+    let texts = format!("{up}\n{down}").to_lowercase();
+    let referenced: Vec<(String, String)> = column::table_columns(relid)
+        .into_iter()
+        .filter(|(name, _)| texts.contains(&name.to_lowercase()))
+        .collect();
+    if let Some((reserved, _)) = referenced
+        .iter()
+        .find(|(name, _)| RESERVED_COLUMNS.contains(&name.as_str()))
+    {
+        // Declared as a variable it would hide the trigger's own NEW, OLD or TG_OP.
+        return Err(UserError::new(
+            ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "migrate.{what}: up or down for {t} names column {}",
+                quote_ident(reserved)
+            ),
+        )
+        .detail("The sync trigger reads the columns up and down name as PL/pgSQL variables; this one would hide the trigger's own NEW, OLD or TG_OP.")
+        .hint("Rename that column first, or keep the columns in sync with a trigger of your own."));
+    }
     // The trigger function goes in the table's schema, created by the caller.
     let may_create = crate::pg::query::required::<bool>(
         "SELECT pg_catalog.has_schema_privilege($1::pg_catalog.text, 'CREATE')",
@@ -389,9 +411,14 @@ fn expand(
     let trigger_name = identifier(format!("migrate_sync_{col}"));
     let function = qualified(&facts, &function_name);
     let search_path = column::pinned_search_path();
+    // The new column's variable has its type now.
+    let referenced: Vec<(String, String)> = columns
+        .into_iter()
+        .filter(|(name, _)| texts.contains(&name.to_lowercase()))
+        .collect();
     ddl(&SyncFunction {
         function: &function,
-        columns: &columns,
+        columns: &referenced,
         old_column: col,
         new_column: &new_column,
         up: &up,
@@ -509,7 +536,7 @@ fn contract(tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<()> {
     match status.as_ref().map(|j| j.state) {
         Some(crate::worker::queue::SUCCEEDED) => {}
         Some(state @ (crate::worker::queue::QUEUED | crate::worker::queue::RUNNING)) => {
-            GATE_JOB.with(|g| g.set(Some(job)));
+            set_gate(Some(Gate::Job(job)));
             return Err(UserError::new(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("migrate.{what}: the backfill of {t}.{n} (job {job}) is {state}"),
@@ -568,12 +595,34 @@ fn contract(tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<()> {
     }
 
     // The CHECK first: it scans under SHARE UPDATE EXCLUSIVE, which writers do not wait for;
-    // then the brief ACCESS EXCLUSIVE part (the trigger's drop takes it).
+    // then the brief ACCESS EXCLUSIVE part (the trigger's drop takes it). Not if this
+    // transaction already blocks writers (a contract before this one in the same migration):
+    // the scan would then block them all along.
     if let Some(check) = &e.check_name {
-        ddl(&format!(
-            "ALTER TABLE {t} VALIDATE CONSTRAINT {}",
-            quote_ident(check)
-        ));
+        if !column::check_validated(relid, check) {
+            if column::blocks_writers_here(relid) {
+                set_gate(Some(Gate::Validate {
+                    table: t.clone(),
+                    constraint: check.clone(),
+                }));
+                return Err(UserError::new(
+                    ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!(
+                        "migrate.{what}: the NOT NULL check {} of {t}.{n} is not validated, and this transaction already holds a lock on {t} that blocks writers",
+                        quote_ident(check)
+                    ),
+                )
+                .detail("Validating it here would block every writer for the whole scan.")
+                .hint(format!(
+                    "ALTER TABLE {t} VALIDATE CONSTRAINT {} in a transaction of its own (it does not block writers), then contract; CALL migrate.deploy() does it by itself.",
+                    quote_ident(check)
+                )));
+            }
+            ddl(&format!(
+                "ALTER TABLE {t} VALIDATE CONSTRAINT {}",
+                quote_ident(check)
+            ));
+        }
     }
     let reason = format!("migrate.contract_column of {t}.{c}");
     crate::guard::state::allow_during(&["drop_column", "rename_column"], &reason, || {

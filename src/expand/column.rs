@@ -244,3 +244,31 @@ pub fn pinned_search_path() -> String {
     path.push("pg_temp".to_string());
     path.join(", ")
 }
+
+/// True if the check constraint `name` of the table is validated.
+pub fn check_validated(relid: pg_sys::Oid, name: &str) -> bool {
+    with_safe_search_path(|| {
+        crate::pg::query::one::<bool>(
+            "SELECT k.convalidated FROM pg_catalog.pg_constraint k \
+             WHERE k.conrelid OPERATOR(pg_catalog.=) $1 AND k.conname OPERATOR(pg_catalog.=) $2",
+            &[relid.into(), name.into()],
+        )
+        .unwrap_or(false)
+    })
+}
+
+/// True if this backend already holds a lock on the table that blocks its writers (SHARE or
+/// stronger).
+pub fn blocks_writers_here(relid: pg_sys::Oid) -> bool {
+    with_safe_search_path(|| {
+        crate::pg::query::required::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l \
+             WHERE l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() AND l.granted \
+               AND l.locktype OPERATOR(pg_catalog.=) 'relation' \
+               AND l.relation OPERATOR(pg_catalog.=) $1 \
+               AND l.mode OPERATOR(pg_catalog.=) ANY (ARRAY['ShareLock', 'ShareRowExclusiveLock', \
+                   'ExclusiveLock', 'AccessExclusiveLock']))",
+            &[relid.into()],
+        )
+    })
+}

@@ -19,4 +19,4 @@ pub mod api;
 pub mod column;
 pub mod sync;
 
-pub use api::take_gate_job;
+pub use api::{take_gate, Gate};

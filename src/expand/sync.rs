@@ -17,8 +17,10 @@
 //!   `new := up`, so a NOT NULL check on the new column holds for every row written.
 //!
 //! The author's expressions read columns by name: the function declares one variable per
-//! column of the table, set from `NEW`, and the expressions run as PL/pgSQL expressions over
-//! them (`#variable_conflict use_variable`).
+//! column the expressions may name (any whose name occurs in their text), set from `NEW`, and
+//! the expressions run as PL/pgSQL expressions over them (`#variable_conflict use_variable`).
+//! Other columns are not declared, so dropping one later (or another expansion's contract on
+//! the same table) does not break the trigger.
 
 use crate::worker::backfill::quote_ident;
 
@@ -26,7 +28,7 @@ use crate::worker::backfill::quote_ident;
 pub struct SyncFunction<'a> {
     /// The function's qualified, quoted name.
     pub function: &'a str,
-    /// The table's columns (name, type), in order, the new one included.
+    /// The columns the expressions may name (name, type), in table order.
     pub columns: &'a [(String, String)],
     pub old_column: &'a str,
     pub new_column: &'a str,
