@@ -165,6 +165,8 @@ RESET ROLE;
 SELECT migrate.add('1', $$SELECT migrate.expand_column('tags', 'label', 'title');$$,
                    $$SELECT migrate.undo_expand_column('tags', 'label');$$);
 SELECT migrate.add('2', $$SELECT migrate.contract_column('tags', 'label');$$);
+-- verify(): up, down (undo_expand_column), up again, rolled back: the schema round-trips.
+SELECT version, ok, problem FROM migrate.verify('1');
 SET client_min_messages = warning;
 CALL migrate.deploy();
 RESET client_min_messages;

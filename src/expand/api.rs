@@ -387,7 +387,9 @@ fn expand(
     // value means "not written"; see sync.rs); NOT NULL as a CHECK that holds for new writes.
     ddl(&format!("ALTER TABLE {t} ADD COLUMN {n} {type_sql}"));
     let check_name = old.not_null.then(|| {
-        let name = identifier(format!("{}_{}_not_null", facts.relname, new_column));
+        // Not `<table>_<column>_not_null`: PostgreSQL 18 gives that name to the NOT NULL
+        // constraint SET NOT NULL creates at contract.
+        let name = identifier(format!("{}_{}_migrate_not_null", facts.relname, new_column));
         ddl(&format!(
             "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({n} IS NOT NULL) NOT VALID",
             quote_ident(&name)
