@@ -50,6 +50,14 @@ SELECT migrate.expand_column('orders', 'total', 'total_cents', 'bigint', up => '
 SELECT migrate.expand_column('orders', 'total', 'total_cents', 'bigint', up => 'total > 0');
 SELECT migrate.expand_column('orders', 'total', 'total_cents', 'bigint', up => 'nope * 100');
 SELECT migrate.expand_column('orders', 'total', 'total_cents', 'bigint', up => '(total * 100)::bigint', down => 'total_cents::date');
+-- The trigger runs as every writer: no schema on the path that every role may create in.
+RESET ROLE;
+GRANT CREATE ON SCHEMA public TO PUBLIC;
+SET ROLE regress_ex_owner;
+SELECT migrate.expand_column('orders', 'total', 'total_cents', 'bigint');
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+SET ROLE regress_ex_owner;
 -- The trigger function lives in the table's schema: the caller must be able to create it.
 SELECT migrate.expand_column('locked.t', 'v', 'w');
 RESET ROLE;

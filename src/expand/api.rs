@@ -362,6 +362,20 @@ fn expand(
         .detail("The sync trigger reads the columns up and down name as PL/pgSQL variables; this one would hide the trigger's own NEW, OLD or TG_OP.")
         .hint("Rename that column first, or keep the columns in sync with a trigger of your own."));
     }
+    // The trigger runs as every writer of the table, with the caller's schemas pinned: none
+    // of them may be one any role can plant an operator or function in.
+    let open_schemas = column::public_writable_schemas();
+    if !open_schemas.is_empty() {
+        return Err(UserError::new(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "migrate.{what}: schema(s) {} on the search_path are writable by every role",
+                open_schemas.join(", ")
+            ),
+        )
+        .detail("The sync trigger runs as whoever writes the table, resolving names through this search_path: a function or operator any role planted there would run with a writer's privileges.")
+        .hint("REVOKE CREATE ON SCHEMA ... FROM PUBLIC, or SET search_path to schemas only trusted roles may create in, then expand again."));
+    }
     // The trigger function goes in the table's schema, created by the caller.
     let may_create = crate::pg::query::required::<bool>(
         "SELECT pg_catalog.has_schema_privilege($1::pg_catalog.text, 'CREATE')",

@@ -272,3 +272,20 @@ pub fn blocks_writers_here(relid: pg_sys::Oid) -> bool {
         )
     })
 }
+
+/// Schemas on the caller's path (as the trigger's pinned path will have them) that every role
+/// may CREATE in: an object planted there (an operator that matches `up` better than the
+/// built-in one) would run as every writer of the table.
+pub fn public_writable_schemas() -> Vec<String> {
+    // Under the caller's own search_path (that is what it reads); every name is qualified.
+    {
+        crate::pg::query::one::<Vec<String>>(
+            "SELECT pg_catalog.array_agg(pg_catalog.quote_ident(s)) \
+             FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) AS s \
+             WHERE s OPERATOR(pg_catalog.!~) '^pg_' \
+               AND pg_catalog.has_schema_privilege('public', s, 'CREATE')",
+            &[],
+        )
+        .unwrap_or_default()
+    }
+}
