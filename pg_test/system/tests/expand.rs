@@ -329,3 +329,68 @@ fn deploy_waits_for_the_gate() {
         2
     );
 }
+
+/// An open expansion survives pg_dump / pg_restore: the registry row (table by name), the
+/// trigger and its job come back, the trigger syncs, and the contract goes through.
+#[test]
+fn an_open_expansion_survives_dump_and_restore() {
+    let cluster = Cluster::start("expand-dump", &[]);
+    let mut c = cluster.connect("postgres");
+    for sql in ["CREATE ROLE app LOGIN", "CREATE DATABASE source", "CREATE DATABASE restored"] {
+        c.batch_execute(sql).unwrap();
+    }
+    let mut s = cluster.connect("source");
+    s.batch_execute(
+        "CREATE EXTENSION migrate;
+         GRANT CREATE ON SCHEMA public TO app;
+         CREATE TABLE o (id int PRIMARY KEY, total numeric NOT NULL DEFAULT 0);
+         INSERT INTO o SELECT g, g FROM generate_series(1, 1000) g;
+         ALTER TABLE o OWNER TO app;",
+    )
+    .unwrap();
+    let job: i64 = s
+        .query_one(
+            "SELECT migrate.expand_column('o', 'total', 'total_cents', 'bigint',
+                                          up => '(total * 100)::bigint', down => 'total_cents / 100.0')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    s.batch_execute(&format!("CALL migrate.wait_job({job})")).unwrap();
+    let dump = cluster.dir.join("expand.dump");
+    let dump = dump.to_str().unwrap();
+    cluster.client_tool("pg_dump", &["-Fc", "-d", "source", "-f", dump]);
+    cluster.client_tool("pg_restore", &["--exit-on-error", "-d", "restored", dump]);
+    let mut r = cluster.connect("restored");
+    let row = r
+        .query_one(
+            "SELECT \"table\"::text, old_column::text, new_column::text, job_id, phase FROM migrate.expansions",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            row.get::<_, i64>(3),
+            row.get::<_, String>(4)
+        ),
+        ("o".into(), "total".into(), "total_cents".into(), job, "ready".into())
+    );
+    r.batch_execute("INSERT INTO o (id, total) VALUES (5000, 3)")
+        .unwrap();
+    assert_eq!(
+        count(&mut r, "SELECT total_cents FROM o WHERE id = 5000"),
+        300
+    );
+    r.batch_execute("SELECT migrate.contract_column('o', 'total')")
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut r,
+            "SELECT count(*) FROM o WHERE total_cents IS NULL OR total_cents <> id * 100 AND id <> 5000"
+        ),
+        0
+    );
+}
