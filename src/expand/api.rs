@@ -39,7 +39,7 @@ fn set_gate(gate: Option<Gate>) {
     GATE.with(|g| *g.borrow_mut() = gate);
 }
 
-fn text_arg<'a>(value: Option<&'a CStr>) -> Option<&'a str> {
+fn text_arg(value: Option<&CStr>) -> Option<&str> {
     value.map(|v| {
         v.to_str().unwrap_or_else(|_| {
             UserError::new(
@@ -181,9 +181,7 @@ fn expression(what: &str, t: &str, name: &str, text: &str) -> Result<()> {
             format!("migrate.{what}: {name} for {t} must be one SQL expression"),
         )
         .detail(format!("{name}: {text}"))
-        .hint(format!(
-            "Pass a value expression over the table's columns, e.g. '(total * 100)::bigint'; no SELECT list, FROM or second statement."
-        ))
+        .hint("Pass a value expression over the table's columns, e.g. '(total * 100)::bigint'; no SELECT list, FROM or second statement.")
     };
     if text.trim().is_empty() {
         return Err(bad());
