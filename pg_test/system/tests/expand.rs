@@ -394,3 +394,87 @@ fn an_open_expansion_survives_dump_and_restore() {
         0
     );
 }
+
+/// The contract's brief ACCESS EXCLUSIVE is bounded: a long transaction reading the table makes
+/// the contract give up after migrate.lock_timeout, deploy() rolls back and retries, and the
+/// writers queued behind the contract never wait much longer than one lock_timeout.
+#[test]
+fn contract_outwaits_a_long_reader() {
+    let cluster = Cluster::start(
+        "expand-lock",
+        &[&format!("migrate.lock_timeout = '{LOCK_TIMEOUT_MS}ms'"), "migrate.lock_retries = 10"],
+    );
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(
+        "CREATE EXTENSION migrate;
+         CREATE ROLE app LOGIN;
+         GRANT CREATE ON SCHEMA public TO app;
+         CREATE TABLE people (id int PRIMARY KEY, fullname text);
+         INSERT INTO people SELECT g, 'p' || g FROM generate_series(1, 50000) g;
+         ALTER TABLE people OWNER TO app;
+         SELECT migrate.add('1', $$SELECT migrate.expand_column('people', 'fullname', 'display_name');$$);
+         SELECT migrate.add('2', $$SELECT migrate.contract_column('people', 'fullname');$$);",
+    )
+    .unwrap();
+    c.batch_execute("CALL migrate.deploy('1')").unwrap();
+    let job: i64 = c
+        .query_one("SELECT job_id FROM migrate.expansions", &[])
+        .unwrap()
+        .get(0);
+    c.batch_execute(&format!("CALL migrate.wait_job({job})")).unwrap();
+
+    // New application writers on display_name, all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let max_id = Arc::new(AtomicI64::new(50_000));
+    fn rename_writer(c: &mut Client, id: i64, i: i64) -> Result<u64, postgres::Error> {
+        c.execute(
+            "UPDATE people SET display_name = 'w' || $2::int8 WHERE id = $1::int8::int4",
+            &[&id, &i],
+        )
+    }
+    let writers: Vec<_> = (0..2)
+        .map(|i| {
+            writer(
+                cluster.connect_as("postgres", "app"),
+                stop.clone(),
+                max_id.clone(),
+                7 + i,
+                rename_writer,
+            )
+        })
+        .collect();
+    // A reader holds ACCESS SHARE for 4 s.
+    let mut reader = cluster.connect("postgres");
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM people;")
+        .unwrap();
+    let releaser = thread::spawn(move || {
+        thread::sleep(Duration::from_secs(4));
+        reader.batch_execute("COMMIT").unwrap();
+    });
+    let start = Instant::now();
+    c.batch_execute("CALL migrate.deploy()").unwrap();
+    let took = start.elapsed();
+    releaser.join().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let mut worst_all = Duration::ZERO;
+    for w in writers {
+        let (n, worst, errors) = w.join().unwrap();
+        assert!(errors.is_empty(), "writer failed: {errors:?}");
+        println!("writer: {n} statements, slowest {worst:?}");
+        worst_all = worst_all.max(worst);
+    }
+    println!("contract deployed in {took:?} behind a 4 s reader");
+    assert!(took >= Duration::from_secs(3), "the contract did not wait for the reader");
+    let bound = Duration::from_millis(LOCK_TIMEOUT_MS + 500);
+    assert!(worst_all < bound, "a writer waited {worst_all:?} (bound {bound:?})");
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM migrate.status() WHERE state = 'applied'"),
+        2
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM people WHERE display_name IS NULL"),
+        0
+    );
+}
