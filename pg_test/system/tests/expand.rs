@@ -478,3 +478,68 @@ fn contract_outwaits_a_long_reader() {
         0
     );
 }
+
+/// A backfill cancelled while deploy() waits at the gate: the deploy stops with the
+/// contract's 55000, recorded, the contract migration left pending, nothing half-done.
+#[test]
+fn deploy_stops_when_the_gated_backfill_is_cancelled() {
+    let cluster = Cluster::start("expand-cancel", &[]);
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(
+        "CREATE EXTENSION migrate;
+         CREATE ROLE app LOGIN;
+         GRANT CREATE ON SCHEMA public TO app;
+         CREATE TABLE people (id int PRIMARY KEY, fullname text);
+         INSERT INTO people SELECT g, 'p' || g FROM generate_series(1, 400000) g;
+         ALTER TABLE people OWNER TO app;
+         SELECT migrate.add('1', $$SELECT migrate.expand_column('people', 'fullname', 'display_name');$$);
+         SELECT migrate.add('2', $$SELECT migrate.contract_column('people', 'fullname');$$);",
+    )
+    .unwrap();
+    let mut d = cluster.connect("postgres");
+    let deploy = thread::spawn(move || d.batch_execute("CALL migrate.deploy()"));
+    // Cancel the backfill once it runs (and so once deploy waits for it).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let running = count(
+            &mut c,
+            "SELECT count(*) FROM migrate.jobs WHERE state = 'running' AND rows_done > 0",
+        );
+        if running > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backfill never ran");
+        thread::sleep(Duration::from_millis(50));
+    }
+    c.batch_execute("SELECT migrate.cancel_job(job_id) FROM migrate.expansions")
+        .unwrap();
+    let e = deploy.join().unwrap().expect_err("deploy went on past a cancelled backfill");
+    assert_eq!(
+        e.as_db_error().map(|d| d.code().code().to_string()),
+        Some("55000".to_string()),
+        "{e:?}"
+    );
+    let states: Vec<(String, String)> = c
+        .query("SELECT version, state FROM migrate.status()", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        states,
+        [("1".into(), "applied".into()), ("2".into(), "pending".into())]
+    );
+    // Nothing of the contract happened: both columns and the trigger are there.
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'people'::regclass
+             AND attname IN ('fullname', 'display_name') AND NOT attisdropped"
+        ),
+        2
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'people'::regclass"),
+        1
+    );
+}
