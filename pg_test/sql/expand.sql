@@ -12,6 +12,12 @@ INSERT INTO people SELECT g, 'p' || g FROM generate_series(1, 500) g;
 CREATE TABLE tags (id int PRIMARY KEY, label varchar(20));
 INSERT INTO tags SELECT g, 't' || g FROM generate_series(1, 300) g;
 CREATE TABLE odd (id int PRIMARY KEY, new int, v int);
+CREATE TABLE items (id int PRIMARY KEY, sku text NOT NULL, qty int);
+INSERT INTO items SELECT g, 's' || g, g % 7 FROM generate_series(1, 400) g;
+CREATE INDEX items_sku ON items (sku);
+CREATE UNIQUE INDEX items_qty_sku ON items (qty, sku) INCLUDE (id);
+CREATE INDEX items_lower ON items (lower(sku));
+ALTER TABLE items OWNER TO regress_ex_owner;
 CREATE VIEW orders_v AS SELECT id, total FROM orders;
 ALTER TABLE orders OWNER TO regress_ex_owner;
 ALTER TABLE people OWNER TO regress_ex_owner;
@@ -156,6 +162,23 @@ SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
 WHERE attrelid = 'people'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
 SELECT id, fullname FROM people WHERE id IN (1, 501, 502) ORDER BY id;
 
+-- Indexes: the old column's plain indexes are recreated on the new column by CREATE INDEX
+-- CONCURRENTLY (outside a transaction: a non-transactional migration); the contract waits
+-- until they are valid and gives them the old names. Others (an expression) are refused.
+SELECT migrate.expand_column('items', 'sku', 'code') AS job \gset
+RESET ROLE;
+CALL migrate.wait_job(:job);
+SET ROLE regress_ex_owner;
+SELECT migrate.contract_column('items', 'sku');
+CREATE INDEX CONCURRENTLY "items_sku_migrate_new" ON public.items USING "btree" ("code");
+SELECT migrate.contract_column('items', 'sku');
+CREATE UNIQUE INDEX CONCURRENTLY "items_qty_sku_migrate_new" ON public.items USING "btree" ("qty", "code") INCLUDE ("id");
+SELECT migrate.contract_column('items', 'sku');
+DROP INDEX items_lower;
+SELECT migrate.contract_column('items', 'sku');
+SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid), indisvalid
+FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1;
+
 -- undo_expand_column(): a rename undone; the column, the trigger and its function are gone,
 -- the job cancelled or done, and the column may be expanded again.
 SELECT migrate.undo_expand_column('tags', 'label');
@@ -168,11 +191,15 @@ SELECT state IN ('cancelled', 'succeeded') AS job_ended FROM migrate.jobs WHERE 
 SELECT old_column, new_column, phase FROM migrate.expansions ORDER BY id;
 RESET ROLE;
 
--- Through deploy(): the expand migration, then the contract, in one deploy; deploy waits for
--- the gate itself (its NOTICE lines are silenced: whether it had to wait depends on timing).
+-- Through deploy(): the expand migration, the old column's index built on the new one by a
+-- non-transactional migration, then the contract, in one deploy; deploy waits for the gate
+-- itself (its NOTICE lines are silenced: whether it had to wait depends on timing).
+CREATE INDEX tags_label ON tags (label);
 SELECT migrate.add('1', $$SELECT migrate.expand_column('tags', 'label', 'title');$$,
                    $$SELECT migrate.undo_expand_column('tags', 'label');$$);
-SELECT migrate.add('2', $$SELECT migrate.contract_column('tags', 'label');$$);
+SELECT migrate.add('2', E'-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY "tags_label_migrate_new" ON public.tags USING "btree" ("title");',
+                   E'-- migrate:no-transaction\nDROP INDEX CONCURRENTLY "tags_label_migrate_new";');
+SELECT migrate.add('3', $$SELECT migrate.contract_column('tags', 'label');$$);
 -- plan(): the expand runs in the dry run; the contract after it meets the closed gate (the
 -- dry run's backfill never runs), so plan() stops there with the gate's error. (Its generic
 -- second HINT is plan()'s; deploy() itself waits at this gate, as below.)
@@ -185,9 +212,11 @@ RESET client_min_messages;
 SELECT version, state FROM migrate.status();
 SELECT attname FROM pg_attribute WHERE attrelid = 'tags'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
 SELECT count(*) FILTER (WHERE title IS NULL) AS unfilled FROM tags;
+SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid), indisvalid
+FROM pg_index WHERE indrelid = 'tags'::regclass ORDER BY 1;
 SELECT old_column, new_column, phase FROM migrate.expansions ORDER BY id;
 SET client_min_messages = error;
-DROP TABLE orders, people, tags, odd;
+DROP TABLE orders, people, tags, odd, items;
 DROP SCHEMA locked CASCADE;
 REVOKE CREATE ON SCHEMA public FROM regress_ex_owner;
 DROP ROLE regress_ex_owner, regress_ex_other;

@@ -160,6 +160,11 @@ fn target(what: &str, tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<Tab
     Ok(facts)
 }
 
+/// The name of an old column's index recreated on the new column.
+fn recreated_index_name(old: &str) -> String {
+    identifier(format!("{old}_migrate_new"))
+}
+
 fn qualified(facts: &TableFacts, name: &str) -> String {
     format!("{}.{}", quote_ident(&facts.schema), quote_ident(name))
 }
@@ -453,7 +458,38 @@ fn expand(
         quote_ident(&trigger_name)
     ));
 
-    let (views, others) = column::dependents(relid, old.attnum);
+    // The old column's plain indexes: their equivalents on the new column are built
+    // concurrently (outside any transaction: a non-transactional migration between expand and
+    // contract), and the contract waits for them to be valid.
+    let (mut index_names, mut index_sql) = (Vec::new(), Vec::new());
+    for index in column::plain_indexes(relid, old.attnum) {
+        let list = |cols: &[String]| -> String {
+            cols.iter()
+                .map(|k| quote_ident(if k == col { &new_column } else { k }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let include = if index.include.is_empty() {
+            String::new()
+        } else {
+            format!(" INCLUDE ({})", list(&index.include))
+        };
+        index_sql.push(format!(
+            "CREATE {}INDEX CONCURRENTLY {} ON {t} USING {} ({}){include}",
+            if index.unique { "UNIQUE " } else { "" },
+            quote_ident(&recreated_index_name(&index.name)),
+            quote_ident(&index.method),
+            list(&index.keys)
+        ));
+        index_names.push(index.name);
+    }
+    if !index_sql.is_empty() {
+        pgrx::notice!(
+            "migrate.{what}: build the old column's indexes on {n} before the contract, outside a transaction (a non-transactional migration): {}",
+            index_sql.join("; ")
+        );
+    }
+    let (views, others) = column::dependents(relid, old.attnum, &index_names);
     if !views.is_empty() || !others.is_empty() {
         let mut all = views;
         all.extend(others);
@@ -500,6 +536,8 @@ fn expand(
         check_name: check_name.as_deref(),
         job_id,
         created_by: &created_by,
+        index_names,
+        index_sql,
     });
     Ok(job_id)
 }
@@ -583,7 +621,29 @@ fn contract(tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<()> {
         .as_ref()
         .map(|a| a.attnum)
         .unwrap_or_else(|| error!("migrate: the old column {c} of {t} is missing"));
-    let (views, others) = column::dependents(relid, attnum);
+    // The old column's indexes, recreated on the new one: each must be built and valid.
+    let pending: Vec<&String> = e
+        .index_names
+        .iter()
+        .zip(&e.index_sql)
+        .filter(|(name, _)| column::index_valid(relid, &recreated_index_name(name)) != Some(true))
+        .map(|(_, sql)| sql)
+        .collect();
+    if !pending.is_empty() {
+        return Err(UserError::new(
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "migrate.{what}: {} of {t}'s indexes on {n} not built (or not valid) yet",
+                pending.len()
+            ),
+        )
+        .detail("The old column's indexes are dropped with it; their equivalents on the new column must be valid first.")
+        .hint(format!(
+            "Build them outside a transaction (a migration with -- migrate:no-transaction before the contract; DROP INDEX CONCURRENTLY an invalid one first): {}",
+            pending.iter().map(|s| format!("{s};")).collect::<Vec<_>>().join(" ")
+        )));
+    }
+    let (views, others) = column::dependents(relid, attnum, &e.index_names);
     if !views.is_empty() {
         return Err(UserError::new(
             ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
@@ -649,6 +709,14 @@ fn contract(tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<()> {
             qualified(&facts, &e.function_name)
         ));
         ddl(&format!("ALTER TABLE {t} DROP COLUMN {c}"));
+        // The old indexes went with the column: their equivalents take their names.
+        for old_index in &e.index_names {
+            ddl(&format!(
+                "ALTER INDEX {} RENAME TO {}",
+                qualified(&facts, &recreated_index_name(old_index)),
+                quote_ident(old_index)
+            ));
+        }
         if let Some(check) = &e.check_name {
             ddl(&format!("ALTER TABLE {t} ALTER COLUMN {n} SET NOT NULL"));
             ddl(&format!(

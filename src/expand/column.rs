@@ -85,12 +85,20 @@ pub fn table_columns(relid: pg_sys::Oid) -> Vec<(String, String)> {
 }
 
 /// What depends on the column besides its default and NOT NULL: (views, everything else).
-pub fn dependents(relid: pg_sys::Oid, attnum: i32) -> (Vec<String>, Vec<String>) {
+pub fn dependents(
+    relid: pg_sys::Oid,
+    attnum: i32,
+    recreated: &[String],
+) -> (Vec<String>, Vec<String>) {
     const SQL: &str = include_str!("../queries/column_dependents.sql");
     let rows: Vec<(String, String)> = with_safe_search_path(|| {
         Spi::connect(|client| {
             client
-                .select(SQL, None, &[relid.into(), attnum.into()])
+                .select(
+                    SQL,
+                    None,
+                    &[relid.into(), attnum.into(), recreated.to_vec().into()],
+                )
                 .unwrap_or_else(|e| error!("migrate: could not read what depends on a column: {e}"))
                 .map(|row| {
                     (
@@ -131,6 +139,9 @@ pub struct Expansion {
     pub old_default: Option<String>,
     pub check_name: Option<String>,
     pub job_id: Option<i64>,
+    /// The old column's indexes recreated on the new one, and each one's statement.
+    pub index_names: Vec<String>,
+    pub index_sql: Vec<String>,
 }
 
 /// What a new registry row records.
@@ -149,6 +160,8 @@ pub struct NewExpansion<'a> {
     pub check_name: Option<&'a str>,
     pub job_id: i64,
     pub created_by: &'a str,
+    pub index_names: Vec<String>,
+    pub index_sql: Vec<String>,
 }
 
 /// The open expansion in which `column` of table `relid` is the old or the new column (locked
@@ -157,7 +170,7 @@ pub fn open_expansion(relid: pg_sys::Oid, column: &str, lock: bool) -> Option<Ex
     let sql = format!(
         "SELECT id, old_column::pg_catalog.text, new_column::pg_catalog.text, shadow, \
                 trigger_name::pg_catalog.text, function_name::pg_catalog.text, old_default, \
-                check_name::pg_catalog.text, job_id \
+                check_name::pg_catalog.text, job_id, index_names, index_sql \
          FROM migrate.expansion_registry \
          WHERE relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid \
            AND state OPERATOR(pg_catalog.=) 'expanded' \
@@ -180,6 +193,8 @@ pub fn open_expansion(relid: pg_sys::Oid, column: &str, lock: bool) -> Option<Ex
                 old_default: read(&row, 7),
                 check_name: read(&row, 8),
                 job_id: read(&row, 9),
+                index_names: read(&row, 10).unwrap_or_default(),
+                index_sql: read(&row, 11).unwrap_or_default(),
             })
         })
     })
@@ -191,9 +206,9 @@ pub fn insert(e: &NewExpansion) -> i64 {
         crate::pg::query::required::<i64>(
             "INSERT INTO migrate.expansion_registry (relid, old_column, new_column, shadow, old_type, \
                new_type, up_sql, down_sql, trigger_name, function_name, old_default, check_name, \
-               job_id, created_by) \
+               job_id, created_by, index_names, index_sql) \
              VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-               $11, $12, $13, $14) RETURNING id",
+               $11, $12, $13, $14, $15, $16) RETURNING id",
             &[
                 e.relid.into(),
                 e.old_column.into(),
@@ -209,6 +224,8 @@ pub fn insert(e: &NewExpansion) -> i64 {
                 e.check_name.into(),
                 e.job_id.into(),
                 e.created_by.into(),
+                e.index_names.clone().into(),
+                e.index_sql.clone().into(),
             ],
         )
     })
@@ -288,4 +305,45 @@ pub fn public_writable_schemas() -> Vec<String> {
         )
         .unwrap_or_default()
     }
+}
+
+/// A plain index on the old column, as `column_indexes.sql` reads it.
+pub struct PlainIndex {
+    pub name: String,
+    pub unique: bool,
+    pub method: String,
+    pub keys: Vec<String>,
+    pub include: Vec<String>,
+}
+
+/// The plain indexes on column `attnum` the expansion recreates on the new column.
+pub fn plain_indexes(relid: pg_sys::Oid, attnum: i32) -> Vec<PlainIndex> {
+    const SQL: &str = include_str!("../queries/column_indexes.sql");
+    with_safe_search_path(|| {
+        Spi::connect(|client| {
+            client
+                .select(SQL, None, &[relid.into(), (attnum as i16).into()])
+                .unwrap_or_else(|e| error!("migrate: could not read the indexes of a table: {e}"))
+                .map(|row| PlainIndex {
+                    name: read(&row, 1).unwrap_or_default(),
+                    unique: read(&row, 2).unwrap_or(false),
+                    method: read(&row, 3).unwrap_or_default(),
+                    keys: read(&row, 4).unwrap_or_default(),
+                    include: read(&row, 5).unwrap_or_default(),
+                })
+                .collect()
+        })
+    })
+}
+
+/// Whether the index `name` on the table exists and is valid: None if it does not exist.
+pub fn index_valid(relid: pg_sys::Oid, name: &str) -> Option<bool> {
+    with_safe_search_path(|| {
+        crate::pg::query::one::<bool>(
+            "SELECT i.indisvalid FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid \
+             WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+            &[relid.into(), name.into()],
+        )
+    })
 }

@@ -28,7 +28,11 @@ CREATE TABLE migrate.expansion_registry (
         CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['expanded', 'contracted', 'undone'])),
     created_by    name NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    finished_at   timestamptz
+    finished_at   timestamptz,
+    -- the old column's plain indexes (names) and the CREATE INDEX CONCURRENTLY of each one's
+    -- equivalent on the new column (named <index>_migrate_new), which the contract waits for
+    index_names   text[] NOT NULL DEFAULT '{}',
+    index_sql     text[] NOT NULL DEFAULT '{}'
 );
 -- One open expansion per column.
 CREATE UNIQUE INDEX expansion_registry_open ON migrate.expansion_registry (relid, old_column)
