@@ -504,3 +504,92 @@ GRANT EXECUTE ON FUNCTION migrate.backfill(regclass, text, text, integer, interv
 -- safe_script: the script safe mode last ran for it in a worker.
 ALTER TABLE migrate.migrations ADD COLUMN safe boolean;
 ALTER TABLE migrate.migrations ADD COLUMN safe_script text;
+
+
+-- ==== Expand/contract columns (issue 16): migrate.expansion_registry, migrate.expansions,
+-- expand_column(), contract_column(), undo_expand_column(); as src/sql/expand.sql and the
+-- grants finalize.sql gives them in a fresh install.
+
+CREATE SEQUENCE migrate.expansion_id_seq AS integer;
+CREATE TABLE migrate.expansion_registry (
+    id            bigint PRIMARY KEY DEFAULT pg_catalog.nextval('migrate.expansion_id_seq'),
+    relid         regclass NOT NULL,
+    old_column    name NOT NULL,
+    new_column    name NOT NULL,
+    -- a type change that keeps the name: new_column is a shadow that takes old_column's name
+    -- at contract
+    shadow        boolean NOT NULL,
+    old_type      text NOT NULL,
+    new_type      text NOT NULL,
+    -- the migration author's expressions (old -> new, new -> old), one expression each
+    up_sql        text NOT NULL,
+    down_sql      text NOT NULL,
+    -- the sync trigger on the table and its function, in the table's schema
+    trigger_name  name NOT NULL,
+    function_name name NOT NULL,
+    -- the old column's default (pg_get_expr), set on the new column at contract
+    old_default   text,
+    -- the old column was NOT NULL: CHECK (new IS NOT NULL) NOT VALID until contract
+    check_name    name,
+    job_id        bigint,
+    state         text NOT NULL DEFAULT 'expanded'
+        CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['expanded', 'contracted', 'undone'])),
+    created_by    name NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at   timestamptz,
+    -- the old column's plain indexes (names) and the CREATE INDEX CONCURRENTLY of each one's
+    -- equivalent on the new column (named <index>_migrate_new), which the contract waits for
+    index_names   text[] NOT NULL DEFAULT '{}',
+    index_sql     text[] NOT NULL DEFAULT '{}'
+);
+-- One open expansion per column.
+CREATE UNIQUE INDEX expansion_registry_open ON migrate.expansion_registry (relid, old_column)
+    WHERE state OPERATOR(pg_catalog.=) 'expanded';
+COMMENT ON TABLE migrate.expansion_registry IS
+    'Internal: expand_column() calls and their state. Read migrate.expansions; write through the API.';
+SELECT pg_catalog.pg_extension_config_dump('migrate.expansion_registry', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.expansion_id_seq', '');
+
+-- phase: backfilling (its job queued, running or paused), ready (backfill succeeded: contract
+-- may run), backfill_failed / backfill_cancelled, contracted, undone. Each reader sees the
+-- expansions of the tables it may read.
+CREATE VIEW migrate.expansions AS
+SELECT e.id, e.relid AS "table", e.old_column, e.new_column, e.old_type, e.new_type, e.job_id,
+       CASE WHEN e.state OPERATOR(pg_catalog.<>) 'expanded' THEN e.state
+            WHEN j.state OPERATOR(pg_catalog.=) 'succeeded' THEN 'ready'
+            WHEN j.state OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'cancelled'])
+                THEN 'backfill_' OPERATOR(pg_catalog.||) j.state
+            ELSE 'backfilling' END AS phase,
+       e.up_sql, e.down_sql, e.trigger_name, e.created_by, e.created_at, e.finished_at
+FROM migrate.expansion_registry e
+LEFT JOIN migrate.job_queue j ON j.id OPERATOR(pg_catalog.=) e.job_id
+WHERE pg_catalog.has_table_privilege(e.relid, 'SELECT') OR pg_catalog.pg_has_role('migrate_admin', 'USAGE');
+COMMENT ON VIEW migrate.expansions IS
+    'Each expand_column(): table, old and new column and type, backfill job, phase (backfilling, ready, contracted, undone, ...).';
+CREATE FUNCTION migrate.expand_column(tbl regclass, col name, new_name name DEFAULT NULL,
+                                      new_type text DEFAULT NULL, up text DEFAULT NULL,
+                                      down text DEFAULT NULL)
+RETURNS bigint VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'expand_column_wrapper';
+COMMENT ON FUNCTION migrate.expand_column(regclass, name, name, text, text, text) IS
+    'Expand: adds new_name (or a shadow column of new_type), a trigger that keeps it and col in sync (up: old to new, down: new to old), and a backfill job for existing rows; returns the job id.';
+CREATE FUNCTION migrate.contract_column(tbl regclass, col name)
+RETURNS void VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'contract_column_wrapper';
+COMMENT ON FUNCTION migrate.contract_column(regclass, name) IS
+    'Contract: once the expansion''s backfill succeeded, drops the sync trigger and the old column col, moves the name to the new column (a type change), promotes its NOT NULL check and sets its default.';
+CREATE FUNCTION migrate.undo_expand_column(tbl regclass, col name)
+RETURNS void VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'undo_expand_column_wrapper';
+COMMENT ON FUNCTION migrate.undo_expand_column(regclass, name) IS
+    'Undoes an open expand_column() of col: cancels its backfill job and drops the sync trigger, its function and the new column.';
+REVOKE ALL ON migrate.expansion_registry, migrate.expansions FROM PUBLIC;
+REVOKE ALL ON SEQUENCE migrate.expansion_id_seq FROM PUBLIC;
+GRANT SELECT ON migrate.expansion_registry TO migrate_admin;
+GRANT SELECT ON migrate.expansions TO PUBLIC;
+REVOKE ALL ON FUNCTION migrate.expand_column(regclass, name, name, text, text, text),
+    migrate.contract_column(regclass, name), migrate.undo_expand_column(regclass, name)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.expand_column(regclass, name, name, text, text, text),
+    migrate.contract_column(regclass, name), migrate.undo_expand_column(regclass, name)
+    TO migrate_admin;
+GRANT EXECUTE ON FUNCTION migrate.expand_column(regclass, name, name, text, text, text),
+    migrate.contract_column(regclass, name), migrate.undo_expand_column(regclass, name)
+    TO PUBLIC;

@@ -10,6 +10,9 @@
 //! - A non-transactional migration is handed to a job worker that runs it statement by
 //!   statement, top-level (see [`crate::worker::migration`]); the deploy waits for it while
 //!   committing between polls, so it holds no snapshot a concurrent index build would wait for.
+//! - A migration whose `migrate.contract_column()` is refused because the expansion's backfill
+//!   is still queued or running (the finalize gate) is rolled back; the deploy waits for that
+//!   job, committing between polls (no snapshot held), and runs the migration again.
 //! - Any other failure is appended to the history (SQLSTATE and message) and raised. Running
 //!   `deploy()` again resumes: a failed transactional migration left nothing behind, a failed
 //!   non-transactional one resumes at the statement that failed.
@@ -127,6 +130,7 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
         }
     }
     let mut retries: Option<(String, u32)> = None;
+    let mut gate_waits = 0;
     let mut steps = 0;
     loop {
         catalog::lock_registry();
@@ -192,6 +196,8 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
         // A transactional migration that safe mode rewrote runs in a worker like a
         // non-transactional one (which records its own failures and retries its own locks).
         let in_transaction = m.transactional && safe_script.is_none();
+        // Set by a contract_column() the step runs and refuses for its gate.
+        crate::expand::take_gate();
         let outcome = if in_transaction {
             // Committed with its registry row and history event.
             run.step(m, direction, executor)
@@ -234,6 +240,18 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
                 );
                 retries = None;
                 steps += 1;
+            }
+            Err(e)
+                if e.code == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+                    && in_transaction
+                    && gate_waits < MAX_GATE_WAITS
+                    && crate::expand::take_gate().is_some_and(|gate| {
+                        // Nothing of the step is left, and no snapshot while we wait.
+                        procedure::rollback();
+                        open_gate(&m.version, &gate, executor)
+                    }) =>
+            {
+                gate_waits += 1;
             }
             Err(e)
                 if e.code == ERRCODE_LOCK_NOT_AVAILABLE
@@ -294,6 +312,58 @@ fn deploy(target: Option<&str>, allow_out_of_order: bool) -> Result<()> {
         pgrx::notice!("migrate: nothing to deploy");
     }
     Ok(())
+}
+
+/// How many times one deploy opens an expansion's gate before a contract (a wait ends only
+/// when the job succeeded, so more than a few means something else refuses).
+const MAX_GATE_WAITS: u32 = 16;
+
+/// Sees to what a contract_column() in migration `version` waited for, outside the
+/// migration's transaction: waits for the backfill job (committing between polls), or
+/// validates the NOT NULL check in a transaction of its own as the migration's executor. True
+/// when done (run the migration again); false when it cannot be (the contract's error stands).
+fn open_gate(version: &str, gate: &crate::expand::Gate, executor: pg_sys::Oid) -> bool {
+    match gate {
+        crate::expand::Gate::Job(job) => {
+            pgrx::notice!(
+                "migrate: migration {version} contracts a column whose backfill (job {job}) has not finished; waiting for it"
+            );
+            match wait_for_job(*job, None, "migrate.deploy", &mut || {}) {
+                Ok(()) => true,
+                Err(_) => {
+                    pgrx::notice!("migrate: backfill job {job} did not succeed; see migrate.jobs");
+                    false
+                }
+            }
+        }
+        crate::expand::Gate::Validate { table, constraint } => {
+            pgrx::notice!(
+                "migrate: migration {version} contracts a column of {table}: validating its NOT NULL check first, in a transaction of its own"
+            );
+            let sql = format!(
+                "ALTER TABLE {table} VALIDATE CONSTRAINT {}",
+                crate::worker::backfill::quote_ident(constraint)
+            );
+            let done = crate::pg::subxact::run(|| {
+                crate::pg::security::run_isolated(executor, "migrate.deploy", || {
+                    script::ensure_single_statement(&sql);
+                    Spi::run(&sql).unwrap_or_else(|e| error!("migrate: {e}"))
+                })
+            });
+            match done {
+                Ok(()) => {
+                    procedure::commit();
+                    true
+                }
+                Err(caught) => {
+                    let (_, message, _, _) = caught_parts(&caught);
+                    pgrx::notice!("migrate: validating {constraint} on {table} failed: {message}");
+                    procedure::rollback();
+                    false
+                }
+            }
+        }
+    }
 }
 
 fn format_interval(i: &pgrx::datum::Interval) -> String {

@@ -5,6 +5,7 @@
 //!   the workers (neither imports it).
 //! - [`guard`]: event triggers that bound lock waits and stop outage-causing DDL.
 //! - [`worker`]: background jobs (batched backfills) run by background workers.
+//! - [`expand`]: expand/contract columns (sync trigger, backfill, finalize gate).
 //! - [`partition_index`]: `CREATE INDEX CONCURRENTLY` on a partitioned table, by the online
 //!   recipe (read by the worker that runs it and by `plan()`).
 //! - [`pg`]: the small, fenced layer over server internals (roles, subtransactions, scripts).
@@ -16,6 +17,7 @@ use pgrx::prelude::*;
 pub mod dependent_views;
 pub mod deploy;
 pub mod error;
+pub mod expand;
 pub mod guard;
 pub mod gucs;
 pub mod partition_index;
@@ -39,6 +41,11 @@ extension_sql_file!(
 extension_sql_file!(
     "sql/deploy.sql",
     name = "deploy_schema",
+    requires = ["jobs_schema"]
+);
+extension_sql_file!(
+    "sql/expand.sql",
+    name = "expand_schema",
     requires = ["jobs_schema"]
 );
 extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);

@@ -186,6 +186,18 @@ pub fn allow(rule: &str, reason: &str, scoped_to_migration: bool) {
     });
 }
 
+/// Permits `rules` while `f` runs (the extension's own DDL that is the safe form of what the
+/// rule warns about, such as contract_column's DROP COLUMN), and no longer.
+pub fn allow_during<R>(rules: &[&str], reason: &str, f: impl FnOnce() -> R) -> R {
+    let before = STATE.with(|s| s.borrow().allowances.len());
+    for rule in rules {
+        allow(rule, reason, false);
+    }
+    let result = f();
+    STATE.with(|s| s.borrow_mut().allowances.truncate(before));
+    result
+}
+
 /// Removes the allowances of a migration's `-- migrate:allow` lines.
 pub fn end_migration_scope() {
     STATE.with(|s| s.borrow_mut().allowances.retain(|a| !a.scoped_to_migration));

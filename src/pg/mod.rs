@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod dsm;
+pub mod expr;
 pub mod list;
 pub mod locks;
 pub mod observe;

@@ -167,6 +167,13 @@ pub fn set_config(name: &CStr, value: &CStr, action: pg_sys::GucAction::Type) {
     }
 }
 
+/// Runs `f` as the current user with `search_path = pg_catalog, pg_temp` in a GUC level of its
+/// own: catalog reads in the caller's session that must not resolve anything the caller (or
+/// anyone with CREATE on a schema on its path) planted, and that qualify every name they print.
+pub fn with_safe_search_path<R>(f: impl FnOnce() -> R) -> R {
+    with_own_settings(&[(c"search_path", SAFE_SEARCH_PATH)], f)
+}
+
 /// The owner of the registry tables: the role that created the extension (or was given it).
 pub fn registry_owner() -> pg_sys::Oid {
     crate::pg::query::required(

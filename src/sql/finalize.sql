@@ -74,3 +74,11 @@ GRANT EXECUTE ON FUNCTION migrate.add(text, text, text, text, jsonb), migrate.ap
     migrate.end_adoption(text, regclass)
     TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE migrate.deploy(text, boolean) TO PUBLIC;
+-- Expand/contract columns (issue 16): the functions run as their caller, who must have the
+-- table owner's privileges (they check it); each reader sees the expansions of the tables it
+-- may read.
+GRANT SELECT ON migrate.expansion_registry TO migrate_admin;
+GRANT SELECT ON migrate.expansions TO PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.expand_column(regclass, name, name, text, text, text),
+    migrate.contract_column(regclass, name), migrate.undo_expand_column(regclass, name)
+    TO PUBLIC;

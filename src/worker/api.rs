@@ -132,17 +132,17 @@ pub(super) fn check_window(what: &str, table: &str, s: &Schedule, may_clear: boo
     }
 }
 
-struct BackfillArgs<'a> {
-    tbl: Option<pg_sys::Oid>,
-    set_sql: Option<&'a str>,
-    where_sql: Option<&'a str>,
-    batch_size: Option<i32>,
-    pause: Option<Interval>,
-    workers: Option<i32>,
-    schedule: Schedule,
+pub(crate) struct BackfillArgs<'a> {
+    pub tbl: Option<pg_sys::Oid>,
+    pub set_sql: Option<&'a str>,
+    pub where_sql: Option<&'a str>,
+    pub batch_size: Option<i32>,
+    pub pause: Option<Interval>,
+    pub workers: Option<i32>,
+    pub schedule: Schedule,
 }
 
-fn queue_backfill(args: &BackfillArgs<'_>) -> Result<i64> {
+pub(crate) fn queue_backfill(args: &BackfillArgs<'_>) -> Result<i64> {
     let BackfillArgs {
         tbl,
         set_sql,
@@ -490,6 +490,18 @@ fn cancel_job(id: Option<i64>) {
             "A succeeded job has nothing left to cancel.",
         )
         .raise(),
+    }
+}
+
+/// Cancels job `id` unless it already ended, with the checks and waits of cancel_job() (the
+/// caller may control it; batches in flight end first). For undo_expand_column().
+pub fn cancel_unfinished(id: i64) {
+    if queue::load(id, false).is_none() {
+        return;
+    }
+    let job = job_for_control(id, "cancel_job", true).or_raise();
+    if matches!(job.state, QUEUED | RUNNING | PAUSED | FAILED) {
+        queue::set_state(id, CANCELLED, None);
     }
 }
 
