@@ -644,17 +644,8 @@ fn contract(tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<()> {
             pending.iter().map(|s| format!("{s};")).collect::<Vec<_>>().join(" ")
         )));
     }
+    // Views on the old column are rebuilt on the new one (crate::dependent_views), below.
     let (views, others) = column::dependents(relid, attnum, &e.index_names);
-    if !views.is_empty() {
-        return Err(UserError::new(
-            ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-            format!("migrate.{what}: view(s) {} use {t}.{c}", views.join(", ")),
-        )
-        .detail("Dropping the old column would drop or break them.")
-        .hint(format!(
-            "Recreate the views on {n} (CREATE OR REPLACE VIEW) in a migration before the contract."
-        )));
-    }
     if !others.is_empty() {
         return Err(UserError::new(
             ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
@@ -700,21 +691,51 @@ fn contract(tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<()> {
         }
     }
     let reason = format!("migrate.contract_column of {t}.{c}");
-    crate::guard::state::allow_during(&["drop_column", "rename_column"], &reason, || {
+    // The views that read the old column are saved and dropped first, and recreated after the
+    // swap from their saved definitions, which name the old column: for a type change the
+    // shadow column has that name by then; for a rename the new column takes it for the
+    // moment of the recreation, and its rename back carries the views along (PostgreSQL
+    // binds a view to the column, not its name). Refused before anything changes if one
+    // cannot be rebuilt exactly (see dependent_views).
+    let rebind = !views.is_empty() && !e.shadow;
+    crate::dependent_views::around_column_change(relid, &[attnum as i16], || {
+        swap_columns(&reason, &facts, &e, &t, &c, &n);
+        if rebind {
+            crate::guard::state::allow_during(&["rename_column"], &reason, || {
+                ddl(&format!("ALTER TABLE {t} RENAME COLUMN {n} TO {c}"))
+            });
+        }
+        Ok(())
+    })?;
+    if rebind {
+        crate::guard::state::allow_during(&["rename_column"], &reason, || {
+            ddl(&format!("ALTER TABLE {t} RENAME COLUMN {c} TO {n}"))
+        });
+    }
+    column::finish(e.id, "contracted");
+    Ok(())
+}
+
+/// The contract's short part: the trigger, its function and the old column dropped, the
+/// recreated indexes renamed to the old names, NOT NULL promoted, the shadow column renamed
+/// and the default carried over.
+fn swap_columns(reason: &str, facts: &TableFacts, e: &Expansion, t: &str, c: &str, n: &str) {
+    let (c, n) = (c.to_string(), n.to_string());
+    crate::guard::state::allow_during(&["drop_column", "rename_column"], reason, || {
         ddl(&format!(
             "DROP TRIGGER {} ON {t}",
             quote_ident(&e.trigger_name)
         ));
         ddl(&format!(
             "DROP FUNCTION {}()",
-            qualified(&facts, &e.function_name)
+            qualified(facts, &e.function_name)
         ));
         ddl(&format!("ALTER TABLE {t} DROP COLUMN {c}"));
         // The old indexes went with the column: their equivalents take their names.
         for old_index in &e.index_names {
             ddl(&format!(
                 "ALTER INDEX {} RENAME TO {}",
-                qualified(&facts, &recreated_index_name(old_index)),
+                qualified(facts, &recreated_index_name(old_index)),
                 quote_ident(old_index)
             ));
         }
@@ -737,8 +758,6 @@ fn contract(tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<()> {
             ));
         }
     });
-    column::finish(e.id, "contracted");
-    Ok(())
 }
 
 fn undo(tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<()> {
