@@ -73,11 +73,15 @@ pub const ALLOW_DIRECTIVE: &str = "-- migrate:allow";
 /// be smuggled in through data.
 pub fn line_comments(sql: &str) -> Vec<&str> {
     let b = sql.as_bytes();
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
     let mut out = Vec::new();
     let mut line_blank = true;
     let mut i = 0;
     while i < b.len() {
+        if let Some(end) = quoted_token_end(sql, i) {
+            line_blank = false;
+            i = end;
+            continue;
+        }
         let c = b[i];
         match c {
             b'\n' => {
@@ -108,29 +112,6 @@ pub fn line_comments(sql: &str) -> Vec<&str> {
                     }
                 }
             }
-            b'\'' => {
-                let escapes =
-                    i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !ident(b[i - 2]));
-                i = after_quoted(b, i, b'\'', escapes);
-            }
-            b'"' => i = after_quoted(b, i, b'"', false),
-            b'$' if i == 0 || !ident(b[i - 1]) => {
-                // $tag$ with a tag that does not start with a digit ($1 is a parameter).
-                let tag_end = sql[i + 1..]
-                    .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
-                    .map(|n| i + 1 + n);
-                match tag_end {
-                    Some(t)
-                        if b[t] == b'$' && !b.get(i + 1).is_some_and(|d| d.is_ascii_digit()) =>
-                    {
-                        let tag = &sql[i..=t];
-                        i = sql[t + 1..]
-                            .find(tag)
-                            .map_or(b.len(), |n| t + 1 + n + tag.len());
-                    }
-                    _ => i += 1,
-                }
-            }
             _ => i += 1,
         }
         if !c.is_ascii_whitespace() {
@@ -138,6 +119,38 @@ pub fn line_comments(sql: &str) -> Vec<&str> {
         }
     }
     out
+}
+
+/// Where the string literal, quoted identifier or dollar-quoted string that opens at `sql[i]`
+/// ends (just after its closing quote, or the end of the text), as the server's lexer reads it
+/// with `standard_conforming_strings = on`: backslash escapes only in `E'...'`, a `$tag$` whose
+/// tag does not start with a digit (`$1` is a parameter) and that does not continue a word.
+/// None if no such token opens at `i`. The one lexer of quoted text every script scan uses.
+pub fn quoted_token_end(sql: &str, i: usize) -> Option<usize> {
+    let b = sql.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+    match *b.get(i)? {
+        b'\'' => {
+            let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !ident(b[i - 2]));
+            Some(after_quoted(b, i, b'\'', escapes))
+        }
+        b'"' => Some(after_quoted(b, i, b'"', false)),
+        b'$' if i == 0 || !ident(b[i - 1]) => {
+            let t = sql[i + 1..]
+                .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+                .map(|n| i + 1 + n)?;
+            if b[t] != b'$' || b.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
+                return None;
+            }
+            let tag = &sql[i..=t];
+            Some(
+                sql[t + 1..]
+                    .find(tag)
+                    .map_or(b.len(), |n| t + 1 + n + tag.len()),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// The index just after the literal or quoted identifier that opens at `b[start]` with `quote`

@@ -69,46 +69,8 @@ pub fn last_token_end(text: &str) -> usize {
 /// End of the token at `i` (not blank): a quoted literal or identifier, a dollar quote, or a
 /// single character (a word's characters one by one is enough to find the last token's end).
 fn token_end(text: &str, i: usize) -> usize {
-    let b = text.as_bytes();
-    match b[i] {
-        b'\'' => {
-            let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E');
-            quoted_end(b, i, b'\'', escapes)
-        }
-        b'"' => quoted_end(b, i, b'"', false),
-        b'$' => {
-            let tag_end = text[i + 1..]
-                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .map(|n| i + 1 + n);
-            match tag_end {
-                Some(t) if b[t] == b'$' && !b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                    let tag = &text[i..=t];
-                    text[t + 1..]
-                        .find(tag)
-                        .map_or(b.len(), |n| t + 1 + n + tag.len())
-                }
-                _ => i + 1,
-            }
-        }
-        _ => i + text[i..].chars().next().map_or(1, char::len_utf8),
-    }
-}
-
-fn quoted_end(b: &[u8], start: usize, quote: u8, escapes: bool) -> usize {
-    let mut i = start + 1;
-    while i < b.len() {
-        if escapes && b[i] == b'\\' {
-            i += 2;
-        } else if b[i] == quote {
-            if b.get(i + 1) != Some(&quote) {
-                return i + 1;
-            }
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    b.len()
+    crate::options::quoted_token_end(text, i)
+        .unwrap_or_else(|| i + text[i..].chars().next().map_or(1, char::len_utf8))
 }
 
 /// `ALTER TABLE ... ADD [CONSTRAINT name] FOREIGN KEY/CHECK ...` added `NOT VALID`: the name

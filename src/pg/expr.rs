@@ -25,23 +25,28 @@ pub fn is_one_expression(text: &str) -> Result<bool, Box<CaughtError>> {
         let [target] = targets.as_slice() else {
             return Ok(false);
         };
-        let nothing_else = s.op == pg_sys::SetOperation::SETOP_NONE
-            && (**target).name.is_null()
-            && s.distinctClause.is_null()
-            && s.intoClause.is_null()
-            && s.fromClause.is_null()
-            && s.whereClause.is_null()
-            && s.groupClause.is_null()
-            && s.havingClause.is_null()
-            && s.windowClause.is_null()
-            && s.valuesLists.is_null()
-            && s.sortClause.is_null()
-            && s.limitOffset.is_null()
-            && s.limitCount.is_null()
-            && s.lockingClause.is_null()
-            && s.withClause.is_null();
-        Ok(nothing_else)
+        Ok((**target).name.is_null() && s.whereClause.is_null() && only_targets_and_where(s))
     }
+}
+
+/// True if a raw SELECT has no clause but its target list and WHERE: no set operation,
+/// DISTINCT, INTO, FROM, GROUP BY, HAVING, WINDOW, VALUES, ORDER BY, LIMIT/OFFSET, FOR UPDATE
+/// or WITH. How a text spliced after `SELECT` (or `SELECT WHERE`) is checked to be one
+/// expression (or one condition) that nothing could end early.
+pub fn only_targets_and_where(s: &pg_sys::SelectStmt) -> bool {
+    s.op == pg_sys::SetOperation::SETOP_NONE
+        && s.distinctClause.is_null()
+        && s.intoClause.is_null()
+        && s.fromClause.is_null()
+        && s.groupClause.is_null()
+        && s.havingClause.is_null()
+        && s.windowClause.is_null()
+        && s.valuesLists.is_null()
+        && s.sortClause.is_null()
+        && s.limitOffset.is_null()
+        && s.limitCount.is_null()
+        && s.lockingClause.is_null()
+        && s.withClause.is_null()
 }
 
 /// Parses `SELECT NULL::\n<text>\n`: true if `text` is one type name (with modifiers or array

@@ -446,9 +446,8 @@ unsafe fn unique_steps(
     }
 }
 
-/// PostgreSQL's name for a constraint's index: `ChooseRelationName(rel, cols, label, ns,
-/// true)`, unused by any relation or constraint of the schema.
-fn choose_index_name(relid: pg_sys::Oid, name2: Option<&str>, label: &str) -> String {
+/// The table's name (for the server's name choosers) and its schema.
+fn relation_name_and_schema(relid: pg_sys::Oid) -> (CString, pg_sys::Oid) {
     let relname = crate::pg::query::required::<String>(
         "SELECT relname::pg_catalog.text FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
         &[relid.into()],
@@ -457,7 +456,16 @@ fn choose_index_name(relid: pg_sys::Oid, name2: Option<&str>, label: &str) -> St
         "SELECT relnamespace FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
         &[relid.into()],
     );
-    let name1 = CString::new(relname).expect("no NUL in a relation name");
+    (
+        CString::new(relname).expect("no NUL in a relation name"),
+        namespace,
+    )
+}
+
+/// PostgreSQL's name for a constraint's index: `ChooseRelationName(rel, cols, label, ns,
+/// true)`, unused by any relation or constraint of the schema.
+fn choose_index_name(relid: pg_sys::Oid, name2: Option<&str>, label: &str) -> String {
+    let (name1, namespace) = relation_name_and_schema(relid);
     let name2 = name2.map(|n| CString::new(n).expect("no NUL in a column name"));
     let label = CString::new(label).expect("no NUL in a label");
     // SAFETY: NUL-terminated strings; the function reads the catalogs and palloc's its result.
@@ -542,15 +550,7 @@ unsafe fn check_columns(node: *mut pg_sys::Node, out: &mut Vec<String>) -> bool 
 /// `rel_name2_label`, `rel_name2_label1`, ... (each clipped to NAMEDATALEN as the server clips
 /// it) that no constraint in the table's schema has.
 fn choose_constraint_name(relid: pg_sys::Oid, name2: Option<&str>, label: &str) -> String {
-    let relname = crate::pg::query::required::<String>(
-        "SELECT relname::pg_catalog.text FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
-        &[relid.into()],
-    );
-    let namespace = crate::pg::query::required::<pg_sys::Oid>(
-        "SELECT relnamespace FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
-        &[relid.into()],
-    );
-    let name1 = CString::new(relname).expect("no NUL in a relation name");
+    let (name1, namespace) = relation_name_and_schema(relid);
     let name2 = name2.map(|n| CString::new(n).expect("no NUL in a column name"));
     let mut pass = 0;
     loop {

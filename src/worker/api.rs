@@ -44,16 +44,9 @@ fn backfill(
     pause: Option<Interval>,
     workers: Option<i32>,
 ) -> i64 {
-    let args = BackfillArgs {
-        tbl,
-        set_sql,
-        where_sql,
-        batch_size,
-        pause,
-        workers,
-        schedule: Schedule::default(),
-    };
-    queue_backfill(&args).or_raise()
+    backfill_v2(
+        tbl, set_sql, where_sql, batch_size, pause, workers, None, None, None,
+    )
 }
 
 /// `migrate.backfill(tbl, set_sql, where_sql, batch_size, pause, workers, start_after,

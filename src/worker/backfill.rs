@@ -270,21 +270,9 @@ pub fn check_where_sql(table: &str, where_sql: &str) -> Result<()> {
             return Err(not_a_condition());
         }
         let s = &*(*tree as *const pg_sys::SelectStmt);
-        let only_where = s.op == pg_sys::SetOperation::SETOP_NONE
-            && !s.whereClause.is_null()
-            && s.distinctClause.is_null()
-            && s.intoClause.is_null()
+        let only_where = !s.whereClause.is_null()
             && s.targetList.is_null()
-            && s.fromClause.is_null()
-            && s.groupClause.is_null()
-            && s.havingClause.is_null()
-            && s.windowClause.is_null()
-            && s.valuesLists.is_null()
-            && s.sortClause.is_null()
-            && s.limitOffset.is_null()
-            && s.limitCount.is_null()
-            && s.lockingClause.is_null()
-            && s.withClause.is_null();
+            && crate::pg::expr::only_targets_and_where(s);
         if !only_where {
             return Err(not_a_condition());
         }

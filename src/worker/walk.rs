@@ -466,12 +466,7 @@ struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    fn new(
-        id: i64,
-        range: Option<i32>,
-        leader: Option<&'a Leader>,
-        relid: pg_sys::Oid,
-    ) -> Self {
+    fn new(id: i64, range: Option<i32>, leader: Option<&'a Leader>, relid: pg_sys::Oid) -> Self {
         Runner {
             id,
             range,
