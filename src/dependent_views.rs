@@ -9,11 +9,16 @@
 //!
 //! Who runs what: everything runs as the statement's user (the event trigger is not SECURITY
 //! DEFINER), who must be able to act as each view's owner, create in its schema and hand it to
-//! the owner, checked before anything is dropped (42501). A view is created by that user with
+//! the owner, checked before anything is dropped (42501). A view is created with
 //! `pg_get_viewdef()`'s text, deparsed and parsed again under the same pinned settings
 //! ([`DEPARSE_SETTINGS`]: `search_path = pg_catalog, pg_temp`, so every other name is
-//! schema-qualified and resolves to the same object), then given to its owner. Creating a view
-//! evaluates nothing (parse analysis only, as `pg_restore` does); a materialized view is created
+//! schema-qualified and resolves to the same object), as its owner (a local user-id switch,
+//! still security-restricted). Creating a view runs no query, but parse analysis reads each
+//! literal with its type's input function, and the input of an array, range or composite of a
+//! domain evaluates the domain's CHECK, which can call any function of the view's author: as
+//! the statement's user (a superuser's migration) that made any role with a view on the table
+//! a superuser (pg_test/sql/adversarial_views.sql). A materialized view's indexes are created
+//! as its owner for the same reason. A materialized view is created
 //! `WITH NO DATA` and filled by `REFRESH`, which runs its query as the owner in a
 //! security-restricted operation, never as the statement's user. Everything runs inside
 //! [`crate::pg::security::restricted`]: no SET ROLE, no temporary objects, no setting left.
@@ -413,7 +418,12 @@ fn recreate(view: &SavedView) -> Result<()> {
         create.push_str(" WITH NO DATA");
     }
     let ctx = "recreating it after the column change";
-    run(&create, view, ctx)?;
+    // As the view's owner (still security-restricted): parse analysis runs code of whoever
+    // wrote the definition (a literal of an array or composite of a domain is read by the
+    // domain's input, which evaluates its CHECK, which can call the owner's function), so it
+    // must not run as the statement's user, a superuser perhaps (as REFRESH and index builds).
+    let owner = crate::pg::security::role_oid(&view.owner).unwrap_or_default();
+    crate::pg::security::run_as(owner, || run(&create, view, ctx))?;
     run(
         &format!(
             "ALTER {keyword} {name} OWNER TO {}",
@@ -443,7 +453,8 @@ fn recreate(view: &SavedView) -> Result<()> {
     }
     restore_grants(view)?;
     for index in &view.indexes {
-        run(&index.definition, view, ctx)?;
+        // As the owner too: an index expression or predicate is parsed like a definition.
+        crate::pg::security::run_as(owner, || run(&index.definition, view, ctx))?;
         if let Some(comment) = &index.comment {
             run(
                 &format!(
