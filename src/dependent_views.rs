@@ -92,6 +92,18 @@ pub struct SavedView {
     owner_revoked: Vec<String>,
     column_comments: Vec<(String, String)>,
     indexes: Vec<Index>,
+    /// The functions and operators it called (see [`routines`]).
+    routines: Vec<Routine>,
+}
+
+/// A function or operator a view calls: `pg_proc:OID` / `pg_operator:OID`, how messages name
+/// it, its owner, and whether it is in pg_catalog.
+#[derive(Debug, Clone)]
+struct Routine {
+    key: String,
+    what: String,
+    owner: pg_sys::Oid,
+    builtin: bool,
 }
 
 impl SavedView {
@@ -258,6 +270,7 @@ fn read_view(oid: pg_sys::Oid) -> Result<SavedView> {
             owner_revoked: Vec::new(),
             column_comments: Vec::new(),
             indexes: Vec::new(),
+            routines: Vec::new(),
         };
         if let Some(unsupported) = text(&row, 12) {
             return Err(UserError::new(
@@ -299,7 +312,68 @@ fn read_view(oid: pg_sys::Oid) -> Result<SavedView> {
         Ok(view)
     })?;
     read_parts(&mut view);
+    view.routines = routines(oid);
     Ok(view)
+}
+
+/// The functions and operators view `oid` calls.
+fn routines(oid: pg_sys::Oid) -> Vec<Routine> {
+    Spi::connect(|client| {
+        let rows = client
+            .select(
+                include_str!("queries/dependent_view_routines.sql"),
+                None,
+                &[oid.into()],
+            )
+            .unwrap_or_else(|e| error!("migrate: reading a view's functions failed: {e}"));
+        rows.into_iter()
+            .map(|row| Routine {
+                key: text(&row, 1).unwrap_or_default(),
+                what: text(&row, 2).unwrap_or_default(),
+                owner: row.get::<pg_sys::Oid>(3).ok().flatten().unwrap_or_default(),
+                builtin: flag(&row, 4),
+            })
+            .collect()
+    })
+}
+
+/// After `view` was created again from its text: the names in it were resolved anew with the
+/// new column type, so a function or operator overload that someone with CREATE on a routine's
+/// schema planted (`util.f(bigint)` beside the `util.f(int)` the view called) would now be
+/// called, by every reader of the view and by REFRESH as its owner. Refused (42501) unless each
+/// one it calls now and did not before is built in, or belongs to the view's owner, a
+/// superuser, or the owner of a function or operator it called before.
+fn check_routines(view: &SavedView) -> Result<()> {
+    let oid = crate::pg::query::one::<pg_sys::Oid>(
+        "SELECT $1::pg_catalog.text::pg_catalog.regclass::pg_catalog.oid",
+        &[view.qualified().as_str().into()],
+    )
+    .unwrap_or_default();
+    let owner = crate::pg::security::role_oid(&view.owner).unwrap_or_default();
+    for routine in routines(oid) {
+        let new = !view.routines.iter().any(|old| old.key == routine.key);
+        let trusted = routine.builtin
+            || routine.owner == owner
+            || crate::pg::security::is_superuser_role(routine.owner)
+            || view.routines.iter().any(|old| old.owner == routine.owner);
+        if new && !trusted {
+            let owner_name =
+                crate::pg::security::role_name(routine.owner).unwrap_or_default();
+            return Err(UserError::new(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "cannot rebuild {} around the column change: with the new type its definition calls {} (owner {owner_name}), which it did not call before",
+                    view.describe(),
+                    routine.what
+                ),
+            )
+            .hint(format!(
+                "Drop {} and create it again around the change in the same migration, calling the function you mean for the new type.",
+                view.qualified()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn read_parts(view: &mut SavedView) {
@@ -424,6 +498,7 @@ fn recreate(view: &SavedView) -> Result<()> {
     // must not run as the statement's user, a superuser perhaps (as REFRESH and index builds).
     let owner = crate::pg::security::role_oid(&view.owner).unwrap_or_default();
     crate::pg::security::run_as(owner, || run(&create, view, ctx))?;
+    check_routines(view)?;
     run(
         &format!(
             "ALTER {keyword} {name} OWNER TO {}",

@@ -42,8 +42,50 @@ WHERE c.relnamespace = 'av_att'::regnamespace ORDER BY c.relname;
 SELECT rolname, rolsuper FROM pg_roles WHERE rolname LIKE 'regress_%' ORDER BY 1;
 ALTER ROLE regress_av_att NOSUPERUSER;
 
+
+-- 4. An overload planted beside a function a victim's view calls: the definition is parsed
+-- again with the new column type, and av_util.fmt(bigint) would now be the best match for
+-- av_util.fmt(amount), called by every reader and by REFRESH as the victim (42501, nothing
+-- changed). An overload of a function's own owner (or built in) is taken as the new type's.
+CREATE ROLE regress_av_victim;
+CREATE SCHEMA av_util;
+GRANT USAGE, CREATE ON SCHEMA av_util TO regress_av_att;
+GRANT USAGE ON SCHEMA av_util TO regress_av_victim;
+GRANT CREATE ON SCHEMA public TO regress_av_victim;
+CREATE FUNCTION av_util.fmt(int) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT $1::text$$;
+CREATE FUNCTION av_util.fmt(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT $1$$;
+CREATE TABLE public.av_secret (s text);
+INSERT INTO public.av_secret VALUES ('victim only');
+CREATE TABLE public.av_ledger (id int, amount int);
+INSERT INTO public.av_ledger VALUES (1, 5);
+GRANT SELECT ON public.av_ledger, public.av_secret TO regress_av_victim;
+SET ROLE regress_av_victim;
+CREATE MATERIALIZED VIEW public.av_victim_mv AS
+    SELECT id, av_util.fmt(amount) AS b FROM public.av_ledger;
+SET ROLE regress_av_att;
+CREATE TABLE av_util.loot (who name, s text);
+GRANT INSERT ON av_util.loot TO PUBLIC;
+CREATE FUNCTION av_util.fmt(bigint) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO av_util.loot SELECT current_user, s FROM public.av_secret;
+  RETURN $1::text;
+END$$;
+RESET ROLE;
+ALTER TABLE public.av_ledger ALTER COLUMN amount TYPE bigint;
+SELECT pg_get_viewdef('public.av_victim_mv'::regclass);
+SELECT * FROM av_util.loot;
+-- The same overload from the function's own owner is taken.
+ALTER FUNCTION av_util.fmt(bigint) OWNER TO postgres;
+ALTER TABLE public.av_ledger ALTER COLUMN amount TYPE bigint;
+SELECT pg_get_viewdef('public.av_victim_mv'::regclass);
+SELECT b FROM public.av_victim_mv;
+SELECT count(*) FROM av_util.loot;
+DROP TABLE public.av_ledger CASCADE;
+DROP SCHEMA av_util CASCADE;
+
 RESET migrate.safe_by_default;
 DROP TABLE public.av_accounts CASCADE;
 DROP SCHEMA av_att CASCADE;
-DROP OWNED BY regress_av_att;
-DROP ROLE regress_av_att;
+DROP TABLE public.av_secret;
+DROP OWNED BY regress_av_att, regress_av_victim;
+DROP ROLE regress_av_att, regress_av_victim;
