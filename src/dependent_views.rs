@@ -186,6 +186,18 @@ pub fn save(targets: &[(pg_sys::Oid, i16)]) -> Result<SavedViews> {
             }
             views.push(read_view(oid)?);
         }
+        // Recreating another role's view runs its code here, as that role (the input of its
+        // literals, REFRESH): nothing the session holds may be within its reach.
+        let me = crate::pg::security::current_user();
+        if let Some(other) = views
+            .iter()
+            .find(|v| crate::pg::security::role_oid(&v.owner) != Some(me))
+        {
+            crate::pg::security::refuse_exposed_session(
+                &format!("rebuilding {} around the column change", other.describe()),
+                &quote_identifier(&other.owner),
+            );
+        }
         Ok(SavedViews { views })
     })
 }

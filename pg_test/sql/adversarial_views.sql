@@ -83,6 +83,29 @@ SELECT count(*) FROM av_util.loot;
 DROP TABLE public.av_ledger CASCADE;
 DROP SCHEMA av_util CASCADE;
 
+-- 5. Rebuilding another role's view runs that role's code in this session (the input of its
+-- literals, REFRESH): not while the session has an open cursor, which FETCH reads with the
+-- privileges of whoever opened it (24000), or an open large object (55006); nothing changed.
+BEGIN;
+DECLARE c CURSOR FOR SELECT s FROM public.av_secret;
+ALTER TABLE public.av_accounts ALTER COLUMN balance TYPE numeric;
+ROLLBACK;
+BEGIN;
+SELECT lo_create(424242);
+SELECT lo_open(424242, 262144) AS fd;
+ALTER TABLE public.av_accounts ALTER COLUMN balance TYPE numeric;
+ROLLBACK;
+-- The table's own views (owner postgres) are rebuilt with a cursor open: only its own code runs.
+CREATE VIEW public.av_own AS SELECT id, balance FROM public.av_accounts;
+BEGIN;
+DROP VIEW av_att.v_array, av_att.v_composite;
+DROP MATERIALIZED VIEW av_att.mv;
+DECLARE c CURSOR FOR SELECT s FROM public.av_secret;
+ALTER TABLE public.av_accounts ALTER COLUMN balance TYPE numeric;
+SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = 'public.av_own'::regclass AND attname = 'balance';
+ROLLBACK;
+DROP VIEW public.av_own;
+
 RESET migrate.safe_by_default;
 DROP TABLE public.av_accounts CASCADE;
 DROP SCHEMA av_att CASCADE;
