@@ -72,12 +72,16 @@ BEGIN
 END$$;
 RESET ROLE;
 ALTER TABLE public.av_ledger ALTER COLUMN amount TYPE bigint;
-SELECT pg_get_viewdef('public.av_victim_mv'::regclass);
+SELECT d.refobjid::regprocedure AS calls FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+WHERE r.ev_class = 'public.av_victim_mv'::regclass AND d.refclassid = 'pg_proc'::regclass
+  AND d.refobjid::regprocedure::text LIKE 'av_util.%';
 SELECT * FROM av_util.loot;
 -- The same overload from the function's own owner is taken.
 ALTER FUNCTION av_util.fmt(bigint) OWNER TO postgres;
 ALTER TABLE public.av_ledger ALTER COLUMN amount TYPE bigint;
-SELECT pg_get_viewdef('public.av_victim_mv'::regclass);
+SELECT d.refobjid::regprocedure AS calls FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+WHERE r.ev_class = 'public.av_victim_mv'::regclass AND d.refclassid = 'pg_proc'::regclass
+  AND d.refobjid::regprocedure::text LIKE 'av_util.%';
 SELECT b FROM public.av_victim_mv;
 SELECT count(*) FROM av_util.loot;
 DROP TABLE public.av_ledger CASCADE;
