@@ -349,7 +349,7 @@ fn routines(oid: pg_sys::Oid) -> Vec<Routine> {
     })
 }
 
-/// After `view` was created again from its text: the names in it were resolved anew with the
+/// After `view` (and its indexes) was created again from its text: the names in it were resolved anew with the
 /// new column type, so a function or operator overload that someone with CREATE on a routine's
 /// schema planted (`util.f(bigint)` beside the `util.f(int)` the view called) would now be
 /// called, by every reader of the view and by REFRESH as its owner. Refused (42501) unless each
@@ -374,7 +374,7 @@ fn check_routines(view: &SavedView) -> Result<()> {
             return Err(UserError::new(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
-                    "cannot rebuild {} around the column change: with the new type its definition calls {} (owner {owner_name}), which it did not call before",
+                    "cannot rebuild {} around the column change: with the new type its definition or an index of it calls {} (owner {owner_name}), which it did not call before",
                     view.describe(),
                     routine.what
                 ),
@@ -510,7 +510,6 @@ fn recreate(view: &SavedView) -> Result<()> {
     // must not run as the statement's user, a superuser perhaps (as REFRESH and index builds).
     let owner = crate::pg::security::role_oid(&view.owner).unwrap_or_default();
     crate::pg::security::run_as(owner, || run(&create, view, ctx))?;
-    check_routines(view)?;
     run(
         &format!(
             "ALTER {keyword} {name} OWNER TO {}",
@@ -554,6 +553,8 @@ fn recreate(view: &SavedView) -> Result<()> {
             )?;
         }
     }
+    // Before anything runs the view's query or index expressions (REFRESH, its readers).
+    check_routines(view)?;
     if view.materialized && view.populated {
         // Runs the query as the owner, security-restricted (REFRESH's own switch).
         run(&format!("REFRESH MATERIALIZED VIEW {name}"), view, ctx)?;

@@ -76,6 +76,26 @@ SELECT d.refobjid::regprocedure AS calls FROM pg_depend d JOIN pg_rewrite r ON r
 WHERE r.ev_class = 'public.av_victim_mv'::regclass AND d.refclassid = 'pg_proc'::regclass
   AND d.refobjid::regprocedure::text LIKE 'av_util.%';
 SELECT * FROM av_util.loot;
+-- The same through a materialized view's index expression (evaluated by REFRESH as the owner).
+CREATE FUNCTION av_util.ix(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$SELECT $1$$;
+CREATE FUNCTION av_util.ix(text) RETURNS int LANGUAGE sql IMMUTABLE AS $$SELECT 0$$;
+CREATE TABLE public.av_ledger2 (id int, amount int);
+INSERT INTO public.av_ledger2 VALUES (1, 5);
+GRANT SELECT ON public.av_ledger2 TO regress_av_victim;
+SET ROLE regress_av_victim;
+CREATE MATERIALIZED VIEW public.av_victim_mv2 AS SELECT id, amount AS a FROM public.av_ledger2;
+CREATE INDEX av_victim_mv2_ix ON public.av_victim_mv2 (av_util.ix(a));
+SET ROLE regress_av_att;
+CREATE FUNCTION av_util.ix(bigint) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  INSERT INTO av_util.loot SELECT current_user, s FROM public.av_secret;
+  RETURN 1;
+END$$;
+RESET ROLE;
+ALTER TABLE public.av_ledger2 ALTER COLUMN amount TYPE bigint;
+SELECT pg_get_indexdef('public.av_victim_mv2_ix'::regclass);
+SELECT * FROM av_util.loot;
+DROP TABLE public.av_ledger2 CASCADE;
 -- The same overload from the function's own owner is taken.
 ALTER FUNCTION av_util.fmt(bigint) OWNER TO postgres;
 ALTER TABLE public.av_ledger ALTER COLUMN amount TYPE bigint;
