@@ -301,12 +301,30 @@ fn read_view(oid: pg_sys::Oid) -> Result<SavedView> {
             (13, "act as its owner"),
             (14, "hand it to its owner (ALTER ... OWNER TO)"),
             (15, "create it again in its schema"),
-            (16, "give it to its owner, who lacks CREATE on its schema"),
+            (16, "create it as its owner, who lacks CREATE on its schema"),
             (17, "create it in its tablespace"),
         ];
         let superuser = crate::pg::security::is_superuser();
         for (column, what) in checks {
-            if !superuser && !flag(&row, column) {
+            // The owner creates the view (its code runs at parse time, see recreate()): it
+            // needs CREATE on the schema even when a superuser runs the change.
+            if (!superuser || column == 16) && !flag(&row, column) {
+                if column == 16 {
+                    return Err(UserError::new(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        format!(
+                            "cannot rebuild {} (owner {}) around the column change: its owner, who creates it again, lacks CREATE on schema {}",
+                            view.describe(),
+                            view.owner,
+                            quote_identifier(&view.schema)
+                        ),
+                    )
+                    .hint(format!(
+                        "GRANT CREATE ON SCHEMA {} TO {} for the change, or drop and recreate the view in the migration yourself.",
+                        quote_identifier(&view.schema),
+                        quote_identifier(&view.owner)
+                    )));
+                }
                 return Err(UserError::new(
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                     format!(

@@ -130,6 +130,20 @@ SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = 'public.av_own'::reg
 ROLLBACK;
 DROP VIEW public.av_own;
 
+-- 6. The owner creates its view again, so it needs CREATE on the schema even when a superuser
+-- runs the change (42501, with a HINT); with it, the view is rebuilt.
+CREATE SCHEMA av_ro;
+GRANT USAGE ON SCHEMA av_ro TO regress_av_att;
+CREATE VIEW av_ro.v AS SELECT id, balance FROM public.av_accounts;
+ALTER VIEW av_ro.v OWNER TO regress_av_att;
+ALTER TABLE public.av_accounts ALTER COLUMN balance TYPE numeric;
+GRANT CREATE ON SCHEMA av_ro TO regress_av_att;
+DROP VIEW av_att.v_array, av_att.v_composite;
+DROP MATERIALIZED VIEW av_att.mv;
+ALTER TABLE public.av_accounts ALTER COLUMN balance TYPE numeric;
+SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'av_ro.v'::regclass;
+DROP SCHEMA av_ro CASCADE;
+
 RESET migrate.safe_by_default;
 DROP TABLE public.av_accounts CASCADE;
 DROP SCHEMA av_att CASCADE;
