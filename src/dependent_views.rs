@@ -387,8 +387,7 @@ fn check_routines(view: &SavedView) -> Result<()> {
             || crate::pg::security::is_superuser_role(routine.owner)
             || view.routines.iter().any(|old| old.owner == routine.owner);
         if new && !trusted {
-            let owner_name =
-                crate::pg::security::role_name(routine.owner).unwrap_or_default();
+            let owner_name = crate::pg::security::role_name(routine.owner).unwrap_or_default();
             return Err(UserError::new(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
