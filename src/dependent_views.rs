@@ -9,11 +9,16 @@
 //!
 //! Who runs what: everything runs as the statement's user (the event trigger is not SECURITY
 //! DEFINER), who must be able to act as each view's owner, create in its schema and hand it to
-//! the owner, checked before anything is dropped (42501). A view is created by that user with
+//! the owner, checked before anything is dropped (42501). A view is created with
 //! `pg_get_viewdef()`'s text, deparsed and parsed again under the same pinned settings
 //! ([`DEPARSE_SETTINGS`]: `search_path = pg_catalog, pg_temp`, so every other name is
-//! schema-qualified and resolves to the same object), then given to its owner. Creating a view
-//! evaluates nothing (parse analysis only, as `pg_restore` does); a materialized view is created
+//! schema-qualified and resolves to the same object), as its owner (a local user-id switch,
+//! still security-restricted). Creating a view runs no query, but parse analysis reads each
+//! literal with its type's input function, and the input of an array, range or composite of a
+//! domain evaluates the domain's CHECK, which can call any function of the view's author: as
+//! the statement's user (a superuser's migration) that made any role with a view on the table
+//! a superuser (pg_test/sql/adversarial_views.sql). A materialized view's indexes are created
+//! as its owner for the same reason. A materialized view is created
 //! `WITH NO DATA` and filled by `REFRESH`, which runs its query as the owner in a
 //! security-restricted operation, never as the statement's user. Everything runs inside
 //! [`crate::pg::security::restricted`]: no SET ROLE, no temporary objects, no setting left.
@@ -87,6 +92,18 @@ pub struct SavedView {
     owner_revoked: Vec<String>,
     column_comments: Vec<(String, String)>,
     indexes: Vec<Index>,
+    /// The functions and operators it called (see [`routines`]).
+    routines: Vec<Routine>,
+}
+
+/// A function or operator a view calls: `pg_proc:OID` / `pg_operator:OID`, how messages name
+/// it, its owner, and whether it is in pg_catalog.
+#[derive(Debug, Clone)]
+struct Routine {
+    key: String,
+    what: String,
+    owner: pg_sys::Oid,
+    builtin: bool,
 }
 
 impl SavedView {
@@ -168,6 +185,18 @@ pub fn save(targets: &[(pg_sys::Oid, i16)]) -> Result<SavedViews> {
                 return Err(rule_on_table(oid));
             }
             views.push(read_view(oid)?);
+        }
+        // Recreating another role's view runs its code here, as that role (the input of its
+        // literals, REFRESH): nothing the session holds may be within its reach.
+        let me = crate::pg::security::current_user();
+        if let Some(other) = views
+            .iter()
+            .find(|v| crate::pg::security::role_oid(&v.owner) != Some(me))
+        {
+            crate::pg::security::refuse_exposed_session(
+                &format!("rebuilding {} around the column change", other.describe()),
+                &quote_identifier(&other.owner),
+            );
         }
         Ok(SavedViews { views })
     })
@@ -253,6 +282,7 @@ fn read_view(oid: pg_sys::Oid) -> Result<SavedView> {
             owner_revoked: Vec::new(),
             column_comments: Vec::new(),
             indexes: Vec::new(),
+            routines: Vec::new(),
         };
         if let Some(unsupported) = text(&row, 12) {
             return Err(UserError::new(
@@ -271,12 +301,30 @@ fn read_view(oid: pg_sys::Oid) -> Result<SavedView> {
             (13, "act as its owner"),
             (14, "hand it to its owner (ALTER ... OWNER TO)"),
             (15, "create it again in its schema"),
-            (16, "give it to its owner, who lacks CREATE on its schema"),
+            (16, "create it as its owner, who lacks CREATE on its schema"),
             (17, "create it in its tablespace"),
         ];
         let superuser = crate::pg::security::is_superuser();
         for (column, what) in checks {
-            if !superuser && !flag(&row, column) {
+            // The owner creates the view (its code runs at parse time, see recreate()): it
+            // needs CREATE on the schema even when a superuser runs the change.
+            if (!superuser || column == 16) && !flag(&row, column) {
+                if column == 16 {
+                    return Err(UserError::new(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        format!(
+                            "cannot rebuild {} (owner {}) around the column change: its owner, who creates it again, lacks CREATE on schema {}",
+                            view.describe(),
+                            view.owner,
+                            quote_identifier(&view.schema)
+                        ),
+                    )
+                    .hint(format!(
+                        "GRANT CREATE ON SCHEMA {} TO {} for the change, or drop and recreate the view in the migration yourself.",
+                        quote_identifier(&view.schema),
+                        quote_identifier(&view.owner)
+                    )));
+                }
                 return Err(UserError::new(
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                     format!(
@@ -294,7 +342,67 @@ fn read_view(oid: pg_sys::Oid) -> Result<SavedView> {
         Ok(view)
     })?;
     read_parts(&mut view);
+    view.routines = routines(oid);
     Ok(view)
+}
+
+/// The functions and operators view `oid` calls.
+fn routines(oid: pg_sys::Oid) -> Vec<Routine> {
+    Spi::connect(|client| {
+        let rows = client
+            .select(
+                include_str!("queries/dependent_view_routines.sql"),
+                None,
+                &[oid.into()],
+            )
+            .unwrap_or_else(|e| error!("migrate: reading a view's functions failed: {e}"));
+        rows.into_iter()
+            .map(|row| Routine {
+                key: text(&row, 1).unwrap_or_default(),
+                what: text(&row, 2).unwrap_or_default(),
+                owner: row.get::<pg_sys::Oid>(3).ok().flatten().unwrap_or_default(),
+                builtin: flag(&row, 4),
+            })
+            .collect()
+    })
+}
+
+/// After `view` (and its indexes) was created again from its text: the names in it were resolved anew with the
+/// new column type, so a function or operator overload that someone with CREATE on a routine's
+/// schema planted (`util.f(bigint)` beside the `util.f(int)` the view called) would now be
+/// called, by every reader of the view and by REFRESH as its owner. Refused (42501) unless each
+/// one it calls now and did not before is built in, or belongs to the view's owner, a
+/// superuser, or the owner of a function or operator it called before.
+fn check_routines(view: &SavedView) -> Result<()> {
+    let oid = crate::pg::query::one::<pg_sys::Oid>(
+        "SELECT $1::pg_catalog.text::pg_catalog.regclass::pg_catalog.oid",
+        &[view.qualified().as_str().into()],
+    )
+    .unwrap_or_default();
+    let owner = crate::pg::security::role_oid(&view.owner).unwrap_or_default();
+    for routine in routines(oid) {
+        let new = !view.routines.iter().any(|old| old.key == routine.key);
+        let trusted = routine.builtin
+            || routine.owner == owner
+            || crate::pg::security::is_superuser_role(routine.owner)
+            || view.routines.iter().any(|old| old.owner == routine.owner);
+        if new && !trusted {
+            let owner_name = crate::pg::security::role_name(routine.owner).unwrap_or_default();
+            return Err(UserError::new(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "cannot rebuild {} around the column change: with the new type its definition or an index of it calls {} (owner {owner_name}), which it did not call before",
+                    view.describe(),
+                    routine.what
+                ),
+            )
+            .hint(format!(
+                "Drop {} and create it again around the change in the same migration, calling the function you mean for the new type.",
+                view.qualified()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn read_parts(view: &mut SavedView) {
@@ -413,7 +521,12 @@ fn recreate(view: &SavedView) -> Result<()> {
         create.push_str(" WITH NO DATA");
     }
     let ctx = "recreating it after the column change";
-    run(&create, view, ctx)?;
+    // As the view's owner (still security-restricted): parse analysis runs code of whoever
+    // wrote the definition (a literal of an array or composite of a domain is read by the
+    // domain's input, which evaluates its CHECK, which can call the owner's function), so it
+    // must not run as the statement's user, a superuser perhaps (as REFRESH and index builds).
+    let owner = crate::pg::security::role_oid(&view.owner).unwrap_or_default();
+    crate::pg::security::run_as(owner, || run(&create, view, ctx))?;
     run(
         &format!(
             "ALTER {keyword} {name} OWNER TO {}",
@@ -443,7 +556,8 @@ fn recreate(view: &SavedView) -> Result<()> {
     }
     restore_grants(view)?;
     for index in &view.indexes {
-        run(&index.definition, view, ctx)?;
+        // As the owner too: an index expression or predicate is parsed like a definition.
+        crate::pg::security::run_as(owner, || run(&index.definition, view, ctx))?;
         if let Some(comment) = &index.comment {
             run(
                 &format!(
@@ -456,6 +570,8 @@ fn recreate(view: &SavedView) -> Result<()> {
             )?;
         }
     }
+    // Before anything runs the view's query or index expressions (REFRESH, its readers).
+    check_routines(view)?;
     if view.materialized && view.populated {
         // Runs the query as the owner, security-restricted (REFRESH's own switch).
         run(&format!("REFRESH MATERIALIZED VIEW {name}"), view, ctx)?;

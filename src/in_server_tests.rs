@@ -212,6 +212,7 @@ mod tests {
         use crate::error::UserError;
         Spi::run(
             "CREATE ROLE dv_api_owner;
+             GRANT CREATE ON SCHEMA public TO dv_api_owner;
              CREATE TABLE dv_api (id int, n int);
              CREATE VIEW dv_api_v WITH (security_barrier) AS SELECT id, n FROM dv_api;
              CREATE VIEW dv_api_vv AS SELECT n * 2 AS twice FROM dv_api_v;

@@ -420,6 +420,33 @@ fn session_capabilities() -> Option<String> {
     (!held.is_empty()).then(|| held.join(", "))
 }
 
+/// Refuses (before anything changed) to run another role's code in this session while the
+/// session has something that code could use with the rights of whoever acquired it: an open
+/// cursor (FETCH needs no privilege), a dblink connection, an open large object. `what` names
+/// the step, `whose` the role whose code would run.
+pub fn refuse_exposed_session(what: &str, whose: &str) {
+    let open = SessionObjects::capture();
+    if !open.cursors.is_empty() {
+        let names: Vec<&str> = open.cursors.iter().map(|(n, _)| n.as_str()).collect();
+        UserError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_CURSOR_STATE,
+            format!("{what} cannot run while the session has open cursors ({})", names.join(", ")),
+        )
+        .detail(format!("It runs code of {whose} in this session, which could read an open cursor with the privileges of the role that opened it."))
+        .hint("CLOSE the cursors first.")
+        .raise();
+    }
+    if let Some(held) = session_capabilities() {
+        UserError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+            format!("{what} cannot run while the session holds {held}"),
+        )
+        .detail(format!("It runs code of {whose} in this session, which could use what the session holds (a dblink connection, an open large object) with the rights of whoever opened it."))
+        .hint("Disconnect dblink connections and close large objects first, or run the change from a session of its own.")
+        .raise();
+    }
+}
+
 /// Runs `f`, another role's SQL (a migration script), as `role`, so that nothing it does
 /// outlives it in another scope or with another identity:
 /// - it does not start while the session has cursors open (a script could FETCH from them,
