@@ -319,8 +319,10 @@ impl Runner {
                 return false;
             }
             let outcome = xact::run(|| self.batch());
+            // A batch that failed (at its commit too) has no phases to report.
+            let timing = self.timing.take();
             if outcome.is_ok() {
-                self.log_timing();
+                log_timing(self.id, timing);
             }
             match outcome {
                 Ok(Outcome::Continue) => {
@@ -352,20 +354,6 @@ impl Runner {
                     return false;
                 }
             }
-        }
-    }
-
-    fn log_timing(&mut self) {
-        if let Some(t) = self.timing.take() {
-            pgrx::debug1!(
-                "migrate: job {} batch: {} rows, {:.3} ms (end key {:.3} ms, update {:.3} ms), commit {:.3} ms",
-                self.id,
-                t.rows,
-                t.batch_ms,
-                t.end_key_ms,
-                t.update_ms,
-                t.committing.elapsed().as_secs_f64() * 1000.0
-            );
         }
     }
 
@@ -532,6 +520,20 @@ impl Runner {
         } else {
             Outcome::Continue
         }
+    }
+}
+
+/// Logs a committed batch's phases at DEBUG1 (the commit: from the end of its bookkeeping to now).
+fn log_timing(id: i64, timing: Option<BatchTiming>) {
+    if let Some(t) = timing {
+        pgrx::debug1!(
+            "migrate: job {id} batch: {} rows, {:.3} ms (end key {:.3} ms, update {:.3} ms), commit {:.3} ms",
+            t.rows,
+            t.batch_ms,
+            t.end_key_ms,
+            t.update_ms,
+            t.committing.elapsed().as_secs_f64() * 1000.0
+        );
     }
 }
 
