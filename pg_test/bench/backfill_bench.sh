@@ -36,6 +36,89 @@ chmod a+rwx "$work"
 port=$(free_port 55600)
 bin=$(pg_bindir_for "$version")
 
+# The tables, from a results file (one line per run; REPORT=FILE prints them again).
+report() {
+  awk -v v="$version" -v profile="${MIGRATE_PROFILE:-debug}" \
+    -v rounds="$rounds" -v writers="${WRITERS:-0}" -v cores="$(nproc)" '
+    function median(list, n,   a, i, j, t) {
+      split(list, a, " ")
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function minimum(list, n,   a, i, m) { split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
+    function maximum(list, n,   a, i, m) { split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
+    function add(key, value) { L[key] = L[key] " " value; N[key]++ }
+    {
+      r = $1; m = $2
+      if (!(r in seen)) { seen[r] = 1; sizes[++ns] = r }
+      if (!((r, m) in seenm)) { seenm[r, m] = 1; order[r, ++nm[r]] = m }
+      if ($5 != "ok") failed[r, m]++
+      secs[r, m, $3] = $4; cpus[r, m, $3] = $8
+      add(r SUBSEP m SUBSEP "secs", $4); add(r SUBSEP m SUBSEP "filled", $6)
+      add(r SUBSEP m SUBSEP "wal", $7); add(r SUBSEP m SUBSEP "cpu", $8); add(r SUBSEP m SUBSEP "cores", $8 / $4)
+      if ($9 != "-") { add(r SUBSEP m SUBSEP "p99", $10); add(r SUBSEP m SUBSEP "max", $11) }
+      if ($12 != "-") {
+        # start-up, run, workers, batches, update, end key, commit, batch, statements, plan ms
+        add(r SUBSEP m SUBSEP "startup", $12 / 1000); add(r SUBSEP m SUBSEP "run", $13 / 1000)
+        add(r SUBSEP m SUBSEP "batches", $15)
+        # Shares of the worker time: run time x workers.
+        wt = $13 * $14
+        add(r SUBSEP m SUBSEP "eff", $16 / wt)
+        add(r SUBSEP m SUBSEP "endkey", $17 / wt); add(r SUBSEP m SUBSEP "commit", $18 / wt)
+        add(r SUBSEP m SUBSEP "outside", ($19 - $16 - $17) / wt)
+        add(r SUBSEP m SUBSEP "stmts", $20 / $15); add(r SUBSEP m SUBSEP "plan", $21 / wt)
+      }
+    }
+    # Speed against the UPDATE of the same round (its seconds / this one), and CPU likewise: the
+    # rounds ran minutes apart, under different load, so a ratio within a round is steadier than
+    # a ratio of medians.
+    function round_ratios(r, m, what,   list, n, k, key) {
+      list = ""; n = 0
+      for (key in secs) {
+        split(key, k, SUBSEP)
+        if (k[1] == r && k[2] == m && ((r, "update", k[3]) in secs)) {
+          list = list " " (what == "cpu" ? cpus[r, "update", k[3]] / cpus[key] : secs[r, "update", k[3]] / secs[key]); n++
+        }
+      }
+      if (n == 0) return "-"
+      return sprintf("%.2f (%.2f-%.2f)", median(list, n), minimum(list, n), maximum(list, n))
+    }
+    function med(r, m, what, fmt) {
+      k = r SUBSEP m SUBSEP what
+      return (k in N) ? sprintf(fmt, median(L[k], N[k])) : "-"
+    }
+    END {
+      printf "PostgreSQL %s, %s build of migrate, %d rounds, methods interleaved in each round; %s; %d cores.\n", v, profile, rounds,
+        writers == 1 ? "2 pgbench clients updating random single rows during each method" : "no concurrent writers", cores
+      for (s = 1; s <= ns; s++) {
+        r = sizes[s]
+        up = ((r, "update", "secs") in N) ? median(L[r, "update", "secs"], N[r, "update", "secs"]) : ""
+        printf "\n| rows | method | median s | min s | max s | speed vs one UPDATE (medians) | speed vs the UPDATE of the same round: median (min-max) | CPU of that UPDATE / this | rows filled | WAL MB | CPU s | cores busy | start-up s | run s | batches | time efficiency (UPDATE) | end-key search | other batch work | commit | statements on the table per batch | planning |%s\n",
+          writers == 1 ? " writer p99 ms | writer max ms |" : ""
+        printf "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", writers == 1 ? "---:|---:|" : ""
+        for (i = 1; i <= nm[r]; i++) {
+          m = order[r, i]; k = r SUBSEP m SUBSEP "secs"
+          md = median(L[k], N[k])
+          printf "| %d | %s%s | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r, m,
+            (r, m) in failed ? sprintf(" (%d failed)", failed[r, m]) : "",
+            md, minimum(L[k], N[k]), maximum(L[k], N[k]), up == "" ? "-" : sprintf("%.2f", up / md), round_ratios(r, m, "secs"), round_ratios(r, m, "cpu"),
+            med(r, m, "filled", "%d"), med(r, m, "wal", "%.0f") == "-" ? "-" : sprintf("%.0f", median(L[r, m, "wal"], N[r, m, "wal"]) / 1048576),
+            med(r, m, "cpu", "%.1f"), med(r, m, "cores", "%.2f"), med(r, m, "startup", "%.2f"), med(r, m, "run", "%.2f"), med(r, m, "batches", "%d"),
+            med(r, m, "eff", "%.3f"), med(r, m, "endkey", "%.3f"), med(r, m, "outside", "%.3f"), med(r, m, "commit", "%.3f"),
+            med(r, m, "stmts", "%.1f"), med(r, m, "plan", "%.3f")
+          if (writers == 1) printf " %s | %s |", med(r, m, "p99", "%.1f"), med(r, m, "max", "%.1f")
+          printf "\n"
+        }
+      }
+    }' "$1"
+}
+
+if [ -n "${REPORT:-}" ]; then
+  rounds=$(awk '$3 > n { n = $3 } END { print n }' "$REPORT")
+  report "$REPORT"
+  exit 0
+fi
+
 install_extension "$version" >/dev/null
 cluster_start "$version" "$dir" "$port" "shared_buffers = 256MB" "max_wal_size = 8GB" \
   "checkpoint_timeout = 30min" "autovacuum = off" \
@@ -172,61 +255,5 @@ for rows in $sizes; do
 done
 
 printf '%s\n' "${results[@]}" > "${RESULTS:-$work/results}"
-printf '%s\n' "${results[@]}" | awk -v v="$version" -v profile="${MIGRATE_PROFILE:-debug}" \
-  -v rounds="$rounds" -v writers="${WRITERS:-0}" -v cores="$(nproc)" '
-  function median(list, n,   a, i, j, t) {
-    split(list, a, " ")
-    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-  }
-  function minimum(list, n,   a, i, m) { split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
-  function maximum(list, n,   a, i, m) { split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
-  function add(key, value) { L[key] = L[key] " " value; N[key]++ }
-  {
-    r = $1; m = $2
-    if (!(r in seen)) { seen[r] = 1; sizes[++ns] = r }
-    if (!((r, m) in seenm)) { seenm[r, m] = 1; order[r, ++nm[r]] = m }
-    if ($5 != "ok") failed[r, m]++
-    add(r SUBSEP m SUBSEP "secs", $4); add(r SUBSEP m SUBSEP "filled", $6)
-    add(r SUBSEP m SUBSEP "wal", $7); add(r SUBSEP m SUBSEP "cpu", $8); add(r SUBSEP m SUBSEP "cores", $8 / $4)
-    if ($9 != "-") { add(r SUBSEP m SUBSEP "p99", $10); add(r SUBSEP m SUBSEP "max", $11) }
-    if ($12 != "-") {
-      # start-up, run, workers, batches, update, end key, commit, batch, statements, plan ms
-      add(r SUBSEP m SUBSEP "startup", $12 / 1000); add(r SUBSEP m SUBSEP "run", $13 / 1000)
-      add(r SUBSEP m SUBSEP "batches", $15)
-      # Shares of the worker time: run time x workers.
-      wt = $13 * $14
-      add(r SUBSEP m SUBSEP "eff", $16 / wt)
-      add(r SUBSEP m SUBSEP "endkey", $17 / wt); add(r SUBSEP m SUBSEP "commit", $18 / wt)
-      add(r SUBSEP m SUBSEP "outside", ($19 - $16 - $17) / wt)
-      add(r SUBSEP m SUBSEP "stmts", $20 / $15); add(r SUBSEP m SUBSEP "plan", $21 / wt)
-    }
-  }
-  function med(r, m, what, fmt) {
-    k = r SUBSEP m SUBSEP what
-    return (k in N) ? sprintf(fmt, median(L[k], N[k])) : "-"
-  }
-  END {
-    printf "PostgreSQL %s, %s build of migrate, %d rounds, methods interleaved in each round; %s; %d cores.\n", v, profile, rounds,
-      writers == 1 ? "2 pgbench clients updating random single rows during each method" : "no concurrent writers", cores
-    for (s = 1; s <= ns; s++) {
-      r = sizes[s]
-      up = ((r, "update", "secs") in N) ? median(L[r, "update", "secs"], N[r, "update", "secs"]) : ""
-      printf "\n| rows | method | median s | min s | max s | speed vs one UPDATE | rows filled | WAL MB | CPU s | cores busy | start-up s | run s | batches | time efficiency (UPDATE) | end-key search | other batch work | commit | statements on the table per batch | planning |%s\n",
-        writers == 1 ? " writer p99 ms | writer max ms |" : ""
-      printf "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", writers == 1 ? "---:|---:|" : ""
-      for (i = 1; i <= nm[r]; i++) {
-        m = order[r, i]; k = r SUBSEP m SUBSEP "secs"
-        md = median(L[k], N[k])
-        printf "| %d | %s%s | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r, m,
-          (r, m) in failed ? sprintf(" (%d failed)", failed[r, m]) : "",
-          md, minimum(L[k], N[k]), maximum(L[k], N[k]), up == "" ? "-" : sprintf("%.2f", up / md),
-          med(r, m, "filled", "%d"), med(r, m, "wal", "%.0f") == "-" ? "-" : sprintf("%.0f", median(L[r, m, "wal"], N[r, m, "wal"]) / 1048576),
-          med(r, m, "cpu", "%.1f"), med(r, m, "cores", "%.2f"), med(r, m, "startup", "%.2f"), med(r, m, "run", "%.2f"), med(r, m, "batches", "%d"),
-          med(r, m, "eff", "%.3f"), med(r, m, "endkey", "%.3f"), med(r, m, "outside", "%.3f"), med(r, m, "commit", "%.3f"),
-          med(r, m, "stmts", "%.1f"), med(r, m, "plan", "%.3f")
-        if (writers == 1) printf " %s | %s |", med(r, m, "p99", "%.1f"), med(r, m, "max", "%.1f")
-        printf "\n"
-      }
-    }
-  }'
+report "${RESULTS:-$work/results}"
+
