@@ -134,5 +134,23 @@ SELECT count(*) AS ranges, bool_and(done) AS all_done, sum(rows_done) AS rows_do
 FROM (SELECT r.*, lag(upper_key) OVER (ORDER BY range_no) AS prev_upper
       FROM migrate.job_ranges r WHERE job_id = :parallel_job) r;
 
+-- The job's SQL may leave nothing in its worker's session: a temporary table (created by a
+-- function the SET calls; the worker had no temporary schema before) or an advisory lock fails
+-- the job with 42501 and rolls its batch back.
+CREATE FUNCTION public.bf_leave_temp(v int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE TEMP TABLE IF NOT EXISTS bf_left (a int);
+  RETURN v;
+END $$;
+UPDATE items SET total = NULL WHERE id <= 10;
+SET ROLE regress_bf_owner;
+SELECT migrate.backfill('items', 'total = public.bf_leave_temp(price * qty)', 'total IS NULL') AS temp_job \gset
+CALL migrate.wait_job(:temp_job);
+SELECT migrate.backfill('items', 'total = CASE WHEN pg_try_advisory_lock(4242) THEN price * qty END', 'total IS NULL') AS lock_job \gset
+CALL migrate.wait_job(:lock_job);
+RESET ROLE;
+SELECT count(*) FILTER (WHERE total IS NULL) AS still_null FROM items;
+DROP FUNCTION public.bf_leave_temp(int);
+
 DROP TABLE items, pairs, by_code, loose CASCADE;
 DROP ROLE regress_bf_owner, regress_bf_other;

@@ -463,6 +463,19 @@ struct Runner<'a> {
     health: Health,
     /// Sessions that waited on the last batch's locks, and how long that batch held them.
     waiters: (i64, f64),
+    /// The phases of the batch in flight, logged (DEBUG1) once its commit returned.
+    timing: Option<BatchTiming>,
+}
+
+/// Where one batch's time went, for `log_min_messages = debug1` (the benchmark reads it).
+struct BatchTiming {
+    rows: i64,
+    end_key_ms: f64,
+    update_ms: f64,
+    /// From the batch's start to the end of its bookkeeping, before the commit.
+    batch_ms: f64,
+    /// When the bookkeeping ended: the commit's time is measured from here.
+    committing: Instant,
 }
 
 impl<'a> Runner<'a> {
@@ -477,6 +490,7 @@ impl<'a> Runner<'a> {
             scheduled: true,
             health: Health::new(id, relid),
             waiters: (0, 0.0),
+            timing: None,
         }
     }
 
@@ -498,7 +512,13 @@ impl<'a> Runner<'a> {
                 return false;
             }
             self.waiters = (0, 0.0);
-            match xact::run(|| self.batch()) {
+            let outcome = xact::run(|| self.batch());
+            // A batch that failed (at its commit too) has no phases to report.
+            let timing = self.timing.take();
+            if outcome.is_ok() {
+                log_timing(self.id, timing);
+            }
+            match outcome {
                 Ok(Outcome::Continue) => {
                     self.retries = 0;
                     let (waiters, batch_ms) = self.waiters;
@@ -562,6 +582,7 @@ impl<'a> Runner<'a> {
 
     /// One batch in the current transaction.
     fn batch(&mut self) -> Outcome {
+        let begun = Instant::now();
         // After any pause/cancel/resume in progress (see queue::lock_control); the job is read
         // after the lock, so its state is the one they left.
         queue::lock_control(self.id, false);
@@ -657,11 +678,32 @@ impl<'a> Runner<'a> {
         if done.finished && range.is_some() {
             queue::finish_if_ranges_done(job.id);
         }
+        self.timing = Some(BatchTiming {
+            rows: done.visited,
+            end_key_ms: done.end_key_ms,
+            update_ms: done.update_ms,
+            batch_ms: begun.elapsed().as_secs_f64() * 1000.0,
+            committing: Instant::now(),
+        });
         if done.finished {
             Outcome::Finished
         } else {
             Outcome::Continue
         }
+    }
+}
+
+/// Logs a committed batch's phases at DEBUG1 (the commit: from the end of its bookkeeping to now).
+fn log_timing(id: i64, timing: Option<BatchTiming>) {
+    if let Some(t) = timing {
+        pgrx::debug1!(
+            "migrate: job {id} batch: {} rows, {:.3} ms (end key {:.3} ms, update {:.3} ms), commit {:.3} ms",
+            t.rows,
+            t.batch_ms,
+            t.end_key_ms,
+            t.update_ms,
+            t.committing.elapsed().as_secs_f64() * 1000.0
+        );
     }
 }
 
@@ -671,12 +713,15 @@ struct BatchDone {
     visited: i64,
     updated: i64,
     finished: bool,
+    end_key_ms: f64,
+    update_ms: f64,
 }
 
 fn keyed_batch(b: &BackfillJob, table: &str, key: &Key, range: &Range, size: i32) -> BatchDone {
     let lower = range.resume_after().cloned();
     let has_lower = lower.is_some();
     let args = || [lower.clone().into(), Some(range.upper_key.clone()).into()];
+    let searching = Instant::now();
     // No row: fewer than `size` keys are left.
     let end = Spi::connect(|client| {
         client
@@ -704,8 +749,10 @@ fn keyed_batch(b: &BackfillJob, table: &str, key: &Key, range: &Range, size: i32
             (range.upper_key.clone(), left, true)
         }
     };
+    let end_key_ms = searching.elapsed().as_secs_f64() * 1000.0;
     let update = backfill::update_sql(table, key, &b.set_sql, b.where_sql.as_deref(), has_lower);
     crate::pg::script::ensure_single_statement(&update);
+    let updating = Instant::now();
     let updated = Spi::connect_mut(|client| {
         client
             .update(
@@ -721,6 +768,8 @@ fn keyed_batch(b: &BackfillJob, table: &str, key: &Key, range: &Range, size: i32
         visited,
         updated,
         finished,
+        end_key_ms,
+        update_ms: updating.elapsed().as_secs_f64() * 1000.0,
     }
 }
 
@@ -728,7 +777,9 @@ fn keyless_batch(b: &BackfillJob, table: &str, size: i32) -> BatchDone {
     let where_sql = b.where_sql.as_deref().unwrap_or("false");
     let update = backfill::keyless_update_sql(table, &b.set_sql, where_sql, size);
     crate::pg::script::ensure_single_statement(&update);
+    let updating = Instant::now();
     let (updated, still) = Spi::get_two::<i64, i64>(&update).unwrap_or_else(|e| error!("{e}"));
+    let update_ms = updating.elapsed().as_secs_f64() * 1000.0;
     let (updated, still) = (updated.unwrap_or(0), still.unwrap_or(0));
     if still > 0 {
         UserError::new(
@@ -744,6 +795,8 @@ fn keyless_batch(b: &BackfillJob, table: &str, size: i32) -> BatchDone {
         visited: updated,
         updated,
         finished: updated == 0,
+        end_key_ms: 0.0,
+        update_ms,
     }
 }
 
