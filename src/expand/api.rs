@@ -503,24 +503,32 @@ fn expand(
     // through the trigger since) are skipped.
     let set_sql = format!("{n} = (\n{up}\n)");
     let where_sql = format!("{n} IS DISTINCT FROM (\n{up}\n)");
-    let job_id = run_as(facts.owner, || {
-        crate::worker::api::queue_backfill(&crate::worker::api::BackfillArgs {
-            tbl: Some(relid),
-            set_sql: Some(&set_sql),
-            where_sql: Some(&where_sql),
-            batch_size: None,
-            pause: None,
-            workers: None,
-            schedule: Default::default(),
+    // The job stores the search_path it is queued with and its worker resolves it as the
+    // owner: the caller's path as text would name other schemas there ("$user" is the owner,
+    // a schema missing now may be created by then), ones the check above never saw. It gets
+    // the trigger's path instead: the caller's schemas as resolved and checked now.
+    let pinned = std::ffi::CString::new(search_path.as_str()).expect("no NUL in a search_path");
+    let job_id =
+        crate::pg::security::with_own_settings(&[(c"search_path", pinned.as_c_str())], || {
+            run_as(facts.owner, || {
+                crate::worker::api::queue_backfill(&crate::worker::api::BackfillArgs {
+                    tbl: Some(relid),
+                    set_sql: Some(&set_sql),
+                    where_sql: Some(&where_sql),
+                    batch_size: None,
+                    pause: None,
+                    workers: None,
+                    schedule: Default::default(),
+                })
+            })
         })
-    })
-    .map_err(|mut e| {
-        e.message = format!(
-            "migrate.{what}: the backfill of {t}.{n} cannot be queued: {}",
-            e.message
-        );
-        e
-    })?;
+        .map_err(|mut e| {
+            e.message = format!(
+                "migrate.{what}: the backfill of {t}.{n} cannot be queued: {}",
+                e.message
+            );
+            e
+        })?;
     let created_by = role_name(current_user()).unwrap_or_default();
     column::insert(&NewExpansion {
         relid,
