@@ -70,15 +70,21 @@ pub fn last_token_end(text: &str) -> usize {
 /// single character (a word's characters one by one is enough to find the last token's end).
 fn token_end(text: &str, i: usize) -> usize {
     let b = text.as_bytes();
+    // A character the server's lexer continues an identifier with: `date'\'` is the word
+    // `date` and a standard string (not an escape string), `x$y$` one identifier (no
+    // dollar quote).
+    let in_word = |j: usize| j < b.len() && is_ident_byte(b[j]);
     match b[i] {
         b'\'' => {
-            let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E');
+            let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E') && !(i > 1 && in_word(i - 2));
             quoted_end(b, i, b'\'', escapes)
         }
         b'"' => quoted_end(b, i, b'"', false),
+        b'$' if i > 0 && in_word(i - 1) => i + 1,
         b'$' => {
+            // The tag's characters as the lexer's: ASCII letters, digits, `_`, any non-ASCII.
             let tag_end = text[i + 1..]
-                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii()))
                 .map(|n| i + 1 + n);
             match tag_end {
                 Some(t) if b[t] == b'$' && !b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
@@ -92,6 +98,11 @@ fn token_end(text: &str, i: usize) -> usize {
         }
         _ => i + text[i..].chars().next().map_or(1, char::len_utf8),
     }
+}
+
+/// A byte that continues an unquoted identifier or keyword (`ident_cont`), or a number.
+fn is_ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
 }
 
 fn quoted_end(b: &[u8], start: usize, quote: u8, escapes: bool) -> usize {
@@ -222,6 +233,14 @@ mod tests {
         assert_eq!(last_token_end("CHECK (a <> $q$ -- $q$)\n"), 23);
         assert_eq!(last_token_end("x \"a -- b\""), 10);
         assert_eq!(last_token_end("-- only"), 0);
+        // The server's lexer: a CR ends a comment; `date'\'` is a standard string; `x$y$` is
+        // one identifier; a dollar tag may hold any non-ASCII character.
+        assert_eq!(last_token_end("CREATE SCHEMA s --\rCREATE TABLE t (a int)"), 41);
+        assert_eq!(last_token_end("SELECT date'\\' -- '\n"), 14);
+        assert_eq!(last_token_end("SELECT name'\\' -- '"), 14);
+        assert_eq!(last_token_end("SELECT e'\\'' -- '"), 12);
+        assert_eq!(last_token_end("CREATE TABLE t2 (x$y$ int) -- $y$"), 26);
+        assert_eq!(last_token_end("SELECT $\u{20ac}$ ' $\u{20ac}$ -- '"), 20);
     }
 
     #[test]
