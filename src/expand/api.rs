@@ -160,6 +160,13 @@ fn target(what: &str, tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<Tab
     Ok(facts)
 }
 
+/// Whether the (lower-cased) text of up and down may name column `name`: as written, or
+/// quoted (a `"` in the name is doubled there, as in the defaults built from quote_ident).
+fn may_name(texts: &str, name: &str) -> bool {
+    let name = name.to_lowercase();
+    texts.contains(&name) || texts.contains(&name.replace('"', "\"\""))
+}
+
 /// The name of an old column's index recreated on the new column.
 fn recreated_index_name(old: &str) -> String {
     identifier(format!("{old}_migrate_new"))
@@ -348,7 +355,7 @@ fn expand(
     let texts = format!("{up}\n{down}").to_lowercase();
     let referenced: Vec<(String, String)> = column::table_columns(relid)
         .into_iter()
-        .filter(|(name, _)| texts.contains(&name.to_lowercase()))
+        .filter(|(name, _)| may_name(&texts, name))
         .collect();
     if let Some((reserved, _)) = referenced
         .iter()
@@ -433,7 +440,7 @@ fn expand(
     // The new column's variable has its type now.
     let referenced: Vec<(String, String)> = columns
         .into_iter()
-        .filter(|(name, _)| texts.contains(&name.to_lowercase()))
+        .filter(|(name, _)| may_name(&texts, name))
         .collect();
     ddl(&SyncFunction {
         function: &function,
