@@ -18,6 +18,14 @@ Col" = 100 WHERE id = 1;
 INSERT INTO r2n (id, "we""ird
 Col") VALUES (11, 11);
 SELECT * FROM r2n WHERE id IN (1, 11) ORDER BY id;
+-- A temporary table: the backfill's worker cannot read it; refused, nothing added.
+CREATE TEMP TABLE r2n_temp (id int PRIMARY KEY, v int);
+\set VERBOSITY sqlstate
+SELECT migrate.expand_column('r2n_temp', 'v', new_type => 'bigint');
+\set VERBOSITY verbose
+SELECT count(*) AS columns FROM pg_attribute WHERE attrelid = 'r2n_temp'::regclass AND attnum > 0;
+SELECT count(*) AS expansions FROM migrate.expansions WHERE old_column = 'v';
+DROP TABLE r2n_temp;
 RESET ROLE;
 SET client_min_messages = error;
 DROP EXTENSION migrate;

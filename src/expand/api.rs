@@ -135,6 +135,23 @@ fn target(what: &str, tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<Tab
             "Expand and contract columns of a table; partitioned tables are not supported yet.",
         ));
     }
+    // A temporary table is this session's: the backfill's worker cannot read it (the job
+    // failed and the expansion stayed registered after the table was gone).
+    let temporary = crate::pg::security::with_safe_search_path(|| {
+        crate::pg::query::one::<bool>(
+            "SELECT c.relpersistence OPERATOR(pg_catalog.=) 't'::pg_catalog.\"char\" \
+             FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+            &[relid.into()],
+        )
+    });
+    if temporary == Some(true) {
+        return Err(UserError::new(
+            ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("migrate.{what}: {t} is a temporary table"),
+        )
+        .detail("The backfill runs in a background worker, which cannot read this session's temporary tables.")
+        .hint("Change a temporary table's column with ALTER TABLE."));
+    }
     if facts.in_inheritance_tree {
         return Err(UserError::new(
             ERRCODE_FEATURE_NOT_SUPPORTED,
