@@ -328,11 +328,30 @@ fn open_gate(version: &str, gate: &crate::expand::Gate, executor: pg_sys::Oid) -
             pgrx::notice!(
                 "migrate: migration {version} contracts a column whose backfill (job {job}) has not finished; waiting for it"
             );
-            match wait_for_job(*job, None, "migrate.deploy", &mut || {}) {
-                Ok(()) => true,
-                Err(_) => {
-                    pgrx::notice!("migrate: backfill job {job} did not succeed; see migrate.jobs");
-                    false
+            // A job waiting for its start_after or window keeps its worker, and its owner may
+            // set either to any time (alter_job(start_after => 'infinity')): waiting for it
+            // would hold the deploy lock, and every other deploy, until then. The wait is cut
+            // in spans long enough for wait_for_job() to see a job that lost its worker, and
+            // ends (the contract's error stands) when the job waits for its schedule.
+            const SPAN: Duration = Duration::from_secs(15);
+            loop {
+                let deadline = std::time::Instant::now() + SPAN;
+                match wait_for_job(*job, Some(deadline), "migrate.deploy", &mut || {}) {
+                    Ok(()) => return true,
+                    Err(JobEnd::TimedOut { .. }) => {
+                        if let Some(why) = crate::worker::queue::schedule_wait(*job) {
+                            pgrx::notice!(
+                                "migrate: backfill job {job} is {why}; deploy again once it succeeded (migrate.alter_job() changes its schedule)"
+                            );
+                            return false;
+                        }
+                    }
+                    Err(_) => {
+                        pgrx::notice!(
+                            "migrate: backfill job {job} did not succeed; see migrate.jobs"
+                        );
+                        return false;
+                    }
                 }
             }
         }

@@ -84,13 +84,14 @@ pub fn line_comments(sql: &str) -> Vec<&str> {
         }
         let c = b[i];
         match c {
-            b'\n' => {
+            // The server's lexer ends a `--` comment at a carriage return too.
+            b'\n' | b'\r' => {
                 line_blank = true;
                 i += 1;
                 continue;
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                let end = sql[i..].find('\n').map_or(b.len(), |n| i + n);
+                let end = sql[i..].find(['\n', '\r']).map_or(b.len(), |n| i + n);
                 if line_blank {
                     out.push(sql[i..end].trim_end());
                 }
@@ -136,8 +137,9 @@ pub fn quoted_token_end(sql: &str, i: usize) -> Option<usize> {
         }
         b'"' => Some(after_quoted(b, i, b'"', false)),
         b'$' if i == 0 || !ident(b[i - 1]) => {
+            // The tag's characters as the lexer's: ASCII letters, digits, `_`, any non-ASCII.
             let t = sql[i + 1..]
-                .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+                .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || !ch.is_ascii()))
                 .map(|n| i + 1 + n)?;
             if b[t] != b'$' || b.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
                 return None;

@@ -41,7 +41,8 @@ pub fn skip_blank(bytes: &[u8], mut i: usize) -> usize {
             i += 1;
         }
         if bytes[i..].starts_with(b"--") {
-            while i < bytes.len() && bytes[i] != b'\n' {
+            // The server's lexer ends a `--` comment at a carriage return too.
+            while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                 i += 1;
             }
         } else if bytes[i..].starts_with(b"/*") {

@@ -184,6 +184,17 @@ mod tests {
         assert_eq!(last_token_end("CHECK (a <> $q$ -- $q$)\n"), 23);
         assert_eq!(last_token_end("x \"a -- b\""), 10);
         assert_eq!(last_token_end("-- only"), 0);
+        // The server's lexer: a CR ends a comment; `date'\'` is a standard string; `x$y$` is
+        // one identifier; a dollar tag may hold any non-ASCII character.
+        assert_eq!(
+            last_token_end("CREATE SCHEMA s --\rCREATE TABLE t (a int)"),
+            41
+        );
+        assert_eq!(last_token_end("SELECT date'\\' -- '\n"), 14);
+        assert_eq!(last_token_end("SELECT name'\\' -- '"), 14);
+        assert_eq!(last_token_end("SELECT e'\\'' -- '"), 12);
+        assert_eq!(last_token_end("CREATE TABLE t2 (x$y$ int) -- $y$"), 26);
+        assert_eq!(last_token_end("SELECT $\u{20ac}$ ' $\u{20ac}$ -- '"), 20);
     }
 
     #[test]

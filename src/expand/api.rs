@@ -135,6 +135,23 @@ fn target(what: &str, tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<Tab
             "Expand and contract columns of a table; partitioned tables are not supported yet.",
         ));
     }
+    // A temporary table is this session's: the backfill's worker cannot read it (the job
+    // failed and the expansion stayed registered after the table was gone).
+    let temporary = crate::pg::security::with_safe_search_path(|| {
+        crate::pg::query::one::<bool>(
+            "SELECT c.relpersistence OPERATOR(pg_catalog.=) 't'::pg_catalog.\"char\" \
+             FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+            &[relid.into()],
+        )
+    });
+    if temporary == Some(true) {
+        return Err(UserError::new(
+            ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("migrate.{what}: {t} is a temporary table"),
+        )
+        .detail("The backfill runs in a background worker, which cannot read this session's temporary tables.")
+        .hint("Change a temporary table's column with ALTER TABLE."));
+    }
     if facts.in_inheritance_tree {
         return Err(UserError::new(
             ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -158,6 +175,13 @@ fn target(what: &str, tbl: Option<pg_sys::Oid>, col: Option<&str>) -> Result<Tab
         )));
     }
     Ok(facts)
+}
+
+/// Whether the (lower-cased) text of up and down may name column `name`: as written, or
+/// quoted (a `"` in the name is doubled there, as in the defaults built from quote_ident).
+fn may_name(texts: &str, name: &str) -> bool {
+    let name = name.to_lowercase();
+    texts.contains(&name) || texts.contains(&name.replace('"', "\"\""))
 }
 
 /// The name of an old column's index recreated on the new column.
@@ -348,7 +372,7 @@ fn expand(
     let texts = format!("{up}\n{down}").to_lowercase();
     let referenced: Vec<(String, String)> = column::table_columns(relid)
         .into_iter()
-        .filter(|(name, _)| texts.contains(&name.to_lowercase()))
+        .filter(|(name, _)| may_name(&texts, name))
         .collect();
     if let Some((reserved, _)) = referenced
         .iter()
@@ -433,7 +457,7 @@ fn expand(
     // The new column's variable has its type now.
     let referenced: Vec<(String, String)> = columns
         .into_iter()
-        .filter(|(name, _)| texts.contains(&name.to_lowercase()))
+        .filter(|(name, _)| may_name(&texts, name))
         .collect();
     ddl(&SyncFunction {
         function: &function,
@@ -503,24 +527,32 @@ fn expand(
     // through the trigger since) are skipped.
     let set_sql = format!("{n} = (\n{up}\n)");
     let where_sql = format!("{n} IS DISTINCT FROM (\n{up}\n)");
-    let job_id = run_as(facts.owner, || {
-        crate::worker::api::queue_backfill(&crate::worker::api::BackfillArgs {
-            tbl: Some(relid),
-            set_sql: Some(&set_sql),
-            where_sql: Some(&where_sql),
-            batch_size: None,
-            pause: None,
-            workers: None,
-            schedule: Default::default(),
+    // The job stores the search_path it is queued with and its worker resolves it as the
+    // owner: the caller's path as text would name other schemas there ("$user" is the owner,
+    // a schema missing now may be created by then), ones the check above never saw. It gets
+    // the trigger's path instead: the caller's schemas as resolved and checked now.
+    let pinned = std::ffi::CString::new(search_path.as_str()).expect("no NUL in a search_path");
+    let job_id =
+        crate::pg::security::with_own_settings(&[(c"search_path", pinned.as_c_str())], || {
+            run_as(facts.owner, || {
+                crate::worker::api::queue_backfill(&crate::worker::api::BackfillArgs {
+                    tbl: Some(relid),
+                    set_sql: Some(&set_sql),
+                    where_sql: Some(&where_sql),
+                    batch_size: None,
+                    pause: None,
+                    workers: None,
+                    schedule: Default::default(),
+                })
+            })
         })
-    })
-    .map_err(|mut e| {
-        e.message = format!(
-            "migrate.{what}: the backfill of {t}.{n} cannot be queued: {}",
-            e.message
-        );
-        e
-    })?;
+        .map_err(|mut e| {
+            e.message = format!(
+                "migrate.{what}: the backfill of {t}.{n} cannot be queued: {}",
+                e.message
+            );
+            e
+        })?;
     let created_by = role_name(current_user()).unwrap_or_default();
     column::insert(&NewExpansion {
         relid,

@@ -52,6 +52,11 @@ pub fn only_targets_and_where(s: &pg_sys::SelectStmt) -> bool {
 /// Parses `SELECT NULL::\n<text>\n`: true if `text` is one type name (with modifiers or array
 /// bounds) and nothing else (no COLLATE, constraint, or anything after it).
 pub fn is_type_name(text: &str) -> Result<bool, Box<CaughtError>> {
+    // A comment would swallow what follows the type where it is spliced into DDL; no type
+    // name needs one.
+    if text.contains("--") || text.contains("/*") {
+        return Ok(false);
+    }
     let trees = super::subxact::run(|| script::parse_trees(&format!("SELECT NULL::\n{text}\n")))?;
     let [tree] = trees.as_slice() else {
         return Ok(false);
