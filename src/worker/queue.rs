@@ -597,6 +597,34 @@ pub fn statement_done(id: i64, number: i32) {
     );
 }
 
+/// Records that statement `number` of migration job `id` (a safe-mode fill) queued backfill
+/// job `fill`: in the transaction that queues it, so a crash after the commit finds the job
+/// and waits for it again instead of queueing a second one.
+pub fn record_fill_job(id: i64, number: i32, fill: i64) {
+    write(
+        "record a fill job",
+        "UPDATE migrate.job_queue SET settings = settings OPERATOR(pg_catalog.||) \
+           pg_catalog.jsonb_build_object('fill_jobs', \
+             COALESCE(settings OPERATOR(pg_catalog.->) 'fill_jobs', '{}'::pg_catalog.jsonb) \
+             OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object($2::pg_catalog.text, $3)) \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), number.into(), fill.into()],
+    );
+}
+
+/// The backfill job that statement `number` of migration job `id` queued, if it did.
+pub fn fill_job(id: i64, number: i32) -> Option<i64> {
+    as_registry_owner(|| {
+        first_value(
+            "read a fill job",
+            "SELECT (settings OPERATOR(pg_catalog.->) 'fill_jobs' \
+                     OPERATOR(pg_catalog.->>) $2::pg_catalog.text)::pg_catalog.int8 \
+               FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1",
+            &[id.into(), number.into()],
+        )
+    })
+}
+
 /// Runs one bookkeeping statement on a job as the registry owner.
 fn write(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
     as_registry_owner(|| {
