@@ -431,3 +431,73 @@ fn add_column_volatile_default_under_load() {
         );
     }
 }
+
+/// The server crashes (`kill -9` of the deploy's worker) while the fill of a column added with
+/// a volatile default is half done: the next deploy resumes the fill step, finds the backfill
+/// job it recorded and restarts it from its checkpoint. One backfill job in all, every row
+/// filled, none updated twice by the fill.
+#[test]
+fn a_crashed_fill_resumes_its_backfill_job() {
+    let cluster = Cluster::start("safe-fill-crash", &[]);
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(&format!(
+        "CREATE EXTENSION migrate;
+         CREATE TABLE t (id bigint PRIMARY KEY, n int);
+         INSERT INTO t SELECT g, g FROM generate_series(1, {ROWS}) g;
+         ANALYZE t;
+         CREATE TABLE fill_updates (id bigint);
+         CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN INSERT INTO fill_updates VALUES (NEW.id); RETURN NEW; END $$;
+         CREATE TRIGGER count_update AFTER UPDATE ON t FOR EACH ROW EXECUTE FUNCTION count_update();
+         SELECT migrate.add('1', 'ALTER TABLE t ADD COLUMN w float8 NOT NULL DEFAULT 1 + random();',
+                            options => '{{\"safe\": true}}');"
+    ))
+    .unwrap();
+    let mut deployer = cluster.connect("postgres");
+    let deploy = thread::spawn(move || deployer.batch_execute("CALL migrate.deploy()").is_ok());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid: i32 = loop {
+        let row = c
+            .query_opt(
+                "SELECT a.pid FROM pg_stat_activity a, migrate.jobs f \
+                 WHERE a.backend_type = 'migrate job worker' \
+                   AND a.application_name LIKE 'migrate job %: migration%' \
+                   AND f.kind = 'backfill' AND f.rows_done > 0 AND f.state = 'running'",
+                &[],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            break row.get(0);
+        }
+        assert!(Instant::now() < deadline, "the fill never started");
+        thread::sleep(Duration::from_millis(10));
+    };
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!deploy.join().unwrap(), "the deploy went down with the server");
+    let mut c = cluster.connect_retry("postgres", Duration::from_secs(60));
+    let before: i64 = one(&mut c, "SELECT count(*) FROM t WHERE w IS NOT NULL");
+    println!("rows filled before the crash: {before}");
+    assert!(before < ROWS, "the fill had finished before the crash");
+    c.batch_execute("CALL migrate.deploy()").unwrap();
+    let state: String = one(&mut c, "SELECT state FROM migrate.status() WHERE version = '1'");
+    assert_eq!(state, "applied");
+    let jobs: i64 = one(&mut c, "SELECT count(*) FROM migrate.jobs WHERE kind = 'backfill'");
+    assert_eq!(jobs, 1, "the resumed step queued a second fill");
+    let nulls: i64 = one(&mut c, "SELECT count(*) FROM t WHERE w IS NULL");
+    assert_eq!(nulls, 0);
+    let (updates, rows): (i64, i64) = {
+        let r = c
+            .query_one("SELECT count(*), count(DISTINCT id) FROM fill_updates", &[])
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((updates, rows), (ROWS, ROWS), "a row was updated twice or not at all");
+    assert!(one::<bool>(
+        &mut c,
+        "SELECT attnotnull FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'w'"
+    ));
+}
