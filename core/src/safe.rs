@@ -270,6 +270,25 @@ pub fn fill_step(
     )
 }
 
+/// The table a fill step (see [`fill_step`]) fills: its first argument, a plain `'...'`
+/// literal; None for any other text.
+pub fn fill_table(step: &str) -> Option<String> {
+    let rest = step.trim().strip_prefix("SELECT migrate.backfill('")?;
+    let mut out = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            if chars.peek() == Some(&'\'') {
+                chars.next();
+            } else {
+                return Some(out);
+            }
+        }
+        out.push(c);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +409,11 @@ mod tests {
             steps[5],
             "ALTER TABLE public.big ALTER COLUMN r SET NOT NULL"
         );
+        assert_eq!(fill_table(&steps[2]).as_deref(), Some("public.big"));
+        assert_eq!(
+            fill_table(&fill_step("s.\"it's\"", "c", "1", &lit)).as_deref(),
+            Some("s.\"it's\"")
+        );
+        assert_eq!(fill_table("SELECT migrate.backfill(E'x')"), None);
     }
 }
