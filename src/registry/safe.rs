@@ -418,6 +418,81 @@ unsafe fn rewrite_tree(
     }
 }
 
+/// `ADD COLUMN c type [NULL | NOT NULL] DEFAULT <volatile>`: the column added without its
+/// default and NOT NULL, the default set, the existing rows filled by a backfill job, then NOT
+/// NULL the safe way. Any other clause on the column (CHECK, REFERENCES, UNIQUE, a named
+/// constraint, identity, generated) is refused: added later it would need its own safe form.
+///
+/// # Safety
+/// `def` is the raw ColumnDef node of the statement.
+unsafe fn add_column_steps(
+    relid: pg_sys::Oid,
+    table: &str,
+    statement: &str,
+    def: *mut pg_sys::ColumnDef,
+) -> std::result::Result<(String, Vec<String>), String> {
+    // SAFETY: the fields of a raw ColumnDef node; its constraints are Constraint nodes.
+    unsafe {
+        let column = cstr((*def).colname);
+        let mut starts = Vec::new();
+        let (mut default_at, mut not_null_at, mut null_at) = (None, None, None);
+        for con in items::<pg_sys::Constraint>((*def).constraints) {
+            let at = usize::try_from((*con).location)
+                .map_err(|_| "a clause of the column has no source location")?;
+            starts.push(at);
+            if !(*con).conname.is_null() {
+                return Err("a clause of the column is a named constraint; add the column with DEFAULT and NOT NULL only, and the constraint in a statement of its own".into());
+            }
+            match (*con).contype {
+                pg_sys::ConstrType::CONSTR_DEFAULT => default_at = Some(at),
+                pg_sys::ConstrType::CONSTR_NOTNULL => not_null_at = Some(at),
+                pg_sys::ConstrType::CONSTR_NULL => null_at = Some(at),
+                _ => return Err("the column has a clause besides DEFAULT, NULL and NOT NULL (CHECK, REFERENCES, UNIQUE, PRIMARY KEY, identity or generated); add it in a statement of its own after this one".into()),
+            }
+        }
+        if !(*def).collClause.is_null() {
+            if let Ok(at) = usize::try_from((*(*def).collClause).location) {
+                starts.push(at);
+            }
+        }
+        let default_at = default_at.ok_or("the column has no DEFAULT clause")?;
+        let default = text::clause_span(statement, default_at, &starts);
+        let expression = text::default_expression(statement, default)
+            .ok_or("its DEFAULT clause is not where the parse tree says")?;
+        let mut cut = vec![default];
+        if let Some(at) = not_null_at {
+            cut.push(text::clause_span(statement, at, &starts));
+        }
+        if let Some(at) = null_at {
+            cut.push(text::clause_span(statement, at, &starts));
+        }
+        let add = text::without_spans(statement, &cut);
+        let check = not_null_at.map(|_| {
+            quote(&choose_constraint_name(
+                relid,
+                Some(&column),
+                "not_null_check",
+            ))
+        });
+        Ok((
+            "ADD COLUMN ... DEFAULT <volatile>".into(),
+            text::add_column_default_steps(
+                table,
+                &quote(&column),
+                &add,
+                expression,
+                check.as_deref(),
+                &quote_literal,
+            ),
+        ))
+    }
+}
+
+/// A string as an SQL literal, as the server quotes it (`E'...'` when it holds a backslash).
+fn quote_literal(value: &str) -> String {
+    crate::pg::query::required::<String>("SELECT pg_catalog.quote_literal($1)", &[value.into()])
+}
+
 /// `ADD [CONSTRAINT c] UNIQUE/PRIMARY KEY (cols)`: the unique index built concurrently under
 /// the name PostgreSQL would give the constraint's index, for a primary key every nullable
 /// key column made NOT NULL the safe way first, then the constraint made from the index
@@ -506,81 +581,6 @@ unsafe fn unique_steps(
             steps,
         ))
     }
-}
-
-/// `ADD COLUMN c type [NULL | NOT NULL] DEFAULT <volatile>`: the column added without its
-/// default and NOT NULL, the default set, the existing rows filled by a backfill job, then NOT
-/// NULL the safe way. Any other clause on the column (CHECK, REFERENCES, UNIQUE, a named
-/// constraint, identity, generated) is refused: added later it would need its own safe form.
-///
-/// # Safety
-/// `def` is the raw ColumnDef node of the statement.
-unsafe fn add_column_steps(
-    relid: pg_sys::Oid,
-    table: &str,
-    statement: &str,
-    def: *mut pg_sys::ColumnDef,
-) -> std::result::Result<(String, Vec<String>), String> {
-    // SAFETY: the fields of a raw ColumnDef node; its constraints are Constraint nodes.
-    unsafe {
-        let column = cstr((*def).colname);
-        let mut starts = Vec::new();
-        let (mut default_at, mut not_null_at, mut null_at) = (None, None, None);
-        for con in items::<pg_sys::Constraint>((*def).constraints) {
-            let at = usize::try_from((*con).location)
-                .map_err(|_| "a clause of the column has no source location")?;
-            starts.push(at);
-            if !(*con).conname.is_null() {
-                return Err("a clause of the column is a named constraint; add the column with DEFAULT and NOT NULL only, and the constraint in a statement of its own".into());
-            }
-            match (*con).contype {
-                pg_sys::ConstrType::CONSTR_DEFAULT => default_at = Some(at),
-                pg_sys::ConstrType::CONSTR_NOTNULL => not_null_at = Some(at),
-                pg_sys::ConstrType::CONSTR_NULL => null_at = Some(at),
-                _ => return Err("the column has a clause besides DEFAULT, NULL and NOT NULL (CHECK, REFERENCES, UNIQUE, PRIMARY KEY, identity or generated); add it in a statement of its own after this one".into()),
-            }
-        }
-        if !(*def).collClause.is_null() {
-            if let Ok(at) = usize::try_from((*(*def).collClause).location) {
-                starts.push(at);
-            }
-        }
-        let default_at = default_at.ok_or("the column has no DEFAULT clause")?;
-        let default = text::clause_span(statement, default_at, &starts);
-        let expression = text::default_expression(statement, default)
-            .ok_or("its DEFAULT clause is not where the parse tree says")?;
-        let mut cut = vec![default];
-        if let Some(at) = not_null_at {
-            cut.push(text::clause_span(statement, at, &starts));
-        }
-        if let Some(at) = null_at {
-            cut.push(text::clause_span(statement, at, &starts));
-        }
-        let add = text::without_spans(statement, &cut);
-        let check = not_null_at.map(|_| {
-            quote(&choose_constraint_name(
-                relid,
-                Some(&column),
-                "not_null_check",
-            ))
-        });
-        Ok((
-            "ADD COLUMN ... DEFAULT <volatile>".into(),
-            text::add_column_default_steps(
-                table,
-                &quote(&column),
-                &add,
-                expression,
-                check.as_deref(),
-                &quote_literal,
-            ),
-        ))
-    }
-}
-
-/// A string as an SQL literal, as the server quotes it (`E'...'` when it holds a backslash).
-fn quote_literal(value: &str) -> String {
-    crate::pg::query::required::<String>("SELECT pg_catalog.quote_literal($1)", &[value.into()])
 }
 
 /// PostgreSQL's name for a constraint's index: `ChooseRelationName(rel, cols, label, ns,
