@@ -180,9 +180,14 @@ CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS
 CREATE TRIGGER count_update AFTER UPDATE ON fill FOR EACH ROW EXECUTE FUNCTION count_update();
 SELECT migrate.add('13', E'-- a weight\nALTER TABLE fill ADD COLUMN w float8 NOT NULL DEFAULT 1 + random() /* >= 1 */;\nALTER TABLE fill ADD COLUMN maybe int DEFAULT nullif((random() * 0)::int, 0);', options => '{"safe": true}');
 SELECT version, statement, sql, locks FROM migrate.plan();
+-- The fill's batches wait for locks as long as the deploy's steps (its migrate.lock_timeout).
+SET migrate.lock_timeout = '750ms';
 SET client_min_messages = warning;
 CALL migrate.deploy('13');
 RESET client_min_messages;
+RESET migrate.lock_timeout;
+SELECT settings->>'lock_timeout_ms' AS fill_lock_timeout_ms FROM migrate.job_queue
+WHERE table_name = 'public.fill' ORDER BY id;
 SELECT count(*) AS rows, count(w) AS filled, min(w) >= 1 AS from_default, count(maybe) AS maybe_set
 FROM fill;
 SELECT count(*) AS updates, count(DISTINCT id) AS rows_updated FROM fill_updates;

@@ -96,7 +96,7 @@ pub fn run(id: i64) {
         .0;
         let label = format!("statement {number} of {} (line {line})", statements.len());
         let ran = if fills.contains(&number) {
-            run_fill(&job, number, &label, &statement.text)
+            run_fill(&job, number, &label, &statement.text, m.lock_timeout_ms)
         } else {
             run_statement(&job, &m, number, &label, &statement.text, resumed_at)
         };
@@ -254,7 +254,13 @@ const FILL_ORPHAN_GRACE: Duration = Duration::from_secs(10);
 /// the step finds the recorded job and waits for it again, restarting it from its own
 /// checkpoint if it failed or lost its worker: no row is filled twice. A cancelled fill job is
 /// replaced by a new one, which fills only the rows still NULL.
-fn run_fill(job: &Job, number: i32, label: &str, sql: &str) -> Result<Vec<String>, Stop> {
+fn run_fill(
+    job: &Job,
+    number: i32,
+    label: &str,
+    sql: &str,
+    lock_timeout_ms: i32,
+) -> Result<Vec<String>, Stop> {
     let shown: String = sql.trim().chars().take(120).collect();
     let queued = xact::run(|| {
         let current = queue::load(job.id, true)?;
@@ -294,6 +300,8 @@ fn run_fill(job: &Job, number: i32, label: &str, sql: &str) -> Result<Vec<String
                     .unwrap_or_else(|e| error!("{e}"))
                     .unwrap_or_else(|| error!("migrate: the fill step queued no job"));
                 queue::record_fill_job(job.id, number, fill);
+                // Its batches wait for locks as long as this deploy's steps do.
+                queue::set_lock_timeout(fill, lock_timeout_ms);
                 fill
             }
         };

@@ -142,6 +142,9 @@ pub struct BackfillJob {
     pub batch_time_ms: Option<f64>,
     /// It has a start_after or a window: the walk checks them before every batch.
     pub scheduled: bool,
+    /// The lock_timeout of its batches when it is not `migrate.lock_timeout`: a safe-mode
+    /// fill's, the deploy's (see [`set_lock_timeout`]).
+    pub lock_timeout_ms: Option<i32>,
 }
 
 /// A non-transactional migration script that a worker runs top-level for `deploy()`.
@@ -344,6 +347,7 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
             pause_ms: row.required("pause_ms"),
             batch_time_ms: row.get("batch_time_ms"),
             scheduled: row.required("scheduled"),
+            lock_timeout_ms: row.get("lock_timeout_ms"),
         }),
         JobKind::Migration => JobSpec::Migration(MigrationJob {
             version: row.required("version"),
@@ -609,6 +613,18 @@ pub fn record_fill_job(id: i64, number: i32, fill: i64) {
              OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object($2::pg_catalog.text, $3)) \
          WHERE id OPERATOR(pg_catalog.=) $1",
         &[id.into(), number.into(), fill.into()],
+    );
+}
+
+/// Backfill job `id`'s batches run with this lock_timeout instead of `migrate.lock_timeout`
+/// (a safe-mode fill runs with its deploy's).
+pub fn set_lock_timeout(id: i64, ms: i32) {
+    write(
+        "set the lock_timeout of a job",
+        "UPDATE migrate.job_queue SET settings = settings OPERATOR(pg_catalog.||) \
+           pg_catalog.jsonb_build_object('lock_timeout_ms', $2) \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), ms.into()],
     );
 }
 
