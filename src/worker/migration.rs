@@ -95,7 +95,14 @@ pub fn run(id: i64) {
         )
         .0;
         let label = format!("statement {number} of {} (line {line})", statements.len());
-        let ran = if fills.contains(&number) {
+        // Only a statement of the fill's own form (a marker line alone, which any script could
+        // carry, changes nothing).
+        let ran = if fills.contains(&number)
+            && migrate_core::safe::fill_table(
+                &statement.text[script::first_token(&statement.text)..],
+            )
+            .is_some()
+        {
             run_fill(&job, number, &label, &statement.text, m.lock_timeout_ms)
         } else {
             run_statement(&job, &m, number, &label, &statement.text, resumed_at)
