@@ -146,6 +146,111 @@ pub fn join_script(statements: &[String]) -> String {
     out
 }
 
+/// A clause of a column definition inside a statement's text: `[start, end)` in bytes.
+pub type Span = (usize, usize);
+
+/// Where the column clause starting at `start` ends: at the next clause of the column (the
+/// first of `others` after it) or the statement's last token, without the blanks and comments
+/// before that.
+pub fn clause_span(text: &str, start: usize, others: &[usize]) -> Span {
+    let next = others
+        .iter()
+        .copied()
+        .filter(|&o| o > start)
+        .min()
+        .unwrap_or_else(|| last_token_end(text))
+        .min(text.len());
+    (start, start + last_token_end(&text[start..next]))
+}
+
+/// The expression of a `DEFAULT expr` clause (its span in `text`), or None if the clause does
+/// not start with the `DEFAULT` keyword (a named `CONSTRAINT c DEFAULT ...`).
+pub fn default_expression(text: &str, span: Span) -> Option<&str> {
+    let clause = &text[span.0..span.1];
+    let (s, e) = word_at(clause.as_bytes(), 0)?;
+    if !clause[s..e].eq_ignore_ascii_case("DEFAULT") {
+        return None;
+    }
+    let expr = clause[e..].trim();
+    (!expr.is_empty()).then_some(expr)
+}
+
+/// The statement's text without the clauses in `spans` (which do not overlap).
+pub fn without_spans(text: &str, spans: &[Span]) -> String {
+    let mut spans = spans.to_vec();
+    spans.sort_unstable();
+    let mut out = String::new();
+    let mut at = 0;
+    for (s, e) in spans {
+        out.push_str(text[at..s].trim_end());
+        at = e;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// The steps of `ADD COLUMN c type DEFAULT <volatile>` without the table rewrite: the column
+/// added without its default (instant), the default set (new rows get it from now on), the
+/// existing rows filled by a backfill job that walks the key and skips rows that have a value
+/// already (written since the default was set), then, for a NOT NULL column, the NOT NULL
+/// recipe. `add` is the statement without its DEFAULT and NOT NULL clauses; `table` and
+/// `column` are quoted already; `literal` quotes an SQL string literal; `check` names the NOT
+/// NULL recipe's CHECK (None: the column is nullable).
+pub fn add_column_default_steps(
+    table: &str,
+    column: &str,
+    add: &str,
+    expression: &str,
+    check: Option<&str>,
+    literal: &dyn Fn(&str) -> String,
+) -> Vec<String> {
+    let mut steps = vec![
+        add.trim_end().to_string(),
+        format!("ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {expression}"),
+        fill_step(table, column, expression, literal),
+    ];
+    if let Some(check) = check {
+        let set = format!("ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL");
+        steps.extend(set_not_null_steps(table, column, check, &set));
+    }
+    steps
+}
+
+/// The statement that queues the fill: `migrate.backfill(table, 'c = expr', 'c IS NULL')`.
+/// The migration worker runs it and waits for the job (its step's checkpoint records the id).
+pub fn fill_step(
+    table: &str,
+    column: &str,
+    expression: &str,
+    literal: &dyn Fn(&str) -> String,
+) -> String {
+    format!(
+        "SELECT migrate.backfill({}::pg_catalog.regclass, {}, {})",
+        literal(table),
+        literal(&format!("{column} = {expression}")),
+        literal(&format!("{column} IS NULL"))
+    )
+}
+
+/// The table a fill step (see [`fill_step`]) fills: its first argument, a plain `'...'`
+/// literal; None for any other text.
+pub fn fill_table(step: &str) -> Option<String> {
+    let rest = step.trim().strip_prefix("SELECT migrate.backfill('")?;
+    let mut out = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            if chars.peek() == Some(&'\'') {
+                chars.next();
+            } else {
+                return Some(out);
+            }
+        }
+        out.push(c);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +343,50 @@ mod tests {
         assert_eq!(s[2], "ALTER TABLE t ALTER a SET NOT NULL");
         assert_eq!(join_script(&s[..2]), format!("{};\n{};\n", s[0], s[1]));
         assert_eq!(join_script(&["SELECT 1 -- c\n".into()]), "SELECT 1; -- c\n");
+    }
+
+    #[test]
+    fn add_column_default() {
+        let t = "ALTER TABLE big ADD COLUMN r float8 DEFAULT random() NOT NULL -- why\n";
+        let d = t.find("DEFAULT").unwrap();
+        let n = t.find("NOT NULL").unwrap();
+        let span = clause_span(t, d, &[d, n]);
+        assert_eq!(&t[span.0..span.1], "DEFAULT random()");
+        assert_eq!(default_expression(t, span), Some("random()"));
+        let nn = clause_span(t, n, &[d, n]);
+        assert_eq!(&t[nn.0..nn.1], "NOT NULL");
+        assert_eq!(
+            without_spans(t, &[nn, span]),
+            "ALTER TABLE big ADD COLUMN r float8 -- why\n"
+        );
+        assert_eq!(default_expression("CONSTRAINT c DEFAULT 1", (0, 22)), None);
+        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let steps = add_column_default_steps(
+            "public.big",
+            "r",
+            "ALTER TABLE big ADD COLUMN r float8",
+            "random()",
+            Some("big_r_not_null_check"),
+            &lit,
+        );
+        assert_eq!(steps.len(), 7);
+        assert_eq!(
+            steps[1],
+            "ALTER TABLE public.big ALTER COLUMN r SET DEFAULT random()"
+        );
+        assert_eq!(
+            steps[2],
+            "SELECT migrate.backfill('public.big'::pg_catalog.regclass, 'r = random()', 'r IS NULL')"
+        );
+        assert_eq!(
+            steps[5],
+            "ALTER TABLE public.big ALTER COLUMN r SET NOT NULL"
+        );
+        assert_eq!(fill_table(&steps[2]).as_deref(), Some("public.big"));
+        assert_eq!(
+            fill_table(&fill_step("s.\"it's\"", "c", "1", &lit)).as_deref(),
+            Some("s.\"it's\"")
+        );
+        assert_eq!(fill_table("SELECT migrate.backfill(E'x')"), None);
     }
 }

@@ -76,7 +76,7 @@ CALL migrate.deploy('5');
 -- TABLE with several subcommands, a rule with no safe form yet.
 SELECT migrate.add('5', E'CREATE INDEX big_note ON big (note);\nALTER TABLE big ALTER COLUMN n SET NOT NULL, ADD CHECK (n < 0);');
 CALL migrate.deploy('5');
-SELECT migrate.add('5', E'CREATE INDEX big_note ON big (note);\nALTER TABLE big ADD COLUMN r float8 DEFAULT random();');
+SELECT migrate.add('5', E'CREATE INDEX big_note ON big (note);\nALTER TABLE big ADD COLUMN r bigint GENERATED ALWAYS AS IDENTITY;');
 CALL migrate.deploy('5');
 \set VERBOSITY default
 SELECT to_regclass('big_note') IS NULL AS nothing_ran,
@@ -165,6 +165,58 @@ CALL migrate.deploy('12');
 RESET client_min_messages;
 SELECT format_type(atttypid, atttypmod) AS view_price FROM pg_attribute
 WHERE attrelid = 'vt_v'::regclass AND attname = 'price';
+
+-- 5. ADD COLUMN ... DEFAULT <volatile> -> the column added without its default (instant),
+-- SET DEFAULT (new rows get it from now on), the existing rows filled by a backfill job that
+-- the worker queues and waits for (it walks the primary key and skips rows that have a value),
+-- then NOT NULL the safe way. A trigger counts the updates: every row once per fill, also a
+-- row whose expression yields NULL.
+CREATE TABLE fill (id int PRIMARY KEY, n int);
+INSERT INTO fill SELECT g, g FROM generate_series(1, 30000) g;
+ANALYZE fill;
+CREATE TABLE fill_updates (id int);
+CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO fill_updates VALUES (NEW.id); RETURN NEW; END$$;
+CREATE TRIGGER count_update AFTER UPDATE ON fill FOR EACH ROW EXECUTE FUNCTION count_update();
+SELECT migrate.add('13', E'-- a weight\nALTER TABLE fill ADD COLUMN w float8 NOT NULL DEFAULT 1 + random() /* >= 1 */;\nALTER TABLE fill ADD COLUMN maybe int DEFAULT nullif((random() * 0)::int, 0);', options => '{"safe": true}');
+SELECT version, statement, sql, locks FROM migrate.plan();
+-- The fill's batches wait for locks as long as the deploy's steps (its migrate.lock_timeout).
+SET migrate.lock_timeout = '750ms';
+SET client_min_messages = warning;
+CALL migrate.deploy('13');
+RESET client_min_messages;
+RESET migrate.lock_timeout;
+SELECT settings->>'lock_timeout_ms' AS fill_lock_timeout_ms FROM migrate.job_queue
+WHERE table_name = 'public.fill' ORDER BY id;
+SELECT count(*) AS rows, count(w) AS filled, min(w) >= 1 AS from_default, count(maybe) AS maybe_set
+FROM fill;
+SELECT count(*) AS updates, count(DISTINCT id) AS rows_updated FROM fill_updates;
+SELECT a.attname, a.attnotnull, pg_get_expr(d.adbin, d.adrelid) AS "default"
+FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = 'fill'::regclass AND a.attnum > 0 ORDER BY a.attnum;
+SELECT count(*) AS leftover_checks FROM pg_constraint WHERE conrelid = 'fill'::regclass AND contype = 'c';
+SELECT kind, state, rows_done FROM migrate.jobs WHERE table_name = 'public.fill' ORDER BY id;
+SELECT regexp_replace(safe_script, 'sha256:[0-9a-f]+', 'sha256:...') AS safe_script
+FROM migrate.migrations WHERE version = '13';
+SELECT detail FROM safe_history WHERE version = '13';
+
+-- What has no safe form is refused (09000) before anything runs: a table without a key to
+-- walk, another clause on the new column, IF NOT EXISTS.
+CREATE TABLE nokey (a int);
+INSERT INTO nokey SELECT g FROM generate_series(1, 20000) g;
+ANALYZE nokey;
+\set VERBOSITY verbose
+SELECT migrate.add('14', 'ALTER TABLE nokey ADD COLUMN r float8 DEFAULT random();', options => '{"safe": true}');
+CALL migrate.deploy('14');
+SELECT migrate.add('14', 'ALTER TABLE fill ADD COLUMN u uuid DEFAULT gen_random_uuid() UNIQUE;', options => '{"safe": true}');
+CALL migrate.deploy('14');
+SELECT migrate.add('14', 'ALTER TABLE fill ADD COLUMN IF NOT EXISTS u float8 DEFAULT random();', options => '{"safe": true}');
+CALL migrate.deploy('14');
+\set VERBOSITY default
+SELECT count(*) AS nothing_added FROM pg_attribute
+WHERE attrelid IN ('fill'::regclass, 'nokey'::regclass) AND attname IN ('u', 'r');
+SELECT version, state FROM migrate.status() WHERE version = '14';
+SELECT migrate.remove('14');
 
 -- On a 0.1.0 schema (the library updated, ALTER EXTENSION migrate UPDATE not run yet) safe
 -- mode is off: the option is refused, the setting changes nothing, the guard blocks.

@@ -308,8 +308,25 @@ fn plan_step(
         let _scope = execute::ScriptScope::enter(sql);
         // Each statement commits on its own: every table there is is an existing one.
         let _unit = guard::unit::Scope::each_statement();
+        let fills = super::safe::fill_statements(sql);
         for n in 0..statements.len() {
-            rows.extend(analyse_only(m, role, label, n as i32 + 1, &text_of(n)));
+            let mut found = analyse_only(m, role, label, n as i32 + 1, &text_of(n));
+            // A fill queues a backfill job: its batches take ROW EXCLUSIVE, row by row.
+            if fills.contains(&(n as i32 + 1)) {
+                if let Some(table) = migrate_core::safe::fill_table(&text_of(n)) {
+                    let shown = crate::pg::query::one::<String>(
+                        "SELECT pg_catalog.to_regclass($1)::pg_catalog.text",
+                        &[table.as_str().into()],
+                    )
+                    .unwrap_or(table);
+                    for row in &mut found {
+                        row.locks = vec![format!(
+                            "{shown}: ROW EXCLUSIVE (batches of a backfill job)"
+                        )];
+                    }
+                }
+            }
+            rows.extend(found);
         }
         return true;
     }

@@ -64,6 +64,7 @@ pub fn rewrite(m: &Migration, direction: Direction, role: pg_sys::Oid) -> Result
         .map_err(|caught| UserError::new(caught_parts(&caught).0, caught_parts(&caught).1))?;
     let mut out = Vec::new();
     let mut rewrites = Vec::new();
+    let mut fills = Vec::new();
     let mut previous_end = 0;
     for (i, statement) in statements.iter().enumerate() {
         let number = i + 1;
@@ -77,6 +78,12 @@ pub fn rewrite(m: &Migration, direction: Direction, role: pg_sys::Oid) -> Result
         match safe_form(&statement.text, role, &allowed) {
             Ok(None) => out.push(format!("{gap}{}", statement.text)),
             Ok(Some((what, mut steps))) => {
+                // The fill steps' numbers in the worker's script: it waits for their jobs.
+                for (k, step) in steps.iter().enumerate() {
+                    if step.starts_with(FILL_PREFIX) {
+                        fills.push(out.len() + k + 1);
+                    }
+                }
                 steps[0] = format!("{gap}{}", steps[0]);
                 rewrites.push(format!(
                     "statement {number} ({what}) -> {}",
@@ -116,19 +123,43 @@ pub fn rewrite(m: &Migration, direction: Direction, role: pg_sys::Oid) -> Result
     for r in &rewrites {
         header.push_str(&format!("{HEADER} {}\n", r.replace(['\n', '\r'], " ")));
     }
+    for n in &fills {
+        header.push_str(&format!("{HEADER} {FILL_MARK}{n}\n"));
+    }
     Ok(Some(SafeForm {
         script: format!("{header}{}", text::join_script(&out)),
         rewrites,
     }))
 }
 
-/// The lines of a worker's script that say what safe mode rewrote (empty for other scripts).
-pub fn header_lines(script: &str) -> Vec<String> {
+/// The header line that marks statement N of the worker's script as a fill (`ADD COLUMN ...
+/// DEFAULT <volatile>`): the worker queues its backfill job and waits for it.
+const FILL_MARK: &str = "fill statement ";
+
+/// How a fill step starts (see [`text::fill_step`]).
+const FILL_PREFIX: &str = "SELECT migrate.backfill(";
+
+/// Every line of a worker's script header after the first.
+fn header(script: &str) -> impl Iterator<Item = &str> {
     script
         .lines()
         .take_while(|l| l.starts_with(HEADER))
         .skip(1)
-        .map(|l| l[HEADER.len()..].trim().to_string())
+        .map(|l| l[HEADER.len()..].trim())
+}
+
+/// The lines of a worker's script that say what safe mode rewrote (empty for other scripts).
+pub fn header_lines(script: &str) -> Vec<String> {
+    header(script)
+        .filter(|l| !l.starts_with(FILL_MARK))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The numbers (1-based) of the statements of a worker's script that are fills.
+pub fn fill_statements(script: &str) -> Vec<i32> {
+    header(script)
+        .filter_map(|l| l.strip_prefix(FILL_MARK)?.parse().ok())
         .collect()
 }
 
@@ -331,6 +362,37 @@ unsafe fn rewrite_tree(
                             vec![added, text::validate_step(&table, &quoted)],
                         ))
                     }
+                    // The column's other clauses hit their own rules (UNIQUE, REFERENCES,
+                    // ...): refused below with the reason, not as "not implemented".
+                    pg_sys::AlterTableType::AT_AddColumn
+                        if hit.contains(&"add_column_volatile_default")
+                            && only(
+                                hit,
+                                &[
+                                    "add_column_volatile_default",
+                                    "add_unique_constraint",
+                                    "add_foreign_key",
+                                    "add_check",
+                                    "set_not_null",
+                                ],
+                            ) =>
+                    {
+                        if descendants > 0 || relkind(relid) != Some(pg_sys::RELKIND_RELATION) {
+                            return Err("the table has partitions or inheritance children".into());
+                        }
+                        if (*cmd).missing_ok {
+                            return Err("it says IF NOT EXISTS: on an existing column the safe form would set its default and fill it; drop IF NOT EXISTS".into());
+                        }
+                        if crate::worker::backfill::find_key(relid).is_none() {
+                            return Err("the table has no primary key or unique NOT NULL key for the fill to walk, so a resumed fill could not tell the rows it filled (add a primary key first)".into());
+                        }
+                        add_column_steps(
+                            relid,
+                            &table,
+                            statement,
+                            (*cmd).def as *mut pg_sys::ColumnDef,
+                        )
+                    }
                     pg_sys::AlterTableType::AT_SetNotNull if only(hit, &["set_not_null"]) => {
                         if descendants > 0 {
                             return Err("the table has partitions or inheritance children".into());
@@ -354,6 +416,81 @@ unsafe fn rewrite_tree(
             _ => Err("no safe form is implemented for it yet".into()),
         }
     }
+}
+
+/// `ADD COLUMN c type [NULL | NOT NULL] DEFAULT <volatile>`: the column added without its
+/// default and NOT NULL, the default set, the existing rows filled by a backfill job, then NOT
+/// NULL the safe way. Any other clause on the column (CHECK, REFERENCES, UNIQUE, a named
+/// constraint, identity, generated) is refused: added later it would need its own safe form.
+///
+/// # Safety
+/// `def` is the raw ColumnDef node of the statement.
+unsafe fn add_column_steps(
+    relid: pg_sys::Oid,
+    table: &str,
+    statement: &str,
+    def: *mut pg_sys::ColumnDef,
+) -> std::result::Result<(String, Vec<String>), String> {
+    // SAFETY: the fields of a raw ColumnDef node; its constraints are Constraint nodes.
+    unsafe {
+        let column = cstr((*def).colname);
+        let mut starts = Vec::new();
+        let (mut default_at, mut not_null_at, mut null_at) = (None, None, None);
+        for con in items::<pg_sys::Constraint>((*def).constraints) {
+            let at = usize::try_from((*con).location)
+                .map_err(|_| "a clause of the column has no source location")?;
+            starts.push(at);
+            if !(*con).conname.is_null() {
+                return Err("a clause of the column is a named constraint; add the column with DEFAULT and NOT NULL only, and the constraint in a statement of its own".into());
+            }
+            match (*con).contype {
+                pg_sys::ConstrType::CONSTR_DEFAULT => default_at = Some(at),
+                pg_sys::ConstrType::CONSTR_NOTNULL => not_null_at = Some(at),
+                pg_sys::ConstrType::CONSTR_NULL => null_at = Some(at),
+                _ => return Err("the column has a clause besides DEFAULT, NULL and NOT NULL (CHECK, REFERENCES, UNIQUE, PRIMARY KEY, identity or generated); add it in a statement of its own after this one".into()),
+            }
+        }
+        if !(*def).collClause.is_null() {
+            if let Ok(at) = usize::try_from((*(*def).collClause).location) {
+                starts.push(at);
+            }
+        }
+        let default_at = default_at.ok_or("the column has no DEFAULT clause")?;
+        let default = text::clause_span(statement, default_at, &starts);
+        let expression = text::default_expression(statement, default)
+            .ok_or("its DEFAULT clause is not where the parse tree says")?;
+        let mut cut = vec![default];
+        if let Some(at) = not_null_at {
+            cut.push(text::clause_span(statement, at, &starts));
+        }
+        if let Some(at) = null_at {
+            cut.push(text::clause_span(statement, at, &starts));
+        }
+        let add = text::without_spans(statement, &cut);
+        let check = not_null_at.map(|_| {
+            quote(&choose_constraint_name(
+                relid,
+                Some(&column),
+                "not_null_check",
+            ))
+        });
+        Ok((
+            "ADD COLUMN ... DEFAULT <volatile>".into(),
+            text::add_column_default_steps(
+                table,
+                &quote(&column),
+                &add,
+                expression,
+                check.as_deref(),
+                &quote_literal,
+            ),
+        ))
+    }
+}
+
+/// A string as an SQL literal, as the server quotes it (`E'...'` when it holds a backslash).
+fn quote_literal(value: &str) -> String {
+    crate::pg::query::required::<String>("SELECT pg_catalog.quote_literal($1)", &[value.into()])
 }
 
 /// `ADD [CONSTRAINT c] UNIQUE/PRIMARY KEY (cols)`: the unique index built concurrently under

@@ -72,6 +72,8 @@ pub fn run(id: i64) {
         Err(caught) => return fail(id, Some(&m), &caught, None, &[]),
     };
     let resumed_at = m.current_statement;
+    // The steps of safe mode's ADD COLUMN ... DEFAULT <volatile> that queue a backfill job.
+    let fills = crate::registry::safe::fill_statements(&m.script);
     // A script safe mode rewrote runs with safe mode on for the code its statements reach
     // (gucs::safe_mode()), as the deploy that rewrote it had.
     let safe = (!crate::registry::safe::header_lines(&m.script).is_empty()).then_some(true);
@@ -93,7 +95,19 @@ pub fn run(id: i64) {
         )
         .0;
         let label = format!("statement {number} of {} (line {line})", statements.len());
-        match run_statement(&job, &m, number, &label, &statement.text, resumed_at) {
+        // Only a statement of the fill's own form (a marker line alone, which any script could
+        // carry, changes nothing).
+        let ran = if fills.contains(&number)
+            && migrate_core::safe::fill_table(
+                &statement.text[script::first_token(&statement.text)..],
+            )
+            .is_some()
+        {
+            run_fill(&job, number, &label, &statement.text, m.lock_timeout_ms)
+        } else {
+            run_statement(&job, &m, number, &label, &statement.text, resumed_at)
+        };
+        match ran {
             Ok(done) => notes.extend(done),
             Err(Stop::Stopped) => return,
             Err(Stop::Failed(caught, failed_notes)) => {
@@ -230,6 +244,191 @@ fn run_statement(
     run_step(job, m, label, sql, build.as_ref(), &mut notes)?;
     checkpoint(job.id, number);
     Ok(notes)
+}
+
+/// How often a fill step looks at its backfill job.
+const FILL_POLL: Duration = Duration::from_millis(200);
+
+/// How long a running fill job may have no worker before the step restarts it (its worker
+/// takes a moment to start; without `shared_preload_libraries` nobody else restarts it).
+const FILL_ORPHAN_GRACE: Duration = Duration::from_secs(10);
+
+/// Safe mode's fill of a column added without its volatile default (see
+/// [`crate::registry::safe`]): the step's statement (`SELECT migrate.backfill(...)`) runs once,
+/// as this job's role with its search_path, and the backfill job's id is recorded with this job
+/// in the same transaction. The step then waits for that job, committing between polls (no
+/// snapshot held), and is checkpointed when it succeeded. Resumed after a crash or a failure,
+/// the step finds the recorded job and waits for it again, restarting it from its own
+/// checkpoint if it failed or lost its worker: no row is filled twice. A cancelled fill job is
+/// replaced by a new one, which fills only the rows still NULL.
+fn run_fill(
+    job: &Job,
+    number: i32,
+    label: &str,
+    sql: &str,
+    lock_timeout_ms: i32,
+) -> Result<Vec<String>, Stop> {
+    let shown: String = sql.trim().chars().take(120).collect();
+    let queued = xact::run(|| {
+        let current = queue::load(job.id, true)?;
+        if current.state != RUNNING {
+            return None;
+        }
+        queue::statement_started(job.id, number, &format!("running {label}: {shown}"));
+        let recorded = queue::fill_job(job.id, number)
+            .and_then(|fill| queue::load(fill, false).map(|f| (fill, f.state)));
+        let fill = match recorded {
+            Some((fill, state)) if state != queue::CANCELLED => {
+                if state == queue::FAILED || (state == RUNNING && !queue::has_worker(fill)) {
+                    restart_fill(fill);
+                }
+                fill
+            }
+            _ => {
+                // This worker holds a job slot while the fill needs another one.
+                if crate::gucs::max_job_workers() < 2 {
+                    crate::error::UserError::new(
+                        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        format!("{label}: the fill's backfill job needs a second job worker, and migrate.max_job_workers is 1"),
+                    )
+                    .hint("Have a superuser raise migrate.max_job_workers to 2 or more, then CALL migrate.deploy() again.")
+                    .raise();
+                }
+                // A migration a superuser registered runs as that superuser (deploy() allows
+                // it): its fill runs as the same role, allowed for this transaction only.
+                if job.allow_superuser && crate::pg::security::is_superuser() {
+                    set_config(
+                        c"migrate.allow_superuser_jobs",
+                        c"on",
+                        pg_sys::GucAction::GUC_ACTION_LOCAL,
+                    );
+                }
+                let fill = Spi::get_one::<i64>(sql)
+                    .unwrap_or_else(|e| error!("{e}"))
+                    .unwrap_or_else(|| error!("migrate: the fill step queued no job"));
+                queue::record_fill_job(job.id, number, fill);
+                // Its batches wait for locks as long as this deploy's steps do.
+                queue::set_lock_timeout(fill, lock_timeout_ms);
+                fill
+            }
+        };
+        queue::set_note(
+            job.id,
+            Some(&format!(
+                "running {label}: waiting for backfill job {fill} to fill the column"
+            )),
+        );
+        Some(fill)
+    });
+    let fill = match queued {
+        Ok(Some(fill)) => fill,
+        Ok(None) => return Err(Stop::Stopped),
+        Err(caught) => return Err(Stop::Failed(caught, Vec::new())),
+    };
+    let mut orphaned: Option<std::time::Instant> = None;
+    loop {
+        xact::sleep(FILL_POLL);
+        let seen = xact::run(|| poll_fill(job.id, fill, label));
+        match seen {
+            Ok(Poll::Done) => {
+                checkpoint(job.id, number);
+                return Ok(vec![format!("{label}: filled by backfill job {fill}")]);
+            }
+            Ok(Poll::Waiting) => orphaned = None,
+            Ok(Poll::Orphaned) => {
+                let since = *orphaned.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > FILL_ORPHAN_GRACE {
+                    log_if_failed("restart a fill job", xact::run(|| restart_fill(fill)));
+                    orphaned = None;
+                }
+            }
+            Ok(Poll::Stopped) => return Err(Stop::Stopped),
+            Ok(Poll::Ended(message, hint)) => {
+                return Err(Stop::Failed(
+                    raised(
+                        crate::error::UserError::new(
+                            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            message,
+                        )
+                        .hint(hint),
+                    ),
+                    Vec::new(),
+                ))
+            }
+            Err(caught) => return Err(Stop::Failed(caught, Vec::new())),
+        }
+    }
+}
+
+/// What a fill step saw of its backfill job.
+enum Poll {
+    Done,
+    Waiting,
+    /// Running, but no worker runs it.
+    Orphaned,
+    /// This migration job was paused or cancelled.
+    Stopped,
+    /// The fill job failed, was cancelled or is gone: the message and the hint.
+    Ended(String, String),
+}
+
+fn poll_fill(id: i64, fill: i64, label: &str) -> Poll {
+    let mine = queue::load(id, false).map(|j| j.state);
+    if mine != Some(RUNNING) {
+        // A cancelled deploy step cancels its fill; a paused one leaves it running.
+        if mine == Some(queue::CANCELLED) {
+            if let Some(f) = queue::load(fill, false) {
+                if matches!(
+                    f.state,
+                    queue::QUEUED | RUNNING | queue::PAUSED | queue::FAILED
+                ) {
+                    queue::set_state(fill, queue::CANCELLED, None);
+                }
+            }
+        }
+        return Poll::Stopped;
+    }
+    let Some(f) = queue::load(fill, false) else {
+        return Poll::Ended(
+            format!("{label}: backfill job {fill}, which fills the column, is gone"),
+            "CALL migrate.deploy() again: it queues a new fill for the rows still NULL.".into(),
+        );
+    };
+    match f.state {
+        queue::SUCCEEDED => Poll::Done,
+        queue::FAILED => Poll::Ended(
+            format!(
+                "{label}: backfill job {fill}, which fills the column, failed: {}",
+                fill_error(fill)
+            ),
+            format!("Fix the cause, then CALL migrate.deploy() again: it resumes job {fill} from its checkpoint."),
+        ),
+        queue::CANCELLED => Poll::Ended(
+            format!("{label}: backfill job {fill}, which fills the column, was cancelled"),
+            "The rows it filled keep their value; CALL migrate.deploy() again: it queues a new fill for the rows still NULL.".into(),
+        ),
+        RUNNING if !queue::has_worker(fill) => Poll::Orphaned,
+        _ => Poll::Waiting,
+    }
+}
+
+/// Starts a failed or orphaned fill job again from its checkpoint, as `resume_job()` does.
+fn restart_fill(fill: i64) {
+    queue::set_state(fill, queue::QUEUED, None);
+    super::launch::start_at_commit(fill);
+}
+
+/// A failed job's SQLSTATE and message.
+fn fill_error(fill: i64) -> String {
+    crate::pg::security::as_registry_owner(|| {
+        queue::first_value::<String>(
+            "read the error of a fill job",
+            "SELECT pg_catalog.concat_ws(': ', error_sqlstate, error_message) \
+               FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1",
+            &[fill.into()],
+        )
+    })
+    .unwrap_or_default()
 }
 
 /// Runs one top-level statement: the transactions a concurrent build will wait for are noted

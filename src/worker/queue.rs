@@ -142,6 +142,9 @@ pub struct BackfillJob {
     pub batch_time_ms: Option<f64>,
     /// It has a start_after or a window: the walk checks them before every batch.
     pub scheduled: bool,
+    /// The lock_timeout of its batches when it is not `migrate.lock_timeout`: a safe-mode
+    /// fill's, the deploy's (see [`set_lock_timeout`]).
+    pub lock_timeout_ms: Option<i32>,
 }
 
 /// A non-transactional migration script that a worker runs top-level for `deploy()`.
@@ -344,6 +347,7 @@ fn from_row(row: &SpiHeapTupleData) -> Job {
             pause_ms: row.required("pause_ms"),
             batch_time_ms: row.get("batch_time_ms"),
             scheduled: row.required("scheduled"),
+            lock_timeout_ms: row.get("lock_timeout_ms"),
         }),
         JobKind::Migration => JobSpec::Migration(MigrationJob {
             version: row.required("version"),
@@ -595,6 +599,46 @@ pub fn statement_done(id: i64, number: i32) {
         ),
         &[id.into(), i64::from(number).into()],
     );
+}
+
+/// Records that statement `number` of migration job `id` (a safe-mode fill) queued backfill
+/// job `fill`: in the transaction that queues it, so a crash after the commit finds the job
+/// and waits for it again instead of queueing a second one.
+pub fn record_fill_job(id: i64, number: i32, fill: i64) {
+    write(
+        "record a fill job",
+        "UPDATE migrate.job_queue SET settings = settings OPERATOR(pg_catalog.||) \
+           pg_catalog.jsonb_build_object('fill_jobs', \
+             COALESCE(settings OPERATOR(pg_catalog.->) 'fill_jobs', '{}'::pg_catalog.jsonb) \
+             OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object($2::pg_catalog.text, $3)) \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), number.into(), fill.into()],
+    );
+}
+
+/// Backfill job `id`'s batches run with this lock_timeout instead of `migrate.lock_timeout`
+/// (a safe-mode fill runs with its deploy's).
+pub fn set_lock_timeout(id: i64, ms: i32) {
+    write(
+        "set the lock_timeout of a job",
+        "UPDATE migrate.job_queue SET settings = settings OPERATOR(pg_catalog.||) \
+           pg_catalog.jsonb_build_object('lock_timeout_ms', $2) \
+         WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), ms.into()],
+    );
+}
+
+/// The backfill job that statement `number` of migration job `id` queued, if it did.
+pub fn fill_job(id: i64, number: i32) -> Option<i64> {
+    as_registry_owner(|| {
+        first_value(
+            "read a fill job",
+            "SELECT (settings OPERATOR(pg_catalog.->) 'fill_jobs' \
+                     OPERATOR(pg_catalog.->>) $2::pg_catalog.text)::pg_catalog.int8 \
+               FROM migrate.job_queue WHERE id OPERATOR(pg_catalog.=) $1",
+            &[id.into(), number.into()],
+        )
+    })
 }
 
 /// Runs one bookkeeping statement on a job as the registry owner.

@@ -605,8 +605,13 @@ impl<'a> Runner<'a> {
         self.scheduled = b.scheduled;
         let table = checked_table(&job, b);
         let size = b.batch_size.unwrap_or(b.current_batch_size);
-        let lock_timeout =
-            std::ffi::CString::new(gucs::lock_timeout_ms().to_string()).expect("digits");
+        // A safe-mode fill's own (its deploy's), else the setting.
+        let lock_timeout = std::ffi::CString::new(
+            b.lock_timeout_ms
+                .unwrap_or_else(gucs::lock_timeout_ms)
+                .to_string(),
+        )
+        .expect("digits");
         set_config(
             c"lock_timeout",
             &lock_timeout,
