@@ -31,6 +31,9 @@ pub struct Health {
     relid: pg_sys::Oid,
     wal_samples: VecDeque<(i64, Instant)>,
     wal_rate: f64,
+    /// The WAL the server wrote during this worker's last batch: what the next one is expected
+    /// to add, so a batch starts only if the rate stays within the limit with it.
+    batch_wal: i64,
     noted: Option<String>,
 }
 
@@ -41,6 +44,7 @@ impl Health {
             relid,
             wal_samples: VecDeque::new(),
             wal_rate: 0.0,
+            batch_wal: 0,
             noted: None,
         }
     }
@@ -48,8 +52,11 @@ impl Health {
     /// Waits until every throttle lets the next batch run. False if the job stopped meanwhile
     /// or failed: a condition that cannot be read is not taken for a healthy one.
     pub fn wait_until_healthy(&mut self) -> bool {
+        // The first look follows a batch (or the start); the others follow a wait.
+        let mut after_batch = true;
         loop {
-            let reason = match xact::run(|| as_registry_owner(|| self.reason_to_wait())) {
+            let reason = match xact::run(|| as_registry_owner(|| self.reason_to_wait(after_batch)))
+            {
                 Ok(reason) => reason,
                 Err(caught) => {
                     record_failure(self.job, &caught);
@@ -63,6 +70,7 @@ impl Health {
                 return true;
             };
             self.note(&note);
+            after_batch = false;
             xact::sleep(RECHECK);
             if !still_running(self.job) {
                 return false;
@@ -94,7 +102,7 @@ impl Health {
     }
 
     /// The first throttle that holds the next batch back, as the job's note; None if none does.
-    fn reason_to_wait(&mut self) -> Option<String> {
+    fn reason_to_wait(&mut self, after_batch: bool) -> Option<String> {
         let lag_limit_kb = gucs::max_replication_lag_kb();
         if lag_limit_kb > 0 {
             let lag = count(
@@ -112,7 +120,7 @@ impl Health {
         }
         let wal_limit_kb = gucs::max_wal_rate_kb();
         if wal_limit_kb > 0 {
-            self.measure_wal_rate();
+            self.measure_wal_rate(after_batch);
             if !batch::wal_rate_within_limit(self.wal_rate, wal_limit_kb) {
                 return Some(format!(
                     "waiting for the WAL rate: {:.1} MB/s > migrate.max_wal_rate {:.1} MB/s",
@@ -123,6 +131,7 @@ impl Health {
         } else {
             self.wal_samples.clear();
             self.wal_rate = 0.0;
+            self.batch_wal = 0;
         }
         const WRAPAROUND_SQL: &str = include_str!("../queries/wraparound_vacuum.sql");
         if count(
@@ -149,8 +158,10 @@ impl Health {
     }
 
     /// The WAL rate over the last few seconds (a sliding window of the positions this worker
-    /// saw; from its first check on, as a token bucket of a second's worth at the limit).
-    fn measure_wal_rate(&mut self) {
+    /// saw; from its first check on, as a token bucket of a second's worth at the limit),
+    /// counting the next batch as writing what the last one did: a batch that would take the
+    /// rate past the limit waits, so the job overshoots by no more than the estimate misses.
+    fn measure_wal_rate(&mut self, after_batch: bool) {
         let lsn = count(
             "the WAL position",
             "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), '0/0')::pg_catalog.int8",
@@ -165,10 +176,15 @@ impl Health {
         {
             self.wal_samples.pop_front();
         }
+        if after_batch {
+            if let Some(&(previous, _)) = self.wal_samples.back() {
+                self.batch_wal = lsn - previous;
+            }
+        }
         self.wal_samples.push_back((lsn, now));
         let (first_lsn, first_at) = self.wal_samples[0];
         self.wal_rate = batch::wal_rate(
-            lsn - first_lsn,
+            lsn - first_lsn + self.batch_wal,
             now.duration_since(first_at).as_secs_f64() * 1000.0,
         );
     }

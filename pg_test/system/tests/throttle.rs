@@ -117,7 +117,8 @@ fn wal_rate_throttle_holds_the_job_to_the_limit() {
     let wal_mb = (wal_position(&mut c) - wal_before) as f64 / 1_048_576.0;
     let rate = wal_mb / elapsed;
     println!("{wal_mb:.1} MB of WAL in {elapsed:.1} s: {rate:.2} MB/s against a limit of {limit_mb} MB/s");
-    // A second's worth at the limit may go first (the throttle's burst), then the limit holds.
+    // A second's worth at the limit may go first (the throttle's burst), then the limit holds
+    // (the next batch counted as writing what the last one did).
     assert!(
         rate <= limit_mb * 1.5,
         "{rate:.2} MB/s is well above the limit"
