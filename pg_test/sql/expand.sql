@@ -43,6 +43,7 @@ SELECT migrate.expand_column('orders_v', 'total', 'x');
 SELECT migrate.expand_column('odd', 'v', 'w', up => 'coalesce(new, v)');
 SELECT migrate.expand_column('orders', 'total', new_type => 'bigint; DROP TABLE orders');
 SELECT migrate.expand_column('orders', 'total', new_type => 'bigint NOT NULL');
+SELECT migrate.expand_column('orders', 'total', new_type => 'bigint --');
 SELECT migrate.expand_column('orders', 'total', new_type => 'no_such_type');
 SELECT migrate.expand_column('orders', 'total', new_type => 'date');
 -- up and down are one expression each: nothing smuggled after them.
