@@ -243,3 +243,26 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// The pid of a job worker of the cluster that waits for a lock (a concurrent build waiting
+/// for an old snapshot or a writer), polled until `timeout`.
+pub fn job_worker_waiting_for_a_lock(c: &mut Client, timeout: std::time::Duration) -> i32 {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let row = c
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'migrate job worker' \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            return row.get(0);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no job worker ever waited for a lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use migrate_system_tests::{Client, Cluster};
+use migrate_system_tests::{job_worker_waiting_for_a_lock, Client, Cluster};
 
 fn sqlstate(e: &postgres::Error) -> String {
     e.as_db_error()
@@ -372,21 +372,7 @@ fn a_concurrent_build_killed_mid_way_is_cleaned_up_by_the_next_deploy() {
         .unwrap();
     let mut deployer = cluster.connect("postgres");
     let deploy = thread::spawn(move || deployer.batch_execute("CALL migrate.deploy()").is_ok());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let pid: i32 = loop {
-        let row = c
-            .query_opt(
-                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'migrate job worker' \
-                 AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .unwrap();
-        if let Some(row) = row {
-            break row.get(0);
-        }
-        assert!(Instant::now() < deadline, "the build never waited");
-        thread::sleep(Duration::from_millis(50));
-    };
+    let pid = job_worker_waiting_for_a_lock(&mut c, Duration::from_secs(30));
     assert_eq!(
         count(
             &mut c,

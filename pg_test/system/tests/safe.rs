@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use migrate_system_tests::{Client, Cluster};
+use migrate_system_tests::{job_worker_waiting_for_a_lock, Client, Cluster};
 
 const ROWS: i64 = 200_000;
 
@@ -193,12 +193,7 @@ fn every_rewrite_under_load() {
         worst_of("t: ") < worst_of("control: "),
         "safe mode held a strong lock on t as long as the unsafe forms on control"
     );
-    for (mode, run) in longest.iter().filter(|(m, _)| m.starts_with("t: ")) {
-        assert!(
-            run.as_millis() < lock_timeout_ms as u128,
-            "{mode} on t was held for {run:?}"
-        );
-    }
+    assert_locks_on_t_within(&longest, lock_timeout_ms);
 }
 
 /// A safe-mode deploy whose worker is killed with `kill -9` in the middle of its steps (the
@@ -227,21 +222,7 @@ fn a_killed_safe_deploy_resumes_at_its_step() {
         .unwrap();
     let mut deployer = cluster.connect("postgres");
     let deploy = thread::spawn(move || deployer.batch_execute("CALL migrate.deploy()").is_ok());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let pid: i32 = loop {
-        let row = c
-            .query_opt(
-                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'migrate job worker' \
-                 AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .unwrap();
-        if let Some(row) = row {
-            break row.get(0);
-        }
-        assert!(Instant::now() < deadline, "the build never waited");
-        thread::sleep(Duration::from_millis(50));
-    };
+    let pid = job_worker_waiting_for_a_lock(&mut c, Duration::from_secs(60));
     let fk: (i64, bool) = {
         let r = c
             .query_one(
@@ -350,7 +331,10 @@ fn add_column_volatile_default_under_load() {
                     .unwrap();
                 // The application writes the new column itself once it exists: the fill must
                 // keep that value (before the column exists this fails, 42703).
-                if n % 10 == 0 && w.execute("UPDATE t SET w = -1 WHERE id = $1", &[&id]).is_ok() {
+                if n % 10 == 0
+                    && w.execute("UPDATE t SET w = -1 WHERE id = $1", &[&id])
+                        .is_ok()
+                {
                     own.push(id);
                 }
                 worst = worst.max(start.elapsed());
@@ -372,14 +356,23 @@ fn add_column_volatile_default_under_load() {
     stop.store(true, Ordering::Relaxed);
     let (worst, writes, own) = writer.join().unwrap();
     let longest = sampler.join().unwrap();
-    println!("deploy: {took:?}; {writes} writes, slowest {worst:?}; the writer set w on {} rows", own.len());
+    println!(
+        "deploy: {took:?}; {writes} writes, slowest {worst:?}; the writer set w on {} rows",
+        own.len()
+    );
     println!("longest strong lock runs: {longest:?} (lock_timeout {lock_timeout_ms} ms)");
 
-    let state: String = one(&mut c, "SELECT state FROM migrate.status() WHERE version = '1'");
+    let state: String = one(
+        &mut c,
+        "SELECT state FROM migrate.status() WHERE version = '1'",
+    );
     assert_eq!(state, "applied");
     let (rows, nulls): (i64, i64) = {
         let r = c
-            .query_one("SELECT count(*), count(*) FILTER (WHERE w IS NULL) FROM t", &[])
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE w IS NULL) FROM t",
+                &[],
+            )
             .unwrap();
         (r.get(0), r.get(1))
     };
@@ -406,30 +399,37 @@ fn add_column_volatile_default_under_load() {
     // The writer's own values stay.
     let ids: Vec<i64> = own;
     let kept: i64 = c
-        .query_one("SELECT count(*) FROM t WHERE id = ANY($1) AND w = -1", &[&ids])
+        .query_one(
+            "SELECT count(*) FROM t WHERE id = ANY($1) AND w = -1",
+            &[&ids],
+        )
         .unwrap()
         .get(0);
     let distinct: i64 = c
-        .query_one("SELECT count(DISTINCT x) FROM unnest($1::bigint[]) x", &[&ids])
+        .query_one(
+            "SELECT count(DISTINCT x) FROM unnest($1::bigint[]) x",
+            &[&ids],
+        )
         .unwrap()
         .get(0);
-    assert_eq!(kept, distinct, "the fill overwrote a value the application wrote");
+    assert_eq!(
+        kept, distinct,
+        "the fill overwrote a value the application wrote"
+    );
     let detail: String = one(
         &mut c,
         "SELECT detail FROM migrate.history WHERE version = '1' AND action = 'apply'",
     );
-    assert!(detail.contains("SET DEFAULT") && detail.contains("migrate.backfill"), "{detail}");
+    assert!(
+        detail.contains("SET DEFAULT") && detail.contains("migrate.backfill"),
+        "{detail}"
+    );
     assert!(writes > 0);
     assert!(
         worst.as_millis() < lock_timeout_ms as u128 + 1000,
         "a writer waited {worst:?}"
     );
-    for (mode, run) in longest.iter().filter(|(m, _)| m.starts_with("t: ")) {
-        assert!(
-            run.as_millis() < lock_timeout_ms as u128,
-            "{mode} on t was held for {run:?}"
-        );
-    }
+    assert_locks_on_t_within(&longest, lock_timeout_ms);
 }
 
 /// The server crashes (`kill -9` of the deploy's worker) while the fill of a column added with
@@ -477,15 +477,24 @@ fn a_crashed_fill_resumes_its_backfill_job() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(!deploy.join().unwrap(), "the deploy went down with the server");
+    assert!(
+        !deploy.join().unwrap(),
+        "the deploy went down with the server"
+    );
     let mut c = cluster.connect_retry("postgres", Duration::from_secs(60));
     let before: i64 = one(&mut c, "SELECT count(*) FROM t WHERE w IS NOT NULL");
     println!("rows filled before the crash: {before}");
     assert!(before < ROWS, "the fill had finished before the crash");
     c.batch_execute("CALL migrate.deploy()").unwrap();
-    let state: String = one(&mut c, "SELECT state FROM migrate.status() WHERE version = '1'");
+    let state: String = one(
+        &mut c,
+        "SELECT state FROM migrate.status() WHERE version = '1'",
+    );
     assert_eq!(state, "applied");
-    let jobs: i64 = one(&mut c, "SELECT count(*) FROM migrate.jobs WHERE kind = 'backfill'");
+    let jobs: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM migrate.jobs WHERE kind = 'backfill'",
+    );
     assert_eq!(jobs, 1, "the resumed step queued a second fill");
     let nulls: i64 = one(&mut c, "SELECT count(*) FROM t WHERE w IS NULL");
     assert_eq!(nulls, 0);
@@ -495,9 +504,23 @@ fn a_crashed_fill_resumes_its_backfill_job() {
             .unwrap();
         (r.get(0), r.get(1))
     };
-    assert_eq!((updates, rows), (ROWS, ROWS), "a row was updated twice or not at all");
+    assert_eq!(
+        (updates, rows),
+        (ROWS, ROWS),
+        "a row was updated twice or not at all"
+    );
     assert!(one::<bool>(
         &mut c,
         "SELECT attnotnull FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'w'"
     ));
+}
+
+/// Every write-blocking lock the sampler saw on `t` was held for less than `lock_timeout_ms`.
+fn assert_locks_on_t_within(longest: &HashMap<String, Duration>, lock_timeout_ms: i64) {
+    for (mode, run) in longest.iter().filter(|(m, _)| m.starts_with("t: ")) {
+        assert!(
+            run.as_millis() < lock_timeout_ms as u128,
+            "{mode} on t was held for {run:?}"
+        );
+    }
 }
